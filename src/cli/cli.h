@@ -1,0 +1,41 @@
+/* slipway CLI: what every subcommand gets, and the table main.c dispatches from.
+ * A subcommand parses its flags and calls the library; it holds no engine logic. */
+#ifndef SW_CLI_H
+#define SW_CLI_H
+
+#include "../lib/error.h"
+#include "../lib/util.h"
+
+#include <getopt.h>
+
+typedef struct {
+  const char *root; /* --root / SLIPWAY_ROOT / /var/lib/slipway */
+} sw_global_t;
+
+/* Each returns the process exit status. argv[0] is the subcommand name. */
+#define SW_COMMANDS(X)                                                                             \
+  X(build, "Build an image from a Dockerfile")                                                     \
+  X(run, "Run a command in a new container")                                                       \
+  X(images, "List images in the store")                                                            \
+  X(inspect, "Show an image's manifest and config")                                                \
+  X(history, "Show the history of an image")                                                       \
+  X(tag, "Give an image another name")                                                             \
+  X(rmi, "Remove one or more images")                                                              \
+  X(prune, "Remove build cache and unreferenced data")                                             \
+  X(save, "Save an image to a docker-archive or oci-archive file")                                 \
+  X(load, "Load an image from a docker-archive or oci-archive file")                               \
+  X(import, "Create an image from a root filesystem tarball")                                      \
+  X(pull, "Pull an image from a registry")                                                         \
+  X(push, "Push an image to a registry")                                                           \
+  X(login, "Log in to a registry")                                                                 \
+  X(parse, "Parse a Dockerfile and print it")                                                      \
+  X(debug, "Debugging helpers (word expansion)")
+
+#define X(name, summary) int cmd_##name(int argc, char **argv, sw_global_t *g);
+SW_COMMANDS(X)
+#undef X
+
+/* Print "Run 'slipway CMD --help' for usage." style hint and return SW_EXIT_USAGE. */
+int sw_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

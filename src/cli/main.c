@@ -1,0 +1,105 @@
+/* slipway: entry point; global flags and the subcommand table. */
+#include "cli.h"
+
+#include <stdarg.h>
+
+#ifndef SW_VERSION
+#define SW_VERSION "0.1.0"
+#endif
+
+struct command {
+  const char *name;
+  int (*fn)(int argc, char **argv, sw_global_t *g);
+  const char *summary;
+};
+
+static const struct command commands[] = {
+#define X(name, summary) {#name, cmd_##name, summary},
+    SW_COMMANDS(X)
+#undef X
+};
+
+int
+sw_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  fputs("slipway: error: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  if (cmd)
+    fprintf(stderr, "\nRun 'slipway %s --help' for usage.\n", cmd);
+  else
+    fputs("\nRun 'slipway --help' for usage.\n", stderr);
+  return SW_EXIT_USAGE;
+}
+
+static void
+usage(FILE *f)
+{
+  fputs("Usage: slipway [OPTIONS] COMMAND [ARG...]\n"
+        "\n"
+        "Build OCI container images from Dockerfiles, without a daemon.\n"
+        "\n"
+        "Options:\n"
+        "      --root DIR   store directory (env SLIPWAY_ROOT, default /var/lib/slipway)\n"
+        "  -D, --debug      print debug output\n"
+        "  -h, --help       print this help\n"
+        "  -v, --version    print the version\n"
+        "\n"
+        "Commands:\n",
+        f);
+  for (size_t i = 0; i < SW_ARRAY_SIZE(commands); i++)
+    fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+  fputs("\nRun 'slipway COMMAND --help' for more information on a command.\n", f);
+}
+
+int
+main(int argc, char **argv)
+{
+  sw_global_t g = {0};
+  int i;
+
+  g.root = getenv("SLIPWAY_ROOT");
+  if (g.root == NULL || *g.root == '\0')
+    g.root = "/var/lib/slipway";
+
+  for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+      printf("slipway version %s\n", SW_VERSION);
+      return 0;
+    } else if (strcmp(a, "-D") == 0 || strcmp(a, "--debug") == 0) {
+      sw_verbose = 1;
+    } else if (strcmp(a, "--root") == 0) {
+      if (i + 1 >= argc)
+        return sw_cli_usage_error(NULL, "--root needs a directory");
+      g.root = argv[++i];
+    } else if (sw_str_has_prefix(a, "--root=")) {
+      g.root = a + 7;
+    } else {
+      return sw_cli_usage_error(NULL, "unknown flag `%s`", a);
+    }
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return SW_EXIT_USAGE;
+  }
+  if (strcmp(argv[i], "version") == 0) {
+    printf("slipway version %s\n", SW_VERSION);
+    return 0;
+  }
+  if (strcmp(argv[i], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t c = 0; c < SW_ARRAY_SIZE(commands); c++)
+    if (strcmp(argv[i], commands[c].name) == 0) {
+      optind = 1;
+      return commands[c].fn(argc - i, argv + i, &g);
+    }
+  return sw_cli_usage_error(NULL, "unknown command `%s`", argv[i]);
+}

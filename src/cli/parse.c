@@ -1,0 +1,12 @@
+/* slipway parse: placeholder until its issue lands; replaced by the real command. */
+#include "cli.h"
+
+int
+cmd_parse(int argc, char **argv, sw_global_t *g)
+{
+  (void)argc;
+  (void)argv;
+  (void)g;
+  fputs("slipway: error: `parse` is not implemented yet\n", stderr);
+  return SW_EXIT_FAILURE;
+}

@@ -1,0 +1,12 @@
+/* slipway push: placeholder until its issue lands; replaced by the real command. */
+#include "cli.h"
+
+int
+cmd_push(int argc, char **argv, sw_global_t *g)
+{
+  (void)argc;
+  (void)argv;
+  (void)g;
+  fputs("slipway: error: `push` is not implemented yet\n", stderr);
+  return SW_EXIT_FAILURE;
+}

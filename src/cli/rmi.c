@@ -1,0 +1,12 @@
+/* slipway rmi: placeholder until its issue lands; replaced by the real command. */
+#include "cli.h"
+
+int
+cmd_rmi(int argc, char **argv, sw_global_t *g)
+{
+  (void)argc;
+  (void)argv;
+  (void)g;
+  fputs("slipway: error: `rmi` is not implemented yet\n", stderr);
+  return SW_EXIT_FAILURE;
+}
