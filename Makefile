@@ -59,7 +59,12 @@ e2e: $(BUILD)/slipway
 
 # The whole suite: style, lint, warnings-as-errors build, unit tests, the same unit tests under
 # ASan+UBSan, bounded fuzzing, then end-to-end tests on the real binary.
-test: format-check lint all unit asan fuzz-run e2e
+test: deps
+	$(MAKE) format-check lint all
+	$(MAKE) unit
+	$(MAKE) asan
+	$(MAKE) fuzz-run
+	$(MAKE) e2e
 
 check: test
 
@@ -101,7 +106,8 @@ lint:
 base-image:
 	./scripts/base-image.sh
 
-demo: all
+demo: deps
+	$(MAKE) all
 	./scripts/demo.sh
 
 bench: all
