@@ -1,0 +1,193 @@
+/* slipway: the store (ROOT = --root / SLIPWAY_ROOT / /var/lib/slipway).
+ *
+ *   ROOT/slipway.db          SQLite (WAL): layers, images, names, cache records, usage
+ *   ROOT/lock                flock: every open store holds it shared; GC takes it exclusive
+ *   ROOT/blobs/sha256/<hex>  content-addressed blobs (layers, configs, manifests)
+ *   ROOT/snapshots/<hex>/    one extracted layer each (overlay format), named by diffID hex
+ *   ROOT/tmp/                staging on the same filesystem: a rename commits
+ *   ROOT/mounts/<id>/        RUN --mount=type=cache directories
+ *   ROOT/containers/<name>/  `slipway run` upper/work dirs
+ *
+ * Concurrency: one sw_store_t may be shared by threads (one SQLite connection behind a
+ * recursive mutex; each call is its own transaction unless the thread has opened one with
+ * sw_store_begin). Several processes may open the same ROOT: SQLite (WAL, busy timeout)
+ * serialises metadata writes; data (blobs, snapshots) is written to tmp/ and renamed, so it is
+ * never seen half-written. Blobs and snapshots not yet referenced by a row are protected from GC
+ * because GC needs the lock exclusively, i.e. no other process has the store open.
+ *
+ * Functions that look something up return 1 (found), 0 (not found) or -1 (error, err set). */
+#ifndef SW_STORE_H
+#define SW_STORE_H
+
+#include "error.h"
+#include "image.h"
+#include "util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sw_store_s sw_store_t;
+
+/* Codec interface of the layers module (compress.h); NULL means gzip. */
+struct sw_codec_s;
+
+/* ---- open / close ---- */
+/* Create ROOT and its layout if missing, open the database (migrating its schema) and take
+ * the shared lock. */
+int sw_store_open(const char *root, sw_store_t **out, sw_error_t *err);
+void sw_store_free(sw_store_t *s);
+static inline void
+sw_store_freep(sw_store_t **s)
+{
+  sw_store_free(*s);
+}
+const char *sw_store_root(const sw_store_t *s);
+/* ROOT/rel (malloc'd). */
+char *sw_store_path(const sw_store_t *s, const char *rel);
+/* A fresh empty directory ROOT/tmp/<prefix>XXXXXX (malloc'd path), or NULL + err. */
+char *sw_store_mkdtemp(sw_store_t *s, const char *prefix, sw_error_t *err);
+/* A fresh file in ROOT/tmp opened O_RDWR; *path_out gets its path (malloc'd). */
+int sw_store_mkstemp(sw_store_t *s, const char *prefix, char **path_out, sw_error_t *err);
+/* ROOT/mounts/<id> for RUN --mount=type=cache, created if missing (id is hashed if it is not
+ * a safe file name). */
+char *sw_store_cache_mount_dir(sw_store_t *s, const char *id, sw_error_t *err);
+
+/* ---- transactions (metadata only) ----
+ * Optional: group several metadata calls of this thread into one SQLite transaction (e.g. a
+ * step's layer row and its cache record). Other threads' calls wait until commit/rollback.
+ * Nested begin/commit pairs are allowed; a failed inner call makes the outer commit fail. */
+int sw_store_begin(sw_store_t *s, sw_error_t *err);
+int sw_store_commit(sw_store_t *s, sw_error_t *err);
+void sw_store_rollback(sw_store_t *s);
+
+/* ---- blobs (ROOT/blobs/sha256/<hex>) ---- */
+/* Store data; verifies it against expected (NULL: no check). *digest_out (may be NULL) gets
+ * "sha256:<hex>" (malloc'd). An existing blob is a hit. */
+int sw_blob_put(sw_store_t *s, const void *data, size_t len, const char *expected,
+                char **digest_out, sw_error_t *err);
+/* Move a finished file (anywhere under ROOT/tmp) into the store. It is hashed and checked
+ * against expected (NULL: no check). The file is consumed (renamed or removed). */
+int sw_blob_put_file(sw_store_t *s, const char *tmp_path, const char *expected,
+                     char **digest_out, sw_error_t *err);
+/* Like sw_blob_put_file() for a file whose digest the caller computed while writing it (e.g.
+ * sw_layer_write's info.digest): fsync + rename, no re-read. */
+int sw_blob_adopt(sw_store_t *s, const char *tmp_path, const char *digest, sw_error_t *err);
+/* A streaming writer hashing as it goes (registry downloads, archive import). */
+typedef struct sw_blob_writer_s sw_blob_writer_t;
+sw_blob_writer_t *sw_blob_writer_new(sw_store_t *s, sw_error_t *err);
+int sw_blob_writer_write(sw_blob_writer_t *w, const void *data, size_t len, sw_error_t *err);
+/* Commit (verify against expected if non-NULL); frees w either way. */
+int sw_blob_writer_commit(sw_blob_writer_t *w, const char *expected, char **digest_out,
+                          sw_error_t *err);
+void sw_blob_writer_free(sw_blob_writer_t *w); /* abort: removes the temp file */
+bool sw_blob_exists(sw_store_t *s, const char *digest);
+/* Path of a blob (malloc'd; the file may not exist). */
+char *sw_blob_path(sw_store_t *s, const char *digest);
+/* Open read-only (O_CLOEXEC); *size_out may be NULL. */
+int sw_blob_open(sw_store_t *s, const char *digest, int64_t *size_out, sw_error_t *err);
+/* Read a whole blob (at most max bytes; 0 = no limit), NUL-terminated. */
+int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size_t *len,
+                 sw_error_t *err);
+
+/* ---- layers & snapshots ----
+ * A layer row: diffID -> blob (digest, size, media type) and the snapshot
+ * ROOT/snapshots/<diffID hex>. The row exists only when both are in place. A diffID may have
+ * several blobs (gzip and zstd); lookups prefer the given media type. */
+
+/* Commit an overlay-format directory made under ROOT/tmp (a RUN upper dir, a COPY dir):
+ * sw_layer_write() produces the blob and the diffID in one pass, then the directory is renamed
+ * to snapshots/<diffID hex> (or removed if that snapshot already exists) and the row is
+ * recorded. codec NULL = gzip. dir is consumed either way. */
+int sw_layer_commit_dir(sw_store_t *s, const char *dir, const struct sw_codec_s *codec,
+                        sw_layer_desc_t *out, sw_error_t *err);
+/* Import a layer blob (compressed or not, as media_type says; NULL = detect) from in_fd: the
+ * blob is stored as is, applied with sw_layer_apply() to a new snapshot, and checked against
+ * expected_digest / expected_diff_id when given (a registry pull knows both). An existing layer
+ * with that digest is a hit (in_fd is not read). */
+int sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
+                    const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err);
+/* Import an uncompressed or compressed *rootfs tar* (slipway import): one streaming pass
+ * decompresses, hashes (diffID), applies to a snapshot and recompresses (codec NULL = gzip). */
+int sw_layer_import_tar(sw_store_t *s, int in_fd, const struct sw_codec_s *codec,
+                        sw_layer_desc_t *out, sw_error_t *err);
+/* Find a layer by diffID (media_type: preferred blob type or NULL). */
+int sw_layer_get(sw_store_t *s, const char *diff_id, const char *media_type, sw_layer_desc_t *out,
+                 sw_error_t *err);
+/* Find a layer by its blob digest. */
+int sw_layer_get_by_digest(sw_store_t *s, const char *digest, sw_layer_desc_t *out,
+                           sw_error_t *err);
+/* Record a layer row for a blob and snapshot already in place (e.g. a registry client that
+ * applied the layer itself). */
+int sw_layer_record(sw_store_t *s, const sw_layer_desc_t *layer, int64_t snapshot_size,
+                    sw_error_t *err);
+/* ROOT/snapshots/<diffID hex> (malloc'd); the directory exists iff the layer is known. */
+char *sw_snapshot_path(sw_store_t *s, const char *diff_id);
+/* Snapshot dirs of an image, top layer first: ready for overlayfs lowerdir=a:b:c. NULL-terminated
+ * (free with sw_strv_free). */
+char **sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img);
+
+/* ---- images ----
+ * Names are normalised references ("docker.io/library/foo:latest"); giving a name to an image
+ * takes it from any image that had it (which stays, untagged, until rmi or prune). */
+
+/* Store img: serialise img->config (sw_json_dump) as the config blob, write an OCI manifest
+ * blob, record the image and give it `names` (NULL-terminated, may be NULL; each parsed and
+ * normalised). All its layers must be in the store. Fills img->config_digest,
+ * manifest_digest, sizes, names. */
+int sw_image_commit(sw_store_t *s, sw_image_t *img, char *const *names, sw_error_t *err);
+/* Record an image whose manifest and config blobs are already stored (load, pull). */
+int sw_image_commit_manifest(sw_store_t *s, const char *manifest_digest, char *const *names,
+                             sw_image_t **out, sw_error_t *err);
+/* Look up by name ("foo", "foo:tag", "docker.io/x/y@sha256:..."), by full or unambiguous
+ * short image ID (config digest, with or without "sha256:", >= 4 hex chars) or by manifest
+ * digest. *out gets the image with config, layers and names. Ambiguous prefix is an error. */
+int sw_image_get(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err);
+/* Like sw_image_get but a missing image is an error naming ref (exit 1). */
+int sw_image_find(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err);
+int sw_image_tag(sw_store_t *s, const char *ref, const char *new_name, sw_error_t *err);
+/* Remove a name; returns 1 if removed, 0 if the name was not there. */
+int sw_image_untag(sw_store_t *s, const char *name, sw_error_t *err);
+/* All images, newest first (config "created"), each with names. */
+int sw_image_list(sw_store_t *s, sw_image_t ***out, size_t *n, sw_error_t *err);
+void sw_image_list_free(sw_image_t **v, size_t n);
+/* Remove an image by ref: if ref is a name and the image has other names, only untag it (as
+ * docker rmi does); else delete the image row (blobs go at the next GC). force: also when it
+ * has several names and ref is an ID. *deleted (may be NULL) gets whether the image went away. */
+int sw_image_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_error_t *err);
+/* Update last-used time (run / FROM use it, for prune ordering). */
+int sw_image_touch(sw_store_t *s, const char *manifest_digest, sw_error_t *err);
+
+/* ---- cache records (the build engine's step cache) ----
+ * value: JSON text defined by the engine. diff_ids: NULL-terminated list of the layers the
+ * record keeps alive (all layers of the step's resulting image, so GC keeps the chain).
+ * size: bytes the record accounts for (the step's own layer), for --keep-storage. */
+int sw_cache_get(sw_store_t *s, const char *key, char **value_out, sw_error_t *err);
+int sw_cache_put(sw_store_t *s, const char *key, const char *value, char *const *diff_ids,
+                 int64_t size, sw_error_t *err);
+int sw_cache_delete(sw_store_t *s, const char *key, sw_error_t *err);
+
+/* ---- usage and garbage collection ---- */
+typedef struct {
+  int64_t images, layers, cache_records;
+  int64_t blob_bytes;     /* all blobs on disk */
+  int64_t snapshot_bytes; /* sum of snapshot sizes (uncompressed tar sizes) */
+} sw_store_usage_t;
+int sw_store_usage(sw_store_t *s, sw_store_usage_t *u, sw_error_t *err);
+
+typedef struct {
+  bool all;             /* also remove images without a name (dangling) and all cache records */
+  bool cache_only;      /* do not touch images */
+  int64_t keep_storage; /* >0: evict least recently used cache records until the store's
+                           unreferenced-by-images data fits in this many bytes */
+} sw_prune_opts_t;
+typedef struct {
+  int64_t cache_records, images, layers, blobs;
+  int64_t bytes; /* reclaimed */
+} sw_prune_report_t;
+/* Prune by opts then GC: remove blobs, layers/snapshots and tmp/ leftovers referenced by no
+ * image and no kept cache record. Takes the store lock exclusively (waits for other slipway
+ * processes using this ROOT). */
+int sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *rep,
+                   sw_error_t *err);
+
+#endif
