@@ -19,7 +19,7 @@ typedef struct sw_error_s {
   int status; /* errno, or 0 */
   int code;   /* exit status for the CLI */
   char *msg;
-} *sw_error_t;
+} * sw_error_t;
 
 #define SW_EXIT_FAILURE 1
 #define SW_EXIT_USAGE   2

@@ -67,8 +67,8 @@ int sw_blob_put(sw_store_t *s, const void *data, size_t len, const char *expecte
                 char **digest_out, sw_error_t *err);
 /* Move a finished file (anywhere under ROOT/tmp) into the store. It is hashed and checked
  * against expected (NULL: no check). The file is consumed (renamed or removed). */
-int sw_blob_put_file(sw_store_t *s, const char *tmp_path, const char *expected,
-                     char **digest_out, sw_error_t *err);
+int sw_blob_put_file(sw_store_t *s, const char *tmp_path, const char *expected, char **digest_out,
+                     sw_error_t *err);
 /* Like sw_blob_put_file() for a file whose digest the caller computed while writing it (e.g.
  * sw_layer_write's info.digest): fsync + rename, no re-read. */
 int sw_blob_adopt(sw_store_t *s, const char *tmp_path, const char *digest, sw_error_t *err);

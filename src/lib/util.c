@@ -310,8 +310,7 @@ sw_format_size(uint64_t n, char *out, size_t outlen)
 /* ---- files ---- */
 
 int
-sw_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
-                sw_error_t *err)
+sw_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len, sw_error_t *err)
 {
   _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
   _cleanup_buf_ sw_buf_t b = {0};
@@ -371,8 +370,7 @@ sw_fsync_dir(const char *path)
 }
 
 int
-sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                     sw_error_t *err)
+sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, sw_error_t *err)
 {
   _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
   _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
