@@ -47,8 +47,8 @@ run(const char *path, const char *spec, int threads, const char *outdir)
             back.raw_size == res.raw_size;
   printf("%-8s threads=%d  in=%.1fMB out=%.2fMB  compress %.0f MB/s (%.2fs)  decompress %.0f MB/s"
          "  roundtrip %s  -> %s\n",
-         spec, threads, res.raw_size / 1e6, res.size / 1e6, res.raw_size / 1e6 / (t1 - t0),
-         t1 - t0, res.raw_size / 1e6 / (t2 - t1), ok ? "ok" : "MISMATCH", out_path);
+         spec, threads, res.raw_size / 1e6, res.size / 1e6, res.raw_size / 1e6 / (t1 - t0), t1 - t0,
+         res.raw_size / 1e6 / (t2 - t1), ok ? "ok" : "MISMATCH", out_path);
   return ok ? 0 : 1;
 }
 
