@@ -1,0 +1,835 @@
+/* slipway: the registry client's pure parsing: WWW-Authenticate challenges, docker config.json
+ * credentials, manifests and indexes, platform selection, distribution error bodies, the retry
+ * policy and reference normalisation. No network here; everything is unit-tested and fuzzed. */
+#include "registry-private.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+/* ---- WWW-Authenticate (RFC 7235: scheme, then comma-separated auth-params) ---- */
+
+static const char *
+skip_ws(const char *p)
+{
+  while (*p == ' ' || *p == '\t')
+    p++;
+  return p;
+}
+
+/* A token: letters, digits and the tchar punctuation. */
+static size_t
+token_len(const char *p)
+{
+  size_t n = 0;
+  while (p[n] && (isalnum((unsigned char)p[n]) || strchr("!#$%&'*+-.^_`|~", p[n])))
+    n++;
+  return n;
+}
+
+static char *
+lower_dup(const char *p, size_t n)
+{
+  char *s = xstrndup(p, n);
+  for (char *q = s; *q; q++)
+    *q = (char)tolower((unsigned char)*q);
+  return s;
+}
+
+/* Parse `value` (quoted-string or token) at *pp; advances *pp. NULL on a malformed value. */
+static char *
+parse_param_value(const char **pp)
+{
+  const char *p = *pp;
+  sw_buf_t b = {0};
+
+  if (*p != '"') {
+    size_t n = token_len(p);
+    /* realm URLs are sometimes sent unquoted: accept up to the next comma. */
+    while (p[n] && p[n] != ',' && p[n] != ' ')
+      n++;
+    *pp = p + n;
+    return xstrndup(p, n);
+  }
+  for (p++; *p && *p != '"'; p++) {
+    if (*p == '\\' && p[1])
+      p++;
+    sw_buf_putc(&b, *p);
+  }
+  if (*p != '"') {
+    sw_buf_free(&b);
+    return NULL;
+  }
+  *pp = p + 1;
+  return sw_buf_steal(&b);
+}
+
+void
+sw_auth_challenge_clear(sw_auth_challenge_t *c)
+{
+  free(c->scheme);
+  free(c->realm);
+  free(c->service);
+  free(c->scope);
+  free(c->error);
+  memset(c, 0, sizeof(*c));
+}
+
+static void
+challenge_set(sw_auth_challenge_t *c, const char *key, char *value)
+{
+  char **slot = NULL;
+  if (strcmp(key, "realm") == 0)
+    slot = &c->realm;
+  else if (strcmp(key, "service") == 0)
+    slot = &c->service;
+  else if (strcmp(key, "scope") == 0)
+    slot = &c->scope;
+  else if (strcmp(key, "error") == 0)
+    slot = &c->error;
+  if (slot == NULL) {
+    free(value);
+    return;
+  }
+  free(*slot);
+  *slot = value;
+}
+
+/* Parse all challenges; keep the best one (bearer > basic > other) in *out. */
+int
+sw_auth_challenge_parse(const char *header, sw_auth_challenge_t *out, sw_error_t *err)
+{
+  sw_auth_challenge_t best = {0}, cur = {0};
+  const char *p = header ? header : "";
+
+  for (;;) {
+    p = skip_ws(p);
+    while (*p == ',')
+      p = skip_ws(p + 1);
+    if (*p == '\0')
+      break;
+    size_t n = token_len(p);
+    if (n == 0)
+      goto bad;
+    const char *after = skip_ws(p + n);
+    if (*after == '=' && cur.scheme) {
+      /* an auth-param of the current challenge */
+      _cleanup_free_ char *key = lower_dup(p, n);
+      p = skip_ws(after + 1);
+      char *value = parse_param_value(&p);
+      if (value == NULL)
+        goto bad;
+      challenge_set(&cur, key, value);
+      continue;
+    }
+    /* a new scheme: the previous challenge is complete */
+    if (cur.scheme) {
+      if (best.scheme == NULL || (strcmp(cur.scheme, "bearer") == 0 &&
+                                  strcmp(best.scheme, "bearer") != 0)) {
+        sw_auth_challenge_clear(&best);
+        best = cur;
+      } else {
+        sw_auth_challenge_clear(&cur);
+      }
+      memset(&cur, 0, sizeof(cur));
+    }
+    cur.scheme = lower_dup(p, n);
+    p = after;
+  }
+  if (cur.scheme) {
+    if (best.scheme == NULL ||
+        (strcmp(cur.scheme, "bearer") == 0 && strcmp(best.scheme, "bearer") != 0)) {
+      sw_auth_challenge_clear(&best);
+      best = cur;
+    } else {
+      sw_auth_challenge_clear(&cur);
+    }
+  }
+  if (best.scheme == NULL)
+    return sw_error(err, 0, "empty WWW-Authenticate challenge");
+  if (strcmp(best.scheme, "bearer") == 0 && (best.realm == NULL || *best.realm == '\0')) {
+    sw_auth_challenge_clear(&best);
+    return sw_error(err, 0, "bearer challenge without a realm: `%s`", header);
+  }
+  *out = best;
+  return 0;
+bad:
+  sw_auth_challenge_clear(&cur);
+  sw_auth_challenge_clear(&best);
+  return sw_error(err, 0, "malformed WWW-Authenticate header: `%s`", header);
+}
+
+/* ---- base64 (OpenSSL's block coder) ---- */
+
+char *
+sw_base64_encode(const void *data, size_t len)
+{
+  char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+  EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+  return out;
+}
+
+char *
+sw_base64_decode(const char *s, size_t *len)
+{
+  size_t n = strlen(s);
+  if (n % 4 != 0 || n > (1u << 20))
+    return NULL;
+  unsigned char *out = xmalloc(n / 4 * 3 + 1);
+  int r = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+  if (r < 0) {
+    free(out);
+    return NULL;
+  }
+  /* EVP_DecodeBlock counts padding as zero bytes. */
+  size_t m = (size_t)r;
+  if (n >= 1 && s[n - 1] == '=')
+    m--;
+  if (n >= 2 && s[n - 2] == '=')
+    m--;
+  out[m] = '\0';
+  if (len)
+    *len = m;
+  return (char *)out;
+}
+
+/* ---- docker config.json ---- */
+
+char *
+sw_docker_config_path(void)
+{
+  const char *dir = getenv("DOCKER_CONFIG");
+  if (dir && *dir)
+    return xasprintf("%s/config.json", dir);
+  const char *home = getenv("HOME");
+  return xasprintf("%s/.docker/config.json", home && *home ? home : "/root");
+}
+
+static bool
+is_docker_hub(const char *host)
+{
+  return strcmp(host, "docker.io") == 0 || strcmp(host, "index.docker.io") == 0 ||
+         strcmp(host, "registry-1.docker.io") == 0;
+}
+
+char *
+sw_docker_config_key(const char *host)
+{
+  if (is_docker_hub(host))
+    return xstrdup("https://index.docker.io/v1/");
+  return xstrdup(host);
+}
+
+/* An `auths` key as a bare host: drop the scheme and any path, as Docker does. */
+static char *
+config_key_host(const char *key)
+{
+  if (sw_str_has_prefix(key, "https://"))
+    key += 8;
+  else if (sw_str_has_prefix(key, "http://"))
+    key += 7;
+  return xstrndup(key, strcspn(key, "/"));
+}
+
+static bool
+config_key_matches(const char *key, const char *host)
+{
+  _cleanup_free_ char *h = config_key_host(key);
+  if (is_docker_hub(host))
+    return is_docker_hub(h);
+  return strcmp(h, host) == 0;
+}
+
+static int
+config_entry_creds(json_t *entry, const char *key, char **user, char **pass, sw_error_t *err)
+{
+  const char *auth = json_string_value(json_object_get(entry, "auth"));
+  if (auth && *auth) {
+    size_t n;
+    _cleanup_free_ char *dec = sw_base64_decode(auth, &n);
+    char *colon = dec ? memchr(dec, ':', n) : NULL;
+    if (colon == NULL)
+      return sw_error(err, 0, "`auths.%s.auth` is not base64 of USER:PASSWORD", key);
+    *user = xstrndup(dec, (size_t)(colon - dec));
+    *pass = xstrdup(colon + 1);
+    return 1;
+  }
+  const char *u = json_string_value(json_object_get(entry, "username"));
+  const char *p = json_string_value(json_object_get(entry, "password"));
+  if (u && p) {
+    *user = xstrdup(u);
+    *pass = xstrdup(p);
+    return 1;
+  }
+  return 0;
+}
+
+int
+sw_docker_config_lookup(const char *json, const char *host, char **user, char **pass,
+                        sw_error_t *err)
+{
+  json_error_t jerr;
+  json_t *root = json_loads(json, 0, &jerr);
+  int ret = 0;
+
+  if (root == NULL || !json_is_object(root)) {
+    json_decref(root);
+    return sw_error(err, 0, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+  }
+  json_t *auths = json_object_get(root, "auths");
+  const char *key;
+  json_t *entry;
+  if (json_is_object(auths)) {
+    /* An exact key first, then any key naming the same host. */
+    entry = json_object_get(auths, host);
+    if (json_is_object(entry))
+      ret = config_entry_creds(entry, host, user, pass, err);
+    json_object_foreach(auths, key, entry)
+    {
+      if (ret != 0)
+        break;
+      if (json_is_object(entry) && config_key_matches(key, host))
+        ret = config_entry_creds(entry, key, user, pass, err);
+    }
+  }
+  json_decref(root);
+  return ret;
+}
+
+int
+sw_docker_config_set(const char *json, const char *host, const char *user, const char *pass,
+                     char **out, sw_error_t *err)
+{
+  json_t *root;
+  json_error_t jerr;
+
+  if (json && *json) {
+    root = json_loads(json, 0, &jerr);
+    if (root == NULL || !json_is_object(root)) {
+      json_decref(root);
+      return sw_error(err, 0, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+    }
+  } else {
+    root = json_object();
+  }
+  json_t *auths = json_object_get(root, "auths");
+  if (!json_is_object(auths)) {
+    auths = json_object();
+    json_object_set_new(root, "auths", auths);
+  }
+  /* Drop other spellings of the same host, so one entry is the truth. */
+  _cleanup_free_ char *key = sw_docker_config_key(host);
+  const char *k;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(auths, tmp, k, v)
+  {
+    if (config_key_matches(k, host))
+      json_object_del(auths, k);
+  }
+  _cleanup_free_ char *up = xasprintf("%s:%s", user, pass);
+  _cleanup_free_ char *b64 = sw_base64_encode(up, strlen(up));
+  json_object_set_new(auths, key, json_pack("{s:s}", "auth", b64));
+  char *s = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
+  json_decref(root);
+  if (s == NULL)
+    abort();
+  *out = xasprintf("%s\n", s);
+  free(s);
+  return 0;
+}
+
+/* ---- manifests ---- */
+
+static void
+desc_clear(sw_desc_t *d)
+{
+  free(d->media_type);
+  free(d->digest);
+  free(d->os);
+  free(d->arch);
+  free(d->variant);
+  memset(d, 0, sizeof(*d));
+}
+
+void
+sw_manifest_free(sw_manifest_t *m)
+{
+  if (m == NULL)
+    return;
+  desc_clear(&m->config);
+  for (size_t i = 0; i < m->n_layers; i++)
+    desc_clear(&m->layers[i]);
+  for (size_t i = 0; i < m->n_manifests; i++)
+    desc_clear(&m->manifests[i]);
+  free(m->layers);
+  free(m->manifests);
+  free(m->media_type);
+  free(m);
+}
+
+static char *
+json_str_dup(json_t *o, const char *key)
+{
+  const char *s = json_string_value(json_object_get(o, key));
+  return s ? xstrdup(s) : NULL;
+}
+
+static int
+desc_parse(json_t *o, const char *what, size_t i, sw_desc_t *d, sw_error_t *err)
+{
+  if (!json_is_object(o))
+    return sw_error(err, 0, "%s[%zu] is not an object", what, i);
+  json_t *size = json_object_get(o, "size");
+  const char *digest = json_string_value(json_object_get(o, "digest"));
+  if (!sw_digest_valid(digest))
+    return sw_error(err, 0, "%s[%zu] has no valid sha256 digest", what, i);
+  if (!json_is_integer(size) || json_integer_value(size) < 0)
+    return sw_error(err, 0, "%s[%zu] (%s) has no valid size", what, i, digest);
+  d->digest = xstrdup(digest);
+  d->size = json_integer_value(size);
+  d->media_type = json_str_dup(o, "mediaType");
+  json_t *plat = json_object_get(o, "platform");
+  if (json_is_object(plat)) {
+    d->os = json_str_dup(plat, "os");
+    d->arch = json_str_dup(plat, "architecture");
+    d->variant = json_str_dup(plat, "variant");
+  }
+  return 0;
+}
+
+static int
+desc_array_parse(json_t *arr, const char *what, sw_desc_t **out, size_t *n, sw_error_t *err)
+{
+  if (!json_is_array(arr))
+    return sw_error(err, 0, "`%s` is missing or not an array", what);
+  size_t len = json_array_size(arr);
+  if (len > 10000)
+    return sw_error(err, 0, "`%s` has %zu entries (more than 10000)", what, len);
+  *out = xcalloc(len ? len : 1, sizeof(sw_desc_t));
+  *n = len;
+  for (size_t i = 0; i < len; i++)
+    if (desc_parse(json_array_get(arr, i), what, i, &(*out)[i], err) < 0)
+      return -1;
+  return 0;
+}
+
+static bool
+is_index_type(const char *mt)
+{
+  return mt && (strcmp(mt, SW_MT_OCI_INDEX) == 0 || strcmp(mt, SW_MT_DOCKER_LIST) == 0);
+}
+
+static bool
+is_manifest_type(const char *mt)
+{
+  return mt && (strcmp(mt, SW_MT_OCI_MANIFEST) == 0 || strcmp(mt, SW_MT_DOCKER_MANIFEST) == 0);
+}
+
+static int
+manifest_fill(json_t *root, const char *content_type, sw_manifest_t *m, sw_error_t *err)
+{
+  json_t *sv = json_object_get(root, "schemaVersion");
+  if (json_is_integer(sv) && json_integer_value(sv) == 1)
+    return sw_error(err, 0, "Docker schema 1 manifests are not supported (push the image again "
+                            "with a current client)");
+  if (!json_is_integer(sv) || json_integer_value(sv) != 2)
+    return sw_error(err, 0, "unsupported manifest schemaVersion");
+  m->media_type = json_str_dup(root, "mediaType");
+  if (m->media_type == NULL && content_type) {
+    /* OCI allows omitting mediaType; fall back to the Content-Type, minus parameters. */
+    m->media_type = xstrndup(content_type, strcspn(content_type, "; "));
+  }
+  if (m->media_type == NULL || (!is_index_type(m->media_type) &&
+                                !is_manifest_type(m->media_type))) {
+    /* Infer from shape, as OCI clients do. */
+    free(m->media_type);
+    m->media_type = NULL;
+    if (json_is_array(json_object_get(root, "manifests")))
+      m->media_type = xstrdup(SW_MT_OCI_INDEX);
+    else if (json_is_object(json_object_get(root, "config")))
+      m->media_type = xstrdup(SW_MT_OCI_MANIFEST);
+    else
+      return sw_error(err, 0, "not an image manifest or index (no `config`, no `manifests`)");
+  }
+  if (is_index_type(m->media_type)) {
+    m->kind = SW_MANIFEST_INDEX;
+    return desc_array_parse(json_object_get(root, "manifests"), "manifests", &m->manifests,
+                            &m->n_manifests, err);
+  }
+  m->kind = SW_MANIFEST_IMAGE;
+  if (desc_parse(json_object_get(root, "config"), "config", 0, &m->config, err) < 0)
+    return -1;
+  return desc_array_parse(json_object_get(root, "layers"), "layers", &m->layers, &m->n_layers,
+                          err);
+}
+
+int
+sw_manifest_parse(const char *data, size_t len, const char *content_type, sw_manifest_t **out,
+                  sw_error_t *err)
+{
+  json_error_t jerr;
+  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+  _cleanup_(sw_manifest_freep) sw_manifest_t *m = NULL;
+
+  if (root == NULL)
+    return sw_error(err, 0, "invalid manifest JSON at line %d: %s", jerr.line, jerr.text);
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return sw_error(err, 0, "manifest is not a JSON object");
+  }
+  m = xcalloc(1, sizeof(*m));
+  int r = manifest_fill(root, content_type, m, err);
+  json_decref(root);
+  if (r < 0)
+    return -1;
+  *out = steal_ptr(&m);
+  return 0;
+}
+
+sw_comp_t
+sw_layer_media_comp(const char *mt)
+{
+  if (mt == NULL)
+    return SW_COMP_UNKNOWN;
+  if (strcmp(mt, "application/vnd.docker.image.rootfs.diff.tar.gzip") == 0 ||
+      strcmp(mt, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip") == 0)
+    return SW_COMP_GZIP;
+  if (!sw_str_has_prefix(mt, "application/vnd.oci.image.layer."))
+    return SW_COMP_UNKNOWN;
+  if (sw_str_has_suffix(mt, ".tar+gzip"))
+    return SW_COMP_GZIP;
+  if (sw_str_has_suffix(mt, ".tar+zstd"))
+    return SW_COMP_ZSTD;
+  if (sw_str_has_suffix(mt, ".tar"))
+    return SW_COMP_NONE;
+  return SW_COMP_UNKNOWN;
+}
+
+int
+sw_config_diff_ids(const char *data, size_t len, char ***out, sw_error_t *err)
+{
+  json_error_t jerr;
+  json_t *root = json_loadb(data, len, 0, &jerr);
+  _cleanup_strv_ char **ids = NULL;
+
+  if (root == NULL)
+    return sw_error(err, 0, "invalid image config JSON at line %d: %s", jerr.line, jerr.text);
+  json_t *arr = json_object_get(json_object_get(root, "rootfs"), "diff_ids");
+  if (!json_is_array(arr)) {
+    json_decref(root);
+    return sw_error(err, 0, "image config has no `rootfs.diff_ids`");
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v)
+  {
+    const char *s = json_string_value(v);
+    if (!sw_digest_valid(s)) {
+      json_decref(root);
+      return sw_error(err, 0, "image config: `rootfs.diff_ids[%zu]` is not a sha256 digest", i);
+    }
+    sw_strv_push(&ids, s);
+  }
+  json_decref(root);
+  if (ids == NULL)
+    ids = xcalloc(1, sizeof(char *));
+  *out = steal_ptr(&ids);
+  return 0;
+}
+
+/* ---- platforms ---- */
+
+static int
+plat_copy(char *dst, size_t cap, const char *s, size_t n, const char *what, sw_error_t *err)
+{
+  if (n == 0 || n >= cap)
+    return sw_error_code(err, SW_EXIT_USAGE, 0, "invalid platform %s", what);
+  for (size_t i = 0; i < n; i++)
+    dst[i] = (char)tolower((unsigned char)s[i]);
+  dst[n] = '\0';
+  return 0;
+}
+
+int
+sw_platform_parse(const char *s, sw_platform_t *out, sw_error_t *err)
+{
+  sw_platform_t p = {0};
+  if (s == NULL || *s == '\0')
+    s = "linux/amd64";
+  const char *a = strchr(s, '/');
+  if (a == NULL)
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "invalid platform `%s`: expected OS/ARCH[/VARIANT], e.g. linux/amd64",
+                         s);
+  const char *v = strchr(a + 1, '/');
+  size_t alen = v ? (size_t)(v - a - 1) : strlen(a + 1);
+  if (plat_copy(p.os, sizeof(p.os), s, (size_t)(a - s), "OS", err) < 0 ||
+      plat_copy(p.arch, sizeof(p.arch), a + 1, alen, "architecture", err) < 0 ||
+      (v && plat_copy(p.variant, sizeof(p.variant), v + 1, strlen(v + 1), "variant", err) < 0))
+    return sw_error_wrap(err, "`%s`", s);
+  if (strcmp(p.arch, "x86_64") == 0 || strcmp(p.arch, "x86-64") == 0)
+    snprintf(p.arch, sizeof(p.arch), "amd64");
+  else if (strcmp(p.arch, "aarch64") == 0)
+    snprintf(p.arch, sizeof(p.arch), "arm64");
+  *out = p;
+  return 0;
+}
+
+/* arm64 without a variant means v8, as containerd's platform matcher treats it. */
+static const char *
+norm_variant(const char *arch, const char *variant)
+{
+  if (variant == NULL || *variant == '\0')
+    return strcmp(arch, "arm64") == 0 ? "v8" : "";
+  return variant;
+}
+
+const sw_desc_t *
+sw_index_select(const sw_manifest_t *idx, const sw_platform_t *p, sw_error_t *err)
+{
+  const sw_desc_t *any_variant = NULL;
+  _cleanup_buf_ sw_buf_t have = {0};
+
+  for (size_t i = 0; i < idx->n_manifests; i++) {
+    const sw_desc_t *d = &idx->manifests[i];
+    if (!d->os || !d->arch || strcmp(d->os, p->os) != 0 || strcmp(d->arch, p->arch) != 0)
+      continue;
+    if (!is_manifest_type(d->media_type) && d->media_type != NULL)
+      continue;
+    if (strcmp(norm_variant(d->arch, d->variant), norm_variant(p->arch, p->variant)) == 0)
+      return d;
+    if (p->variant[0] == '\0' && any_variant == NULL)
+      any_variant = d;
+  }
+  if (any_variant)
+    return any_variant;
+  for (size_t i = 0; i < idx->n_manifests; i++) {
+    const sw_desc_t *d = &idx->manifests[i];
+    if (d->os && d->arch)
+      sw_buf_printf(&have, "%s%s/%s%s%s", have.len ? ", " : "", d->os, d->arch,
+                    d->variant ? "/" : "", d->variant ? d->variant : "");
+  }
+  sw_error(err, 0, "no manifest for platform %s/%s%s%s in the index (it has: %s); "
+                  "choose one with --platform",
+           p->os, p->arch, p->variant[0] ? "/" : "", p->variant, have.len ? have.data : "none");
+  return NULL;
+}
+
+/* ---- errors and retries ---- */
+
+char *
+sw_registry_error_body(const char *body, size_t len)
+{
+  json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+  json_t *errs = json_object_get(root, "errors");
+  sw_buf_t b = {0};
+  size_t i;
+  json_t *e;
+
+  json_array_foreach(errs, i, e)
+  {
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    if (!code && !msg)
+      continue;
+    if (i >= 3)
+      break;
+    sw_buf_printf(&b, "%s%s%s%s", b.len ? "; " : "", code ? code : "", code && msg ? ": " : "",
+                  msg ? msg : "");
+  }
+  json_decref(root);
+  if (b.len == 0) {
+    sw_buf_free(&b);
+    return NULL;
+  }
+  return sw_buf_steal(&b);
+}
+
+bool
+sw_retry_wanted(long http_status, int curl_code)
+{
+  if (curl_code != CURLE_OK) {
+    switch (curl_code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+      return true;
+    default:
+      return false;
+    }
+  }
+  return http_status == 429 || (http_status >= 500 && http_status != 501 && http_status <= 599);
+}
+
+unsigned
+sw_retry_delay_ms(unsigned base_ms, unsigned n)
+{
+  unsigned d = base_ms;
+  for (unsigned i = 1; i < n && d < 10000; i++)
+    d *= 2;
+  return d > 10000 ? 10000 : d;
+}
+
+/* ---- references ---- */
+
+void
+sw_regref_clear(sw_regref_t *r)
+{
+  free(r->host);
+  free(r->repo);
+  free(r->tag);
+  free(r->digest);
+  memset(r, 0, sizeof(*r));
+}
+
+static bool
+repo_valid(const char *s)
+{
+  /* path components: [a-z0-9]+ separated by ., _, __, - runs; we check the alphabet and that no
+   * component is empty or starts/ends with a separator. */
+  if (*s == '\0' || strlen(s) > 255)
+    return false;
+  for (const char *c = s; *c;) {
+    size_t n = strcspn(c, "/");
+    if (n == 0 || !isalnum((unsigned char)c[0]) || !isalnum((unsigned char)c[n - 1]))
+      return false;
+    for (size_t i = 0; i < n; i++)
+      if (!(islower((unsigned char)c[i]) || isdigit((unsigned char)c[i]) ||
+            strchr("._-", c[i])))
+        return false;
+    c += n;
+    if (*c == '/')
+      c++;
+    if (*c == '\0' && c[-1] == '/')
+      return false;
+  }
+  return true;
+}
+
+/* host[:port] or [v6]:port; letters, digits, dots and dashes, a numeric port */
+static bool
+host_valid(const char *h)
+{
+  const char *port = NULL;
+  if (*h == '[') {
+    const char *e = strchr(h, ']');
+    if (e == NULL || (e[1] && e[1] != ':'))
+      return false;
+    port = e[1] ? e + 2 : NULL;
+  } else {
+    size_t n = strcspn(h, ":");
+    if (n == 0)
+      return false;
+    for (size_t i = 0; i < n; i++)
+      if (!(isalnum((unsigned char)h[i]) || h[i] == '.' || h[i] == '-'))
+        return false;
+    port = h[n] ? h + n + 1 : NULL;
+  }
+  if (port && (*port == '\0' || strspn(port, "0123456789") != strlen(port)))
+    return false;
+  return true;
+}
+
+static bool
+tag_valid(const char *t)
+{
+  size_t n = strlen(t);
+  if (n == 0 || n > 128 || !(isalnum((unsigned char)t[0]) || t[0] == '_'))
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!(isalnum((unsigned char)t[i]) || strchr("._-", t[i])))
+      return false;
+  return true;
+}
+
+int
+sw_regref_parse(const char *s, sw_regref_t *out, sw_error_t *err)
+{
+  sw_regref_t r = {0};
+  _cleanup_free_ char *name = NULL;
+  const char *at = strchr(s, '@');
+
+  if (at) {
+    if (!sw_digest_valid(at + 1))
+      return sw_error_code(err, SW_EXIT_USAGE, 0, "invalid image reference `%s`: bad digest", s);
+    r.digest = xstrdup(at + 1);
+    name = xstrndup(s, (size_t)(at - s));
+  } else {
+    name = xstrdup(s);
+  }
+  char *slash = strchr(name, '/');
+  char *last = strrchr(name, '/');
+  char *colon = strrchr(last ? last : name, ':');
+  if (colon) {
+    *colon = '\0';
+    r.tag = xstrdup(colon + 1);
+  }
+  const char *path = name;
+  if (slash && (memchr(name, '.', (size_t)(slash - name)) ||
+                memchr(name, ':', (size_t)(slash - name)) ||
+                strncmp(name, "localhost/", 10) == 0)) {
+    r.host = xstrndup(name, (size_t)(slash - name));
+    path = slash + 1;
+  } else {
+    r.host = xstrdup("docker.io");
+  }
+  if (is_docker_hub(r.host)) {
+    free(r.host);
+    r.host = xstrdup("docker.io");
+    r.repo = strchr(path, '/') ? xstrdup(path) : xasprintf("library/%s", path);
+  } else {
+    r.repo = xstrdup(path);
+  }
+  if (!host_valid(r.host) || !repo_valid(r.repo) || (r.tag && !tag_valid(r.tag))) {
+    sw_regref_clear(&r);
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "invalid image reference `%s`: expected [HOST[:PORT]/]NAME[:TAG][@DIGEST]"
+                         " with a lower-case NAME",
+                         s);
+  }
+  if (r.tag == NULL && r.digest == NULL)
+    r.tag = xstrdup("latest");
+  *out = r;
+  return 0;
+}
+
+char *
+sw_regref_format(const sw_regref_t *r)
+{
+  if (r->digest && !r->tag)
+    return xasprintf("%s/%s@%s", r->host, r->repo, r->digest);
+  if (r->digest)
+    return xasprintf("%s/%s:%s@%s", r->host, r->repo, r->tag, r->digest);
+  return xasprintf("%s/%s:%s", r->host, r->repo, r->tag);
+}
+
+const char *
+sw_registry_api_host(const char *host)
+{
+  return is_docker_hub(host) ? "registry-1.docker.io" : host;
+}
+
+bool
+sw_registry_is_insecure(const char *host, char *const *insecure)
+{
+  _cleanup_free_ char *bare = NULL;
+  if (host[0] == '[') /* [::1]:5000 */
+    bare = xstrndup(host + 1, strcspn(host + 1, "]"));
+  else
+    bare = xstrndup(host, strcspn(host, ":"));
+  if (strcmp(bare, "localhost") == 0 || strcmp(bare, "::1") == 0 ||
+      sw_str_has_prefix(bare, "127."))
+    return true;
+  for (size_t i = 0; insecure && insecure[i]; i++)
+    if (strcmp(insecure[i], host) == 0 || strcmp(insecure[i], bare) == 0)
+      return true;
+  return false;
+}

@@ -1,0 +1,189 @@
+/* slipway: registry client internals shared by registry-*.c, the unit tests and the fuzz target.
+ *
+ * The pure parts (no network): WWW-Authenticate challenges, ~/.docker/config.json credentials,
+ * manifest / index JSON, platform selection, the retry policy and distribution error bodies.
+ * The HTTP session (`sw_reg_t`) wraps libcurl with auth and retries; pull and push use it.
+ * Nothing outside src/lib/registry*.c should include this header: use registry.h.
+ */
+#ifndef SW_REGISTRY_PRIVATE_H
+#define SW_REGISTRY_PRIVATE_H
+
+#include "registry.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- media types ---- */
+#define SW_MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
+#define SW_MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
+#define SW_MT_OCI_CONFIG      "application/vnd.oci.image.config.v1+json"
+#define SW_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define SW_MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
+#define SW_MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
+#define SW_MANIFEST_ACCEPT                                                                         \
+  SW_MT_OCI_MANIFEST ", " SW_MT_OCI_INDEX ", " SW_MT_DOCKER_MANIFEST ", " SW_MT_DOCKER_LIST
+
+/* Manifests and configs are small; a registry that sends more is broken or hostile. */
+#define SW_MANIFEST_MAX (4u << 20)
+
+/* ---- WWW-Authenticate ---- */
+typedef struct {
+  char *scheme; /* "bearer" or "basic", lower-cased */
+  char *realm;
+  char *service;
+  char *scope;
+  char *error; /* e.g. "insufficient_scope" */
+} sw_auth_challenge_t;
+
+/* Parse one WWW-Authenticate header value. With several challenges, Bearer wins over Basic. */
+int sw_auth_challenge_parse(const char *header, sw_auth_challenge_t *out, sw_error_t *err);
+void sw_auth_challenge_clear(sw_auth_challenge_t *c);
+
+/* ---- ~/.docker/config.json ---- */
+/* $DOCKER_CONFIG/config.json, else $HOME/.docker/config.json (malloc'd). */
+char *sw_docker_config_path(void);
+/* The key Docker uses in `auths` for a registry host ("https://index.docker.io/v1/" for Hub). */
+char *sw_docker_config_key(const char *host);
+/* Find credentials for host in a config.json text. Returns 1 and fills user/pass when found,
+ * 0 when there are none, -1 on a malformed file or entry. */
+int sw_docker_config_lookup(const char *json, const char *host, char **user, char **pass,
+                            sw_error_t *err);
+/* Return a new config.json text: `json` (may be NULL) with host's entry set, other keys kept. */
+int sw_docker_config_set(const char *json, const char *host, const char *user, const char *pass,
+                         char **out, sw_error_t *err);
+char *sw_base64_encode(const void *data, size_t len);
+/* Decodes standard base64 (padding required); NULL when malformed. */
+char *sw_base64_decode(const char *s, size_t *len);
+
+/* ---- manifests and indexes ---- */
+typedef struct {
+  char *media_type;
+  char *digest;
+  int64_t size;
+  char *os, *arch, *variant; /* platform, index entries only */
+} sw_desc_t;
+
+typedef enum { SW_MANIFEST_IMAGE, SW_MANIFEST_INDEX } sw_manifest_kind_t;
+
+typedef struct {
+  sw_manifest_kind_t kind;
+  char *media_type;
+  sw_desc_t config;    /* image manifests */
+  sw_desc_t *layers;   /* image manifests */
+  size_t n_layers;
+  sw_desc_t *manifests; /* indexes */
+  size_t n_manifests;
+} sw_manifest_t;
+
+/* Parse a manifest or index. content_type (may be NULL) is the HTTP Content-Type, used when
+ * the body has no mediaType. Schema 1 and unknown types are refused with a clear message. */
+int sw_manifest_parse(const char *data, size_t len, const char *content_type, sw_manifest_t **out,
+                      sw_error_t *err);
+void sw_manifest_free(sw_manifest_t *m);
+static inline void
+sw_manifest_freep(sw_manifest_t **m)
+{
+  sw_manifest_free(*m);
+}
+
+typedef struct {
+  char os[32], arch[32], variant[32];
+} sw_platform_t;
+
+/* "os/arch[/variant]"; NULL or "" means linux/amd64. Aliases: x86_64 → amd64, aarch64 → arm64. */
+int sw_platform_parse(const char *s, sw_platform_t *out, sw_error_t *err);
+/* The index entry for the platform; the error lists what the index offers. */
+const sw_desc_t *sw_index_select(const sw_manifest_t *idx, const sw_platform_t *p,
+                                 sw_error_t *err);
+
+typedef enum { SW_COMP_NONE, SW_COMP_GZIP, SW_COMP_ZSTD, SW_COMP_UNKNOWN } sw_comp_t;
+/* Compression of a layer from its media type; SW_COMP_UNKNOWN for non-layer types. */
+sw_comp_t sw_layer_media_comp(const char *media_type);
+
+/* The config's rootfs.diff_ids (sha256 of each uncompressed layer), validated. */
+int sw_config_diff_ids(const char *data, size_t len, char ***out, sw_error_t *err);
+
+/* ---- distribution error bodies and the retry policy ---- */
+/* "CODE: message; CODE2: message2" from {"errors":[...]}, or NULL. */
+char *sw_registry_error_body(const char *body, size_t len);
+/* Should a request that ended with this HTTP status (0 if none) / curl code be retried? */
+bool sw_retry_wanted(long http_status, int curl_code);
+/* Backoff before attempt n (1-based retry count): base * 2^(n-1), capped at 10 s. */
+unsigned sw_retry_delay_ms(unsigned base_ms, unsigned n);
+
+/* ---- references (normalised as Docker does) ---- */
+typedef struct {
+  char *host;   /* "docker.io", "localhost:5000" */
+  char *repo;   /* "library/python" */
+  char *tag;    /* "latest" unless a digest was given alone; may be NULL */
+  char *digest; /* "sha256:…" or NULL */
+} sw_regref_t;
+
+int sw_regref_parse(const char *s, sw_regref_t *out, sw_error_t *err);
+void sw_regref_clear(sw_regref_t *r);
+/* "host/repo:tag" or "host/repo@digest" (malloc'd). */
+char *sw_regref_format(const sw_regref_t *r);
+/* Host that serves the API for a reference host (docker.io → registry-1.docker.io). */
+const char *sw_registry_api_host(const char *host);
+/* Plain HTTP: localhost, 127.0.0.0/8, ::1, or a host listed as insecure. */
+bool sw_registry_is_insecure(const char *host, char *const *insecure);
+
+/* ---- the HTTP session with one registry ---- */
+typedef struct sw_reg_s sw_reg_t;
+
+typedef struct {
+  const char *method; /* GET HEAD PUT POST PATCH DELETE */
+  const char *url;    /* absolute, or a path starting with "/" */
+  const char *scope;  /* token scopes, space separated: "repository:a/b:pull,push" */
+  const char *const *headers; /* extra "Key: value" lines, NULL-terminated, may be NULL */
+  /* request body: memory, or a range of a file */
+  const void *body;
+  size_t body_len;
+  int body_fd; /* -1 = none */
+  uint64_t body_off, body_size;
+  /* response body: buffered (up to max_body) unless sink is set */
+  size_t (*sink)(const void *p, size_t n, void *ud);
+  void (*restart)(void *ud); /* before a retry: the sink starts over */
+  void *sink_ud;
+  size_t max_body;
+  bool follow; /* follow redirects (blob GETs may go to a CDN) */
+  void (*progress)(void *ud, uint64_t now, uint64_t total);
+  void *progress_ud;
+} sw_http_req_t;
+
+typedef struct {
+  long status;
+  sw_buf_t body;
+  char *location;
+  char *content_type;
+  char *docker_digest;
+  char *www_auth;
+  char *range;
+  char *url; /* the URL that answered (after redirects) */
+} sw_http_resp_t;
+
+void sw_http_resp_clear(sw_http_resp_t *r);
+
+sw_reg_t *sw_reg_new(const char *host, const sw_registry_opts_t *opts, sw_error_t *err);
+void sw_reg_free(sw_reg_t *r);
+static inline void
+sw_reg_freep(sw_reg_t **r)
+{
+  sw_reg_free(*r);
+}
+const char *sw_reg_host(const sw_reg_t *r);
+/* Use these credentials instead of the docker config file's (login). */
+void sw_reg_set_creds(sw_reg_t *r, const char *user, const char *pass);
+const char *sw_reg_base(const sw_reg_t *r);
+/* Send a request with auth and retries. Returns 0 with resp->status set whenever a response
+ * arrived (even 4xx); -1 when none did after all retries, or when auth failed. */
+int sw_reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *err);
+/* Fill err for an unexpected status: "METHOD URL: HTTP 401 (UNAUTHORIZED: …); run …". */
+int sw_reg_status_error(sw_reg_t *r, const char *method, const char *url,
+                        const sw_http_resp_t *resp, sw_error_t *err);
+/* Absolute URL for a path or a Location header value. */
+char *sw_reg_url(const sw_reg_t *r, const char *path_or_url);
+
+#endif

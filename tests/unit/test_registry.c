@@ -1,0 +1,358 @@
+/* Unit tests for the registry client's pure logic: WWW-Authenticate, docker config.json,
+ * manifests / indexes / platform selection, configs, error bodies, retry policy, references. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "registry-private.h"
+
+#define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+#define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+
+static void
+test_challenge_bearer(void **state)
+{
+  sw_auth_challenge_t c = {0};
+  sw_error_t err = NULL;
+  assert_int_equal(sw_auth_challenge_parse(
+                       "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\""
+                       ",scope=\"repository:samalba/my-app:pull,push\"",
+                       &c, &err),
+                   0);
+  assert_string_equal(c.scheme, "bearer");
+  assert_string_equal(c.realm, "https://auth.docker.io/token");
+  assert_string_equal(c.service, "registry.docker.io");
+  assert_string_equal(c.scope, "repository:samalba/my-app:pull,push");
+  assert_null(c.error);
+  sw_auth_challenge_clear(&c);
+
+  /* quoted escapes, odd spacing, unknown params, error= */
+  assert_int_equal(sw_auth_challenge_parse("bearer  realm = \"http://h/t\\\"x\" , foo=bar, "
+                                           "error=\"insufficient_scope\"",
+                                           &c, &err),
+                   0);
+  assert_string_equal(c.realm, "http://h/t\"x");
+  assert_string_equal(c.error, "insufficient_scope");
+  sw_auth_challenge_clear(&c);
+}
+
+static void
+test_challenge_basic_and_multi(void **state)
+{
+  sw_auth_challenge_t c = {0};
+  sw_error_t err = NULL;
+  assert_int_equal(sw_auth_challenge_parse("Basic realm=\"Registry Realm\"", &c, &err), 0);
+  assert_string_equal(c.scheme, "basic");
+  assert_string_equal(c.realm, "Registry Realm");
+  sw_auth_challenge_clear(&c);
+  /* Bearer wins over Basic whatever the order */
+  assert_int_equal(sw_auth_challenge_parse("Basic realm=\"x\", Bearer realm=\"https://t/\","
+                                           "service=\"s\"",
+                                           &c, &err),
+                   0);
+  assert_string_equal(c.scheme, "bearer");
+  assert_string_equal(c.realm, "https://t/");
+  assert_string_equal(c.service, "s");
+  sw_auth_challenge_clear(&c);
+}
+
+static void
+test_challenge_bad(void **state)
+{
+  sw_auth_challenge_t c = {0};
+  sw_error_t err = NULL;
+  assert_int_equal(sw_auth_challenge_parse("", &c, &err), -1);
+  sw_error_release(&err);
+  assert_int_equal(sw_auth_challenge_parse("Bearer service=\"x\"", &c, &err), -1);
+  assert_non_null(strstr(err->msg, "without a realm"));
+  sw_error_release(&err);
+  assert_int_equal(sw_auth_challenge_parse("Bearer realm=\"unterminated", &c, &err), -1);
+  sw_error_release(&err);
+  assert_int_equal(sw_auth_challenge_parse("Bearer realm=\"x\", =", &c, &err), -1);
+  sw_error_release(&err);
+}
+
+static void
+test_base64(void **state)
+{
+  char *e = sw_base64_encode("user:pa:ss", 10);
+  assert_string_equal(e, "dXNlcjpwYTpzcw==");
+  size_t n;
+  char *d = sw_base64_decode(e, &n);
+  assert_int_equal(n, 10);
+  assert_string_equal(d, "user:pa:ss");
+  free(d);
+  free(e);
+  assert_null(sw_base64_decode("abc", NULL));
+  assert_null(sw_base64_decode("ab!=", NULL));
+}
+
+static void
+test_config_lookup(void **state)
+{
+  const char *json = "{\"auths\":{"
+                     "\"https://index.docker.io/v1/\":{\"auth\":\"aHViOmh1YnB3\"},"
+                     "\"https://reg.example.com:5000/v2/\":{\"auth\":\"dTpwOmM=\"},"
+                     "\"other.io\":{\"username\":\"o\",\"password\":\"pw\"},"
+                     "\"broken.io\":{\"auth\":\"bm9jb2xvbg==\"},"
+                     "\"empty.io\":{}}}";
+  char *u = NULL, *p = NULL;
+  sw_error_t err = NULL;
+
+  assert_int_equal(sw_docker_config_lookup(json, "docker.io", &u, &p, &err), 1);
+  assert_string_equal(u, "hub");
+  assert_string_equal(p, "hubpw");
+  free(u), free(p);
+  assert_int_equal(sw_docker_config_lookup(json, "reg.example.com:5000", &u, &p, &err), 1);
+  assert_string_equal(u, "u");
+  assert_string_equal(p, "p:c"); /* only the first colon splits */
+  free(u), free(p);
+  assert_int_equal(sw_docker_config_lookup(json, "other.io", &u, &p, &err), 1);
+  assert_string_equal(p, "pw");
+  free(u), free(p);
+  assert_int_equal(sw_docker_config_lookup(json, "reg.example.com", &u, &p, &err), 0);
+  assert_int_equal(sw_docker_config_lookup(json, "empty.io", &u, &p, &err), 0);
+  assert_int_equal(sw_docker_config_lookup(json, "broken.io", &u, &p, &err), -1);
+  assert_non_null(strstr(err->msg, "broken.io"));
+  sw_error_release(&err);
+  assert_int_equal(sw_docker_config_lookup("{", "x", &u, &p, &err), -1);
+  sw_error_release(&err);
+}
+
+static void
+test_config_set(void **state)
+{
+  char *out = NULL, *u = NULL, *p = NULL;
+  sw_error_t err = NULL;
+  const char *old = "{\"credsStore\":\"\",\"auths\":{\"http://localhost:5000\":{\"auth\":\"eDp5\"},"
+                    "\"keep.io\":{\"auth\":\"azpr\"}}}";
+
+  assert_int_equal(sw_docker_config_set(old, "localhost:5000", "alice", "s3cret", &out, &err), 0);
+  assert_non_null(strstr(out, "credsStore"));
+  assert_non_null(strstr(out, "keep.io"));
+  assert_null(strstr(out, "http://localhost:5000")); /* the old spelling is replaced */
+  assert_int_equal(sw_docker_config_lookup(out, "localhost:5000", &u, &p, &err), 1);
+  assert_string_equal(u, "alice");
+  assert_string_equal(p, "s3cret");
+  free(u), free(p), free(out);
+
+  assert_int_equal(sw_docker_config_set(NULL, "docker.io", "a", "b", &out, &err), 0);
+  assert_non_null(strstr(out, "https://index.docker.io/v1/"));
+  free(out);
+  assert_int_equal(sw_docker_config_set("[1]", "x", "a", "b", &out, &err), -1);
+  sw_error_release(&err);
+}
+
+static const char *index_json =
+    "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+    "\"manifests\":["
+    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" D1 "\","
+    "\"size\":10,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}},"
+    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" D2 "\","
+    "\"size\":11,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}},"
+    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" D3 "\","
+    "\"size\":12,\"platform\":{\"os\":\"unknown\",\"architecture\":\"unknown\"}}]}";
+
+static void
+test_index_select(void **state)
+{
+  sw_manifest_t *m = NULL;
+  sw_platform_t p;
+  sw_error_t err = NULL;
+
+  assert_int_equal(sw_manifest_parse(index_json, strlen(index_json), NULL, &m, &err), 0);
+  assert_int_equal(m->kind, SW_MANIFEST_INDEX);
+  assert_int_equal(m->n_manifests, 3);
+  assert_int_equal(sw_platform_parse(NULL, &p, &err), 0);
+  assert_string_equal(sw_index_select(m, &p, &err)->digest, D2);
+  assert_int_equal(sw_platform_parse("linux/aarch64", &p, &err), 0);
+  assert_string_equal(p.arch, "arm64");
+  assert_string_equal(sw_index_select(m, &p, &err)->digest, D1);
+  assert_int_equal(sw_platform_parse("linux/arm64/v8", &p, &err), 0);
+  assert_string_equal(sw_index_select(m, &p, &err)->digest, D1);
+  assert_int_equal(sw_platform_parse("linux/s390x", &p, &err), 0);
+  assert_null(sw_index_select(m, &p, &err));
+  assert_non_null(strstr(err->msg, "linux/amd64"));
+  assert_non_null(strstr(err->msg, "linux/s390x"));
+  sw_error_release(&err);
+  assert_int_equal(sw_platform_parse("linux", &p, &err), -1);
+  assert_int_equal(err->code, SW_EXIT_USAGE);
+  sw_error_release(&err);
+  assert_int_equal(sw_platform_parse("linux/", &p, &err), -1);
+  sw_error_release(&err);
+  sw_manifest_free(m);
+}
+
+static void
+test_manifest_image(void **state)
+{
+  const char *j = "{\"schemaVersion\":2,\"mediaType\":"
+                  "\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{"
+                  "\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":7,"
+                  "\"digest\":\"" D1 "\"},\"layers\":[{\"mediaType\":"
+                  "\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"size\":100,"
+                  "\"digest\":\"" D2 "\"},{\"mediaType\":"
+                  "\"application/vnd.oci.image.layer.v1.tar+zstd\",\"size\":5,"
+                  "\"digest\":\"" D3 "\"}]}";
+  sw_manifest_t *m = NULL;
+  sw_error_t err = NULL;
+
+  assert_int_equal(sw_manifest_parse(j, strlen(j), NULL, &m, &err), 0);
+  assert_int_equal(m->kind, SW_MANIFEST_IMAGE);
+  assert_string_equal(m->config.digest, D1);
+  assert_int_equal(m->n_layers, 2);
+  assert_int_equal(m->layers[0].size, 100);
+  assert_int_equal(sw_layer_media_comp(m->layers[0].media_type), SW_COMP_GZIP);
+  assert_int_equal(sw_layer_media_comp(m->layers[1].media_type), SW_COMP_ZSTD);
+  sw_manifest_free(m);
+  assert_int_equal(sw_layer_media_comp("application/vnd.oci.image.layer.v1.tar"), SW_COMP_NONE);
+  assert_int_equal(sw_layer_media_comp("application/json"), SW_COMP_UNKNOWN);
+
+  /* OCI without mediaType: from Content-Type, then from shape */
+  const char *j2 = "{\"schemaVersion\":2,\"config\":{\"size\":1,\"digest\":\"" D1 "\"},"
+                   "\"layers\":[]}";
+  assert_int_equal(sw_manifest_parse(j2, strlen(j2), NULL, &m, &err), 0);
+  assert_string_equal(m->media_type, SW_MT_OCI_MANIFEST);
+  assert_int_equal(m->n_layers, 0);
+  sw_manifest_free(m);
+  assert_int_equal(sw_manifest_parse(j2, strlen(j2),
+                                     SW_MT_DOCKER_MANIFEST "; charset=utf-8", &m, &err),
+                   0);
+  assert_string_equal(m->media_type, SW_MT_DOCKER_MANIFEST);
+  sw_manifest_free(m);
+}
+
+static void
+test_manifest_bad(void **state)
+{
+  sw_manifest_t *m = NULL;
+  sw_error_t err = NULL;
+  const char *bad[] = {
+      "{\"schemaVersion\":1,\"fsLayers\":[]}",
+      "{\"schemaVersion\":2}",
+      "[]",
+      "{\"schemaVersion\":2,\"config\":{\"size\":1,\"digest\":\"sha256:abc\"},\"layers\":[]}",
+      "{\"schemaVersion\":2,\"config\":{\"size\":-1,\"digest\":\"" D1 "\"},\"layers\":[]}",
+      "{\"schemaVersion\":2,\"config\":{\"size\":1,\"digest\":\"" D1 "\"},\"layers\":{}}",
+      "{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"" D1 "\"}]}",
+      "{\"schemaVersion\":2,\"schemaVersion\":2}",
+  };
+  for (size_t i = 0; i < SW_ARRAY_SIZE(bad); i++) {
+    assert_int_equal(sw_manifest_parse(bad[i], strlen(bad[i]), NULL, &m, &err), -1);
+    assert_non_null(err);
+    sw_error_release(&err);
+  }
+  assert_int_equal(sw_manifest_parse(bad[0], strlen(bad[0]), NULL, &m, &err), -1);
+  assert_non_null(strstr(err->msg, "schema 1"));
+  sw_error_release(&err);
+}
+
+static void
+test_config_diff_ids(void **state)
+{
+  const char *c = "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\",\"" D2 "\"]}}";
+  char **ids = NULL;
+  sw_error_t err = NULL;
+  assert_int_equal(sw_config_diff_ids(c, strlen(c), &ids, &err), 0);
+  assert_int_equal(sw_strv_len(ids), 2);
+  assert_string_equal(ids[1], D2);
+  sw_strv_free(ids);
+  const char *bad = "{\"rootfs\":{\"diff_ids\":[\"md5:x\"]}}";
+  assert_int_equal(sw_config_diff_ids(bad, strlen(bad), &ids, &err), -1);
+  sw_error_release(&err);
+}
+
+static void
+test_error_body_and_retry(void **state)
+{
+  const char *b = "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication "
+                  "required\",\"detail\":null},{\"code\":\"DENIED\"}]}";
+  char *s = sw_registry_error_body(b, strlen(b));
+  assert_string_equal(s, "UNAUTHORIZED: authentication required; DENIED");
+  free(s);
+  assert_null(sw_registry_error_body("<html>", 6));
+  assert_null(sw_registry_error_body(NULL, 0));
+
+  assert_true(sw_retry_wanted(503, 0));
+  assert_true(sw_retry_wanted(500, 0));
+  assert_true(sw_retry_wanted(429, 0));
+  assert_false(sw_retry_wanted(501, 0));
+  assert_false(sw_retry_wanted(404, 0));
+  assert_false(sw_retry_wanted(401, 0));
+  assert_false(sw_retry_wanted(200, 0));
+  assert_true(sw_retry_wanted(0, 18 /* CURLE_PARTIAL_FILE */));
+  assert_true(sw_retry_wanted(0, 7 /* CURLE_COULDNT_CONNECT */));
+  assert_true(sw_retry_wanted(0, 52 /* CURLE_GOT_NOTHING */));
+  assert_false(sw_retry_wanted(0, 6 /* CURLE_COULDNT_RESOLVE_HOST */));
+  assert_false(sw_retry_wanted(0, 60 /* CURLE_PEER_FAILED_VERIFICATION */));
+
+  assert_int_equal(sw_retry_delay_ms(500, 1), 500);
+  assert_int_equal(sw_retry_delay_ms(500, 2), 1000);
+  assert_int_equal(sw_retry_delay_ms(500, 4), 4000);
+  assert_int_equal(sw_retry_delay_ms(500, 30), 10000);
+}
+
+static void
+check_ref(const char *in, const char *host, const char *repo, const char *tag, const char *dig)
+{
+  sw_regref_t r;
+  sw_error_t err = NULL;
+  assert_int_equal(sw_regref_parse(in, &r, &err), 0);
+  assert_string_equal(r.host, host);
+  assert_string_equal(r.repo, repo);
+  if (tag)
+    assert_string_equal(r.tag, tag);
+  else
+    assert_null(r.tag);
+  if (dig)
+    assert_string_equal(r.digest, dig);
+  else
+    assert_null(r.digest);
+  sw_regref_clear(&r);
+}
+
+static void
+test_refs(void **state)
+{
+  check_ref("python:slim", "docker.io", "library/python", "slim", NULL);
+  check_ref("python", "docker.io", "library/python", "latest", NULL);
+  check_ref("user/app", "docker.io", "user/app", "latest", NULL);
+  check_ref("index.docker.io/python", "docker.io", "library/python", "latest", NULL);
+  check_ref("localhost:5000/a/b:v1", "localhost:5000", "a/b", "v1", NULL);
+  check_ref("localhost/x", "localhost", "x", "latest", NULL);
+  check_ref("127.0.0.1:5000/x@" D1, "127.0.0.1:5000", "x", NULL, D1);
+  check_ref("reg.io/x:t@" D1, "reg.io", "x", "t", D1);
+  const char *bad[] = {"UPPER", "x:", "x@sha256:12", "a//b", "reg.io/", ":tag", "x:t/g", ""};
+  for (size_t i = 0; i < SW_ARRAY_SIZE(bad); i++) {
+    sw_regref_t r;
+    sw_error_t err = NULL;
+    assert_int_equal(sw_regref_parse(bad[i], &r, &err), -1);
+    assert_int_equal(err->code, SW_EXIT_USAGE);
+    sw_error_release(&err);
+  }
+  assert_string_equal(sw_registry_api_host("docker.io"), "registry-1.docker.io");
+  assert_true(sw_registry_is_insecure("localhost:5000", NULL));
+  assert_true(sw_registry_is_insecure("127.0.0.1:41234", NULL));
+  assert_true(sw_registry_is_insecure("[::1]:5000", NULL));
+  assert_false(sw_registry_is_insecure("reg.io:5000", NULL));
+  char *ins[] = {"reg.io:5000", "lan", NULL};
+  assert_true(sw_registry_is_insecure("reg.io:5000", ins));
+  assert_true(sw_registry_is_insecure("lan:80", ins));
+  assert_false(sw_registry_is_insecure("reg.io:6000", ins));
+}
+
+int
+main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_challenge_bearer),  cmocka_unit_test(test_challenge_basic_and_multi),
+      cmocka_unit_test(test_challenge_bad),     cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_config_lookup),     cmocka_unit_test(test_config_set),
+      cmocka_unit_test(test_index_select),      cmocka_unit_test(test_manifest_image),
+      cmocka_unit_test(test_manifest_bad),      cmocka_unit_test(test_config_diff_ids),
+      cmocka_unit_test(test_error_body_and_retry), cmocka_unit_test(test_refs),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
