@@ -1,0 +1,153 @@
+/* slipway sandbox: run one process in a container. Used by RUN build steps (solve.c) and by
+ * `slipway run`.
+ *
+ * What the process gets: new mount, pid, ipc and uts namespaces (and an empty network namespace
+ * with `lo` up when network is NONE); an overlayfs root stacked from snapshot dirs with a fresh
+ * upper dir (or a read-only root when there is no upper dir); /proc, a minimal /dev (null, zero,
+ * full, random, urandom, tty, pts, ptmx, shm as tmpfs, fd/stdin/stdout/stderr links), a
+ * read-only /sys, the host's /etc/resolv.conf and /etc/hosts (read-only binds), extra bind/tmpfs
+ * mounts, pivot_root, user/groups from the rootfs's /etc/passwd and /etc/group, env, cwd.
+ *
+ * The upper dir stays a pure overlay diff: mounted with redirect_dir=off, metacopy=off,
+ * index=off, xino=off, so deletions are classic whiteouts (char 0/0) and opaque dirs carry
+ * trusted.overlay.opaque. Mount points the container needs but the image lacks (/proc, /dev,
+ * /etc/resolv.conf, cwd, mount targets) come from a bottom-most private tmpfs layer, so they are
+ * never written to the upper dir; in the rare case one must be created in the merged tree (a
+ * path under an image symlink), it is removed from the upper dir after the process exits if it
+ * is still empty.
+ *
+ * Process tree: caller ─ monitor (outside the pid namespace; forwards signals, reaps) ─ pid 1
+ * of the namespace = the user's process (Docker semantics: no init). When pid 1 exits the kernel
+ * kills the rest of the namespace. The monitor dies with the thread that called
+ * sw_sandbox_run() (PR_SET_PDEATHSIG), and pid 1 with the monitor: a killed slipway leaves
+ * nothing running. Safe to call from several threads at once (the child is made by fork()).
+ */
+#ifndef SW_SANDBOX_H
+#define SW_SANDBOX_H
+
+#include "error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum {
+  SW_NET_HOST = 0, /* share the host's network namespace (Docker's build default) */
+  SW_NET_NONE,     /* a new network namespace with only `lo`, up */
+} sw_net_t;
+
+typedef enum {
+  SW_MOUNT_BIND = 0, /* bind `source` (a host path: file or dir, e.g. a cache dir, a secret file) */
+  SW_MOUNT_TMPFS,    /* a fresh tmpfs (`size`, `mode`) */
+  SW_MOUNT_LAYERS,   /* the merged view of `layers` (snapshot dirs, top-most first), at subpath
+                        `source` (NULL = "/"): `RUN --mount=type=bind,from=STAGE`. With
+                        readonly=false, writes go to a throw-away tmpfs upper. */
+} sw_mount_kind_t;
+
+typedef struct {
+  sw_mount_kind_t kind;
+  const char *source; /* BIND: absolute host path; LAYERS: path inside the layers */
+  const char *target; /* absolute path in the container; created (as a stub) if missing */
+  bool readonly;
+  uint64_t size;         /* TMPFS: bytes, 0 = the kernel default (half of RAM) */
+  mode_t mode;           /* TMPFS: mode of its root, 0 = 01777 */
+  char *const *layers;   /* LAYERS: NULL-terminated, top-most first */
+} sw_mount_t;
+
+/* Values for the stdio fields. */
+#define SW_STDIO_INHERIT (-1) /* the caller's fd 0/1/2 */
+#define SW_STDIO_NULL    (-2) /* /dev/null */
+
+typedef struct {
+  /* The root filesystem. lowerdirs: absolute snapshot dirs, top-most first, NULL-terminated;
+   * may be NULL or empty (FROM scratch). Any number: the new mount API passes them one by one.
+   * upperdir + workdir: on the same filesystem, workdir empty; upperdir becomes the step's
+   * layer. Both NULL: the root is read-only. */
+  char *const *lowerdirs;
+  const char *upperdir;
+  const char *workdir;
+
+  /* The process. argv[0] is looked up in the container's PATH (from env, else Docker's default
+   * PATH). env: "K=V" strings; PATH and HOME are added when missing (HOME from /etc/passwd),
+   * HOSTNAME too. cwd: absolute, NULL = "/", created if missing (from the bottom stub layer,
+   * so it is in the layer only if the process writes into it). user: "", NULL (root), "name",
+   * "uid", "uid:gid", "name:group", "uid:group"...; resolved in the container's /etc/passwd and
+   * /etc/group; supplementary groups from /etc/group when no group is given (as runc does). */
+  char *const *argv;
+  char *const *env;
+  const char *cwd;
+  const char *user;
+
+  sw_net_t network;
+  const char *hostname; /* NULL = "slipway" */
+
+  const sw_mount_t *mounts; /* applied in order, after /proc, /dev, /sys and /etc binds */
+  size_t n_mounts;
+
+  /* fds to become the process's 0, 1, 2 (dup'ed; the caller keeps its own), or SW_STDIO_*.
+   * A zero-initialised struct means fd 0 for all three: set them explicitly. Ignored for
+   * stdout/stderr when on_output is set. */
+  int stdin_fd;
+  int stdout_fd;
+  int stderr_fd;
+
+  /* If set, stdout and stderr go to one pipe and sw_sandbox_run() calls this with each chunk
+   * as it arrives (from the calling thread), so the engine can stream and keep the tail of a
+   * step's output without a thread of its own. */
+  void (*on_output)(void *ctx, const char *data, size_t len);
+  void *output_ctx;
+
+  /* Forward SIGINT, SIGTERM, SIGHUP and SIGQUIT received by slipway to the process (`slipway
+   * run`). The handlers are installed for the duration of the call and restored after; a third
+   * SIGINT/SIGTERM kills the container (pid 1 ignores signals it has no handler for, as in
+   * Docker). */
+  bool forward_signals;
+  /* Keep the caller's session and controlling terminal (`run -t`); otherwise the process gets
+   * a new session, so a terminal's Ctrl-C reaches slipway, not the container directly. */
+  bool tty;
+} sw_sandbox_opts_t;
+
+/* Sets the stdio fields to SW_STDIO_INHERIT and the rest to zero/NULL. */
+void sw_sandbox_opts_init(sw_sandbox_opts_t *opts);
+
+typedef struct {
+  int exit_code; /* 0..255 if the process exited, else -1 */
+  int signal;    /* the signal that killed it, else 0 */
+} sw_sandbox_status_t;
+
+/* Shell-style status: exit_code, or 128 + signal. */
+int sw_sandbox_status_code(const sw_sandbox_status_t *st);
+
+/* Run the process to completion. Returns 0 when it ran (whatever its exit status: see *st),
+ * -1 when the sandbox could not be set up or the exec failed; err then says why, e.g.
+ * "exec `python`: No such file or directory", with err->code 127 (not found) or 126 (not
+ * executable) as a shell would exit. */
+int sw_sandbox_run(const sw_sandbox_opts_t *opts, sw_sandbox_status_t *st, sw_error_t *err);
+
+/* Kill (SIGKILL) every sandbox running in this process, whole pid namespaces included.
+ * Async-signal-safe: for the engine's SIGINT handler. sw_sandbox_run() then returns with the
+ * process killed by SIGKILL. */
+void sw_sandbox_kill_all(void);
+
+/* ---- user resolution (pure logic; exposed for tests and for COPY --chown) ---- */
+
+typedef struct {
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups; /* supplementary groups (primary gid not repeated), malloc'd */
+  size_t n_groups;
+  char *name; /* user name, if known from passwd */
+  char *home; /* home directory from passwd, else NULL */
+} sw_user_t;
+
+/* Resolve `spec` ("name", "uid", "uid:gid", "name:group", ...; NULL or "" = root) against the
+ * text of /etc/passwd and /etc/group (either may be NULL: a missing file). Docker's rules: a
+ * name must exist; a numeric uid need not (gid then 0 unless passwd says otherwise); a group
+ * name must exist in /etc/group; supplementary groups are those of /etc/group listing the user,
+ * added only when no group is given. Errors exit code 1 with Docker's wording. */
+int sw_user_resolve(const char *spec, const char *passwd, const char *group, sw_user_t *out,
+                    sw_error_t *err);
+void sw_user_clear(sw_user_t *u);
+
+#endif
