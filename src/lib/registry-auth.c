@@ -24,8 +24,7 @@ login_host(const char *registry)
 }
 
 static int
-config_save(const char *path, const char *host, const char *user, const char *pass,
-            sw_error_t *err)
+config_save(const char *path, const char *host, const char *user, const char *pass, sw_error_t *err)
 {
   _cleanup_free_ char *old = NULL;
   _cleanup_free_ char *text = NULL;
@@ -66,8 +65,9 @@ sw_registry_login(const char *registry, const char *user, const char *pass,
     return sw_error_wrap(err, "login to %s", host);
   if (resp.status != 200) {
     if (resp.status == 401)
-      sw_error(err, 0, "login to %s: GET %s/v2/: HTTP 401: the registry refused user `%s`; check "
-                       "the user name and password",
+      sw_error(err, 0,
+               "login to %s: GET %s/v2/: HTTP 401: the registry refused user `%s`; check "
+               "the user name and password",
                host, sw_reg_base(r), user);
     else
       sw_reg_status_error(r, "GET", "/v2/", &resp, err);

@@ -598,6 +598,6 @@ sw_reg_status_error(sw_reg_t *r, const char *method, const char *url, const sw_h
     if (resp->status >= 500)
       hint = "; the registry failed, try again later";
   }
-  return sw_error(err, 0, "%s %s: HTTP %ld%s%s%s%s", method, full, resp->status,
-                  detail ? " (" : "", detail ? detail : "", detail ? ")" : "", hint);
+  return sw_error(err, 0, "%s %s: HTTP %ld%s%s%s%s", method, full, resp->status, detail ? " (" : "",
+                  detail ? detail : "", detail ? ")" : "", hint);
 }

@@ -125,8 +125,8 @@ sw_auth_challenge_parse(const char *header, sw_auth_challenge_t *out, sw_error_t
     }
     /* a new scheme: the previous challenge is complete */
     if (cur.scheme) {
-      if (best.scheme == NULL || (strcmp(cur.scheme, "bearer") == 0 &&
-                                  strcmp(best.scheme, "bearer") != 0)) {
+      if (best.scheme == NULL ||
+          (strcmp(cur.scheme, "bearer") == 0 && strcmp(best.scheme, "bearer") != 0)) {
         sw_auth_challenge_clear(&best);
         best = cur;
       } else {
@@ -354,7 +354,7 @@ desc_clear(sw_desc_t *d)
 }
 
 void
-sw_manifest_free(sw_manifest_t *m)
+sw_rmanifest_free(sw_rmanifest_t *m)
 {
   if (m == NULL)
     return;
@@ -428,12 +428,13 @@ is_manifest_type(const char *mt)
 }
 
 static int
-manifest_fill(json_t *root, const char *content_type, sw_manifest_t *m, sw_error_t *err)
+manifest_fill(json_t *root, const char *content_type, sw_rmanifest_t *m, sw_error_t *err)
 {
   json_t *sv = json_object_get(root, "schemaVersion");
   if (json_is_integer(sv) && json_integer_value(sv) == 1)
-    return sw_error(err, 0, "Docker schema 1 manifests are not supported (push the image again "
-                            "with a current client)");
+    return sw_error(err, 0,
+                    "Docker schema 1 manifests are not supported (push the image again "
+                    "with a current client)");
   if (!json_is_integer(sv) || json_integer_value(sv) != 2)
     return sw_error(err, 0, "unsupported manifest schemaVersion");
   m->media_type = json_str_dup(root, "mediaType");
@@ -441,8 +442,8 @@ manifest_fill(json_t *root, const char *content_type, sw_manifest_t *m, sw_error
     /* OCI allows omitting mediaType; fall back to the Content-Type, minus parameters. */
     m->media_type = xstrndup(content_type, strcspn(content_type, "; "));
   }
-  if (m->media_type == NULL || (!is_index_type(m->media_type) &&
-                                !is_manifest_type(m->media_type))) {
+  if (m->media_type == NULL ||
+      (!is_index_type(m->media_type) && !is_manifest_type(m->media_type))) {
     /* Infer from shape, as OCI clients do. */
     free(m->media_type);
     m->media_type = NULL;
@@ -461,17 +462,16 @@ manifest_fill(json_t *root, const char *content_type, sw_manifest_t *m, sw_error
   m->kind = SW_MANIFEST_IMAGE;
   if (desc_parse(json_object_get(root, "config"), "config", 0, &m->config, err) < 0)
     return -1;
-  return desc_array_parse(json_object_get(root, "layers"), "layers", &m->layers, &m->n_layers,
-                          err);
+  return desc_array_parse(json_object_get(root, "layers"), "layers", &m->layers, &m->n_layers, err);
 }
 
 int
-sw_manifest_parse(const char *data, size_t len, const char *content_type, sw_manifest_t **out,
-                  sw_error_t *err)
+sw_rmanifest_parse(const char *data, size_t len, const char *content_type, sw_rmanifest_t **out,
+                   sw_error_t *err)
 {
   json_error_t jerr;
   json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-  _cleanup_(sw_manifest_freep) sw_manifest_t *m = NULL;
+  _cleanup_(sw_rmanifest_freep) sw_rmanifest_t *m = NULL;
 
   if (root == NULL)
     return sw_error(err, 0, "invalid manifest JSON at line %d: %s", jerr.line, jerr.text);
@@ -561,8 +561,7 @@ sw_platform_parse(const char *s, sw_platform_t *out, sw_error_t *err)
   const char *a = strchr(s, '/');
   if (a == NULL)
     return sw_error_code(err, SW_EXIT_USAGE, 0,
-                         "invalid platform `%s`: expected OS/ARCH[/VARIANT], e.g. linux/amd64",
-                         s);
+                         "invalid platform `%s`: expected OS/ARCH[/VARIANT], e.g. linux/amd64", s);
   const char *v = strchr(a + 1, '/');
   size_t alen = v ? (size_t)(v - a - 1) : strlen(a + 1);
   if (plat_copy(p.os, sizeof(p.os), s, (size_t)(a - s), "OS", err) < 0 ||
@@ -587,7 +586,7 @@ norm_variant(const char *arch, const char *variant)
 }
 
 const sw_desc_t *
-sw_index_select(const sw_manifest_t *idx, const sw_platform_t *p, sw_error_t *err)
+sw_index_select(const sw_rmanifest_t *idx, const sw_platform_t *p, sw_error_t *err)
 {
   const sw_desc_t *any_variant = NULL;
   _cleanup_buf_ sw_buf_t have = {0};
@@ -611,8 +610,9 @@ sw_index_select(const sw_manifest_t *idx, const sw_platform_t *p, sw_error_t *er
       sw_buf_printf(&have, "%s%s/%s%s%s", have.len ? ", " : "", d->os, d->arch,
                     d->variant ? "/" : "", d->variant ? d->variant : "");
   }
-  sw_error(err, 0, "no manifest for platform %s/%s%s%s in the index (it has: %s); "
-                  "choose one with --platform",
+  sw_error(err, 0,
+           "no manifest for platform %s/%s%s%s in the index (it has: %s); "
+           "choose one with --platform",
            p->os, p->arch, p->variant[0] ? "/" : "", p->variant, have.len ? have.data : "none");
   return NULL;
 }
@@ -702,8 +702,7 @@ repo_valid(const char *s)
     if (n == 0 || !isalnum((unsigned char)c[0]) || !isalnum((unsigned char)c[n - 1]))
       return false;
     for (size_t i = 0; i < n; i++)
-      if (!(islower((unsigned char)c[i]) || isdigit((unsigned char)c[i]) ||
-            strchr("._-", c[i])))
+      if (!(islower((unsigned char)c[i]) || isdigit((unsigned char)c[i]) || strchr("._-", c[i])))
         return false;
     c += n;
     if (*c == '/')
@@ -773,9 +772,9 @@ sw_regref_parse(const char *s, sw_regref_t *out, sw_error_t *err)
     r.tag = xstrdup(colon + 1);
   }
   const char *path = name;
-  if (slash && (memchr(name, '.', (size_t)(slash - name)) ||
-                memchr(name, ':', (size_t)(slash - name)) ||
-                strncmp(name, "localhost/", 10) == 0)) {
+  if (slash &&
+      (memchr(name, '.', (size_t)(slash - name)) || memchr(name, ':', (size_t)(slash - name)) ||
+       strncmp(name, "localhost/", 10) == 0)) {
     r.host = xstrndup(name, (size_t)(slash - name));
     path = slash + 1;
   } else {
@@ -825,8 +824,7 @@ sw_registry_is_insecure(const char *host, char *const *insecure)
     bare = xstrndup(host + 1, strcspn(host + 1, "]"));
   else
     bare = xstrndup(host, strcspn(host, ":"));
-  if (strcmp(bare, "localhost") == 0 || strcmp(bare, "::1") == 0 ||
-      sw_str_has_prefix(bare, "127."))
+  if (strcmp(bare, "localhost") == 0 || strcmp(bare, "::1") == 0 || sw_str_has_prefix(bare, "127."))
     return true;
   for (size_t i = 0; insecure && insecure[i]; i++)
     if (strcmp(insecure[i], host) == 0 || strcmp(insecure[i], bare) == 0)

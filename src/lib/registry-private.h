@@ -8,6 +8,7 @@
 #ifndef SW_REGISTRY_PRIVATE_H
 #define SW_REGISTRY_PRIVATE_H
 
+#include "image.h"
 #include "registry.h"
 #include "util.h"
 
@@ -16,12 +17,6 @@
 #include <stdint.h>
 
 /* ---- media types ---- */
-#define SW_MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
-#define SW_MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
-#define SW_MT_OCI_CONFIG      "application/vnd.oci.image.config.v1+json"
-#define SW_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define SW_MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
-#define SW_MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
 #define SW_MANIFEST_ACCEPT                                                                         \
   SW_MT_OCI_MANIFEST ", " SW_MT_OCI_INDEX ", " SW_MT_DOCKER_MANIFEST ", " SW_MT_DOCKER_LIST
 
@@ -65,27 +60,27 @@ typedef struct {
   char *os, *arch, *variant; /* platform, index entries only */
 } sw_desc_t;
 
-typedef enum { SW_MANIFEST_IMAGE, SW_MANIFEST_INDEX } sw_manifest_kind_t;
+typedef enum { SW_MANIFEST_IMAGE, SW_MANIFEST_INDEX } sw_rmanifest_kind_t;
 
 typedef struct {
-  sw_manifest_kind_t kind;
+  sw_rmanifest_kind_t kind;
   char *media_type;
-  sw_desc_t config;    /* image manifests */
-  sw_desc_t *layers;   /* image manifests */
+  sw_desc_t config;  /* image manifests */
+  sw_desc_t *layers; /* image manifests */
   size_t n_layers;
   sw_desc_t *manifests; /* indexes */
   size_t n_manifests;
-} sw_manifest_t;
+} sw_rmanifest_t;
 
 /* Parse a manifest or index. content_type (may be NULL) is the HTTP Content-Type, used when
  * the body has no mediaType. Schema 1 and unknown types are refused with a clear message. */
-int sw_manifest_parse(const char *data, size_t len, const char *content_type, sw_manifest_t **out,
-                      sw_error_t *err);
-void sw_manifest_free(sw_manifest_t *m);
+int sw_rmanifest_parse(const char *data, size_t len, const char *content_type, sw_rmanifest_t **out,
+                       sw_error_t *err);
+void sw_rmanifest_free(sw_rmanifest_t *m);
 static inline void
-sw_manifest_freep(sw_manifest_t **m)
+sw_rmanifest_freep(sw_rmanifest_t **m)
 {
-  sw_manifest_free(*m);
+  sw_rmanifest_free(*m);
 }
 
 typedef struct {
@@ -95,7 +90,7 @@ typedef struct {
 /* "os/arch[/variant]"; NULL or "" means linux/amd64. Aliases: x86_64 → amd64, aarch64 → arm64. */
 int sw_platform_parse(const char *s, sw_platform_t *out, sw_error_t *err);
 /* The index entry for the platform; the error lists what the index offers. */
-const sw_desc_t *sw_index_select(const sw_manifest_t *idx, const sw_platform_t *p,
+const sw_desc_t *sw_index_select(const sw_rmanifest_t *idx, const sw_platform_t *p,
                                  sw_error_t *err);
 
 typedef enum { SW_COMP_NONE, SW_COMP_GZIP, SW_COMP_ZSTD, SW_COMP_UNKNOWN } sw_comp_t;
@@ -134,9 +129,9 @@ bool sw_registry_is_insecure(const char *host, char *const *insecure);
 typedef struct sw_reg_s sw_reg_t;
 
 typedef struct {
-  const char *method; /* GET HEAD PUT POST PATCH DELETE */
-  const char *url;    /* absolute, or a path starting with "/" */
-  const char *scope;  /* token scopes, space separated: "repository:a/b:pull,push" */
+  const char *method;         /* GET HEAD PUT POST PATCH DELETE */
+  const char *url;            /* absolute, or a path starting with "/" */
+  const char *scope;          /* token scopes, space separated: "repository:a/b:pull,push" */
   const char *const *headers; /* extra "Key: value" lines, NULL-terminated, may be NULL */
   /* request body: memory, or a range of a file */
   const void *body;
@@ -185,5 +180,26 @@ int sw_reg_status_error(sw_reg_t *r, const char *method, const char *url,
                         const sw_http_resp_t *resp, sw_error_t *err);
 /* Absolute URL for a path or a Location header value. */
 char *sw_reg_url(const sw_reg_t *r, const char *path_or_url);
+
+/* ---- parallel transfers and progress (registry-xfer.c) ---- */
+/* Run fn(ctx, i) for i in [0, n) on up to `jobs` threads. The first failure stops new jobs
+ * from starting; its error is returned. */
+int sw_parallel(size_t n, unsigned jobs, int (*fn)(void *ctx, size_t i, sw_error_t *err), void *ctx,
+                sw_error_t *err);
+
+/* Per-blob progress: bars redrawn in place on a TTY, one status line per blob otherwise. */
+typedef struct sw_progress_s sw_progress_t;
+sw_progress_t *sw_progress_new(bool tty, bool quiet);
+void sw_progress_free(sw_progress_t *p);
+/* Register a line (e.g. "sha256:1a2b3c4d5e6f") with its total size; returns its id. */
+size_t sw_progress_add(sw_progress_t *p, const char *label, uint64_t total);
+/* A libcurl-style callback: ud is a sw_progress_line_t. */
+typedef struct {
+  sw_progress_t *p;
+  size_t id;
+} sw_progress_line_t;
+void sw_progress_cb(void *ud, uint64_t now, uint64_t total);
+/* Final state of a line: "Pushed", "Already exists", "Mounted from x", "Pull complete" … */
+void sw_progress_done(sw_progress_t *p, size_t id, const char *status);
 
 #endif

@@ -16,14 +16,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   switch (data[0] % 5) {
   case 0: {
-    sw_manifest_t *m = NULL;
-    if (sw_manifest_parse(s, len, "application/vnd.oci.image.manifest.v1+json", &m, &err) == 0) {
+    sw_rmanifest_t *m = NULL;
+    if (sw_rmanifest_parse(s, len, "application/vnd.oci.image.manifest.v1+json", &m, &err) == 0) {
       sw_platform_t p;
       if (m->kind == SW_MANIFEST_INDEX && sw_platform_parse(NULL, &p, &err) == 0)
         sw_index_select(m, &p, &err);
       for (size_t i = 0; i < m->n_layers; i++)
         sw_layer_media_comp(m->layers[i].media_type);
-      sw_manifest_free(m);
+      sw_rmanifest_free(m);
     }
     break;
   }

@@ -16,11 +16,12 @@ test_challenge_bearer(void **state)
 {
   sw_auth_challenge_t c = {0};
   sw_error_t err = NULL;
-  assert_int_equal(sw_auth_challenge_parse(
-                       "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\""
-                       ",scope=\"repository:samalba/my-app:pull,push\"",
-                       &c, &err),
-                   0);
+  assert_int_equal(
+      sw_auth_challenge_parse(
+          "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\""
+          ",scope=\"repository:samalba/my-app:pull,push\"",
+          &c, &err),
+      0);
   assert_string_equal(c.scheme, "bearer");
   assert_string_equal(c.realm, "https://auth.docker.io/token");
   assert_string_equal(c.service, "registry.docker.io");
@@ -158,11 +159,11 @@ static const char *index_json =
 static void
 test_index_select(void **state)
 {
-  sw_manifest_t *m = NULL;
+  sw_rmanifest_t *m = NULL;
   sw_platform_t p;
   sw_error_t err = NULL;
 
-  assert_int_equal(sw_manifest_parse(index_json, strlen(index_json), NULL, &m, &err), 0);
+  assert_int_equal(sw_rmanifest_parse(index_json, strlen(index_json), NULL, &m, &err), 0);
   assert_int_equal(m->kind, SW_MANIFEST_INDEX);
   assert_int_equal(m->n_manifests, 3);
   assert_int_equal(sw_platform_parse(NULL, &p, &err), 0);
@@ -182,7 +183,7 @@ test_index_select(void **state)
   sw_error_release(&err);
   assert_int_equal(sw_platform_parse("linux/", &p, &err), -1);
   sw_error_release(&err);
-  sw_manifest_free(m);
+  sw_rmanifest_free(m);
 }
 
 static void
@@ -196,38 +197,37 @@ test_manifest_image(void **state)
                   "\"digest\":\"" D2 "\"},{\"mediaType\":"
                   "\"application/vnd.oci.image.layer.v1.tar+zstd\",\"size\":5,"
                   "\"digest\":\"" D3 "\"}]}";
-  sw_manifest_t *m = NULL;
+  sw_rmanifest_t *m = NULL;
   sw_error_t err = NULL;
 
-  assert_int_equal(sw_manifest_parse(j, strlen(j), NULL, &m, &err), 0);
+  assert_int_equal(sw_rmanifest_parse(j, strlen(j), NULL, &m, &err), 0);
   assert_int_equal(m->kind, SW_MANIFEST_IMAGE);
   assert_string_equal(m->config.digest, D1);
   assert_int_equal(m->n_layers, 2);
   assert_int_equal(m->layers[0].size, 100);
   assert_int_equal(sw_layer_media_comp(m->layers[0].media_type), SW_COMP_GZIP);
   assert_int_equal(sw_layer_media_comp(m->layers[1].media_type), SW_COMP_ZSTD);
-  sw_manifest_free(m);
+  sw_rmanifest_free(m);
   assert_int_equal(sw_layer_media_comp("application/vnd.oci.image.layer.v1.tar"), SW_COMP_NONE);
   assert_int_equal(sw_layer_media_comp("application/json"), SW_COMP_UNKNOWN);
 
   /* OCI without mediaType: from Content-Type, then from shape */
   const char *j2 = "{\"schemaVersion\":2,\"config\":{\"size\":1,\"digest\":\"" D1 "\"},"
                    "\"layers\":[]}";
-  assert_int_equal(sw_manifest_parse(j2, strlen(j2), NULL, &m, &err), 0);
+  assert_int_equal(sw_rmanifest_parse(j2, strlen(j2), NULL, &m, &err), 0);
   assert_string_equal(m->media_type, SW_MT_OCI_MANIFEST);
   assert_int_equal(m->n_layers, 0);
-  sw_manifest_free(m);
-  assert_int_equal(sw_manifest_parse(j2, strlen(j2),
-                                     SW_MT_DOCKER_MANIFEST "; charset=utf-8", &m, &err),
-                   0);
+  sw_rmanifest_free(m);
+  assert_int_equal(
+      sw_rmanifest_parse(j2, strlen(j2), SW_MT_DOCKER_MANIFEST "; charset=utf-8", &m, &err), 0);
   assert_string_equal(m->media_type, SW_MT_DOCKER_MANIFEST);
-  sw_manifest_free(m);
+  sw_rmanifest_free(m);
 }
 
 static void
 test_manifest_bad(void **state)
 {
-  sw_manifest_t *m = NULL;
+  sw_rmanifest_t *m = NULL;
   sw_error_t err = NULL;
   const char *bad[] = {
       "{\"schemaVersion\":1,\"fsLayers\":[]}",
@@ -240,11 +240,11 @@ test_manifest_bad(void **state)
       "{\"schemaVersion\":2,\"schemaVersion\":2}",
   };
   for (size_t i = 0; i < SW_ARRAY_SIZE(bad); i++) {
-    assert_int_equal(sw_manifest_parse(bad[i], strlen(bad[i]), NULL, &m, &err), -1);
+    assert_int_equal(sw_rmanifest_parse(bad[i], strlen(bad[i]), NULL, &m, &err), -1);
     assert_non_null(err);
     sw_error_release(&err);
   }
-  assert_int_equal(sw_manifest_parse(bad[0], strlen(bad[0]), NULL, &m, &err), -1);
+  assert_int_equal(sw_rmanifest_parse(bad[0], strlen(bad[0]), NULL, &m, &err), -1);
   assert_non_null(strstr(err->msg, "schema 1"));
   sw_error_release(&err);
 }
@@ -347,11 +347,11 @@ int
 main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_challenge_bearer),  cmocka_unit_test(test_challenge_basic_and_multi),
-      cmocka_unit_test(test_challenge_bad),     cmocka_unit_test(test_base64),
-      cmocka_unit_test(test_config_lookup),     cmocka_unit_test(test_config_set),
-      cmocka_unit_test(test_index_select),      cmocka_unit_test(test_manifest_image),
-      cmocka_unit_test(test_manifest_bad),      cmocka_unit_test(test_config_diff_ids),
+      cmocka_unit_test(test_challenge_bearer),     cmocka_unit_test(test_challenge_basic_and_multi),
+      cmocka_unit_test(test_challenge_bad),        cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_config_lookup),        cmocka_unit_test(test_config_set),
+      cmocka_unit_test(test_index_select),         cmocka_unit_test(test_manifest_image),
+      cmocka_unit_test(test_manifest_bad),         cmocka_unit_test(test_config_diff_ids),
       cmocka_unit_test(test_error_body_and_retry), cmocka_unit_test(test_refs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
