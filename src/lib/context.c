@@ -1,0 +1,729 @@
+/* slipway: build context walk, source selection and content hashing; see context.h. */
+#include "context.h"
+
+#include "ignore.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <limits.h>
+
+#define MAX_LINKS 40
+
+/* ---- the stat cache: (dev, ino) -> (size, mtime, ctime, sha256 of bytes) ---- */
+
+struct stat_ent {
+  uint64_t dev, ino, size;
+  int64_t mtime_ns, ctime_ns;
+  char hex[SW_HASH_HEX_SIZE];
+  bool used;
+};
+
+struct sw_context {
+  char *dir;
+  int dirfd;
+  sw_ignore_t *ignore;
+  sw_ctx_node_t *root;
+  char *cache_path;
+  struct stat_ent *cache; /* sorted by (dev, ino) as loaded */
+  size_t ncache;
+  struct stat_ent *added; /* new entries of this build */
+  size_t nadded, capadded;
+  bool cache_dirty;
+};
+
+static int64_t
+ts_ns(const struct timespec *t)
+{
+  return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static int
+cmp_stat_ent(const void *a, const void *b)
+{
+  const struct stat_ent *x = a, *y = b;
+  if (x->dev != y->dev)
+    return x->dev < y->dev ? -1 : 1;
+  if (x->ino != y->ino)
+    return x->ino < y->ino ? -1 : 1;
+  return 0;
+}
+
+/* Text format, one entry a line: "dev ino size mtime_ns ctime_ns hex", then a last line
+ * "sum <sha256 of everything before it>" so that a torn write is detected and ignored. */
+static void
+cache_load(sw_context_t *c)
+{
+  _cleanup_free_ char *text = NULL;
+  size_t len = 0;
+  sw_error_t e = NULL;
+  if (sw_read_file(c->cache_path, 0, &text, &len, &e) < 0) {
+    sw_error_release(&e);
+    return;
+  }
+  char *sum = len > 0 ? strstr(text, "sum ") : NULL;
+  while (sum && sum != text && sum[-1] != '\n')
+    sum = strstr(sum + 1, "sum ");
+  if (sum == NULL)
+    return;
+  char hex[SW_HASH_HEX_SIZE];
+  sw_sha256_hex(text, (size_t)(sum - text), hex);
+  if (strncmp(sum + 4, hex, SW_SHA256_HEX_LEN) != 0)
+    return;
+  size_t cap = 0;
+  for (char *line = text; line < sum;) {
+    char *nl = strchr(line, '\n');
+    if (nl == NULL)
+      break;
+    *nl = '\0';
+    struct stat_ent s = {0};
+    if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64 " %64s", &s.dev,
+               &s.ino, &s.size, &s.mtime_ns, &s.ctime_ns, s.hex) == 6 &&
+        strlen(s.hex) == SW_SHA256_HEX_LEN) {
+      if (c->ncache == cap) {
+        cap = cap ? 2 * cap : 256;
+        c->cache = xrealloc(c->cache, cap * sizeof(*c->cache));
+      }
+      c->cache[c->ncache++] = s;
+    }
+    line = nl + 1;
+  }
+  if (c->ncache)
+    qsort(c->cache, c->ncache, sizeof(*c->cache), cmp_stat_ent);
+}
+
+static void
+cache_save(sw_context_t *c)
+{
+  if (!c->cache_dirty || c->cache_path == NULL)
+    return;
+  _cleanup_buf_ sw_buf_t b = {0};
+  /* Keep what this build used or added; entries of files that went away fall out. */
+  for (size_t i = 0; i < c->ncache; i++) {
+    struct stat_ent *s = &c->cache[i];
+    if (s->used)
+      sw_buf_printf(&b, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 " %s\n", s->dev,
+                    s->ino, s->size, s->mtime_ns, s->ctime_ns, s->hex);
+  }
+  for (size_t i = 0; i < c->nadded; i++) {
+    struct stat_ent *s = &c->added[i];
+    sw_buf_printf(&b, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 " %s\n", s->dev,
+                  s->ino, s->size, s->mtime_ns, s->ctime_ns, s->hex);
+  }
+  char hex[SW_HASH_HEX_SIZE];
+  sw_sha256_hex(b.data ? b.data : "", b.len, hex);
+  sw_buf_printf(&b, "sum %s\n", hex);
+  /* A cache: no fsync (a torn file fails its checksum and is ignored). */
+  _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", c->cache_path, (int)getpid());
+  _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return;
+  if (sw_write_all(fd, b.data, b.len) < 0 || rename(tmp, c->cache_path) < 0)
+    unlink(tmp);
+}
+
+static struct stat_ent *
+cache_find(sw_context_t *c, const struct stat *st)
+{
+  struct stat_ent key = {.dev = st->st_dev, .ino = st->st_ino};
+  struct stat_ent *s = c->ncache ? bsearch(&key, c->cache, c->ncache, sizeof(*c->cache),
+                                           cmp_stat_ent)
+                                 : NULL;
+  if (s && s->size == (uint64_t)st->st_size && s->mtime_ns == ts_ns(&st->st_mtim) &&
+      s->ctime_ns == ts_ns(&st->st_ctim))
+    return s;
+  return NULL;
+}
+
+/* ---- nodes ---- */
+
+static void
+node_free(sw_ctx_node_t *n)
+{
+  if (n == NULL)
+    return;
+  for (size_t i = 0; i < n->nkids; i++)
+    node_free(n->kids[i]);
+  free(n->kids);
+  free(n->name);
+  free(n->rel);
+  free(n->link);
+  free(n);
+}
+
+int
+sw_context_open(const char *dir, const char *dockerfile, const char *cache_dir,
+                sw_context_t **out, sw_error_t *err)
+{
+  _cleanup_free_ char *real = realpath(dir, NULL);
+  if (real == NULL)
+    return sw_error_code(err, SW_EXIT_USAGE, errno, "build context `%s`", dir);
+  int fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return sw_error_code(err, SW_EXIT_USAGE, errno, "build context `%s`", dir);
+
+  sw_context_t *c = xcalloc(1, sizeof(*c));
+  c->dir = steal_ptr(&real);
+  c->dirfd = fd;
+
+  if (sw_ignore_load_for_build(c->dir, dockerfile, &c->ignore, err) < 0) {
+    sw_context_free(c);
+    return -1;
+  }
+
+  c->root = xcalloc(1, sizeof(*c->root));
+  c->root->name = xstrdup("");
+  c->root->rel = xstrdup("");
+  if (fstat(fd, &c->root->st) < 0) {
+    int e = errno;
+    sw_context_free(c);
+    return sw_error(err, e, "stat `%s`", dir);
+  }
+
+  if (cache_dir) {
+    char hex[SW_HASH_HEX_SIZE];
+    sw_sha256_hex(c->dir, strlen(c->dir), hex);
+    sw_error_t e = NULL;
+    if (sw_mkdir_p(cache_dir, 0700, &e) == 0) {
+      c->cache_path = xasprintf("%s/%.32s", cache_dir, hex);
+      cache_load(c);
+    }
+    sw_error_release(&e);
+  }
+  *out = c;
+  return 0;
+}
+
+void
+sw_context_free(sw_context_t *c)
+{
+  if (c == NULL)
+    return;
+  cache_save(c);
+  node_free(c->root);
+  sw_ignore_free(c->ignore);
+  if (c->dirfd >= 0)
+    close(c->dirfd);
+  free(c->dir);
+  free(c->cache_path);
+  free(c->cache);
+  free(c->added);
+  free(c);
+}
+
+const char *
+sw_context_dir(const sw_context_t *c)
+{
+  return c->dir;
+}
+
+int
+sw_context_dirfd(const sw_context_t *c)
+{
+  return c->dirfd;
+}
+
+sw_ctx_node_t *
+sw_context_root(sw_context_t *c)
+{
+  return c->root;
+}
+
+bool
+sw_context_ignored(sw_context_t *c, const char *rel)
+{
+  return c->ignore && sw_ignore_match(c->ignore, rel);
+}
+
+char *
+sw_context_host_path(const sw_context_t *c, const sw_ctx_node_t *node)
+{
+  if (node->rel[0] == '\0')
+    return xstrdup(c->dir);
+  return xasprintf("%s/%s", c->dir, node->rel);
+}
+
+static int
+cmp_node(const void *a, const void *b)
+{
+  return strcmp((*(sw_ctx_node_t *const *)a)->name, (*(sw_ctx_node_t *const *)b)->name);
+}
+
+static char *
+rel_join(const char *dir, const char *name)
+{
+  return dir[0] ? xasprintf("%s/%s", dir, name) : xstrdup(name);
+}
+
+/* A node for an entry of an opened directory. */
+static int
+make_node(int dfd, const char *parent_rel, const char *name, sw_ctx_node_t **out,
+          sw_error_t *err)
+{
+  sw_ctx_node_t *n = xcalloc(1, sizeof(*n));
+  n->name = xstrdup(name);
+  n->rel = rel_join(parent_rel, name);
+  if (fstatat(dfd, name, &n->st, AT_SYMLINK_NOFOLLOW) < 0) {
+    int e = errno;
+    node_free(n);
+    if (e == ENOENT)
+      return -ENOENT; /* raced with a deletion: as if it never was there */
+    return sw_error(err, e, "stat `%s` in the build context", parent_rel[0] ? parent_rel : ".");
+  }
+  if (S_ISLNK(n->st.st_mode)) {
+    char buf[PATH_MAX];
+    ssize_t l = readlinkat(dfd, name, buf, sizeof(buf) - 1);
+    if (l < 0) {
+      int e = errno;
+      node_free(n);
+      return sw_error(err, e, "readlink `%s` in the build context", name);
+    }
+    buf[l] = '\0';
+    n->link = xstrdup(buf);
+  }
+  *out = n;
+  return 0;
+}
+
+/* Would anything under excluded directory `rel` be re-included by an exception? */
+static bool
+may_reinclude(sw_context_t *c, const char *rel)
+{
+  return c->ignore && sw_ignore_may_include_below(c->ignore, rel);
+}
+
+/* Does an excluded directory end up holding anything included? (an exception below it) */
+static int list_dir(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err);
+
+int
+sw_context_list(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err)
+{
+  return list_dir(c, dir, err);
+}
+
+static int
+list_dir(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err)
+{
+  if (dir->listed)
+    return 0;
+  if (!S_ISDIR(dir->st.st_mode))
+    return sw_error(err, ENOTDIR, "`%s` in the build context", dir->rel);
+  int fd = dir->rel[0] ? openat(c->dirfd, dir->rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                       : dup(c->dirfd);
+  if (fd < 0)
+    return sw_error(err, errno, "open `%s` in the build context", dir->rel);
+  _cleanup_dir_ DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    close(fd);
+    return sw_error(err, errno, "open `%s` in the build context", dir->rel);
+  }
+  size_t cap = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    _cleanup_free_ char *rel = rel_join(dir->rel, de->d_name);
+    bool excluded = sw_context_ignored(c, rel);
+    bool is_dir = de->d_type == DT_DIR || de->d_type == DT_UNKNOWN;
+    if (excluded && !(is_dir && may_reinclude(c, rel)))
+      continue; /* pruned: never stat'ed, never read */
+    sw_ctx_node_t *n = NULL;
+    int r = make_node(dirfd(d), dir->rel, de->d_name, &n, err);
+    if (r == -ENOENT)
+      continue;
+    if (r < 0)
+      return -1;
+    if (excluded) {
+      /* Kept only for the exceptions under it: include it iff one matched. */
+      if (!S_ISDIR(n->st.st_mode) || list_dir(c, n, err) < 0 || n->nkids == 0) {
+        node_free(n);
+        if (err && *err)
+          return -1;
+        continue;
+      }
+    }
+    if (dir->nkids == cap) {
+      cap = cap ? 2 * cap : 16;
+      dir->kids = xrealloc(dir->kids, cap * sizeof(*dir->kids));
+    }
+    dir->kids[dir->nkids++] = n;
+  }
+  if (dir->nkids)
+    qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_node);
+  dir->listed = true;
+  return 0;
+}
+
+static sw_ctx_node_t *
+find_kid(sw_ctx_node_t *dir, const char *name)
+{
+  sw_ctx_node_t key = {.name = (char *)name}, *kp = &key;
+  sw_ctx_node_t **r = dir->nkids ? bsearch(&kp, dir->kids, dir->nkids, sizeof(*dir->kids),
+                                           cmp_node)
+                                 : NULL;
+  return r ? *r : NULL;
+}
+
+bool
+sw_has_wildcards(const char *s)
+{
+  for (; *s; s++) {
+    if (*s == '\\' && s[1]) {
+      s++;
+      continue;
+    }
+    if (*s == '*' || *s == '?' || *s == '[')
+      return true;
+  }
+  return false;
+}
+
+/* ---- source matching ---- */
+
+struct matcher {
+  sw_context_t *c;
+  const char *src, *what;
+  sw_ctx_node_t **out;
+  size_t n, cap;
+  int links;
+};
+
+static int
+outside(struct matcher *m, sw_error_t *err)
+{
+  return sw_error(err, 0,
+                  "%s: `%s` points outside the build context `%s`: only files inside it can be "
+                  "copied",
+                  m->what, m->src, m->c->dir);
+}
+
+static void
+push_match(struct matcher *m, sw_ctx_node_t *n)
+{
+  for (size_t i = 0; i < m->n; i++)
+    if (m->out[i] == n)
+      return;
+  if (m->n == m->cap) {
+    m->cap = m->cap ? 2 * m->cap : 8;
+    m->out = xrealloc(m->out, m->cap * sizeof(*m->out));
+  }
+  m->out[m->n++] = n;
+}
+
+/* Split a path into cleaned components; `..` that would leave the root is an error. */
+static int
+split_clean(struct matcher *m, const char *path, char ***comps, sw_error_t *err)
+{
+  _cleanup_strv_ char **v = NULL;
+  _cleanup_free_ char *copy = xstrdup(path);
+  char *save = NULL;
+  for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+    if (strcmp(t, ".") == 0)
+      continue;
+    if (strcmp(t, "..") == 0) {
+      size_t n = sw_strv_len(v);
+      if (n == 0)
+        return outside(m, err);
+      free(v[n - 1]);
+      v[n - 1] = NULL;
+      continue;
+    }
+    sw_strv_push(&v, t);
+  }
+  if (v == NULL)
+    v = xcalloc(1, sizeof(char *));
+  *comps = steal_ptr(&v);
+  return 0;
+}
+
+/* The node of a cleaned, wildcard-free relative path, following symlinks (inside only). */
+static int resolve(struct matcher *m, char *const *comps, bool follow_last, sw_ctx_node_t **out,
+                   sw_error_t *err);
+
+static int
+follow_link(struct matcher *m, sw_ctx_node_t *dir, sw_ctx_node_t *link, char *const *rest,
+            bool follow_last, sw_ctx_node_t **out, sw_error_t *err)
+{
+  if (++m->links > MAX_LINKS)
+    return sw_error(err, ELOOP, "%s: resolve `%s` in the build context", m->what, m->src);
+  if (link->link[0] == '/')
+    return outside(m, err);
+  _cleanup_free_ char *joined = NULL;
+  _cleanup_buf_ sw_buf_t b = {0};
+  sw_buf_puts(&b, dir->rel);
+  sw_buf_putc(&b, '/');
+  sw_buf_puts(&b, link->link);
+  for (size_t i = 0; rest && rest[i]; i++) {
+    sw_buf_putc(&b, '/');
+    sw_buf_puts(&b, rest[i]);
+  }
+  joined = sw_buf_steal(&b);
+  _cleanup_strv_ char **comps = NULL;
+  if (split_clean(m, joined, &comps, err) < 0)
+    return -1;
+  return resolve(m, comps, follow_last, out, err);
+}
+
+static int
+resolve(struct matcher *m, char *const *comps, bool follow_last, sw_ctx_node_t **out,
+        sw_error_t *err)
+{
+  sw_ctx_node_t *cur = m->c->root;
+  for (size_t i = 0; comps[i]; i++) {
+    if (list_dir(m->c, cur, err) < 0)
+      return -1;
+    sw_ctx_node_t *k = find_kid(cur, comps[i]);
+    if (k == NULL)
+      return -ENOENT;
+    bool last = comps[i + 1] == NULL;
+    if (k->link && (!last || follow_last))
+      return follow_link(m, cur, k, comps + i + 1, follow_last, out, err);
+    if (!last && !S_ISDIR(k->st.st_mode))
+      return -ENOENT;
+    cur = k;
+  }
+  *out = cur;
+  return 0;
+}
+
+/* Glob: walk components, matching wildcard ones against directory entries. */
+static int
+glob_walk(struct matcher *m, sw_ctx_node_t *dir, char *const *comps, sw_error_t *err)
+{
+  if (comps[0] == NULL) {
+    sw_ctx_node_t *n = dir;
+    if (n->link) {
+      /* A matched symlink: resolve it (inside the context only). */
+      _cleanup_strv_ char **c = NULL;
+      if (split_clean(m, n->rel, &c, err) < 0)
+        return -1;
+      int r = resolve(m, c, true, &n, err);
+      if (r == -ENOENT)
+        return 0; /* dangling: BuildKit skips it */
+      if (r < 0)
+        return -1;
+    }
+    push_match(m, n);
+    return 0;
+  }
+  if (dir->link) {
+    _cleanup_strv_ char **c = NULL;
+    sw_ctx_node_t *t = NULL;
+    if (split_clean(m, dir->rel, &c, err) < 0)
+      return -1;
+    int r = resolve(m, c, true, &t, err);
+    if (r == -ENOENT)
+      return 0;
+    if (r < 0)
+      return -1;
+    dir = t;
+  }
+  if (!S_ISDIR(dir->st.st_mode))
+    return 0;
+  if (list_dir(m->c, dir, err) < 0)
+    return -1;
+  if (!sw_has_wildcards(comps[0])) {
+    sw_ctx_node_t *k = find_kid(dir, comps[0]);
+    return k ? glob_walk(m, k, comps + 1, err) : 0;
+  }
+  for (size_t i = 0; i < dir->nkids; i++)
+    if (fnmatch(comps[0], dir->kids[i]->name, 0) == 0)
+      if (glob_walk(m, dir->kids[i], comps + 1, err) < 0)
+        return -1;
+  return 0;
+}
+
+int
+sw_context_match(sw_context_t *c, const char *src, const char *what, sw_ctx_node_t ***out,
+                 size_t *n, sw_error_t *err)
+{
+  struct matcher m = {.c = c, .src = src, .what = what};
+  _cleanup_strv_ char **comps = NULL;
+  if (split_clean(&m, src, &comps, err) < 0)
+    return -1;
+  if (sw_has_wildcards(src)) {
+    if (glob_walk(&m, c->root, comps, err) < 0) {
+      free(m.out);
+      return -1;
+    }
+  } else {
+    sw_ctx_node_t *node = NULL;
+    int r = resolve(&m, comps, true, &node, err);
+    if (r == -ENOENT)
+      return sw_error(err, ENOENT,
+                      "%s: `%s` not found in the build context `%s`%s", what, src, c->dir,
+                      sw_context_ignored(c, src) ? " (it is excluded by .dockerignore)" : "");
+    if (r < 0)
+      return -1;
+    push_match(&m, node);
+  }
+  *out = m.out ? m.out : xcalloc(1, sizeof(sw_ctx_node_t *));
+  *n = m.n;
+  return 0;
+}
+
+/* ---- hashing ---- */
+
+int
+sw_context_file_bytes(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err)
+{
+  if (node->bytes[0])
+    return 0;
+  struct stat_ent *s = cache_find(c, &node->st);
+  if (s) {
+    s->used = true;
+    memcpy(node->bytes, s->hex, sizeof(node->bytes));
+    return 0;
+  }
+  _cleanup_close_ int fd = openat(c->dirfd, node->rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sw_error(err, errno, "open `%s` in the build context", node->rel);
+  sw_sha256_t *h = sw_sha256_new();
+  static __thread char buf[1 << 17];
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof(buf));
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      int e = errno;
+      sw_sha256_free(h);
+      return sw_error(err, e, "read `%s` in the build context", node->rel);
+    }
+    if (r == 0)
+      break;
+    sw_sha256_update(h, buf, (size_t)r);
+  }
+  sw_sha256_final_hex(h, node->bytes);
+  /* Re-stat: a file changed while we read it must not be cached under its old stat. */
+  struct stat st2;
+  if (fstat(fd, &st2) == 0 && st2.st_size == node->st.st_size &&
+      ts_ns(&st2.st_mtim) == ts_ns(&node->st.st_mtim)) {
+    if (c->nadded == c->capadded) {
+      c->capadded = c->capadded ? 2 * c->capadded : 64;
+      c->added = xrealloc(c->added, c->capadded * sizeof(*c->added));
+    }
+    struct stat_ent *a = &c->added[c->nadded++];
+    a->dev = node->st.st_dev;
+    a->ino = node->st.st_ino;
+    a->size = (uint64_t)node->st.st_size;
+    a->mtime_ns = ts_ns(&st2.st_mtim);
+    a->ctime_ns = ts_ns(&st2.st_ctim);
+    memcpy(a->hex, node->bytes, sizeof(a->hex));
+    c->cache_dirty = true;
+  }
+  return 0;
+}
+
+static int hash_node(sw_context_t *c, sw_ctx_node_t *node, const sw_excludes_t *ex,
+                     const char *exrel, char out[SW_HASH_HEX_SIZE], sw_error_t *err);
+
+static int
+hash_dir(sw_context_t *c, sw_ctx_node_t *node, const sw_excludes_t *ex, const char *exrel,
+         char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+{
+  if (list_dir(c, node, err) < 0)
+    return -1;
+  sw_content_dir_t *d = sw_content_dir_new(node->st.st_mode);
+  for (size_t i = 0; i < node->nkids; i++) {
+    sw_ctx_node_t *k = node->kids[i];
+    _cleanup_free_ char *krel = ex ? rel_join(exrel, k->name) : NULL;
+    if (ex && sw_excludes_match(ex, krel))
+      continue;
+    char kh[SW_HASH_HEX_SIZE];
+    if (hash_node(c, k, ex, krel, kh, err) < 0) {
+      char tmp[SW_HASH_HEX_SIZE];
+      sw_content_dir_finish(d, tmp);
+      return -1;
+    }
+    sw_content_dir_add(d, k->name, kh);
+  }
+  sw_content_dir_finish(d, out);
+  return 0;
+}
+
+static int
+hash_node(sw_context_t *c, sw_ctx_node_t *node, const sw_excludes_t *ex, const char *exrel,
+          char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+{
+  if (ex == NULL && node->hashed) {
+    memcpy(out, node->hash, SW_HASH_HEX_SIZE);
+    return 0;
+  }
+  mode_t mode = node->st.st_mode;
+  if (S_ISREG(mode)) {
+    if (sw_context_file_bytes(c, node, err) < 0)
+      return -1;
+    sw_content_file(mode, (uint64_t)node->st.st_size, node->bytes, out);
+  } else if (S_ISLNK(mode)) {
+    sw_content_symlink(node->link, out);
+  } else if (S_ISDIR(mode)) {
+    if (hash_dir(c, node, ex, exrel, out, err) < 0)
+      return -1;
+  } else {
+    sw_content_special(mode, node->st.st_rdev, out);
+  }
+  if (ex == NULL) {
+    memcpy(node->hash, out, SW_HASH_HEX_SIZE);
+    node->hashed = true;
+  }
+  return 0;
+}
+
+int
+sw_context_hash(sw_context_t *c, sw_ctx_node_t *node, char out[SW_HASH_HEX_SIZE],
+                sw_error_t *err)
+{
+  return hash_node(c, node, NULL, NULL, out, err);
+}
+
+int
+sw_context_hash_excluding(sw_context_t *c, sw_ctx_node_t *node, char *const *excludes,
+                          char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+{
+  if (excludes == NULL || excludes[0] == NULL)
+    return sw_context_hash(c, node, out, err);
+  sw_excludes_t *ex = NULL;
+  if (sw_excludes_new(excludes, &ex, err) < 0)
+    return -1;
+  int r = hash_node(c, node, ex, "", out, err);
+  sw_excludes_free(ex);
+  return r;
+}
+
+/* ---- COPY --exclude ---- */
+
+struct sw_excludes {
+  sw_ignore_t *ig;
+};
+
+int
+sw_excludes_new(char *const *patterns, sw_excludes_t **out, sw_error_t *err)
+{
+  _cleanup_buf_ sw_buf_t b = {0};
+  for (size_t i = 0; patterns && patterns[i]; i++) {
+    sw_buf_puts(&b, patterns[i]);
+    sw_buf_putc(&b, '\n');
+  }
+  sw_excludes_t *e = xcalloc(1, sizeof(*e));
+  if (sw_ignore_parse("--exclude", b.data ? b.data : "", b.len, &e->ig, err) < 0) {
+    free(e);
+    return -1;
+  }
+  *out = e;
+  return 0;
+}
+
+void
+sw_excludes_free(sw_excludes_t *e)
+{
+  if (e == NULL)
+    return;
+  sw_ignore_free(e->ig);
+  free(e);
+}
+
+bool
+sw_excludes_match(const sw_excludes_t *e, const char *rel)
+{
+  return e && sw_ignore_match(e->ig, rel);
+}
