@@ -126,9 +126,8 @@ static struct stat_ent *
 cache_find(sw_context_t *c, const struct stat *st)
 {
   struct stat_ent key = {.dev = st->st_dev, .ino = st->st_ino};
-  struct stat_ent *s = c->ncache ? bsearch(&key, c->cache, c->ncache, sizeof(*c->cache),
-                                           cmp_stat_ent)
-                                 : NULL;
+  struct stat_ent *s =
+      c->ncache ? bsearch(&key, c->cache, c->ncache, sizeof(*c->cache), cmp_stat_ent) : NULL;
   if (s && s->size == (uint64_t)st->st_size && s->mtime_ns == ts_ns(&st->st_mtim) &&
       s->ctime_ns == ts_ns(&st->st_ctim))
     return s;
@@ -152,8 +151,8 @@ node_free(sw_ctx_node_t *n)
 }
 
 int
-sw_context_open(const char *dir, const char *dockerfile, const char *cache_dir,
-                sw_context_t **out, sw_error_t *err)
+sw_context_open(const char *dir, const char *dockerfile, const char *cache_dir, sw_context_t **out,
+                sw_error_t *err)
 {
   _cleanup_free_ char *real = realpath(dir, NULL);
   if (real == NULL)
@@ -257,8 +256,7 @@ rel_join(const char *dir, const char *name)
 
 /* A node for an entry of an opened directory. */
 static int
-make_node(int dfd, const char *parent_rel, const char *name, sw_ctx_node_t **out,
-          sw_error_t *err)
+make_node(int dfd, const char *parent_rel, const char *name, sw_ctx_node_t **out, sw_error_t *err)
 {
   sw_ctx_node_t *n = xcalloc(1, sizeof(*n));
   n->name = xstrdup(name);
@@ -358,9 +356,8 @@ static sw_ctx_node_t *
 find_kid(sw_ctx_node_t *dir, const char *name)
 {
   sw_ctx_node_t key = {.name = (char *)name}, *kp = &key;
-  sw_ctx_node_t **r = dir->nkids ? bsearch(&kp, dir->kids, dir->nkids, sizeof(*dir->kids),
-                                           cmp_node)
-                                 : NULL;
+  sw_ctx_node_t **r =
+      dir->nkids ? bsearch(&kp, dir->kids, dir->nkids, sizeof(*dir->kids), cmp_node) : NULL;
   return r ? *r : NULL;
 }
 
@@ -550,8 +547,8 @@ sw_context_match(sw_context_t *c, const char *src, const char *what, sw_ctx_node
     sw_ctx_node_t *node = NULL;
     int r = resolve(&m, comps, true, &node, err);
     if (r == -ENOENT)
-      return sw_error(err, ENOENT,
-                      "%s: `%s` not found in the build context `%s`%s", what, src, c->dir,
+      return sw_error(err, ENOENT, "%s: `%s` not found in the build context `%s`%s", what, src,
+                      c->dir,
                       sw_context_ignored(c, src) ? " (it is excluded by .dockerignore)" : "");
     if (r < 0)
       return -1;
@@ -670,8 +667,7 @@ hash_node(sw_context_t *c, sw_ctx_node_t *node, const sw_excludes_t *ex, const c
 }
 
 int
-sw_context_hash(sw_context_t *c, sw_ctx_node_t *node, char out[SW_HASH_HEX_SIZE],
-                sw_error_t *err)
+sw_context_hash(sw_context_t *c, sw_ctx_node_t *node, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
 {
   return hash_node(c, node, NULL, NULL, out, err);
 }

@@ -23,11 +23,11 @@ typedef struct sw_context sw_context_t;
 typedef struct sw_ctx_node sw_ctx_node_t;
 
 struct sw_ctx_node {
-  char *name;       /* last component ("" for the root) */
-  char *rel;        /* path from the context root, no leading "/" ("" for the root) */
-  struct stat st;   /* lstat */
-  char *link;       /* symlink target, else NULL */
-  bool listed;      /* kids loaded */
+  char *name;           /* last component ("" for the root) */
+  char *rel;            /* path from the context root, no leading "/" ("" for the root) */
+  struct stat st;       /* lstat */
+  char *link;           /* symlink target, else NULL */
+  bool listed;          /* kids loaded */
   sw_ctx_node_t **kids; /* included children, sorted by name */
   size_t nkids;
   bool hashed;

@@ -151,8 +151,7 @@ sw_runmount_parse(const char *spec, sw_runmount_t *out, sw_error_t *err)
     else if (strcmp(t, "ssh") == 0)
       m.type = SW_RUNMOUNT_SSH;
     else
-      return sw_error_code(err, SW_EXIT_USAGE, 0, "--mount=%s: unknown mount type `%s`", spec,
-                           t);
+      return sw_error_code(err, SW_EXIT_USAGE, 0, "--mount=%s: unknown mount type `%s`", spec, t);
   }
   m.readonly = m.type == SW_RUNMOUNT_BIND;
   free(copy);
@@ -180,8 +179,8 @@ sw_runmount_parse(const char *spec, sw_runmount_t *out, sw_error_t *err)
       m.id = xstrdup("default");
     if (m.id == NULL) {
       sw_runmount_clear(&m);
-      return sw_error_code(err, SW_EXIT_USAGE, 0, "--mount=%s: a secret needs id= or target=",
-                           spec);
+      return sw_error_code(err, SW_EXIT_USAGE, 0,
+                           "--mount=%s: a secret needs id= or target=", spec);
     }
     if (m.target == NULL && m.env == NULL)
       m.target = xasprintf("/run/secrets/%s", m.id);
@@ -234,8 +233,7 @@ sw_plan_free(sw_plan_t *p)
   free(p);
 }
 
-static int
-at(const sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err, const char *fmt, ...)
+static int at(const sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* An error about an instruction, in the parser's FILE:LINE:COL format. */
@@ -372,8 +370,8 @@ resolve_from(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, const char 
 }
 
 static int
-resolve_step(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, bool onbuild,
-             sw_step_t *st, sw_error_t *err)
+resolve_step(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, bool onbuild, sw_step_t *st,
+             sw_error_t *err)
 {
   memset(st, 0, sizeof(*st));
   st->insn = insn;
@@ -415,8 +413,7 @@ resolve_step(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, bool onbuil
         return sw_dockerfile_error(p->df, insn->line, insn->col, err, "%s", (*err)->msg);
       int r = 0;
       if (m.from)
-        r = resolve_from(p, stage, insn, m.from, &st->mount_stages[i], &st->mount_images[i],
-                         err);
+        r = resolve_from(p, stage, insn, m.from, &st->mount_stages[i], &st->mount_images[i], err);
       sw_runmount_clear(&m);
       if (r < 0)
         return -1;
@@ -626,8 +623,7 @@ count_totals(sw_plan_t *p)
 }
 
 int
-sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **out,
-            sw_error_t *err)
+sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **out, sw_error_t *err)
 {
   sw_plan_t *p = xcalloc(1, sizeof(*p));
   p->df = df;
@@ -661,8 +657,8 @@ sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **o
         if (p->stages[i].name)
           sw_buf_printf(&names, "%s`%s`", names.len ? ", " : "", p->stages[i].name);
       int r = sw_error_code(err, SW_EXIT_USAGE, 0,
-                            "target stage `%s` could not be found in %s (stages: %s)",
-                            opts->target, df->path, names.len ? names.data : "none named");
+                            "target stage `%s` could not be found in %s (stages: %s)", opts->target,
+                            df->path, names.len ? names.data : "none named");
       sw_plan_free(p);
       return r;
     }
@@ -704,8 +700,7 @@ sw_plan_trigger_steps(sw_plan_t *p, sw_stage_t *stage, char *const *triggers, sw
   size_t k = 0;
   for (size_t i = 0; i < count; i++) {
     sw_dockerfile_t *tdf = NULL;
-    _cleanup_free_ char *name = xasprintf("%s (ONBUILD trigger of `%s`)", p->df->path,
-                                          stage->base);
+    _cleanup_free_ char *name = xasprintf("%s (ONBUILD trigger of `%s`)", p->df->path, stage->base);
     if (sw_dockerfile_parse(name, triggers[i], strlen(triggers[i]), &tdf, err) < 0) {
       sw_steps_free(v, k);
       return -1;

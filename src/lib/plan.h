@@ -60,30 +60,30 @@ typedef struct {
   int *mount_stages;     /* RUN --mount from=STAGE, one per --mount (-1: not a stage) */
   char **mount_images;   /* same, image references (NULL entries when not an image) */
   size_t n_mounts;
-  bool numbered;         /* counts in "[stage i/n]" (FROM image, ADD, COPY, RUN, WORKDIR) */
+  bool numbered; /* counts in "[stage i/n]" (FROM image, ADD, COPY, RUN, WORKDIR) */
 } sw_step_t;
 
 typedef struct {
   int index;
-  char *name;         /* the AS name, lower-cased, or NULL */
-  char *display;      /* name, or "stage-N"; "" when the Dockerfile has a single stage */
+  char *name;    /* the AS name, lower-cased, or NULL */
+  char *display; /* name, or "stage-N"; "" when the Dockerfile has a single stage */
   const sw_insn_t *from;
-  char *base;         /* the expanded FROM argument ("python:slim", "scratch", a stage name) */
-  int base_stage;     /* index of the stage it is FROM, or -1 */
+  char *base;     /* the expanded FROM argument ("python:slim", "scratch", a stage name) */
+  int base_stage; /* index of the stage it is FROM, or -1 */
   bool scratch;
-  char *platform;     /* expanded --platform, or NULL */
+  char *platform; /* expanded --platform, or NULL */
   sw_step_t *steps;
   size_t n_steps;
   int *deps; /* stages this one needs (base and --from), each once */
   size_t n_deps;
-  bool needed;       /* the target needs it */
-  int total;         /* n of "[stage i/n]" */
+  bool needed;                   /* the target needs it */
+  int total;                     /* n of "[stage i/n]" */
   sw_dockerfile_t **trigger_dfs; /* parsed ONBUILD texts this stage owns */
   size_t n_trigger_dfs;
 } sw_stage_t;
 
 typedef struct {
-  const char *platform; /* "linux/amd64" (NULL: the host's) */
+  const char *platform;    /* "linux/amd64" (NULL: the host's) */
   char *const *build_args; /* "K=V" from --build-arg (a bare "K" takes K from the environment) */
   const char *target;      /* stage name, NULL = the last stage */
 } sw_plan_opts_t;
@@ -115,14 +115,14 @@ char **sw_plan_unused_build_args(const sw_plan_t *p);
 
 /* Turn ONBUILD trigger texts of a base image into steps for `stage` (the solver calls this
  * once the image's config is known). `--from` in a trigger may name an earlier stage. */
-int sw_plan_trigger_steps(sw_plan_t *p, sw_stage_t *stage, char *const *triggers,
-                          sw_step_t **steps, size_t *n, sw_error_t *err);
+int sw_plan_trigger_steps(sw_plan_t *p, sw_stage_t *stage, char *const *triggers, sw_step_t **steps,
+                          size_t *n, sw_error_t *err);
 void sw_steps_free(sw_step_t *steps, size_t n);
 
 /* ---- ARG / ENV scope during a stage ---- */
 typedef struct {
-  char **args;   /* "K=V" declared args that have a value, in declaration order */
-  char **keys;   /* every declared arg name (also those without value) */
+  char **args; /* "K=V" declared args that have a value, in declaration order */
+  char **keys; /* every declared arg name (also those without value) */
 } sw_scope_t;
 
 void sw_scope_init(sw_scope_t *s);
@@ -131,8 +131,7 @@ void sw_scope_copy(sw_scope_t *dst, const sw_scope_t *src);
 /* ARG KEY[=default]: `value` is the default already expanded, or NULL. The build arg wins,
  * then the default, then a global (meta) arg of that name. Returns the value in effect (or
  * NULL). */
-const char *sw_scope_declare(sw_scope_t *s, const sw_plan_t *p, const char *key,
-                             const char *value);
+const char *sw_scope_declare(sw_scope_t *s, const sw_plan_t *p, const char *key, const char *value);
 /* Environment to expand words with: args, overridden by config env (ENV wins). Caller frees. */
 char **sw_scope_expand_env(const sw_scope_t *s, char *const *config_env);
 /* Environment of a RUN process: config env, plus args not shadowed by ENV, plus proxy build

@@ -190,9 +190,9 @@ int
 main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_key_stable),     cmocka_unit_test(test_key_changes),
+      cmocka_unit_test(test_key_stable),       cmocka_unit_test(test_key_changes),
       cmocka_unit_test(test_key_no_ambiguity), cmocka_unit_test(test_base_keys),
-      cmocka_unit_test(test_content_nodes),  cmocka_unit_test(test_keyhash),
+      cmocka_unit_test(test_content_nodes),    cmocka_unit_test(test_keyhash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
