@@ -101,6 +101,7 @@ typedef struct {
   char digest[SW_DIGEST_LEN + 1];  /* sha256 of the blob as stored (compressed) */
   int64_t size;                    /* blob size in bytes */
   char media_type[80];             /* e.g. SW_MT_OCI_LAYER_GZIP */
+  int64_t tar_size;                /* uncompressed size (0 if unknown; filled by the store) */
 } sw_layer_desc_t;
 
 typedef struct sw_image_s {
@@ -112,6 +113,8 @@ typedef struct sw_image_s {
   sw_layer_desc_t *layers; /* in order, base first */
   size_t n_layers;
   char **names; /* normalised references pointing at it (may be NULL) */
+  int64_t created;  /* from config "created" (unix seconds), filled by the store */
+  int64_t last_used; /* store: last commit/touch time */
 } sw_image_t;
 
 /* A new image with a fresh sw_config_new(NULL) config and no layers. */

@@ -20,6 +20,7 @@
 #define SW_STORE_H
 
 #include "error.h"
+#include "compress.h"
 #include "image.h"
 #include "util.h"
 
@@ -28,8 +29,6 @@
 
 typedef struct sw_store_s sw_store_t;
 
-/* Codec interface of the layers module (compress.h); NULL means gzip. */
-struct sw_codec_s;
 
 /* ---- open / close ---- */
 /* Create ROOT and its layout if missing, open the database (migrating its schema) and take
@@ -97,8 +96,8 @@ int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size
 /* Commit an overlay-format directory made under ROOT/tmp (a RUN upper dir, a COPY dir):
  * sw_layer_write() produces the blob and the diffID in one pass, then the directory is renamed
  * to snapshots/<diffID hex> (or removed if that snapshot already exists) and the row is
- * recorded. codec NULL = gzip. dir is consumed either way. */
-int sw_layer_commit_dir(sw_store_t *s, const char *dir, const struct sw_codec_s *codec,
+ * recorded. comp NULL = sw_compression_default() (gzip). dir is consumed either way. */
+int sw_layer_commit_dir(sw_store_t *s, const char *dir, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
 /* Import a layer blob (compressed or not, as media_type says; NULL = detect) from in_fd: the
  * blob is stored as is, applied with sw_layer_apply() to a new snapshot, and checked against
@@ -107,8 +106,8 @@ int sw_layer_commit_dir(sw_store_t *s, const char *dir, const struct sw_codec_s 
 int sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                     const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err);
 /* Import an uncompressed or compressed *rootfs tar* (slipway import): one streaming pass
- * decompresses, hashes (diffID), applies to a snapshot and recompresses (codec NULL = gzip). */
-int sw_layer_import_tar(sw_store_t *s, int in_fd, const struct sw_codec_s *codec,
+ * decompresses, hashes (diffID), applies to a snapshot and recompresses (comp NULL = gzip). */
+int sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
 /* Find a layer by diffID (media_type: preferred blob type or NULL). */
 int sw_layer_get(sw_store_t *s, const char *diff_id, const char *media_type, sw_layer_desc_t *out,
@@ -135,7 +134,11 @@ char **sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img);
  * normalised). All its layers must be in the store. Fills img->config_digest,
  * manifest_digest, sizes, names. */
 int sw_image_commit(sw_store_t *s, sw_image_t *img, char *const *names, sw_error_t *err);
-/* Record an image whose manifest and config blobs are already stored (load, pull). */
+/* Like sw_image_commit, but img->config_digest/config_size name a config blob already stored
+ * (kept byte for byte, so the image ID is preserved: load of a docker-archive). */
+int sw_image_commit_raw(sw_store_t *s, sw_image_t *img, char *const *names, sw_error_t *err);
+/* Record an image whose manifest and config blobs are already stored (load, pull): the manifest
+ * digest is preserved. */
 int sw_image_commit_manifest(sw_store_t *s, const char *manifest_digest, char *const *names,
                              sw_image_t **out, sw_error_t *err);
 /* Look up by name ("foo", "foo:tag", "docker.io/x/y@sha256:..."), by full or unambiguous

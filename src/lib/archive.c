@@ -1,0 +1,630 @@
+/* slipway: docker-archive / oci-archive / OCI layout export and import. See archive.h. */
+#include "archive.h"
+
+#include "compress.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#define MAX_META (16u << 20)
+
+int
+sw_archive_format_parse(const char *s, sw_archive_format_t *out, sw_error_t *err)
+{
+  if (strcmp(s, "docker") == 0 || strcmp(s, "docker-archive") == 0)
+    *out = SW_ARCHIVE_DOCKER;
+  else if (strcmp(s, "oci") == 0 || strcmp(s, "oci-archive") == 0)
+    *out = SW_ARCHIVE_OCI;
+  else if (strcmp(s, "oci-dir") == 0 || strcmp(s, "oci-layout") == 0)
+    *out = SW_ARCHIVE_OCI_DIR;
+  else
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "unknown archive format `%s` (use docker, oci or oci-dir)", s);
+  return 0;
+}
+
+/* ---- output: a tar stream or a directory, behind two functions ---- */
+
+typedef struct {
+  struct archive *a; /* tar output, or NULL for a directory */
+  char *dir;
+  sw_store_t *s;
+  char **written; /* blob hexes already written */
+} out_t;
+
+static int
+out_file_data(out_t *o, const char *name, const void *data, size_t len, sw_error_t *err)
+{
+  if (o->a == NULL) {
+    _cleanup_free_ char *p = xasprintf("%s/%s", o->dir, name);
+    return sw_write_file_atomic(p, data, len, 0644, err);
+  }
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, name);
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, (la_int64_t)len);
+  archive_entry_set_mtime(e, 0, 0);
+  int r = archive_write_header(o->a, e);
+  archive_entry_free(e);
+  if (r != ARCHIVE_OK || (len && archive_write_data(o->a, data, len) != (la_ssize_t)len))
+    return sw_error(err, 0, "write `%s` to archive: %s", name, archive_error_string(o->a));
+  return 0;
+}
+
+static int
+out_dir_entry(out_t *o, const char *name, sw_error_t *err)
+{
+  if (o->a == NULL) {
+    _cleanup_free_ char *p = xasprintf("%s/%s", o->dir, name);
+    return sw_mkdir_p(p, 0755, err);
+  }
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, name);
+  archive_entry_set_filetype(e, AE_IFDIR);
+  archive_entry_set_perm(e, 0755);
+  archive_entry_set_mtime(e, 0, 0);
+  int r = archive_write_header(o->a, e);
+  archive_entry_free(e);
+  if (r != ARCHIVE_OK)
+    return sw_error(err, 0, "write `%s` to archive: %s", name, archive_error_string(o->a));
+  return 0;
+}
+
+/* Copy a stored blob as blobs/sha256/<hex>: a hard link (or a copy) for a directory, streamed
+ * for a tar. Each blob once. */
+static int
+out_blob(out_t *o, const char *digest, sw_error_t *err)
+{
+  const char *hex = digest + 7;
+  if (sw_strv_contains(o->written, hex))
+    return 0;
+  sw_strv_push(&o->written, hex);
+  _cleanup_free_ char *name = xasprintf("blobs/sha256/%s", hex);
+  int64_t size;
+  _cleanup_close_ int fd = sw_blob_open(o->s, digest, &size, err);
+  if (fd < 0)
+    return -1;
+  if (o->a == NULL) {
+    _cleanup_free_ char *src = sw_blob_path(o->s, digest);
+    _cleanup_free_ char *dst = xasprintf("%s/%s", o->dir, name);
+    if (link(src, dst) == 0 || errno == EEXIST)
+      return 0;
+    _cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0)
+      return sw_error(err, errno, "create `%s`", dst);
+    for (int64_t left = size; left > 0;) {
+      ssize_t n = copy_file_range(fd, NULL, out, NULL, (size_t)left, 0);
+      if (n <= 0)
+        return sw_error(err, n < 0 ? errno : EIO, "copy blob to `%s`", dst);
+      left -= n;
+    }
+    return 0;
+  }
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, name);
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, size);
+  archive_entry_set_mtime(e, 0, 0);
+  int r = archive_write_header(o->a, e);
+  archive_entry_free(e);
+  if (r != ARCHIVE_OK)
+    return sw_error(err, 0, "write `%s` to archive: %s", name, archive_error_string(o->a));
+  static __thread char buf[1 << 20];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0)
+    if (archive_write_data(o->a, buf, (size_t)n) != n)
+      return sw_error(err, 0, "write `%s` to archive: %s", name, archive_error_string(o->a));
+  if (n < 0)
+    return sw_error(err, errno, "read blob %s", digest);
+  return 0;
+}
+
+static int
+out_image_blobs(out_t *o, const sw_image_t *img, sw_error_t *err)
+{
+  if (out_blob(o, img->manifest_digest, err) < 0 || out_blob(o, img->config_digest, err) < 0)
+    return -1;
+  for (size_t i = 0; i < img->n_layers; i++)
+    if (out_blob(o, img->layers[i].digest, err) < 0)
+      return -1;
+  return 0;
+}
+
+/* index.json: one manifest per image, named the way BuildKit's oci exporter names them. */
+static int
+out_index(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n,
+          sw_error_t *err)
+{
+  json_t *ms = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *d = json_pack("{s:s, s:s, s:I}", "mediaType", SW_MT_OCI_MANIFEST, "digest",
+                          imgs[i]->manifest_digest, "size", (json_int_t)imgs[i]->manifest_size);
+    sw_ref_t *r = NULL;
+    sw_error_t e = NULL;
+    if (names && names[i] && sw_ref_parse(names[i], &r, &e) == 0 && r->tag) {
+      _cleanup_free_ char *full = sw_ref_string(r);
+      json_object_set_new(d, "annotations",
+                          json_pack("{s:s, s:s}", "io.containerd.image.name", full,
+                                    SW_ANNOTATION_REF_NAME, r->tag));
+    }
+    sw_ref_free(r);
+    sw_error_release(&e);
+    json_array_append_new(ms, d);
+  }
+  json_t *idx = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", SW_MT_OCI_INDEX,
+                          "manifests", ms);
+  _cleanup_free_ char *text = sw_json_dump(idx);
+  json_decref(idx);
+  static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+  if (out_file_data(o, "oci-layout", layout, strlen(layout), err) < 0)
+    return -1;
+  return out_file_data(o, "index.json", text, strlen(text), err);
+}
+
+/* manifest.json and repositories, as `docker save` writes them. */
+static int
+out_docker_meta(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n,
+                sw_error_t *err)
+{
+  json_t *man = json_array(), *repos = json_object();
+  for (size_t i = 0; i < n; i++) {
+    json_t *tags = json_array(), *layers = json_array();
+    for (size_t l = 0; l < imgs[i]->n_layers; l++)
+      json_array_append_new(layers,
+                            json_sprintf("blobs/sha256/%s", imgs[i]->layers[l].digest + 7));
+    sw_ref_t *r = NULL;
+    sw_error_t e = NULL;
+    if (names && names[i] && sw_ref_parse(names[i], &r, &e) == 0 && r->tag) {
+      _cleanup_free_ char *repo = sw_ref_familiar_repository(r);
+      json_array_append_new(tags, json_sprintf("%s:%s", repo, r->tag));
+      if (imgs[i]->n_layers) {
+        json_t *t = json_object_get(repos, repo);
+        if (t == NULL)
+          json_object_set_new(repos, repo, t = json_object());
+        json_object_set_new(t, r->tag,
+                            json_string(imgs[i]->layers[imgs[i]->n_layers - 1].digest + 7));
+      }
+    }
+    sw_ref_free(r);
+    sw_error_release(&e);
+    json_array_append_new(man, json_pack("{s:o, s:o, s:o}", "Config",
+                                         json_sprintf("blobs/sha256/%s", imgs[i]->config_digest + 7),
+                                         "RepoTags", tags, "Layers", layers));
+  }
+  _cleanup_free_ char *mtext = json_dumps(man, JSON_COMPACT);
+  _cleanup_free_ char *rtext = json_dumps(repos, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(man);
+  json_decref(repos);
+  if (out_file_data(o, "manifest.json", mtext, strlen(mtext), err) < 0)
+    return -1;
+  return out_file_data(o, "repositories", rtext, strlen(rtext), err);
+}
+
+static int
+save_all(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n,
+         sw_archive_format_t fmt, sw_error_t *err)
+{
+  if (out_dir_entry(o, "blobs", err) < 0 || out_dir_entry(o, "blobs/sha256", err) < 0)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    if (out_image_blobs(o, imgs[i], err) < 0)
+      return -1;
+  if (out_index(o, imgs, names, n, err) < 0)
+    return -1;
+  if (fmt == SW_ARCHIVE_DOCKER)
+    return out_docker_meta(o, imgs, names, n, err);
+  return 0;
+}
+
+int
+sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names, size_t n,
+                sw_archive_format_t fmt, const char *path, sw_error_t *err)
+{
+  out_t o = {.s = s};
+  int r;
+  if (fmt == SW_ARCHIVE_OCI_DIR) {
+    o.dir = xstrdup(path);
+    r = sw_mkdir_p(path, 0755, err);
+    if (r == 0)
+      r = save_all(&o, imgs, names, n, fmt, err);
+    free(o.dir);
+    sw_strv_free(o.written);
+    return r < 0 ? sw_error_wrap(err, "saving to `%s`", path) : 0;
+  }
+  _cleanup_free_ char *tmp = strcmp(path, "-") == 0 ? NULL : xasprintf("%s.tmp.%d", path, getpid());
+  o.a = archive_write_new();
+  archive_write_set_format_pax_restricted(o.a);
+  archive_write_set_bytes_in_last_block(o.a, 1);
+  r = tmp ? archive_write_open_filename(o.a, tmp) : archive_write_open_fd(o.a, 1);
+  if (r != ARCHIVE_OK)
+    r = sw_error(err, 0, "create `%s`: %s", tmp ? tmp : "stdout", archive_error_string(o.a));
+  else
+    r = save_all(&o, imgs, names, n, fmt, err);
+  if (r == 0 && archive_write_close(o.a) != ARCHIVE_OK)
+    r = sw_error(err, 0, "write `%s`: %s", path, archive_error_string(o.a));
+  archive_write_free(o.a);
+  sw_strv_free(o.written);
+  if (r == 0 && tmp && rename(tmp, path) < 0)
+    r = sw_error(err, errno, "rename `%s` to `%s`", tmp, path);
+  if (r < 0 && tmp)
+    unlink(tmp);
+  return r < 0 ? sw_error_wrap(err, "saving to `%s`", path) : 0;
+}
+
+/* ---- load ---- */
+
+static int
+openat2_in_root(int root, const char *name, int flags, sw_error_t *err)
+{
+  struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT};
+  int fd = (int)syscall(SYS_openat2, root, name, &how, sizeof(how));
+  if (fd < 0)
+    return sw_error(err, errno, "archive entry `%s`", name);
+  return fd;
+}
+
+/* Create the directories of name under root, never following a symlink. */
+static int
+mkdirs_beneath(int root, const char *name, sw_error_t *err)
+{
+  _cleanup_free_ char *p = xstrdup(name);
+  char *slash = strrchr(p, '/');
+  if (slash == NULL)
+    return 0;
+  *slash = '\0';
+  int dfd = dup(root);
+  for (char *c = strtok(p, "/"); c; c = strtok(NULL, "/")) {
+    mkdirat(dfd, c, 0755);
+    int n = openat(dfd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(dfd);
+    if (n < 0)
+      return sw_error(err, errno, "archive entry `%s`", name);
+    dfd = n;
+  }
+  close(dfd);
+  return 0;
+}
+
+static bool
+entry_name_ok(const char *n)
+{
+  if (*n == '/' || *n == '\0')
+    return false;
+  for (const char *c = n; c;) {
+    if (strncmp(c, "..", 2) == 0 && (c[2] == '/' || c[2] == '\0'))
+      return false;
+    c = strchr(c, '/');
+    if (c)
+      c++;
+  }
+  return true;
+}
+
+/* Unpack the archive's regular files, directories and symlinks into dir (in ROOT/tmp). */
+static int
+unpack(const char *path, int dirfd_, sw_error_t *err)
+{
+  struct archive *a = archive_read_new();
+  struct archive_entry *e;
+  int r = 0;
+  archive_read_support_format_tar(a);
+  archive_read_support_filter_all(a);
+  if ((strcmp(path, "-") == 0 ? archive_read_open_fd(a, 0, 1 << 20)
+                              : archive_read_open_filename(a, path, 1 << 20)) != ARCHIVE_OK) {
+    r = sw_error(err, 0, "open `%s`: %s", path, archive_error_string(a));
+    goto out;
+  }
+  while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+    const char *name = archive_entry_pathname(e);
+    while (sw_str_has_prefix(name, "./"))
+      name += 2;
+    if (*name == '\0')
+      continue;
+    if (!entry_name_ok(name)) {
+      r = sw_error(err, 0, "`%s`: unsafe entry name `%s`", path, name);
+      goto out;
+    }
+    if (mkdirs_beneath(dirfd_, name, err) < 0) {
+      r = -1;
+      goto out;
+    }
+    mode_t type = archive_entry_filetype(e);
+    if (type == AE_IFDIR) {
+      _cleanup_free_ char *d = xasprintf("%s/", name);
+      if (mkdirs_beneath(dirfd_, d, err) < 0) {
+        r = -1;
+        goto out;
+      }
+    } else if (type == AE_IFLNK) {
+      const char *t = archive_entry_symlink(e);
+      if (t && symlinkat(t, dirfd_, name) < 0 && errno != EEXIST) {
+        r = sw_error(err, errno, "`%s`: entry `%s`", path, name);
+        goto out;
+      }
+    } else if (type == AE_IFREG) {
+      struct open_how how = {.flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                             .mode = 0644,
+                             .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+      _cleanup_close_ int fd = (int)syscall(SYS_openat2, dirfd_, name, &how, sizeof(how));
+      if (fd < 0) {
+        r = sw_error(err, errno, "`%s`: entry `%s`", path, name);
+        goto out;
+      }
+      if (archive_read_data_into_fd(a, fd) != ARCHIVE_OK) {
+        r = sw_error(err, 0, "`%s`: entry `%s`: %s", path, name, archive_error_string(a));
+        goto out;
+      }
+    }
+  }
+  r = r == ARCHIVE_EOF ? 0 : sw_error(err, 0, "read `%s`: %s", path, archive_error_string(a));
+out:
+  archive_read_free(a);
+  return r;
+}
+
+static int
+read_in_root(int root, const char *name, char **out, size_t *len, sw_error_t *err)
+{
+  _cleanup_close_ int fd = openat2_in_root(root, name, O_RDONLY, err);
+  if (fd < 0)
+    return -1;
+  return sw_read_file_at(fd, "", MAX_META, out, len, err) < 0 ? -1 : 0;
+}
+
+static json_t *
+load_json_in_root(int root, const char *name, sw_error_t *err)
+{
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  json_error_t je;
+  if (read_in_root(root, name, &text, &len, err) < 0)
+    return NULL;
+  json_t *j = json_loadb(text, len, 0, &je);
+  if (j == NULL)
+    sw_error(err, 0, "`%s`: invalid JSON: %s", name, je.text);
+  return j;
+}
+
+/* Store the file `name` of the unpacked archive as a blob; verify against expected. */
+static int
+put_blob_file(sw_store_t *s, int root, const char *name, const char *expected, char **digest,
+              sw_error_t *err)
+{
+  _cleanup_free_ char *text = NULL;
+  size_t len;
+  if (read_in_root(root, name, &text, &len, err) < 0)
+    return -1;
+  return sw_blob_put(s, text, len, expected, digest, err);
+}
+
+/* Import a layer file: compressed blobs are kept as they are, plain tars are compressed. */
+static int
+import_layer_file(sw_store_t *s, int root, const char *name, const char *media_type,
+                  const char *expected_digest, const char *diff_id, sw_layer_desc_t *out,
+                  sw_error_t *err)
+{
+  if (expected_digest && sw_layer_get_by_digest(s, expected_digest, out, err) == 1)
+    return 0;
+  if (expected_digest == NULL && diff_id && sw_layer_get(s, diff_id, NULL, out, err) == 1)
+    return 0;
+  _cleanup_close_ int fd = openat2_in_root(root, name, O_RDONLY, err);
+  unsigned char magic[4] = {0};
+  if (fd < 0)
+    return -1;
+  ssize_t n = pread(fd, magic, sizeof(magic), 0);
+  const sw_codec_t *c = sw_codec_detect(magic, n > 0 ? (size_t)n : 0);
+  if (c->kind != SW_COMPRESS_NONE || expected_digest)
+    return sw_layer_import(s, fd, media_type, expected_digest, diff_id, out, err);
+  if (sw_layer_import_tar(s, fd, NULL, out, err) < 0)
+    return -1;
+  if (diff_id && strcmp(diff_id, out->diff_id) != 0)
+    return sw_error(err, 0, "layer `%s`: diffID %s does not match the config's %s", name,
+                    out->diff_id, diff_id);
+  return 0;
+}
+
+static void
+push_image(sw_image_t ***v, size_t *n, sw_image_t *img)
+{
+  *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+  (*v)[(*n)++] = img;
+}
+
+static int
+load_docker_one(sw_store_t *s, int root, json_t *entry, sw_image_t **out, sw_error_t *err)
+{
+  const char *cfg_name = json_string_value(json_object_get(entry, "Config"));
+  json_t *layers = json_object_get(entry, "Layers"), *tags = json_object_get(entry, "RepoTags");
+  _cleanup_(sw_image_freep) sw_image_t *img = xcalloc(1, sizeof(*img));
+  _cleanup_strv_ char **names = xcalloc(1, sizeof(char *));
+  char *cd = NULL;
+  size_t i;
+  json_t *v;
+
+  if (cfg_name == NULL || !json_is_array(layers))
+    return sw_error(err, 0, "manifest.json: entry without Config or Layers");
+  if (put_blob_file(s, root, cfg_name, NULL, &cd, err) < 0)
+    return -1;
+  img->config_digest = cd;
+  img->config = load_json_in_root(root, cfg_name, err);
+  if (img->config == NULL)
+    return -1;
+  json_t *ids = json_object_get(json_object_get(img->config, "rootfs"), "diff_ids");
+  if (json_array_size(ids) != json_array_size(layers))
+    return sw_error(err, 0, "`%s`: %zu diff_ids for %zu layers", cfg_name, json_array_size(ids),
+                    json_array_size(layers));
+  struct stat st;
+  _cleanup_free_ char *cpath = sw_blob_path(s, cd);
+  if (stat(cpath, &st) == 0)
+    img->config_size = st.st_size;
+  json_array_foreach (layers, i, v) {
+    sw_layer_desc_t l;
+    const char *diff_id = json_string_value(json_array_get(ids, i));
+    if (!json_is_string(v) ||
+        import_layer_file(s, root, json_string_value(v), NULL, NULL, diff_id, &l, err) < 0)
+      return sw_error_wrap(err, "layer %zu", i);
+    img->layers = xrealloc(img->layers, (img->n_layers + 1) * sizeof(*img->layers));
+    img->layers[img->n_layers++] = l;
+  }
+  json_array_foreach (tags, i, v)
+    if (json_is_string(v))
+      sw_strv_push(&names, json_string_value(v));
+  if (sw_image_commit_raw(s, img, names, err) < 0)
+    return -1;
+  *out = steal_ptr(&img);
+  return 0;
+}
+
+static int
+load_docker(sw_store_t *s, int root, sw_image_t ***out, size_t *n, sw_error_t *err)
+{
+  json_t *man = load_json_in_root(root, "manifest.json", err);
+  size_t i;
+  json_t *v;
+  int r = 0;
+  if (man == NULL)
+    return -1;
+  json_array_foreach (man, i, v) {
+    sw_image_t *img = NULL;
+    if ((r = load_docker_one(s, root, v, &img, err)) < 0)
+      break;
+    push_image(out, n, img);
+  }
+  json_decref(man);
+  return r;
+}
+
+/* The name an index entry gives its image, if it is a full reference. */
+static char *
+oci_entry_name(json_t *desc)
+{
+  json_t *ann = json_object_get(desc, "annotations");
+  const char *full = json_string_value(json_object_get(ann, "io.containerd.image.name"));
+  const char *ref = json_string_value(json_object_get(ann, SW_ANNOTATION_REF_NAME));
+  if (full == NULL && ref && (strchr(ref, ':') || strchr(ref, '/')))
+    full = ref;
+  sw_error_t e = NULL;
+  char *n = full ? sw_ref_normalize(full, &e) : NULL;
+  sw_error_release(&e);
+  return n;
+}
+
+static int
+load_oci_manifest(sw_store_t *s, int root, const char *digest, const char *name,
+                  sw_image_t **out, sw_error_t *err)
+{
+  _cleanup_free_ char *bname = xasprintf("blobs/sha256/%s", digest + 7);
+  _cleanup_free_ char *text = NULL, *cfg = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *img = xcalloc(1, sizeof(*img));
+  size_t len;
+  char *names[] = {(char *)name, NULL};
+
+  if (read_in_root(root, bname, &text, &len, err) < 0 ||
+      sw_manifest_parse(text, len, img, err) < 0)
+    return sw_error_wrap(err, "manifest %s", digest);
+  _cleanup_free_ char *cname = xasprintf("blobs/sha256/%s", img->config_digest + 7);
+  if (put_blob_file(s, root, cname, img->config_digest, NULL, err) < 0)
+    return -1;
+  json_t *config = load_json_in_root(root, cname, err);
+  if (config == NULL || sw_image_set_config(img, config, err) < 0)
+    return -1;
+  for (size_t i = 0; i < img->n_layers; i++) {
+    sw_layer_desc_t l;
+    _cleanup_free_ char *lname = xasprintf("blobs/sha256/%s", img->layers[i].digest + 7);
+    if (import_layer_file(s, root, lname, img->layers[i].media_type, img->layers[i].digest,
+                          img->layers[i].diff_id, &l, err) < 0)
+      return -1;
+  }
+  if (sw_blob_put(s, text, len, digest, NULL, err) < 0)
+    return -1;
+  return sw_image_commit_manifest(s, digest, name ? names : NULL, out, err);
+}
+
+static int
+load_oci(sw_store_t *s, int root, const char *index_name, sw_image_t ***out, size_t *n,
+         int depth, sw_error_t *err)
+{
+  json_t *idx = load_json_in_root(root, index_name, err);
+  json_t *ms = json_object_get(idx, "manifests"), *d;
+  size_t i;
+  int r = 0;
+  if (idx == NULL)
+    return -1;
+  json_array_foreach (ms, i, d) {
+    const char *mt = json_string_value(json_object_get(d, "mediaType"));
+    const char *digest = json_string_value(json_object_get(d, "digest"));
+    if (mt == NULL || digest == NULL || !sw_digest_valid(digest)) {
+      r = sw_error(err, 0, "`%s`: bad manifest descriptor %zu", index_name, i);
+      break;
+    }
+    if ((strcmp(mt, SW_MT_OCI_INDEX) == 0 || strcmp(mt, SW_MT_DOCKER_LIST) == 0) && depth < 4) {
+      _cleanup_free_ char *sub = xasprintf("blobs/sha256/%s", digest + 7);
+      if ((r = load_oci(s, root, sub, out, n, depth + 1, err)) < 0)
+        break;
+      continue;
+    }
+    json_t *plat = json_object_get(d, "platform");
+    const char *arch = json_string_value(json_object_get(plat, "architecture"));
+    if (arch && strcmp(arch, sw_host_arch()) != 0)
+      continue; /* another platform of a multi-platform index */
+    _cleanup_free_ char *name = oci_entry_name(d);
+    sw_image_t *img = NULL;
+    if ((r = load_oci_manifest(s, root, digest, name, &img, err)) < 0)
+      break;
+    push_image(out, n, img);
+  }
+  json_decref(idx);
+  return r;
+}
+
+int
+sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, sw_error_t *err)
+{
+  _cleanup_free_ char *tmp = NULL;
+  _cleanup_close_ int root = -1;
+  struct stat st;
+  sw_error_t ignored = NULL;
+  int r = -1;
+
+  *out = NULL;
+  *n = 0;
+  if (strcmp(path, "-") != 0 && stat(path, &st) < 0)
+    return sw_error(err, errno, "load `%s`", path);
+  if (strcmp(path, "-") != 0 && S_ISDIR(st.st_mode)) {
+    root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } else {
+    tmp = sw_store_mkdtemp(s, "load-", err);
+    if (tmp == NULL)
+      return -1;
+    root = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root >= 0 && unpack(path, root, err) < 0)
+      goto out;
+  }
+  if (root < 0) {
+    sw_error(err, errno, "open `%s`", tmp ? tmp : path);
+    goto out;
+  }
+  if (faccessat(root, "manifest.json", F_OK, 0) == 0)
+    r = load_docker(s, root, out, n, err);
+  else if (faccessat(root, "index.json", F_OK, 0) == 0)
+    r = load_oci(s, root, "index.json", out, n, 0, err);
+  else
+    r = sw_error(err, 0, "neither manifest.json (docker-archive) nor index.json (OCI) found");
+out:
+  if (tmp)
+    sw_rm_rf(tmp, &ignored);
+  sw_error_release(&ignored);
+  if (r < 0) {
+    sw_image_list_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return sw_error_wrap(err, "loading `%s`", path);
+  }
+  return 0;
+}

@@ -1,0 +1,461 @@
+/* slipway: the store: ROOT layout, the lock, the SQLite metadata (schema, transactions), cache
+ * records, usage and garbage collection. Blobs are in blobstore.c, layers and snapshots in
+ * snapshot.c, images in store_image.c. See store.h for the contract. */
+#include "store_internal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char *const layout_dirs[] = {"blobs", "blobs/sha256", "snapshots", "tmp",
+                                          "mounts", "containers"};
+
+/* Schema migrations: index i brings user_version i to i+1. */
+static const char *const migrations[] = {
+    "CREATE TABLE layers ("
+    "  digest TEXT PRIMARY KEY, diff_id TEXT NOT NULL, size INTEGER NOT NULL,"
+    "  media_type TEXT NOT NULL, tar_size INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);"
+    "CREATE INDEX layers_diff_id ON layers(diff_id);"
+    "CREATE TABLE images ("
+    "  manifest_digest TEXT PRIMARY KEY, config_digest TEXT NOT NULL,"
+    "  manifest_size INTEGER NOT NULL, config_size INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL, last_used INTEGER NOT NULL);"
+    "CREATE INDEX images_config ON images(config_digest);"
+    "CREATE TABLE image_layers ("
+    "  manifest_digest TEXT NOT NULL REFERENCES images ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL, digest TEXT NOT NULL, diff_id TEXT NOT NULL,"
+    "  PRIMARY KEY (manifest_digest, idx));"
+    "CREATE INDEX image_layers_digest ON image_layers(digest);"
+    "CREATE TABLE names ("
+    "  name TEXT PRIMARY KEY,"
+    "  manifest_digest TEXT NOT NULL REFERENCES images ON DELETE CASCADE,"
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX names_manifest ON names(manifest_digest);"
+    "CREATE TABLE cache ("
+    "  key TEXT PRIMARY KEY, value TEXT NOT NULL, size INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL, last_used INTEGER NOT NULL);"
+    "CREATE TABLE cache_layers ("
+    "  key TEXT NOT NULL REFERENCES cache ON DELETE CASCADE, diff_id TEXT NOT NULL,"
+    "  PRIMARY KEY (key, diff_id));"
+    "CREATE INDEX cache_layers_diff_id ON cache_layers(diff_id);",
+};
+
+/* ---- database helpers ---- */
+
+int
+sw_db_error(sw_store_t *s, sw_error_t *err, const char *what)
+{
+  int rc = sqlite3_errcode(s->db);
+  return sw_error(err, 0, "store `%s`: %s: %s%s", s->root, what, sqlite3_errmsg(s->db),
+                  rc == SQLITE_BUSY ? " (another slipway holds the database; retry)" : "");
+}
+
+sqlite3_stmt *
+sw_db_prepare(sw_store_t *s, const char *sql, sw_error_t *err)
+{
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    sw_db_error(s, err, sql);
+    return NULL;
+  }
+  return st;
+}
+
+int
+sw_db_exec(sw_store_t *s, const char *sql, sw_error_t *err)
+{
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    int r = sw_error(err, 0, "store `%s`: %.60s: %s", s->root, sql, msg ? msg : "failed");
+    sqlite3_free(msg);
+    return r;
+  }
+  return 0;
+}
+
+void
+sw_db_lock(sw_store_t *s)
+{
+  pthread_mutex_lock(&s->mu);
+}
+
+void
+sw_db_unlock(sw_store_t *s)
+{
+  pthread_mutex_unlock(&s->mu);
+}
+
+int
+sw_db_begin(sw_store_t *s, sw_error_t *err)
+{
+  pthread_mutex_lock(&s->mu);
+  if (s->depth == 0) {
+    if (sw_db_exec(s, "BEGIN IMMEDIATE", err) < 0) {
+      pthread_mutex_unlock(&s->mu);
+      return -1;
+    }
+    s->failed = false;
+  }
+  s->depth++;
+  return 0;
+}
+
+int
+sw_db_end(sw_store_t *s, bool ok, sw_error_t *err)
+{
+  int r = 0;
+  if (!ok)
+    s->failed = true;
+  if (--s->depth == 0) {
+    if (s->failed) {
+      sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+      r = -1;
+    } else if (sw_db_exec(s, "COMMIT", err) < 0) {
+      sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+      r = -2; /* err already set */
+    }
+    s->failed = false;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (r == -1 && ok && err && *err == NULL)
+    return sw_error(err, 0, "store `%s`: transaction rolled back (an inner step failed)",
+                    s->root);
+  return r < 0 ? -1 : 0;
+}
+
+int
+sw_store_begin(sw_store_t *s, sw_error_t *err)
+{
+  return sw_db_begin(s, err);
+}
+
+int
+sw_store_commit(sw_store_t *s, sw_error_t *err)
+{
+  return sw_db_end(s, true, err);
+}
+
+void
+sw_store_rollback(sw_store_t *s)
+{
+  sw_db_end(s, false, NULL);
+}
+
+static int
+migrate(sw_store_t *s, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, "PRAGMA user_version", err);
+  if (st == NULL)
+    return -1;
+  if (sqlite3_step(st) != SQLITE_ROW)
+    return sw_db_error(s, err, "read schema version");
+  int v = sqlite3_column_int(st, 0);
+  if (v > (int)SW_ARRAY_SIZE(migrations))
+    return sw_error(err, 0,
+                    "store `%s` has schema version %d, newer than this slipway knows (%d): "
+                    "upgrade slipway",
+                    s->root, v, (int)SW_ARRAY_SIZE(migrations));
+  for (; v < (int)SW_ARRAY_SIZE(migrations); v++) {
+    _cleanup_free_ char *bump = xasprintf("PRAGMA user_version = %d", v + 1);
+    if (sw_db_begin(s, err) < 0)
+      return -1;
+    bool ok = sw_db_exec(s, migrations[v], err) == 0 && sw_db_exec(s, bump, err) == 0;
+    if (sw_db_end(s, ok, err) < 0)
+      return sw_error_wrap(err, "migrating store schema to version %d", v + 1);
+  }
+  return 0;
+}
+
+/* ---- open / close ---- */
+
+static int
+take_lock(sw_store_t *s, int op, sw_error_t *err)
+{
+  if (flock(s->lock_fd, op | LOCK_NB) == 0)
+    return 0;
+  if (errno != EWOULDBLOCK)
+    return sw_error(err, errno, "lock `%s/lock`", s->root);
+  if (op == LOCK_EX)
+    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n",
+            s->root);
+  if (flock(s->lock_fd, op) < 0)
+    return sw_error(err, errno, "lock `%s/lock`", s->root);
+  return 0;
+}
+
+int
+sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
+{
+  _cleanup_(sw_store_freep) sw_store_t *s = xcalloc(1, sizeof(*s));
+  pthread_mutexattr_t attr;
+
+  s->root = xstrdup(root);
+  s->root_fd = s->lock_fd = -1;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&s->mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+
+  if (sw_mkdir_p(root, 0711, err) < 0)
+    return sw_error_wrap(err, "creating the store (choose another with --root)");
+  for (size_t i = 0; i < SW_ARRAY_SIZE(layout_dirs); i++) {
+    _cleanup_free_ char *d = sw_store_path(s, layout_dirs[i]);
+    if (mkdir(d, 0700) < 0 && errno != EEXIST)
+      return sw_error(err, errno, "create `%s`", d);
+  }
+  s->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s->root_fd < 0)
+    return sw_error(err, errno, "open `%s`", root);
+  s->lock_fd = openat(s->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->lock_fd < 0)
+    return sw_error(err, errno, "open `%s/lock`", root);
+  if (take_lock(s, LOCK_SH, err) < 0)
+    return -1;
+
+  _cleanup_free_ char *dbpath = sw_store_path(s, "slipway.db");
+  if (sqlite3_open_v2(dbpath, &s->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      NULL) != SQLITE_OK)
+    return sw_error(err, 0, "open database `%s`: %s", dbpath,
+                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+  sqlite3_busy_timeout(s->db, 60000);
+  /* WAL + synchronous=NORMAL: a crash may lose the last commits but never corrupts; data files
+   * are fsynced before the rows naming them are committed. */
+  if (sw_db_exec(s, "PRAGMA journal_mode=WAL", err) < 0 ||
+      sw_db_exec(s, "PRAGMA synchronous=NORMAL", err) < 0 ||
+      sw_db_exec(s, "PRAGMA foreign_keys=ON", err) < 0 || migrate(s, err) < 0)
+    return -1;
+  *out = steal_ptr(&s);
+  return 0;
+}
+
+void
+sw_store_free(sw_store_t *s)
+{
+  if (s == NULL)
+    return;
+  if (s->db)
+    sqlite3_close_v2(s->db);
+  if (s->lock_fd >= 0)
+    close(s->lock_fd); /* releases the flock */
+  if (s->root_fd >= 0)
+    close(s->root_fd);
+  pthread_mutex_destroy(&s->mu);
+  free(s->root);
+  free(s);
+}
+
+const char *
+sw_store_root(const sw_store_t *s)
+{
+  return s->root;
+}
+
+char *
+sw_store_path(const sw_store_t *s, const char *rel)
+{
+  return xasprintf("%s/%s", s->root, rel);
+}
+
+char *
+sw_store_mkdtemp(sw_store_t *s, const char *prefix, sw_error_t *err)
+{
+  char *p = xasprintf("%s/tmp/%sXXXXXX", s->root, prefix ? prefix : "");
+  if (mkdtemp(p) == NULL) {
+    sw_error(err, errno, "create a directory in `%s/tmp`", s->root);
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+int
+sw_store_mkstemp(sw_store_t *s, const char *prefix, char **path_out, sw_error_t *err)
+{
+  char *p = xasprintf("%s/tmp/%sXXXXXX", s->root, prefix ? prefix : "");
+  int fd = mkostemp(p, O_CLOEXEC);
+  if (fd < 0) {
+    sw_error(err, errno, "create a file in `%s/tmp`", s->root);
+    free(p);
+    return -1;
+  }
+  *path_out = p;
+  return fd;
+}
+
+char *
+sw_store_cache_mount_dir(sw_store_t *s, const char *id, sw_error_t *err)
+{
+  bool safe = *id != '\0' && *id != '.' && strlen(id) <= 64;
+  for (const char *c = id; safe && *c; c++)
+    safe = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+           *c == '-' || *c == '_' || *c == '.';
+  char hex[SW_SHA256_HEX_LEN + 1];
+  if (!safe)
+    sw_sha256_hex(id, strlen(id), hex);
+  char *p = xasprintf("%s/mounts/%s", s->root, safe ? id : hex);
+  if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+    sw_error(err, errno, "create cache mount `%s`", p);
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+const char *
+sw_digest_hex(const char *digest)
+{
+  if (digest == NULL || !sw_digest_valid(digest))
+    return NULL;
+  return digest + 7;
+}
+
+/* ---- cache records ---- */
+
+int
+sw_cache_get(sw_store_t *s, const char *key, char **value_out, sw_error_t *err)
+{
+  if (sw_db_begin(s, err) < 0)
+    return -1;
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, "SELECT value FROM cache WHERE key = ?", err);
+  _cleanup_stmt_ sqlite3_stmt *up =
+      sw_db_prepare(s, "UPDATE cache SET last_used = ? WHERE key = ?", err);
+  int r = -1;
+  if (st && up) {
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      *value_out = xstrdup((const char *)sqlite3_column_text(st, 0));
+      sqlite3_bind_int64(up, 1, (int64_t)time(NULL));
+      sqlite3_bind_text(up, 2, key, -1, SQLITE_STATIC);
+      r = sqlite3_step(up) == SQLITE_DONE ? 1 : sw_db_error(s, err, "cache record");
+    } else {
+      r = rc == SQLITE_DONE ? 0 : sw_db_error(s, err, "cache lookup");
+    }
+  }
+  if (r == 1 && *value_out == NULL)
+    r = -1;
+  if (sw_db_end(s, r >= 0, err) < 0) {
+    if (r == 1)
+      free(*value_out);
+    return -1;
+  }
+  return r;
+}
+
+static int
+cache_put_locked(sw_store_t *s, const char *key, const char *value, char *const *diff_ids,
+                 int64_t size, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *put = sw_db_prepare(
+      s,
+      "INSERT OR REPLACE INTO cache (key, value, size, created, last_used) VALUES (?,?,?,?,?)",
+      err);
+  _cleanup_stmt_ sqlite3_stmt *has =
+      sw_db_prepare(s, "SELECT 1 FROM layers WHERE diff_id = ? LIMIT 1", err);
+  _cleanup_stmt_ sqlite3_stmt *ref =
+      sw_db_prepare(s, "INSERT OR IGNORE INTO cache_layers (key, diff_id) VALUES (?,?)", err);
+  if (!put || !has || !ref)
+    return -1;
+  int64_t now = (int64_t)time(NULL);
+  sqlite3_bind_text(put, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(put, 2, value, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(put, 3, size);
+  sqlite3_bind_int64(put, 4, now);
+  sqlite3_bind_int64(put, 5, now);
+  if (sqlite3_step(put) != SQLITE_DONE)
+    return sw_db_error(s, err, "write cache record");
+  for (size_t i = 0; diff_ids && diff_ids[i]; i++) {
+    sqlite3_reset(has);
+    sqlite3_bind_text(has, 1, diff_ids[i], -1, SQLITE_STATIC);
+    int rc = sqlite3_step(has);
+    if (rc == SQLITE_DONE)
+      return sw_error(err, 0, "cache record `%.19s`: layer %s is not in the store", key,
+                      diff_ids[i]);
+    if (rc != SQLITE_ROW)
+      return sw_db_error(s, err, "layer lookup");
+    sqlite3_reset(ref);
+    sqlite3_bind_text(ref, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ref, 2, diff_ids[i], -1, SQLITE_STATIC);
+    if (sqlite3_step(ref) != SQLITE_DONE)
+      return sw_db_error(s, err, "write cache record layers");
+  }
+  return 0;
+}
+
+int
+sw_cache_put(sw_store_t *s, const char *key, const char *value, char *const *diff_ids,
+             int64_t size, sw_error_t *err)
+{
+  if (sw_db_begin(s, err) < 0)
+    return -1;
+  /* INSERT OR REPLACE deletes the old row first, and the cascade drops its cache_layers. */
+  int r = cache_put_locked(s, key, value, diff_ids, size, err);
+  return sw_db_end(s, r == 0, err);
+}
+
+int
+sw_cache_delete(sw_store_t *s, const char *key, sw_error_t *err)
+{
+  if (sw_db_begin(s, err) < 0)
+    return -1;
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, "DELETE FROM cache WHERE key = ?", err);
+  int r = -1;
+  if (st) {
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    r = sqlite3_step(st) == SQLITE_DONE ? 0 : sw_db_error(s, err, "delete cache record");
+  }
+  return sw_db_end(s, r == 0, err);
+}
+
+/* ---- usage ---- */
+
+static int64_t
+query_int(sw_store_t *s, const char *sql, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, sql, err);
+  if (st == NULL)
+    return -1;
+  if (sqlite3_step(st) != SQLITE_ROW)
+    return sw_db_error(s, err, sql);
+  return sqlite3_column_int64(st, 0);
+}
+
+static int64_t
+dir_bytes(const char *path)
+{
+  _cleanup_dir_ DIR *d = opendir(path);
+  struct dirent *e;
+  struct stat st;
+  int64_t n = 0;
+  if (d == NULL)
+    return 0;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode))
+      n += st.st_size;
+  return n;
+}
+
+int
+sw_store_usage(sw_store_t *s, sw_store_usage_t *u, sw_error_t *err)
+{
+  sw_db_lock(s);
+  u->images = query_int(s, "SELECT COUNT(*) FROM images", err);
+  u->layers = u->images < 0 ? -1 : query_int(s, "SELECT COUNT(*) FROM layers", err);
+  u->cache_records = u->layers < 0 ? -1 : query_int(s, "SELECT COUNT(*) FROM cache", err);
+  u->snapshot_bytes =
+      u->cache_records < 0
+          ? -1
+          : query_int(s,
+                      "SELECT COALESCE(SUM(t), 0) FROM "
+                      "(SELECT MAX(tar_size) AS t FROM layers GROUP BY diff_id)",
+                      err);
+  sw_db_unlock(s);
+  if (u->snapshot_bytes < 0)
+    return -1;
+  _cleanup_free_ char *blobs = sw_store_path(s, "blobs/sha256");
+  u->blob_bytes = dir_bytes(blobs);
+  return 0;
+}

@@ -1,0 +1,214 @@
+/* slipway: prune and garbage collection. GC runs with the store lock held exclusively, so no
+ * other process is between writing a blob/snapshot and recording the row that references it.
+ * Rows go first (one transaction), then files not named by any remaining row are removed: a
+ * crash in the middle leaves orphan files that the next GC removes, never a row without data. */
+#include "store_internal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+/* Bytes held by cache records only (not by any image): what --keep-storage bounds. */
+static const char cache_only_bytes_sql[] =
+    "SELECT COALESCE(SUM(size + tar_size), 0) FROM layers "
+    "WHERE diff_id IN (SELECT diff_id FROM cache_layers) "
+    "AND digest NOT IN (SELECT digest FROM image_layers) "
+    "AND diff_id NOT IN (SELECT diff_id FROM image_layers)";
+
+static int64_t
+scalar(sw_store_t *s, const char *sql, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, sql, err);
+  if (st == NULL)
+    return -1;
+  if (sqlite3_step(st) != SQLITE_ROW)
+    return sw_db_error(s, err, sql);
+  return sqlite3_column_int64(st, 0);
+}
+
+static int
+exec_count(sw_store_t *s, const char *sql, int64_t *count, sw_error_t *err)
+{
+  if (sw_db_exec(s, sql, err) < 0)
+    return -1;
+  if (count)
+    *count += sqlite3_changes(s->db);
+  return 0;
+}
+
+/* Evict least recently used cache records until the cache-only bytes fit in keep. */
+static int
+evict_lru(sw_store_t *s, int64_t keep, sw_prune_report_t *rep, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *lru =
+      sw_db_prepare(s, "SELECT key FROM cache ORDER BY last_used, created LIMIT 1", err);
+  _cleanup_stmt_ sqlite3_stmt *del = sw_db_prepare(s, "DELETE FROM cache WHERE key = ?", err);
+  if (!lru || !del)
+    return -1;
+  for (;;) {
+    int64_t bytes = scalar(s, cache_only_bytes_sql, err);
+    if (bytes < 0)
+      return -1;
+    if (bytes <= keep)
+      return 0;
+    sqlite3_reset(lru);
+    if (sqlite3_step(lru) != SQLITE_ROW)
+      return 0;
+    sqlite3_reset(del);
+    sqlite3_bind_text(del, 1, (const char *)sqlite3_column_text(lru, 0), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(del) != SQLITE_DONE)
+      return sw_db_error(s, err, "evict cache record");
+    rep->cache_records++;
+  }
+}
+
+static int
+prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_error_t *err)
+{
+  if (o->all && exec_count(s, "DELETE FROM cache", &rep->cache_records, err) < 0)
+    return -1;
+  if (!o->all && o->keep_storage > 0 && evict_lru(s, o->keep_storage, rep, err) < 0)
+    return -1;
+  if (o->all && !o->cache_only &&
+      exec_count(s,
+                 "DELETE FROM images WHERE manifest_digest NOT IN "
+                 "(SELECT manifest_digest FROM names)",
+                 &rep->images, err) < 0)
+    return -1;
+  /* A layer stays if an image uses its blob, or a cache record or image uses its diffID (the
+   * snapshot is what builds need; a blob of that diffID comes along). */
+  return exec_count(s,
+                    "DELETE FROM layers WHERE digest NOT IN (SELECT digest FROM image_layers) "
+                    "AND diff_id NOT IN (SELECT diff_id FROM image_layers) "
+                    "AND diff_id NOT IN (SELECT diff_id FROM cache_layers)",
+                    &rep->layers, err);
+}
+
+/* Names of everything still referenced: blob hexes and snapshot hexes, "b:<hex>" / "s:<hex>". */
+static int
+referenced(sw_store_t *s, char ***out, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(
+      s,
+      "SELECT 'b:' || substr(manifest_digest, 8) FROM images "
+      "UNION SELECT 'b:' || substr(config_digest, 8) FROM images "
+      "UNION SELECT 'b:' || substr(digest, 8) FROM layers "
+      "UNION SELECT 's:' || substr(diff_id, 8) FROM layers ORDER BY 1",
+      err);
+  char **v = xcalloc(1, sizeof(*v));
+  if (st == NULL) {
+    free(v);
+    return -1;
+  }
+  while (sqlite3_step(st) == SQLITE_ROW)
+    sw_strv_push(&v, (const char *)sqlite3_column_text(st, 0));
+  *out = v;
+  return 0;
+}
+
+static int
+cmp_strp(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+is_referenced(char **refs, size_t n, char kind, const char *name)
+{
+  char key[80];
+  const char *k = key;
+  snprintf(key, sizeof(key), "%c:%s", kind, name);
+  return bsearch(&k, refs, n, sizeof(char *), cmp_strp) != NULL;
+}
+
+static int64_t
+tree_bytes(int dfd, const char *name)
+{
+  struct stat st;
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return 0;
+  if (!S_ISDIR(st.st_mode))
+    return S_ISREG(st.st_mode) ? st.st_blocks * 512 : 0;
+  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  DIR *d = fdopendir(fd);
+  int64_t n = 0;
+  struct dirent *e;
+  if (d == NULL) {
+    close(fd);
+    return 0;
+  }
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+      n += tree_bytes(dirfd(d), e->d_name);
+  closedir(d);
+  return n;
+}
+
+/* Remove entries of ROOT/sub not referenced (kind 'b' or 's'); kind 0 removes everything. */
+static int
+sweep(sw_store_t *s, const char *sub, char kind, char **refs, size_t n, int64_t *count,
+      int64_t *bytes, sw_error_t *err)
+{
+  _cleanup_free_ char *path = sw_store_path(s, sub);
+  _cleanup_dir_ DIR *d = opendir(path);
+  struct dirent *e;
+  if (d == NULL)
+    return errno == ENOENT ? 0 : sw_error(err, errno, "open `%s`", path);
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    if (kind && is_referenced(refs, n, kind, e->d_name))
+      continue;
+    *bytes += tree_bytes(dirfd(d), e->d_name);
+    if (sw_rm_rf_at(dirfd(d), e->d_name, err) < 0)
+      return sw_error_wrap(err, "garbage collection in `%s`", path);
+    if (count)
+      (*count)++;
+  }
+  return 0;
+}
+
+static int
+gc_files(sw_store_t *s, sw_prune_report_t *rep, sw_error_t *err)
+{
+  _cleanup_strv_ char **refs = NULL;
+  sw_db_lock(s);
+  int r = referenced(s, &refs, err);
+  sw_db_unlock(s);
+  if (r < 0)
+    return -1;
+  size_t n = sw_strv_len(refs);
+  qsort(refs, n, sizeof(char *), cmp_strp);
+  if (sweep(s, "blobs/sha256", 'b', refs, n, &rep->blobs, &rep->bytes, err) < 0 ||
+      sweep(s, "snapshots", 's', refs, n, NULL, &rep->bytes, err) < 0 ||
+      sweep(s, "tmp", 0, refs, n, NULL, &rep->bytes, err) < 0)
+    return -1;
+  return 0;
+}
+
+int
+sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *rep,
+               sw_error_t *err)
+{
+  sw_prune_opts_t none = {0};
+  const sw_prune_opts_t *o = opts ? opts : &none;
+  memset(rep, 0, sizeof(*rep));
+
+  /* Shared → exclusive: drop ours first, else two pruners would wait on each other. */
+  flock(s->lock_fd, LOCK_UN);
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n",
+            s->root);
+    if (flock(s->lock_fd, LOCK_EX) < 0)
+      return sw_error(err, errno, "lock `%s/lock`", s->root);
+  }
+  int r = sw_db_begin(s, err);
+  if (r == 0)
+    r = sw_db_end(s, prune_rows(s, o, rep, err) == 0, err);
+  if (r == 0)
+    r = gc_files(s, rep, err);
+  flock(s->lock_fd, LOCK_SH);
+  return r;
+}

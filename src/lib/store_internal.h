@@ -1,0 +1,45 @@
+/* slipway: store internals shared by store.c, blobstore.c, snapshot.c and store_image.c. */
+#ifndef SW_STORE_INTERNAL_H
+#define SW_STORE_INTERNAL_H
+
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#define SW_STORE_SCHEMA_VERSION 1
+
+struct sw_store_s {
+  char *root;
+  int root_fd;
+  int lock_fd;
+  sqlite3 *db;
+  pthread_mutex_t mu; /* recursive: guards db and the transaction depth */
+  int depth;          /* nesting of db_begin in the thread holding mu */
+  bool failed;        /* an inner call failed: the outermost end rolls back */
+};
+
+/* Take the mutex and open (or nest into) a write transaction. */
+int sw_db_begin(sw_store_t *s, sw_error_t *err);
+/* End one level: ok=false marks the transaction failed. The outermost level commits (unless
+ * failed) or rolls back. Returns -1 with err if the commit failed or ok was false at the top. */
+int sw_db_end(sw_store_t *s, bool ok, sw_error_t *err);
+/* Read access: just the mutex. */
+void sw_db_lock(sw_store_t *s);
+void sw_db_unlock(sw_store_t *s);
+int sw_db_error(sw_store_t *s, sw_error_t *err, const char *what);
+/* Prepare a statement (error names the SQL). */
+sqlite3_stmt *sw_db_prepare(sw_store_t *s, const char *sql, sw_error_t *err);
+static inline void
+sw_db_finalizep(sqlite3_stmt **st)
+{
+  sqlite3_finalize(*st);
+}
+#define _cleanup_stmt_ _cleanup_(sw_db_finalizep)
+/* Run a statement to completion (no rows expected). */
+int sw_db_exec(sw_store_t *s, const char *sql, sw_error_t *err);
+
+/* "sha256:<hex>" -> pointer to hex, NULL if malformed. */
+const char *sw_digest_hex(const char *digest);
+
+#endif
