@@ -138,8 +138,7 @@ out_image_blobs(out_t *o, const sw_image_t *img, sw_error_t *err)
 
 /* index.json: one manifest per image, named the way BuildKit's oci exporter names them. */
 static int
-out_index(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n,
-          sw_error_t *err)
+out_index(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n, sw_error_t *err)
 {
   json_t *ms = json_array();
   for (size_t i = 0; i < n; i++) {
@@ -176,8 +175,7 @@ out_docker_meta(out_t *o, sw_image_t *const *imgs, const char *const *names, siz
   for (size_t i = 0; i < n; i++) {
     json_t *tags = json_array(), *layers = json_array();
     for (size_t l = 0; l < imgs[i]->n_layers; l++)
-      json_array_append_new(layers,
-                            json_sprintf("blobs/sha256/%s", imgs[i]->layers[l].digest + 7));
+      json_array_append_new(layers, json_sprintf("blobs/sha256/%s", imgs[i]->layers[l].digest + 7));
     sw_ref_t *r = NULL;
     sw_error_t e = NULL;
     if (names && names[i] && sw_ref_parse(names[i], &r, &e) == 0 && r->tag) {
@@ -193,9 +191,10 @@ out_docker_meta(out_t *o, sw_image_t *const *imgs, const char *const *names, siz
     }
     sw_ref_free(r);
     sw_error_release(&e);
-    json_array_append_new(man, json_pack("{s:o, s:o, s:o}", "Config",
-                                         json_sprintf("blobs/sha256/%s", imgs[i]->config_digest + 7),
-                                         "RepoTags", tags, "Layers", layers));
+    json_array_append_new(man,
+                          json_pack("{s:o, s:o, s:o}", "Config",
+                                    json_sprintf("blobs/sha256/%s", imgs[i]->config_digest + 7),
+                                    "RepoTags", tags, "Layers", layers));
   }
   _cleanup_free_ char *mtext = json_dumps(man, JSON_COMPACT);
   _cleanup_free_ char *rtext = json_dumps(repos, JSON_COMPACT | JSON_SORT_KEYS);
@@ -463,7 +462,8 @@ load_docker_one(sw_store_t *s, int root, json_t *entry, sw_image_t **out, sw_err
   _cleanup_free_ char *cpath = sw_blob_path(s, cd);
   if (stat(cpath, &st) == 0)
     img->config_size = st.st_size;
-  json_array_foreach (layers, i, v) {
+  json_array_foreach(layers, i, v)
+  {
     sw_layer_desc_t l;
     const char *diff_id = json_string_value(json_array_get(ids, i));
     if (!json_is_string(v) ||
@@ -472,9 +472,7 @@ load_docker_one(sw_store_t *s, int root, json_t *entry, sw_image_t **out, sw_err
     img->layers = xrealloc(img->layers, (img->n_layers + 1) * sizeof(*img->layers));
     img->layers[img->n_layers++] = l;
   }
-  json_array_foreach (tags, i, v)
-    if (json_is_string(v))
-      sw_strv_push(&names, json_string_value(v));
+  json_array_foreach(tags, i, v) if (json_is_string(v)) sw_strv_push(&names, json_string_value(v));
   if (sw_image_commit_raw(s, img, names, err) < 0)
     return -1;
   *out = steal_ptr(&img);
@@ -490,7 +488,8 @@ load_docker(sw_store_t *s, int root, sw_image_t ***out, size_t *n, sw_error_t *e
   int r = 0;
   if (man == NULL)
     return -1;
-  json_array_foreach (man, i, v) {
+  json_array_foreach(man, i, v)
+  {
     sw_image_t *img = NULL;
     if ((r = load_docker_one(s, root, v, &img, err)) < 0)
       break;
@@ -516,8 +515,8 @@ oci_entry_name(json_t *desc)
 }
 
 static int
-load_oci_manifest(sw_store_t *s, int root, const char *digest, const char *name,
-                  sw_image_t **out, sw_error_t *err)
+load_oci_manifest(sw_store_t *s, int root, const char *digest, const char *name, sw_image_t **out,
+                  sw_error_t *err)
 {
   _cleanup_free_ char *bname = xasprintf("blobs/sha256/%s", digest + 7);
   _cleanup_free_ char *text = NULL, *cfg = NULL;
@@ -525,8 +524,7 @@ load_oci_manifest(sw_store_t *s, int root, const char *digest, const char *name,
   size_t len;
   char *names[] = {(char *)name, NULL};
 
-  if (read_in_root(root, bname, &text, &len, err) < 0 ||
-      sw_manifest_parse(text, len, img, err) < 0)
+  if (read_in_root(root, bname, &text, &len, err) < 0 || sw_manifest_parse(text, len, img, err) < 0)
     return sw_error_wrap(err, "manifest %s", digest);
   _cleanup_free_ char *cname = xasprintf("blobs/sha256/%s", img->config_digest + 7);
   if (put_blob_file(s, root, cname, img->config_digest, NULL, err) < 0)
@@ -547,8 +545,8 @@ load_oci_manifest(sw_store_t *s, int root, const char *digest, const char *name,
 }
 
 static int
-load_oci(sw_store_t *s, int root, const char *index_name, sw_image_t ***out, size_t *n,
-         int depth, sw_error_t *err)
+load_oci(sw_store_t *s, int root, const char *index_name, sw_image_t ***out, size_t *n, int depth,
+         sw_error_t *err)
 {
   json_t *idx = load_json_in_root(root, index_name, err);
   json_t *ms = json_object_get(idx, "manifests"), *d;
@@ -556,7 +554,8 @@ load_oci(sw_store_t *s, int root, const char *index_name, sw_image_t ***out, siz
   int r = 0;
   if (idx == NULL)
     return -1;
-  json_array_foreach (ms, i, d) {
+  json_array_foreach(ms, i, d)
+  {
     const char *mt = json_string_value(json_object_get(d, "mediaType"));
     const char *digest = json_string_value(json_object_get(d, "digest"));
     if (mt == NULL || digest == NULL || !sw_digest_valid(digest)) {

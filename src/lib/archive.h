@@ -24,7 +24,6 @@ int sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *n
 
 /* Load a docker-archive or oci-archive tar (optionally gzip/zstd compressed; "-" = stdin) or an
  * OCI layout directory into the store. The images loaded (with their names) are returned. */
-int sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n,
-                    sw_error_t *err);
+int sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, sw_error_t *err);
 
 #endif

@@ -195,8 +195,7 @@ sw_blob_writer_write(sw_blob_writer_t *w, const void *data, size_t len, sw_error
 }
 
 int
-sw_blob_writer_commit(sw_blob_writer_t *w, const char *expected, char **digest_out,
-                      sw_error_t *err)
+sw_blob_writer_commit(sw_blob_writer_t *w, const char *expected, char **digest_out, sw_error_t *err)
 {
   char hex[SW_SHA256_HEX_LEN + 1], digest[SW_DIGEST_LEN + 1];
   sw_sha256_final_hex(w->h, hex);

@@ -84,6 +84,14 @@ domain_valid(const char *d)
     if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '[' ||
           *c == ']'))
       return false;
+  const char *colon = strrchr(d, ':'), *bracket = strrchr(d, ']');
+  if (colon && (bracket == NULL || colon > bracket)) {
+    if (colon[1] == '\0')
+      return false;
+    for (const char *c = colon + 1; *c; c++)
+      if (!isdigit((unsigned char)*c))
+        return false;
+  }
   return true;
 }
 
@@ -328,7 +336,8 @@ env_find(json_t *env, const char *key)
 {
   size_t kl = strlen(key), i;
   json_t *v;
-  json_array_foreach (env, i, v) {
+  json_array_foreach(env, i, v)
+  {
     const char *s = json_string_value(v);
     if (s && strncmp(s, key, kl) == 0 && s[kl] == '=')
       return i;
@@ -419,35 +428,52 @@ struct field {
 
 #define ARR(k) (K_ARRAY_OF + (k))
 
-static const struct field f_config[] = {
-    {"created", K_ANY},      {"author", K_ANY},      {"architecture", K_ANY},
-    {"os", K_ANY},           {"os.version", K_ANY},  {"os.features", K_ANY},
-    {"variant", K_ANY},      {"config", K_CONTAINER}, {"rootfs", K_ROOTFS},
-    {"history", ARR(K_HISTORY)}, {NULL, 0}};
-static const struct field f_container[] = {
-    {"User", K_ANY},       {"ExposedPorts", K_MAP}, {"Env", K_ANY},        {"Entrypoint", K_ANY},
-    {"Cmd", K_ANY},        {"Volumes", K_MAP},      {"WorkingDir", K_ANY}, {"Labels", K_MAP},
-    {"StopSignal", K_ANY}, {"ArgsEscaped", K_ANY},  {"Healthcheck", K_HEALTH},
-    {"OnBuild", K_ANY},    {"Shell", K_ANY},        {NULL, 0}};
-static const struct field f_health[] = {{"Test", K_ANY},        {"Interval", K_ANY},
-                                        {"Timeout", K_ANY},     {"StartPeriod", K_ANY},
-                                        {"StartInterval", K_ANY}, {"Retries", K_ANY},
+static const struct field f_config[] = {{"created", K_ANY},
+                                        {"author", K_ANY},
+                                        {"architecture", K_ANY},
+                                        {"os", K_ANY},
+                                        {"os.version", K_ANY},
+                                        {"os.features", K_ANY},
+                                        {"variant", K_ANY},
+                                        {"config", K_CONTAINER},
+                                        {"rootfs", K_ROOTFS},
+                                        {"history", ARR(K_HISTORY)},
                                         {NULL, 0}};
+static const struct field f_container[] = {{"User", K_ANY},
+                                           {"ExposedPorts", K_MAP},
+                                           {"Env", K_ANY},
+                                           {"Entrypoint", K_ANY},
+                                           {"Cmd", K_ANY},
+                                           {"Volumes", K_MAP},
+                                           {"WorkingDir", K_ANY},
+                                           {"Labels", K_MAP},
+                                           {"StopSignal", K_ANY},
+                                           {"ArgsEscaped", K_ANY},
+                                           {"Healthcheck", K_HEALTH},
+                                           {"OnBuild", K_ANY},
+                                           {"Shell", K_ANY},
+                                           {NULL, 0}};
+static const struct field f_health[] = {
+    {"Test", K_ANY},          {"Interval", K_ANY}, {"Timeout", K_ANY}, {"StartPeriod", K_ANY},
+    {"StartInterval", K_ANY}, {"Retries", K_ANY},  {NULL, 0}};
 static const struct field f_rootfs[] = {{"type", K_ANY}, {"diff_ids", K_ANY}, {NULL, 0}};
-static const struct field f_history[] = {{"created", K_ANY}, {"created_by", K_ANY},
-                                         {"author", K_ANY},  {"comment", K_ANY},
+static const struct field f_history[] = {{"created", K_ANY},     {"created_by", K_ANY},
+                                         {"author", K_ANY},      {"comment", K_ANY},
                                          {"empty_layer", K_ANY}, {NULL, 0}};
 static const struct field f_manifest[] = {
-    {"schemaVersion", K_ANY}, {"mediaType", K_ANY}, {"artifactType", K_ANY},
-    {"config", K_DESC},       {"layers", ARR(K_DESC)}, {"subject", K_DESC},
-    {"annotations", K_MAP},   {NULL, 0}};
+    {"schemaVersion", K_ANY}, {"mediaType", K_ANY}, {"artifactType", K_ANY}, {"config", K_DESC},
+    {"layers", ARR(K_DESC)},  {"subject", K_DESC},  {"annotations", K_MAP},  {NULL, 0}};
 static const struct field f_desc[] = {
-    {"mediaType", K_ANY}, {"digest", K_ANY},   {"size", K_ANY},        {"urls", K_ANY},
-    {"annotations", K_MAP}, {"data", K_ANY},  {"platform", K_PLATFORM}, {"artifactType", K_ANY},
-    {NULL, 0}};
-static const struct field f_index[] = {
-    {"schemaVersion", K_ANY}, {"mediaType", K_ANY}, {"artifactType", K_ANY},
-    {"manifests", ARR(K_DESC)}, {"subject", K_DESC}, {"annotations", K_MAP}, {NULL, 0}};
+    {"mediaType", K_ANY},     {"digest", K_ANY},       {"size", K_ANY},
+    {"urls", K_ANY},          {"annotations", K_MAP},  {"data", K_ANY},
+    {"platform", K_PLATFORM}, {"artifactType", K_ANY}, {NULL, 0}};
+static const struct field f_index[] = {{"schemaVersion", K_ANY},
+                                       {"mediaType", K_ANY},
+                                       {"artifactType", K_ANY},
+                                       {"manifests", ARR(K_DESC)},
+                                       {"subject", K_DESC},
+                                       {"annotations", K_MAP},
+                                       {NULL, 0}};
 static const struct field f_platform[] = {{"architecture", K_ANY}, {"os", K_ANY},
                                           {"os.version", K_ANY},   {"os.features", K_ANY},
                                           {"variant", K_ANY},      {NULL, 0}};
@@ -456,16 +482,26 @@ static const struct field *
 fields_of(int kind)
 {
   switch (kind) {
-  case K_CONFIG: return f_config;
-  case K_CONTAINER: return f_container;
-  case K_HEALTH: return f_health;
-  case K_ROOTFS: return f_rootfs;
-  case K_HISTORY: return f_history;
-  case K_MANIFEST: return f_manifest;
-  case K_DESC: return f_desc;
-  case K_INDEX: return f_index;
-  case K_PLATFORM: return f_platform;
-  default: return NULL;
+  case K_CONFIG:
+    return f_config;
+  case K_CONTAINER:
+    return f_container;
+  case K_HEALTH:
+    return f_health;
+  case K_ROOTFS:
+    return f_rootfs;
+  case K_HISTORY:
+    return f_history;
+  case K_MANIFEST:
+    return f_manifest;
+  case K_DESC:
+    return f_desc;
+  case K_INDEX:
+    return f_index;
+  case K_PLATFORM:
+    return f_platform;
+  default:
+    return NULL;
   }
 }
 
@@ -484,7 +520,8 @@ add_sorted_rest(json_t *out, const json_t *j, const struct field *fs)
   _cleanup_free_ const char **keys = xcalloc(n + 1, sizeof(*keys));
   const char *key;
   json_t *v;
-  json_object_foreach ((json_t *)j, key, v) {
+  json_object_foreach((json_t *)j, key, v)
+  {
     bool known = false;
     for (const struct field *f = fs; f && f->key; f++)
       known = known || strcmp(f->key, key) == 0;
@@ -503,8 +540,8 @@ canonical(const json_t *j, int kind)
     json_t *a = json_array();
     size_t i;
     json_t *v;
-    json_array_foreach ((json_t *)j, i, v)
-      json_array_append_new(a, canonical(v, kind >= K_ARRAY_OF ? kind - K_ARRAY_OF : K_ANY));
+    json_array_foreach((json_t *)j, i, v)
+        json_array_append_new(a, canonical(v, kind >= K_ARRAY_OF ? kind - K_ARRAY_OF : K_ANY));
     return a;
   }
   if (!json_is_object(j))
@@ -656,9 +693,9 @@ sw_manifest_build(const sw_image_t *img, bool docker)
   json_t *layers = json_array();
   for (size_t i = 0; i < img->n_layers; i++) {
     const char *mt = img->layers[i].media_type;
-    json_array_append_new(layers, descriptor(docker ? sw_media_type_to_docker(mt)
-                                                    : sw_media_type_to_oci(mt),
-                                             img->layers[i].digest, img->layers[i].size));
+    json_array_append_new(
+        layers, descriptor(docker ? sw_media_type_to_docker(mt) : sw_media_type_to_oci(mt),
+                           img->layers[i].digest, img->layers[i].size));
   }
   json_t *m = json_pack("{s:i, s:s, s:o, s:o}", "schemaVersion", 2, "mediaType",
                         docker ? SW_MT_DOCKER_MANIFEST : SW_MT_OCI_MANIFEST, "config",
@@ -699,8 +736,8 @@ sw_manifest_parse(const char *text, size_t len, sw_image_t *img, sw_error_t *err
   if (m == NULL)
     return sw_error(err, 0, "manifest: invalid JSON at line %d: %s", je.line, je.text);
   const char *mt = json_string_value(json_object_get(m, "mediaType"));
-  if (json_object_get(m, "manifests") || (mt && (strcmp(mt, SW_MT_OCI_INDEX) == 0 ||
-                                                 strcmp(mt, SW_MT_DOCKER_LIST) == 0))) {
+  if (json_object_get(m, "manifests") ||
+      (mt && (strcmp(mt, SW_MT_OCI_INDEX) == 0 || strcmp(mt, SW_MT_DOCKER_LIST) == 0))) {
     sw_error(err, 0, "manifest: this is an index (multi-platform list), not an image manifest");
     goto out;
   }
@@ -718,7 +755,8 @@ sw_manifest_parse(const char *text, size_t len, sw_image_t *img, sw_error_t *err
   free(img->layers);
   img->layers = NULL;
   img->n_layers = 0;
-  json_array_foreach (layers, i, v) {
+  json_array_foreach(layers, i, v)
+  {
     if (parse_desc(v, &l, "layer", err) < 0)
       goto out;
     push_layer(img, &l);

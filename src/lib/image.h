@@ -112,8 +112,8 @@ typedef struct sw_image_s {
   json_t *config;          /* owned */
   sw_layer_desc_t *layers; /* in order, base first */
   size_t n_layers;
-  char **names; /* normalised references pointing at it (may be NULL) */
-  int64_t created;  /* from config "created" (unix seconds), filled by the store */
+  char **names;      /* normalised references pointing at it (may be NULL) */
+  int64_t created;   /* from config "created" (unix seconds), filled by the store */
   int64_t last_used; /* store: last commit/touch time */
 } sw_image_t;
 

@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static const char *const layout_dirs[] = {"blobs", "blobs/sha256", "snapshots", "tmp",
-                                          "mounts", "containers"};
+static const char *const layout_dirs[] = {"blobs", "blobs/sha256", "snapshots",
+                                          "tmp",   "mounts",       "containers"};
 
 /* Schema migrations: index i brings user_version i to i+1. */
 static const char *const migrations[] = {
@@ -119,8 +119,7 @@ sw_db_end(sw_store_t *s, bool ok, sw_error_t *err)
   }
   pthread_mutex_unlock(&s->mu);
   if (r == -1 && ok && err && *err == NULL)
-    return sw_error(err, 0, "store `%s`: transaction rolled back (an inner step failed)",
-                    s->root);
+    return sw_error(err, 0, "store `%s`: transaction rolled back (an inner step failed)", s->root);
   return r < 0 ? -1 : 0;
 }
 
@@ -177,8 +176,7 @@ take_lock(sw_store_t *s, int op, sw_error_t *err)
   if (errno != EWOULDBLOCK)
     return sw_error(err, errno, "lock `%s/lock`", s->root);
   if (op == LOCK_EX)
-    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n",
-            s->root);
+    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n", s->root);
   if (flock(s->lock_fd, op) < 0)
     return sw_error(err, errno, "lock `%s/lock`", s->root);
   return 0;
@@ -349,8 +347,7 @@ cache_put_locked(sw_store_t *s, const char *key, const char *value, char *const 
                  int64_t size, sw_error_t *err)
 {
   _cleanup_stmt_ sqlite3_stmt *put = sw_db_prepare(
-      s,
-      "INSERT OR REPLACE INTO cache (key, value, size, created, last_used) VALUES (?,?,?,?,?)",
+      s, "INSERT OR REPLACE INTO cache (key, value, size, created, last_used) VALUES (?,?,?,?,?)",
       err);
   _cleanup_stmt_ sqlite3_stmt *has =
       sw_db_prepare(s, "SELECT 1 FROM layers WHERE diff_id = ? LIMIT 1", err);
@@ -385,8 +382,8 @@ cache_put_locked(sw_store_t *s, const char *key, const char *value, char *const 
 }
 
 int
-sw_cache_put(sw_store_t *s, const char *key, const char *value, char *const *diff_ids,
-             int64_t size, sw_error_t *err)
+sw_cache_put(sw_store_t *s, const char *key, const char *value, char *const *diff_ids, int64_t size,
+             sw_error_t *err)
 {
   if (sw_db_begin(s, err) < 0)
     return -1;
@@ -445,13 +442,12 @@ sw_store_usage(sw_store_t *s, sw_store_usage_t *u, sw_error_t *err)
   u->images = query_int(s, "SELECT COUNT(*) FROM images", err);
   u->layers = u->images < 0 ? -1 : query_int(s, "SELECT COUNT(*) FROM layers", err);
   u->cache_records = u->layers < 0 ? -1 : query_int(s, "SELECT COUNT(*) FROM cache", err);
-  u->snapshot_bytes =
-      u->cache_records < 0
-          ? -1
-          : query_int(s,
-                      "SELECT COALESCE(SUM(t), 0) FROM "
-                      "(SELECT MAX(tar_size) AS t FROM layers GROUP BY diff_id)",
-                      err);
+  u->snapshot_bytes = u->cache_records < 0
+                          ? -1
+                          : query_int(s,
+                                      "SELECT COALESCE(SUM(t), 0) FROM "
+                                      "(SELECT MAX(tar_size) AS t FROM layers GROUP BY diff_id)",
+                                      err);
   sw_db_unlock(s);
   if (u->snapshot_bytes < 0)
     return -1;

@@ -29,7 +29,6 @@
 
 typedef struct sw_store_s sw_store_t;
 
-
 /* ---- open / close ---- */
 /* Create ROOT and its layout if missing, open the database (migrating its schema) and take
  * the shared lock. */

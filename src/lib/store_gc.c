@@ -9,11 +9,10 @@
 #include <sys/stat.h>
 
 /* Bytes held by cache records only (not by any image): what --keep-storage bounds. */
-static const char cache_only_bytes_sql[] =
-    "SELECT COALESCE(SUM(size + tar_size), 0) FROM layers "
-    "WHERE diff_id IN (SELECT diff_id FROM cache_layers) "
-    "AND digest NOT IN (SELECT digest FROM image_layers) "
-    "AND diff_id NOT IN (SELECT diff_id FROM image_layers)";
+static const char cache_only_bytes_sql[] = "SELECT COALESCE(SUM(size + tar_size), 0) FROM layers "
+                                           "WHERE diff_id IN (SELECT diff_id FROM cache_layers) "
+                                           "AND digest NOT IN (SELECT digest FROM image_layers) "
+                                           "AND diff_id NOT IN (SELECT diff_id FROM image_layers)";
 
 static int64_t
 scalar(sw_store_t *s, const char *sql, sw_error_t *err)
@@ -88,13 +87,13 @@ prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_e
 static int
 referenced(sw_store_t *s, char ***out, sw_error_t *err)
 {
-  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(
-      s,
-      "SELECT 'b:' || substr(manifest_digest, 8) FROM images "
-      "UNION SELECT 'b:' || substr(config_digest, 8) FROM images "
-      "UNION SELECT 'b:' || substr(digest, 8) FROM layers "
-      "UNION SELECT 's:' || substr(diff_id, 8) FROM layers ORDER BY 1",
-      err);
+  _cleanup_stmt_ sqlite3_stmt *st =
+      sw_db_prepare(s,
+                    "SELECT 'b:' || substr(manifest_digest, 8) FROM images "
+                    "UNION SELECT 'b:' || substr(config_digest, 8) FROM images "
+                    "UNION SELECT 'b:' || substr(digest, 8) FROM layers "
+                    "UNION SELECT 's:' || substr(diff_id, 8) FROM layers ORDER BY 1",
+                    err);
   char **v = xcalloc(1, sizeof(*v));
   if (st == NULL) {
     free(v);
@@ -115,7 +114,7 @@ cmp_strp(const void *a, const void *b)
 static bool
 is_referenced(char **refs, size_t n, char kind, const char *name)
 {
-  char key[80];
+  char key[300];
   const char *k = key;
   snprintf(key, sizeof(key), "%c:%s", kind, name);
   return bsearch(&k, refs, n, sizeof(char *), cmp_strp) != NULL;
@@ -189,8 +188,7 @@ gc_files(sw_store_t *s, sw_prune_report_t *rep, sw_error_t *err)
 }
 
 int
-sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *rep,
-               sw_error_t *err)
+sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *rep, sw_error_t *err)
 {
   sw_prune_opts_t none = {0};
   const sw_prune_opts_t *o = opts ? opts : &none;
@@ -199,8 +197,7 @@ sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *re
   /* Shared → exclusive: drop ours first, else two pruners would wait on each other. */
   flock(s->lock_fd, LOCK_UN);
   if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n",
-            s->root);
+    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n", s->root);
     if (flock(s->lock_fd, LOCK_EX) < 0)
       return sw_error(err, errno, "lock `%s/lock`", s->root);
   }

@@ -17,8 +17,7 @@ check_layers_present(sw_store_t *s, const sw_image_t *img, sw_error_t *err)
     if (r < 0)
       return -1;
     if (r == 0)
-      return sw_error(err, 0, "image layer %zu (%s) is not in the store", i,
-                      img->layers[i].digest);
+      return sw_error(err, 0, "image layer %zu (%s) is not in the store", i, img->layers[i].digest);
     img->layers[i].tar_size = l.tar_size;
   }
   return 0;
@@ -73,8 +72,7 @@ insert_image_rows(sw_store_t *s, const sw_image_t *img, sw_error_t *err)
   _cleanup_stmt_ sqlite3_stmt *del =
       sw_db_prepare(s, "DELETE FROM image_layers WHERE manifest_digest = ?", err);
   _cleanup_stmt_ sqlite3_stmt *il = sw_db_prepare(
-      s, "INSERT INTO image_layers (manifest_digest, idx, digest, diff_id) VALUES (?,?,?,?)",
-      err);
+      s, "INSERT INTO image_layers (manifest_digest, idx, digest, diff_id) VALUES (?,?,?,?)", err);
   if (!im || !del || !il)
     return -1;
   sqlite3_bind_text(im, 1, img->manifest_digest, -1, SQLITE_STATIC);
@@ -104,8 +102,8 @@ record_image(sw_store_t *s, sw_image_t *img, char *const *names, sw_error_t *err
 {
   if (sw_db_begin(s, err) < 0)
     return -1;
-  bool ok = insert_image_rows(s, img, err) == 0 &&
-            insert_names(s, img->manifest_digest, names, err) == 0;
+  bool ok =
+      insert_image_rows(s, img, err) == 0 && insert_names(s, img->manifest_digest, names, err) == 0;
   char **all = ok ? names_of(s, img->manifest_digest, err) : NULL;
   if (sw_db_end(s, ok && all, err) < 0) {
     sw_strv_free(all);
@@ -238,8 +236,8 @@ resolve(sw_store_t *s, const char *ref, char **manifest, bool *by_name, sw_error
   if (strlen(hex) == SW_SHA256_HEX_LEN && is_hex(hex)) {
     _cleanup_free_ char *d = xasprintf("sha256:%s", hex);
     *manifest = query_text(
-        s, "SELECT manifest_digest FROM images WHERE manifest_digest = ?1 OR config_digest = ?1",
-        d, &n, err);
+        s, "SELECT manifest_digest FROM images WHERE manifest_digest = ?1 OR config_digest = ?1", d,
+        &n, err);
   }
   if (*manifest == NULL && strcmp(hex, ref) == 0) {
     sw_error_t perr = NULL;
