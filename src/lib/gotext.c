@@ -120,9 +120,9 @@ go_isprint(int32_t r)
   if (sw_go_isspace(r))
     return false;
   if ((r >= 0x200B && r <= 0x200F) || (r >= 0x202A && r <= 0x202E) ||
-      (r >= 0x2060 && r <= 0x206F) || r == 0xFEFF || (r >= 0xFFF0 && r <= 0xFFFB) ||
-      r == 0xFFFE || r == 0xFFFF || (r >= 0xE000 && r <= 0xF8FF) || r >= 0xF0000 ||
-      (r >= 0xD800 && r <= 0xDFFF) || r == 0x061C || r == 0x180E)
+      (r >= 0x2060 && r <= 0x206F) || r == 0xFEFF || (r >= 0xFFF0 && r <= 0xFFFB) || r == 0xFFFE ||
+      r == 0xFFFF || (r >= 0xE000 && r <= 0xF8FF) || r >= 0xF0000 || (r >= 0xD800 && r <= 0xDFFF) ||
+      r == 0x061C || r == 0x180E)
     return false;
   return true;
 }

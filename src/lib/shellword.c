@@ -209,8 +209,7 @@ pattern_compile(const char *pat, pat_tok_t **out, size_t *n_out, sw_error_t *err
 /* Run the pattern anchored at v[start]; ends[k] is set when v[start..start+k) matches it.
  * Returns whether any end matched. NFA states are token positions; a star loops. */
 static bool
-pattern_ends(const pat_tok_t *t, size_t nt, const int32_t *v, size_t nv, size_t start,
-             bool *ends)
+pattern_ends(const pat_tok_t *t, size_t nt, const int32_t *v, size_t nv, size_t start, bool *ends)
 {
   _cleanup_free_ bool *cur = xcalloc(nt + 1, sizeof(bool));
   _cleanup_free_ bool *nxt = xcalloc(nt + 1, sizeof(bool));
@@ -403,8 +402,8 @@ apply_modifier(lexer_t *lx, const char *name, int32_t mod, bool null_is_unset, c
                         err);
   }
   default:
-    return sw_error(err, 0, "unsupported modifier (%s%c) in substitution",
-                    null_is_unset ? ":" : "", (int)mod);
+    return sw_error(err, 0, "unsupported modifier (%s%c) in substitution", null_is_unset ? ":" : "",
+                    (int)mod);
   }
 }
 
@@ -457,8 +456,8 @@ process_braces(lexer_t *lx, char **out, sw_error_t *err)
   if (r != '+' && r != '-' && r != '?' && r != '#' && r != '%') {
     if (r == EOF_RUNE)
       return sw_error(err, 0, "syntax error: missing '}'");
-    return sw_error(err, 0, "unsupported modifier (%s%c) in substitution",
-                    null_is_unset ? ":" : "", r < 0x80 ? (int)r : '?');
+    return sw_error(err, 0, "unsupported modifier (%s%c) in substitution", null_is_unset ? ":" : "",
+                    r < 0x80 ? (int)r : '?');
   }
   if (process_stop_on(lx, '}', r == '#' || r == '%', &word, NULL, err) < 0)
     return scan_peek(&lx->sc) == EOF_RUNE ? sw_error(err, 0, "syntax error: missing '}'") : -1;
@@ -501,7 +500,8 @@ process_single_quote(lexer_t *lx, sw_buf_t *res, sw_error_t *err)
   for (;;) {
     r = scan_next(&lx->sc);
     if (r == EOF_RUNE)
-      return sw_error(err, 0, "unexpected end of statement while looking for matching single-quote");
+      return sw_error(err, 0,
+                      "unexpected end of statement while looking for matching single-quote");
     if (r == '\'') {
       if (lx->flags & SW_SHLEX_RAW_QUOTES)
         sw_utf8_put(res, r);
@@ -521,7 +521,8 @@ process_double_quote(lexer_t *lx, sw_buf_t *res, sw_error_t *err)
   for (;;) {
     r = scan_peek(&lx->sc);
     if (r == EOF_RUNE)
-      return sw_error(err, 0, "unexpected end of statement while looking for matching double-quote");
+      return sw_error(err, 0,
+                      "unexpected end of statement while looking for matching double-quote");
     if (r == '"') {
       scan_next(&lx->sc);
       if (lx->flags & SW_SHLEX_RAW_QUOTES)
@@ -665,8 +666,7 @@ sw_word_expand(const char *word, char *const *env, char escape, char **out, sw_e
 }
 
 int
-sw_word_expand_words(const char *word, char *const *env, char escape, char ***out,
-                     sw_error_t *err)
+sw_word_expand_words(const char *word, char *const *env, char escape, char ***out, sw_error_t *err)
 {
   sw_shlex_t lx = {.escape = escape};
   return expand(&lx, word, env, NULL, out, err);
