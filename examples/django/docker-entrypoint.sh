@@ -1,0 +1,5 @@
+#!/bin/sh
+# The article's start script: migrate at container start (never at build time), then gunicorn.
+cd /app
+python manage.py migrate
+exec gunicorn --bind '[::]:80' --worker-tmp-dir /dev/shm --workers "${GUNICORN_WORKERS:-3}" foo.wsgi:application
