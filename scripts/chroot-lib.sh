@@ -112,12 +112,17 @@ ch_umount_stage() {
 
 ch_cleanup() {
 	local d
-	[ -n "$CH_SERVER_PID" ] && kill "$CH_SERVER_PID" 2>/dev/null && wait "$CH_SERVER_PID" 2>/dev/null
+	if [ -n "$CH_SERVER_PID" ]; then
+		kill "$CH_SERVER_PID" 2>/dev/null || true
+		wait "$CH_SERVER_PID" 2>/dev/null || true
+	fi
 	CH_SERVER_PID=
 	for d in "$CH_WORK"/*/root "$CH_WORK"/*/view; do
-		mountpoint -q "$d" && { umount -R "$d" 2>/dev/null || umount -lR "$d"; }
+		if mountpoint -q "$d"; then umount -R "$d" 2>/dev/null || umount -lR "$d" || true; fi
 	done
-	if [ -z "${CH_KEEP:-}" ]; then
+	if grep -q " $CH_WORK/" /proc/self/mounts; then
+		echo "chroot-lib: mounts left under $CH_WORK, not removing it" >&2
+	elif [ -z "${CH_KEEP:-}" ]; then
 		rm -rf "$CH_WORK"
 	fi
 }
