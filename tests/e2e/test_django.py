@@ -334,9 +334,9 @@ class Container:
 
 
 @pytest.fixture(scope="module")
-def slipway(tmp_path_factory):
-    binary = os.environ.get("SLIPWAY") or os.path.join(REPO, "build", "slipway")
-    assert os.path.isabs(binary) and os.access(binary, os.X_OK), f"SLIPWAY={binary} is not executable"
+def slipway(slipway_bin, tmp_path_factory):
+    """slipway on a temp store holding python:slim, with the wheelhouse served on loopback."""
+    binary = slipway_bin
     work = tmp_path_factory.mktemp("django")
     root = str(work / "store")
     wheelhouse = subprocess.run(

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# `make demo` (after `make deps` and `make all`): the article's Django example, built and run by
+# slipway. Builds the base image (cached), imports it as python:slim, serves the local wheelhouse,
+# builds examples/django with its final Dockerfile (cold, then unchanged, then after a one-line
+# code change on a temp copy), runs the image and fetches its page, prints sizes and times, and
+# cleans up (the store in $SLIPWAY_ROOT and the base-image cache are kept). Safe to run again.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+sw=${SLIPWAY:-$repo/build/slipway}
+export SLIPWAY_ROOT=${SLIPWAY_ROOT:-/var/tmp/slipway-demo}
+[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (builds use namespaces and overlayfs)" >&2; exit 2; }
+[ -x "$sw" ] || { echo "demo: $sw not built; run 'make' first" >&2; exit 2; }
+
+tmp=$(mktemp -d /var/tmp/slipway-demo-run.XXXXXX)
+server_pid= run_pid=
+cleanup() {
+	if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
+		kill -TERM "$run_pid" 2>/dev/null || true
+		wait "$run_pid" 2>/dev/null || true
+	fi
+	if [ -n "$server_pid" ]; then
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Layers and compressed size of an image, read from `slipway save --format oci`.
+image_stats() {
+	"$sw" save -o "$tmp/img.tar" --format oci "$1" >/dev/null
+	python3 - "$tmp/img.tar" <<'PY'
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+blob = lambda d: json.load(t.extractfile("blobs/" + d.replace(":", "/")))
+m = blob(json.load(t.extractfile("index.json"))["manifests"][0]["digest"])
+print(len(m["layers"]), "%.1f" % (sum(l["size"] for l in m["layers"]) / 1e6))
+PY
+	rm -f "$tmp/img.tar"
+}
+
+step "base image: Debian bookworm + python3, pip, Django, gunicorn (mmdebstrap, cached)"
+t0=$(now)
+base=$("$repo/scripts/base-image.sh")
+echo "$base ($(du -m "$base" | cut -f1) MB, $(since "$t0") s)"
+
+step "slipway import $base python:slim   (store: $SLIPWAY_ROOT)"
+t0=$(now)
+"$sw" import "$base" python:slim --change 'CMD ["python3"]'
+t_import=$(since "$t0")
+
+step "local PyPI on loopback: wheels made from Debian's packages (scripts/wheelhouse.sh)"
+wheels=$("$repo/scripts/wheelhouse.sh")
+port=$(free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$wheels" "$port" >/dev/null 2>&1 &
+server_pid=$!
+index=http://127.0.0.1:$port/simple/
+for _ in $(seq 50); do curl -fs "$index" >/dev/null && break; sleep 0.1; done
+ls "$wheels"/simple/*/ | grep whl
+
+ctx=$tmp/foo
+cp -a "$repo/examples/django" "$ctx"
+build() { "$sw" build --progress=plain --build-arg "PIP_INDEX_URL=$index" -t foo:demo -f "$ctx/Dockerfile" "$@" "$ctx"; }
+
+step "cold build: slipway build --no-cache -t foo:demo examples/django (the article's final Dockerfile)"
+t0=$(now)
+build --no-cache
+t_cold=$(since "$t0")
+
+step "rebuild, nothing changed"
+t0=$(now)
+build
+t_noop=$(since "$t0")
+
+step "rebuild after a one-line change to foo/views.py"
+sed -i 's/Count this visit/Count this one visit/' "$ctx/foo/views.py"
+t0=$(now)
+build
+t_edit=$(since "$t0")
+
+step "slipway run --rm foo:demo   (the article's docker-entrypoint.sh: migrate, then gunicorn)"
+app_port=$(free_port)
+# The entrypoint binds [::]:80; slipway run shares the host's network, so the demo moves gunicorn
+# to a free loopback port (examples/django/foo/gunicorn_conf.py) without changing the entrypoint.
+"$sw" run --rm -e GUNICORN_WORKERS=2 -e GUNICORN_CMD_ARGS=--config=python:foo.gunicorn_conf \
+	-e "FOO_BIND=127.0.0.1:$app_port" foo:demo &
+run_pid=$!
+for _ in $(seq 300); do
+	curl -fs "http://127.0.0.1:$app_port/" >/dev/null && break
+	kill -0 "$run_pid" 2>/dev/null || { echo "demo: the container exited" >&2; exit 1; }
+	sleep 0.1
+done
+for lang in en de; do
+	echo "\$ curl -H 'Accept-Language: $lang' http://127.0.0.1:$app_port/"
+	curl -fsS -H "Accept-Language: $lang" "http://127.0.0.1:$app_port/" | grep -E '<h1>|visited|besucht'
+done
+echo "\$ curl http://127.0.0.1:$app_port/static/foo/style.css"
+curl -fsS "http://127.0.0.1:$app_port/static/foo/style.css" | head -1
+kill -TERM "$run_pid"
+rc=0
+wait "$run_pid" || rc=$?
+run_pid=
+echo "SIGTERM: container exited with status $rc"
+
+step "summary"
+read -r base_layers base_mb < <(image_stats python:slim)
+read -r foo_layers foo_mb < <(image_stats foo:demo)
+printf '%-34s %8s %16s\n' image layers "compressed MB"
+printf '%-34s %8s %16s\n' python:slim "$base_layers" "$base_mb"
+printf '%-34s %8s %16s\n' "foo:demo (examples/django)" "$foo_layers" "$foo_mb"
+echo
+printf '%-34s %10s\n' step seconds
+printf '%-34s %10s\n' "import base rootfs" "$t_import"
+printf '%-34s %10s\n' "cold build (--no-cache)" "$t_cold"
+printf '%-34s %10s\n' "rebuild, nothing changed" "$t_noop"
+printf '%-34s %10s\n' "rebuild after a one-line .py edit" "$t_edit"
+[ "$rc" -eq 0 ]
