@@ -117,7 +117,7 @@ overlay_new_api(char *const *lowers, const char *upper, const char *work, const 
                 char *why, size_t whylen)
 {
   static const char *const opts[][2] = {
-      {"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"}, {"xino", "off"}};
+      {"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"}, {"xino", "off"}, {"volatile", NULL}};
   _cleanup_close_ int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   _cleanup_close_ int mnt = -1;
 
@@ -131,7 +131,7 @@ overlay_new_api(char *const *lowers, const char *upper, const char *work, const 
                 fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0))
     goto fail;
   for (size_t i = 0; i < SW_ARRAY_SIZE(opts); i++)
-    if (fsconfig(fs, FSCONFIG_SET_STRING, opts[i][0], opts[i][1], 0) < 0)
+    if (fsconfig(fs, opts[i][1] ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opts[i][0], opts[i][1], 0) < 0)
       goto fail;
   if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     goto fail;

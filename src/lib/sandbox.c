@@ -147,6 +147,13 @@ check_opts(const sw_sandbox_opts_t *o, sw_error_t *err)
     if (m->kind == SW_MOUNT_LAYERS && (m->layers == NULL || m->layers[0] == NULL))
       return sw_error(err, 0, "sandbox: mount at `%s` has no layers", m->target);
   }
+  /* The root is mounted `volatile` (no syncs to the upper fs: the engine commits a layer
+   * itself); overlayfs then refuses a work dir that a previous mount left marked dirty. */
+  if (o->workdir) {
+    _cleanup_free_ char *w = xasprintf("%s/work", o->workdir);
+    if (sw_rm_rf(w, err) < 0)
+      return -1;
+  }
   if (mkdir(SB_RUNDIR, 0700) < 0 && errno != EEXIST)
     return sw_error(err, errno, "mkdir `%s`", SB_RUNDIR);
   return 0;
