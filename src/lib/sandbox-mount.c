@@ -25,8 +25,8 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-#define STUB_DIR   SB_RUNDIR "/stub"
-#define ROOT_DIR   SB_RUNDIR "/root"
+#define STUB_DIR     SB_RUNDIR "/stub"
+#define ROOT_DIR     SB_RUNDIR "/root"
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 extern char **environ;
@@ -116,8 +116,11 @@ static int
 overlay_new_api(char *const *lowers, const char *upper, const char *work, const char *target,
                 char *why, size_t whylen)
 {
-  static const char *const opts[][2] = {
-      {"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"}, {"xino", "off"}, {"volatile", NULL}};
+  static const char *const opts[][2] = {{"redirect_dir", "off"},
+                                        {"metacopy", "off"},
+                                        {"index", "off"},
+                                        {"xino", "off"},
+                                        {"volatile", NULL}};
   _cleanup_close_ int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   _cleanup_close_ int mnt = -1;
 
@@ -131,7 +134,8 @@ overlay_new_api(char *const *lowers, const char *upper, const char *work, const 
                 fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0))
     goto fail;
   for (size_t i = 0; i < SW_ARRAY_SIZE(opts); i++)
-    if (fsconfig(fs, opts[i][1] ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opts[i][0], opts[i][1], 0) < 0)
+    if (fsconfig(fs, opts[i][1] ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opts[i][0], opts[i][1],
+                 0) < 0)
       goto fail;
   if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     goto fail;
@@ -290,8 +294,9 @@ fs_new(const char *type, const char *const *kv, unsigned int attrs)
 static int
 bind_tree(int dirfd, const char *path, bool readonly)
 {
-  int t = open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
-                                     (*path ? 0 : AT_EMPTY_PATH));
+  int t =
+      open_tree(dirfd, path,
+                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (*path ? 0 : AT_EMPTY_PATH));
   if (t < 0 || !readonly)
     return t;
   struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
@@ -307,22 +312,19 @@ bind_tree(int dirfd, const char *path, bool readonly)
 static const struct {
   const char *name;
   unsigned int major, minor;
-} devices[] = {{"null", 1, 3}, {"zero", 1, 5},    {"full", 1, 7},
+} devices[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 
 static void
 setup_dev(struct monitor *m)
 {
   static const char *const dev_opts[] = {"mode", "755", "size", "65536k", NULL};
-  static const char *const pts_opts[] = {"newinstance", NULL,   "ptmxmode", "0666",
-                                         "mode",        "0620", "gid",      "5", NULL};
+  static const char *const pts_opts[] = {"newinstance", NULL,  "ptmxmode", "0666", "mode",
+                                         "0620",        "gid", "5",        NULL};
   static const char *const shm_opts[] = {"mode", "1777", "size", "65536k", NULL};
-  static const char *const links[][2] = {{"ptmx", "pts/ptmx"},
-                                         {"fd", "/proc/self/fd"},
-                                         {"stdin", "/proc/self/fd/0"},
-                                         {"stdout", "/proc/self/fd/1"},
-                                         {"stderr", "/proc/self/fd/2"},
-                                         {"core", "/proc/kcore"}};
+  static const char *const links[][2] = {
+      {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
+      {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
   _cleanup_close_ int dev = fs_new("tmpfs", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
 
   if (dev < 0)
@@ -361,9 +363,8 @@ static void
 setup_sys_and_etc(struct monitor *m)
 {
   static const char *const etc[] = {"/etc/resolv.conf", "/etc/hosts"};
-  _cleanup_close_ int sys = fs_new("sysfs", NULL,
-                                   MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                       MOUNT_ATTR_NOEXEC);
+  _cleanup_close_ int sys = fs_new(
+      "sysfs", NULL, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   /* sysfs is a nicety (some tools read /sys); a host that refuses it should not stop a build. */
   if (sys >= 0 && attach(m, sys, "/sys", true) < 0)
     sw_debug("sandbox: cannot mount /sys: %s", strerror(errno));
@@ -435,8 +436,8 @@ setup_mounts(struct monitor *m)
       snprintf(mode, sizeof(mode), "%o", mt->mode ? (unsigned)mt->mode : 01777u);
       snprintf(size, sizeof(size), "%llu", (unsigned long long)mt->size);
       const char *kv[] = {"mode", mode, mt->size ? "size" : NULL, size, NULL};
-      tree = fs_new("tmpfs", kv, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                     (mt->readonly ? MOUNT_ATTR_RDONLY : 0));
+      tree = fs_new("tmpfs", kv,
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (mt->readonly ? MOUNT_ATTR_RDONLY : 0));
     }
     if (tree < 0)
       sb_fail(m->sock, 1, errno, "mount `%s` at `%s`", mt->source ? mt->source : "tmpfs",
@@ -542,8 +543,7 @@ make_env(const sw_sandbox_opts_t *o, const sw_user_t *u)
   return env;
 }
 
-static void __attribute__((noreturn))
-exec_fail(int sock, const char *cmd, int e)
+static void __attribute__((noreturn)) exec_fail(int sock, const char *cmd, int e)
 {
   if (e == ENOENT && strchr(cmd, '/') == NULL)
     sb_fail(sock, 127, 0, "exec `%s`: executable file not found in $PATH", cmd);
@@ -593,8 +593,7 @@ monitor_forward(int sig)
     kill(init_pid, sig);
 }
 
-static void __attribute__((noreturn))
-monitor_wait(int sock)
+static void __attribute__((noreturn)) monitor_wait(int sock)
 {
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
   int wstatus;

@@ -65,7 +65,7 @@ each_line(const char *text, size_t min_fields, line_fn fn, void *ctx)
 }
 
 struct pw_query {
-  const char *name; /* match by name, or */
+  const char *name;  /* match by name, or */
   unsigned long uid; /* by uid when name is NULL */
   bool found;
   char *pw_name;
@@ -109,6 +109,8 @@ list_has(char *list, const char *name)
   for (char *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
     while (*m == ' ')
       m++;
+    for (size_t len = strlen(m); len > 0 && m[len - 1] == ' ';)
+      m[--len] = '\0';
     if (strcmp(m, name) == 0)
       return true;
   }

@@ -50,9 +50,9 @@ typedef struct {
   const char *source; /* BIND: absolute host path; LAYERS: path inside the layers */
   const char *target; /* absolute path in the container; created (as a stub) if missing */
   bool readonly;
-  uint64_t size;         /* TMPFS: bytes, 0 = the kernel default (half of RAM) */
-  mode_t mode;           /* TMPFS: mode of its root, 0 = 01777 */
-  char *const *layers;   /* LAYERS: NULL-terminated, top-most first */
+  uint64_t size;       /* TMPFS: bytes, 0 = the kernel default (half of RAM) */
+  mode_t mode;         /* TMPFS: mode of its root, 0 = 01777 */
+  char *const *layers; /* LAYERS: NULL-terminated, top-most first */
 } sw_mount_t;
 
 /* Values for the stdio fields. */
