@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Write BENCHMARKS.md from one benchmark run's raw results (bench/results/<run>/raw.csv and
+meta.json, as bench/run.sh saves them): medians over rounds, ratios against each peer, the chroot
+limit for the rebuilds, memory, sizes, and how to reproduce.
+
+Usage: bench/report.py [RESULTS_DIR] [OUT.md]   (default: the newest run, BENCHMARKS.md)
+"""
+import csv
+import json
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+NAMES = {"slipway": "slipway", "buildkit": "BuildKit", "buildah": "Buildah"}
+PEERS = ["buildkit", "buildah"]
+SCENARIOS = [
+    ("cold", "cold build, empty cache", "≤ 0.95 × BuildKit"),
+    ("noop", "no-op rebuild", "≤ 0.2 × BuildKit"),
+    ("edit", "rebuild after a one-line `.py` edit", "≤ 0.8 × BuildKit; ≤ 1.05 × chroot"),
+    ("bump", "rebuild after a `setup.py` version bump", "≤ 0.8 × BuildKit; ≤ 1.05 × chroot"),
+    ("save", "export to a docker-archive file", ""),
+    ("import", "import the base rootfs", "≤ 0.5 × `docker import`"),
+    ("push", "push to an empty local registry", "≤ 0.3 × `skopeo copy`"),
+]
+TOOLS = {
+    "import": {"slipway": "`slipway import`", "buildkit": "`docker import`",
+               "buildah": "`buildah from scratch` + `add` + `commit`"},
+    "save": {"slipway": "`slipway save`", "buildkit": "`docker save`",
+             "buildah": "`buildah push docker-archive:`"},
+    "push": {"slipway": "`slipway push`", "buildkit": "`docker push`",
+             "buildah": "`skopeo copy` from Buildah's store"},
+}
+
+
+def newest_run():
+    root = os.path.join(HERE, "results")
+    runs = sorted(d for d in os.listdir(root) if os.path.isfile(os.path.join(root, d, "raw.csv")))
+    if not runs:
+        sys.exit("report: no bench/results/*/raw.csv: run bench/run.sh first")
+    return os.path.join(root, runs[-1])
+
+
+def load(res):
+    rows = list(csv.DictReader(open(os.path.join(res, "raw.csv"))))
+    meta = json.load(open(os.path.join(res, "meta.json")))
+    return rows, meta
+
+
+def median(rows, scen, builder, field="seconds"):
+    """Median of FIELD over the successful rows; None if there are none; 'fail' if all failed."""
+    sel = [r for r in rows if r["scenario"] == scen and r["builder"] == builder]
+    vals = [float(r[field]) for r in sel if r["status"] == "ok" and r.get(field) not in ("", None)]
+    if vals:
+        return statistics.median(vals), len(vals)
+    return ("fail", 0) if sel else (None, 0)
+
+
+def fmt_s(v):
+    if v is None:
+        return "—"
+    if v == "fail":
+        return "failed"
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}"
+
+
+def ratio(a, b):
+    if not isinstance(a, float) or not isinstance(b, float) or b == 0:
+        return "—"
+    return f"{a / b:.2f}×"
+
+
+def mb(kb):
+    return "—" if not isinstance(kb, float) else f"{kb / 1024:.0f}"
+
+
+def time_table(rows, builders):
+    has_sw = "slipway" in builders
+    head = ["scenario"] + [NAMES[b] for b in builders] + ["chroot limit"]
+    if has_sw:
+        head += [f"slipway / {NAMES[p]}" for p in PEERS if p in builders] + ["slipway / chroot"]
+    head.append("target")
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for scen, label, target in SCENARIOS:
+        med = {b: median(rows, scen, b)[0] for b in builders + ["chroot"]}
+        cells = [label] + [fmt_s(med[b]) for b in builders] + [fmt_s(med["chroot"])]
+        if has_sw:
+            cells += [ratio(med["slipway"], med[p]) for p in PEERS if p in builders]
+            cells.append(ratio(med["slipway"], med["chroot"]))
+        cells.append(target)
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def overhead_table(rows, builders):
+    out = ["| rebuild | chroot limit (s) | " + " | ".join(
+        f"{NAMES[b]} overhead (s)" for b in builders) + " |",
+        "|" + "---|" * (2 + len(builders))]
+    for scen in ("edit", "bump"):
+        lim = median(rows, scen, "chroot")[0]
+        cells = [scen, fmt_s(lim)]
+        for b in builders:
+            v = median(rows, scen, b)[0]
+            cells.append(f"{v - lim:+.2f}" if isinstance(v, float) and isinstance(lim, float)
+                         else "—")
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def memory_table(rows, builders):
+    out = ["| builder | client's own peak (MB) | daemon's peak (MB) | daemon's growth (MB) "
+           "| builder total (MB) | largest process in the client's tree (MB) |",
+           "|---|---|---|---|---|---|"]
+    for b in builders:
+        own = median(rows, "cold", b, "rss_self_kb")[0]
+        dpk = median(rows, "cold", b, "daemon_peak_kb")[0] if b == "buildkit" else 0.0
+        dgr = median(rows, "cold", b, "daemon_kb")[0] if b == "buildkit" else None
+        tree = median(rows, "cold", b, "rss_tree_kb")[0]
+        tot = own + dpk if isinstance(own, float) and isinstance(dpk, float) else None
+        nod = b != "buildkit"
+        out.append(f"| {NAMES[b]} | {mb(own)} | {'no daemon' if nod else mb(dpk)} "
+                   f"| {'—' if nod else mb(dgr)} | {mb(tot)} | {mb(tree)} |")
+    return out
+
+
+def size_table(rows, builders):
+    out = ["| builder | docker-archive (MB) | pushed, compressed (MB) |", "|---|---|---|"]
+    for b in builders:
+        a = median(rows, "archive_bytes", b, "bytes")[0]
+        p = median(rows, "pushed_bytes", b, "bytes")[0]
+        f = (lambda v: f"{v / 1e6:.1f}" if isinstance(v, float) else "—")
+        out.append(f"| {NAMES[b]} | {f(a)} | {f(p)} |")
+    return out
+
+
+def tools_table(builders):
+    out = ["| scenario | " + " | ".join(NAMES[b] for b in builders) + " |",
+           "|" + "---|" * (1 + len(builders))]
+    for scen, tools in TOOLS.items():
+        out.append(f"| {scen} | " + " | ".join(tools[b] for b in builders) + " |")
+    return out
+
+
+def main():
+    res = sys.argv[1] if len(sys.argv) > 1 else newest_run()
+    dst = sys.argv[2] if len(sys.argv) > 2 else os.path.join(REPO, "BENCHMARKS.md")
+    rows, meta = load(res)
+    builders = [b for b in ["slipway", "buildkit", "buildah"] if b in meta["builders"]]
+    rel = os.path.relpath(os.path.abspath(res), REPO)
+    rounds = max((int(r["round"]) for r in rows), default=0)
+    v = meta.get("versions", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "slipway against the builders a user would pick instead, Docker's BuildKit and Buildah,",
+        "on the same machine in one run, on the article's final Dockerfile "
+        f"(`{meta['example']}/Dockerfile`).",
+        "Generated by `bench/report.py` from the raw results in "
+        f"[`{rel}/`]({rel}/) (`raw.csv`, `meta.json`): do not edit by hand.",
+        "",
+        f"- Run: {meta['date_utc']}, commit `{meta['git']}`, {rounds} round(s), "
+        f"{meta.get('seconds_total', '?')} s in all; load average "
+        f"{' '.join(meta['loadavg_start'])} at the start, "
+        f"{' '.join(meta.get('loadavg_end', ['?']))} at the end.",
+        f"- Machine: {meta['nproc']} cores ({meta['cpu']}), kernel {meta['kernel']}.",
+        f"- Versions: slipway {v.get('slipway')}; {v.get('docker')} (BuildKit built into dockerd); "
+        f"{v.get('buildah')} (overlay storage, `--isolation chroot`, `--layers`); "
+        f"{v.get('skopeo')}.",
+        f"- Base image: the mmdebstrap `python:slim` stand-in "
+        f"({meta['base_tar_bytes'] / 1e6:.0f} MB tar, `scripts/base-image.sh`).",
+        "",
+        "## Time (medians over rounds, seconds; ratio < 1 means slipway is faster)",
+        "",
+        *time_table(rows, builders),
+        "",
+        "The chroot limit: the commands the rebuild must re-run (the RUNs after `COPY . .` and in",
+        "the stages built from it; plus `egg_info` for the bump), timed straight in a chroot of the",
+        "same rootfs with no builder around them (`bench/chroot-limit.sh`). What a builder takes",
+        "above it is its own overhead:",
+        "",
+        *overhead_table(rows, builders),
+        "",
+        "The tools timed in each scenario:",
+        "",
+        *tools_table(builders),
+        "",
+        "## Peak memory of the cold build (medians)",
+        "",
+        *memory_table(rows, builders),
+        "",
+        "- *own peak*: the client process's VmHWM, read from `/proc/PID/status` every 50 ms while",
+        "  it runs (the high-water mark only grows, so at most the last 50 ms are missed).",
+        "- *daemon's peak* (BuildKit only): dockerd does the build, so its high-water mark is reset",
+        "  before the build (`echo 5 > /proc/PID/clear_refs`) and read after it (VmHWM); its",
+        "  *growth* is that peak minus its VmRSS before the build (a Go heap kept from the import",
+        "  just before is reused, so the growth understates what a build needs). *Builder total* =",
+        "  client's own peak + daemon's peak: the memory the builder holds while it builds.",
+        "  RUN steps' processes (apt, pip) are in neither; containerd, idle during builds, is not",
+        "  counted.",
+        "- *largest process in the client's tree*: GNU `time -v`'s max RSS, which covers the",
+        "  children the client waited for: for slipway and Buildah that includes the RUN steps'",
+        "  own processes (apt, pip), so it is bounded below by them; not comparable to BuildKit,",
+        "  whose RUN steps are children of dockerd.",
+        "",
+        "## Final image size (medians)",
+        "",
+        *size_table(rows, builders),
+        "",
+        "## Method",
+        "",
+        "- Every builder keeps its state in a private scratch directory: a private dockerd",
+        "  (`--iptables=false --bridge=none`, its own data-root, exec-root, pidfile and socket,",
+        "  builds with `--network host`, Debian's client `/usr/bin/docker`, `DOCKER_BUILDKIT=1`),",
+        "  Buildah with its own `--root`/`--runroot`, slipway with its own `--root`.",
+        "- Each round starts from empty stores: the import scenario imports the base rootfs into",
+        "  each builder, so the cold build that follows has an empty cache.",
+        "- Interleaved: every scenario runs on each builder in turn before the next scenario, and",
+        "  the order of the builders rotates every round, so slow spells of a shared machine hit",
+        "  all of them. The chroot limit runs right after the builders, with the same edit.",
+        "- Scenarios in order: import, cold build, no-op rebuild, one-line `.py` edit (a comment",
+        "  appended to the app's `views.py`), `setup.py` version bump, export to a docker-archive",
+        "  file, push to a fresh empty `docker-registry` on 127.0.0.1 (one per push, so no",
+        "  builder finds another's blobs there).",
+        "- Wall time is bash's `$EPOCHREALTIME` around the one timed command.",
+        "- The cold build downloads `build-essential` from Debian's mirror, so it includes",
+        "  network time, the same for every builder.",
+        "",
+        "## How to reproduce",
+        "",
+        "```sh",
+        "make bench                       # as root on Debian 12: installs the peers (bench/deps.sh),",
+        "                                 # builds slipway, runs bench/run.sh, rewrites this file",
+        "BENCH_ROUNDS=1 make bench        # one quick round",
+        "BENCH_BUILDERS='buildkit buildah' ./bench/run.sh   # the peers only",
+        "./bench/report.py bench/results/RUN   # this file again from saved results",
+        "```",
+        "",
+        "Raw rows: `round,scenario,builder,seconds,status,rss_tree_kb,rss_self_kb,daemon_kb,"
+        "daemon_peak_kb,bytes`;",
+        "logs of every timed command are in the run's `logs/` while the run's directory is local",
+        "(they are not committed).",
+        "",
+    ]
+    with open(dst, "w") as f:
+        f.write("\n".join(lines))
+    print(f"report: wrote {dst} from {rel}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The benchmark: slipway against Docker's BuildKit and Buildah on the article's final Dockerfile,
+# interleaved (each scenario runs on every builder in turn, the order rotated every round), then
+# BENCHMARKS.md written from the raw results. `make bench` runs it; as root, on Debian 12.
+#
+# Environment (all optional):
+#   BENCH_ROUNDS=3                  rounds (the medians are over rounds)
+#   BENCH_BUILDERS="slipway buildkit buildah"
+#   BENCH_EXAMPLE=examples/django   the build context with the Dockerfile (bench/standin if absent)
+#   BENCH_WORK=/var/tmp/slipway-bench.PID   scratch (several GB); removed at the end
+#   BENCH_RESULTS=bench/results/<UTC time>  where raw.csv, meta.json and logs/ go
+#   BENCH_NO_REPORT=1               do not rewrite BENCHMARKS.md
+#   SLIPWAY=build/slipway
+# Rounds are independent: each starts from empty stores (the import scenario re-imports the base).
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || die "run as root (dockerd, buildah and slipway's sandbox need it)"
+ROUNDS=${BENCH_ROUNDS:-3}
+read -r -a BUILDERS <<<"${BENCH_BUILDERS:-slipway buildkit buildah}"
+EXAMPLE=${BENCH_EXAMPLE:-$REPO/examples/django}
+if [ ! -f "$EXAMPLE/Dockerfile" ]; then
+	blog "no $EXAMPLE/Dockerfile: using the stand-in bench/standin"
+	EXAMPLE=$BENCH_DIR/standin
+fi
+EXAMPLE=$(cd "$EXAMPLE" && pwd)
+W=${BENCH_WORK:-/var/tmp/slipway-bench.$$}
+RES=${BENCH_RESULTS:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}
+RAW=$RES/raw.csv
+CTX_DIR=$W/ctx
+
+"$BENCH_DIR/deps.sh" >&2
+BASE_TAR=$("$REPO/scripts/base-image.sh")
+export BASE_TAR
+for b in "${BUILDERS[@]}"; do
+	case $b in
+	slipway) [ -x "$SLIPWAY" ] || die "$SLIPWAY not built: run make" ;;
+	buildkit | buildah) ;;
+	*) die "unknown builder '$b' (slipway, buildkit, buildah)" ;;
+	esac
+done
+
+cleanup() {
+	registry_stop
+	dockerd_stop
+	umount_under "$W"
+	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$W" "$RES/logs"
+echo "$CSV_HEADER" >"$RAW"
+has() { [[ " ${BUILDERS[*]} " == *" $1 "* ]]; }
+! has buildkit || dockerd_start
+
+# The facts a reader needs to judge the numbers.
+meta() {
+	local v_slipway=absent
+	[ ! -x "$SLIPWAY" ] || v_slipway=$("$SLIPWAY" --version 2>/dev/null | head -1 || echo unknown)
+	/usr/bin/python3 - "$@" <<EOF
+import json, os, platform, subprocess, sys
+def out(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except Exception:
+        return "absent"
+json.dump({
+    "date_utc": "$(date -u +%FT%TZ)",
+    "git": out("git", "-C", "$REPO", "describe", "--always", "--dirty"),
+    "rounds": $ROUNDS,
+    "builders": "${BUILDERS[*]}".split(),
+    "example": os.path.relpath("$EXAMPLE", "$REPO"),
+    "base_tar": "$BASE_TAR",
+    "base_tar_bytes": os.path.getsize("$BASE_TAR"),
+    "nproc": os.cpu_count(),
+    "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), ""),
+    "kernel": platform.release(),
+    "loadavg_start": open("/proc/loadavg").read().split()[:3],
+    "versions": {
+        "slipway": "$v_slipway",
+        "docker": out("$DOCKER", "--version"),
+        "buildah": out("buildah", "--version"),
+        "skopeo": out("skopeo", "--version"),
+    },
+}, open("$RES/meta.json", "w"), indent=1)
+EOF
+}
+meta
+
+CHROOT=$W/chroot
+"$BENCH_DIR/chroot-limit.sh" prepare "$BASE_TAR" "$CHROOT"
+# The one-line .py edit goes to the app's views.py (any app .py if the example has none there).
+EDIT_FILE=$(cd "$EXAMPLE" && { ls -- */views.py 2>/dev/null || find . -name '*.py' ! -name setup.py \
+	! -name manage.py ! -path '*/migrations/*' | sort; } | head -1)
+[ -n "$EDIT_FILE" ] || die "no .py file to edit in $EXAMPLE"
+
+fresh_ctx() { # BUILDER: a pristine copy of the example for this builder
+	rm -rf "${CTX_DIR:?}/$1"
+	mkdir -p "$CTX_DIR"
+	cp -a "$EXAMPLE" "$CTX_DIR/$1"
+}
+edit_ctx() { echo "# bench: one-line edit, round $ROUND" >>"$CTX_DIR/$1/$EDIT_FILE"; }
+bump_ctx() {
+	sed -i -E "s/(version *= *['\"])[^'\"]*/\\1$ROUND.0.$RANDOM/" "$CTX_DIR/$1/setup.py"
+}
+chroot_limit() { # MODE: the re-run commands straight in a chroot; the same edits as the builders
+	local t rc=0 log=$RES/logs/r$ROUND-$1-chroot.log
+	t=$("$BENCH_DIR/chroot-limit.sh" "$1" "$CTX_DIR/chroot/Dockerfile" "$CTX_DIR/chroot" \
+		"$CHROOT" 2>"$log") || rc=$?
+	if [ $rc -eq 0 ]; then
+		echo "$ROUND,$1,chroot,$t,ok,,,,," >>"$RAW"
+		blog "r$ROUND $1 chroot: ${t}s"
+	else
+		echo "$ROUND,$1,chroot,,fail,,,,," >>"$RAW"
+		blog "r$ROUND $1 chroot FAILED (log $log)"
+	fi
+}
+
+started=$EPOCHREALTIME
+for ROUND in $(seq 1 "$ROUNDS"); do
+	# Rotate the order every round so no builder always goes first (warm page cache, less load).
+	n=${#BUILDERS[@]} k=$(((ROUND - 1) % ${#BUILDERS[@]}))
+	order=("${BUILDERS[@]:k}" "${BUILDERS[@]:0:k}")
+	blog "round $ROUND/$ROUNDS: ${order[*]} ($n builders)"
+	failed=" "
+
+	for b in "${order[@]}"; do
+		"${b}_reset"
+		"${b}_import"
+		measure import "$b"
+	done
+	for b in "${order[@]}" chroot; do fresh_ctx "$b"; done
+	for b in "${order[@]}"; do
+		"${b}_build" "$CTX_DIR/$b"
+		measure cold "$b" --mem
+		[ "$LAST_STATUS" = ok ] || failed+="$b "
+	done
+	for scen in noop edit bump; do
+		for b in "${order[@]}" chroot; do
+			case $scen in edit) edit_ctx "$b" ;; bump) bump_ctx "$b" ;; esac
+		done
+		for b in "${order[@]}"; do
+			[[ $failed != *" $b "* ]] || continue
+			"${b}_build" "$CTX_DIR/$b"
+			measure "$scen" "$b"
+		done
+		[ "$scen" = noop ] || chroot_limit "$scen"
+	done
+	for b in "${order[@]}"; do
+		[[ $failed != *" $b "* ]] || continue
+		f=$W/$b-archive.tar
+		rm -f "$f"
+		"${b}_save" "$f"
+		measure save "$b"
+		[ "$LAST_STATUS" != ok ] || record archive_bytes "$b" "$(stat -c %s "$f")"
+		rm -f "$f"
+	done
+	for b in "${order[@]}"; do
+		[[ $failed != *" $b "* ]] || continue
+		registry_start
+		"${b}_push" "127.0.0.1:$REGISTRY_PORT/bench/django:$b"
+		measure push "$b"
+		if [ "$LAST_STATUS" = ok ]; then
+			record pushed_bytes "$b" "$(registry_image_bytes bench/django "$b" || echo)"
+		fi
+		registry_stop
+	done
+done
+total=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+blog "done: $ROUNDS round(s) in ${total}s; raw results in $RAW"
+/usr/bin/python3 - "$RES/meta.json" "$total" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["seconds_total"] = int(sys.argv[2])
+m["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+json.dump(m, open(sys.argv[1], "w"), indent=1)
+EOF
+[ -n "${BENCH_NO_REPORT:-}" ] || /usr/bin/python3 "$BENCH_DIR/report.py" "$RES" "$REPO/BENCHMARKS.md"
