@@ -112,8 +112,7 @@ typedef struct {
   const char *entry; /* raw name of the current entry, for messages */
 } la_t;
 
-static int
-entry_error(la_t *l, sw_error_t *err, int status, const char *fmt, ...)
+static int entry_error(la_t *l, sw_error_t *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -284,8 +283,9 @@ remove_existing(la_t *l, int pfd, const char *name, sw_error_t *err)
     return errno == ENOENT ? 0 : entry_error(l, err, errno, "stat `%s`", name);
   /* pfd is the cached parent of the current entry, so the cache never points below name. */
   if (S_ISDIR(st.st_mode))
-    return sw_rm_rf_at(pfd, name, err) < 0 ? sw_error_wrap(err, "%s: entry `%s`", l->lname, l->entry)
-                                           : 0;
+    return sw_rm_rf_at(pfd, name, err) < 0
+               ? sw_error_wrap(err, "%s: entry `%s`", l->lname, l->entry)
+               : 0;
   if (unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
     return entry_error(l, err, errno, "remove `%s`", name);
   return 0;
@@ -302,8 +302,7 @@ set_opaque(la_t *l, int pfd, const char *name, sw_error_t *err)
 }
 
 static int
-apply_xattrs(la_t *l, struct archive_entry *e, int fd, int pfd, const char *name,
-             sw_error_t *err)
+apply_xattrs(la_t *l, struct archive_entry *e, int fd, int pfd, const char *name, sw_error_t *err)
 {
   const char *key;
   const void *val;
@@ -312,8 +311,10 @@ apply_xattrs(la_t *l, struct archive_entry *e, int fd, int pfd, const char *name
   archive_entry_xattr_reset(e);
   while (archive_entry_xattr_next(e, &key, &val, &size) == ARCHIVE_OK) {
     if (sw_str_has_prefix(key, "trusted.overlay.") || sw_str_has_prefix(key, "user.overlay."))
-      return entry_error(l, err, 0, "carries overlayfs xattr `%s` (refused: it would forge "
-                                    "overlay metadata)", key);
+      return entry_error(l, err, 0,
+                         "carries overlayfs xattr `%s` (refused: it would forge "
+                         "overlay metadata)",
+                         key);
     int r;
     if (fd >= 0) {
       r = fsetxattr(fd, key, val, size, 0);
@@ -354,9 +355,9 @@ apply_meta(la_t *l, struct archive_entry *e, int fd, int pfd, const char *name, 
   int r;
 
   if (l->privileged) {
-    r = fd >= 0 ? fchown(fd, archive_entry_uid(e), archive_entry_gid(e))
-                : fchownat(pfd, name, archive_entry_uid(e), archive_entry_gid(e),
-                           AT_SYMLINK_NOFOLLOW);
+    r = fd >= 0
+            ? fchown(fd, archive_entry_uid(e), archive_entry_gid(e))
+            : fchownat(pfd, name, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW);
     if (r < 0)
       return entry_error(l, err, errno, "chown");
   }
@@ -467,13 +468,13 @@ make_dir(la_t *l, struct archive_entry *e, int pfd, const char *name, const char
     l->dirs_cap = l->dirs_cap ? l->dirs_cap * 2 : 64;
     l->dirs = xrealloc(l->dirs, l->dirs_cap * sizeof(dir_meta_t));
   }
-  l->dirs[l->ndirs++] =
-      (dir_meta_t){xstrdup(rel), archive_entry_perm(e) & 07777, entry_mtime(e)};
+  l->dirs[l->ndirs++] = (dir_meta_t){xstrdup(rel), archive_entry_perm(e) & 07777, entry_mtime(e)};
   return 0;
 }
 
 static int
-whiteout(la_t *l, int pfd, const char *dir, const char *name, sw_error_t *err)
+whiteout(la_t *l, struct archive_entry *e, int pfd, const char *dir, const char *name,
+         sw_error_t *err)
 {
   _cleanup_free_ char *rel = *dir ? xasprintf("%s/%s", dir, name) : xstrdup(name);
   seen_slot_t *s = seen_find(&l->seen, rel);
@@ -492,6 +493,10 @@ whiteout(la_t *l, int pfd, const char *dir, const char *name, sw_error_t *err)
     return -1;
   if (mknodat(pfd, name, S_IFCHR | 0, makedev(0, 0)) < 0)
     return entry_error(l, err, errno, "create overlay whiteout `%s`", name);
+  /* Keep its time so that writing the snapshot again gives the same tar. */
+  struct timespec ts[2] = {entry_mtime(e), entry_mtime(e)};
+  if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+    return entry_error(l, err, errno, "set times of whiteout `%s`", name);
   return 0;
 }
 
@@ -519,7 +524,7 @@ opaque(la_t *l, int pfd, const char *dir, sw_error_t *err)
 
 /* Whiteout names: `.wh..wh..opq`, `.wh.NAME`; other `.wh..wh.*` are aufs bookkeeping, skipped. */
 static int
-apply_whiteout(la_t *l, const char *dir, const char *base, sw_error_t *err)
+apply_whiteout(la_t *l, struct archive_entry *e, const char *dir, const char *base, sw_error_t *err)
 {
   const char *name = base + 4;
   if (strcmp(base, ".wh..wh..opq") == 0) {
@@ -531,7 +536,7 @@ apply_whiteout(la_t *l, const char *dir, const char *base, sw_error_t *err)
   if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
     return entry_error(l, err, 0, "whiteout for `%s` names no file", name);
   int pfd = parent_fd(l, dir, err);
-  return pfd < 0 ? -1 : whiteout(l, pfd, dir, name, err);
+  return pfd < 0 ? -1 : whiteout(l, e, pfd, dir, name, err);
 }
 
 static int
@@ -553,7 +558,7 @@ apply_entry(la_t *l, struct archive_entry *e, sw_error_t *err)
   const char *base = slash ? slash + 1 : rel;
   _cleanup_free_ char *dir = slash ? xstrndup(rel, (size_t)(slash - rel)) : xstrdup("");
   if (sw_str_has_prefix(base, ".wh."))
-    return apply_whiteout(l, dir, base, err);
+    return apply_whiteout(l, e, dir, base, err);
 
   mode_t type = archive_entry_filetype(e);
   const char *hardlink = archive_entry_hardlink(e);

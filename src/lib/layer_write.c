@@ -163,8 +163,8 @@ add_xattrs(lw_t *w, int fd, const char *path, bool *opaque, sw_error_t *err)
   for (size_t i = 0; i < count; i++) {
     const char *name = names[i];
     char val[65536];
-    ssize_t vn = fd >= 0 ? fgetxattr(fd, name, val, sizeof(val))
-                         : lgetxattr(path, name, val, sizeof(val));
+    ssize_t vn =
+        fd >= 0 ? fgetxattr(fd, name, val, sizeof(val)) : lgetxattr(path, name, val, sizeof(val));
     if (vn < 0) {
       if (errno == ENODATA)
         continue;
