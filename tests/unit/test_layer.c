@@ -105,8 +105,8 @@ make_snapshot(const char *d)
   memset(longname, 'x', sizeof(longname) - 1);
   longname[sizeof(longname) - 1] = '\0';
   put_file(d, longname, "long\n", 0644);
-  const char *all[] = {"a/suid", "a/plain", "a/hard", "abs-link", "rel-link", "fifo", "null",
-                       "gone", "opq/kept", "a", "tmp", "opq"};
+  const char *all[] = {"a/suid", "a/plain", "a/hard",   "abs-link", "rel-link", "fifo",
+                       "null",   "gone",    "opq/kept", "a",        "tmp",      "opq"};
   for (size_t i = 0; i < SW_ARRAY_SIZE(all); i++)
     set_mtime(d, all[i], 1600000000 + (time_t)i);
 }
@@ -457,18 +457,21 @@ test_malicious(void **state)
   CRAFTED(S, "names no file", {".wh..", AE_IFREG});
   CRAFTED(S, "names no file", {"a/.wh...", AE_IFREG});
   CRAFTED(S, "names no file", {".wh.", AE_IFREG});
-  CRAFTED(S, "NAME_MAX",
-          {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-           AE_IFREG});
+  CRAFTED(
+      S, "NAME_MAX",
+      {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+       AE_IFREG});
   CRAFTED(S, "overlayfs xattr", {"d", AE_IFDIR, NULL, "trusted.overlay.redirect"});
   CRAFTED(S, "overlayfs xattr", {"f", AE_IFREG, NULL, "trusted.overlay.opaque"});
   /* a symlink replaced by a directory of the same name is fine (the link goes, not its target) */
   CRAFTED(S, NULL, {"d", AE_IFLNK, "../outside"}, {"d", AE_IFDIR}, {"d/x", AE_IFREG});
   /* flat mode follows in-root symlinks (merged /usr) but scoped to the root: stays inside */
   char *base = NULL;
-  const tent_t flat[] = {{"l", AE_IFLNK, "/"}, {"l/tmp/evil", AE_IFREG}, {"up", AE_IFLNK, "../.."},
+  const tent_t flat[] = {{"l", AE_IFLNK, "/"},
+                         {"l/tmp/evil", AE_IFREG},
+                         {"up", AE_IFLNK, "../.."},
                          {"up/outside/x", AE_IFREG}};
   apply_crafted(flat, SW_ARRAY_SIZE(flat), SW_APPLY_FLAT, NULL, &base);
   _cleanup_free_ char *in1 = xasprintf("%s/root/tmp/evil", base);
