@@ -1,12 +1,421 @@
-/* slipway run: placeholder until its issue lands; replaced by the real command. */
+/* slipway run: start an image's command in a sandbox, as `docker run` does (in the foreground):
+ * ENTRYPOINT/CMD semantics, the image's Env/WorkingDir/User with flags overriding, a writable
+ * upper layer in ROOT/containers/<id>/ that --rm discards, signals forwarded, and the process's
+ * exit status (128+signal if killed) as slipway's. */
 #include "cli.h"
+
+#include "../lib/image.h"
+#include "../lib/sandbox.h"
+#include "../lib/store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct run_flags {
+  bool rm, interactive, tty;
+  char **env;
+  char **env_files;
+  const char *workdir, *user, *entrypoint, *name, *hostname, *rootfs;
+  bool has_entrypoint;
+  sw_net_t network;
+  char **volumes;
+};
+
+static void
+usage(FILE *f)
+{
+  fputs("Usage: slipway run [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
+        "\n"
+        "Run a command in a new container (in the foreground).\n"
+        "\n"
+        "Options:\n"
+        "      --rm                 remove the container's writable layer when it exits\n"
+        "  -e, --env K=V            set an environment variable (K alone: take it from the host)\n"
+        "      --env-file FILE      read K=V lines from FILE\n"
+        "  -w, --workdir DIR        working directory inside the container\n"
+        "  -u, --user USER[:GROUP]  user name or uid (and group) to run as\n"
+        "      --entrypoint CMD     override the image's ENTRYPOINT (and drop its CMD)\n"
+        "      --network host|none  share the host's network (default) or only loopback\n"
+        "  -v, --volume HOST:CTR[:ro]  bind mount a host path\n"
+        "      --name NAME          name of the container (its directory in the store)\n"
+        "      --hostname NAME      the container's host name\n"
+        "  -i, --interactive        keep stdin attached\n"
+        "  -t, --tty                keep the terminal (the process stays in its session)\n"
+        "      --rootfs DIR         run on a root filesystem directory instead of an image\n"
+        "  -h, --help               print this help\n",
+        f);
+}
+
+/* K=V, or K alone: the host's value if set, else nothing (Docker's -e/--env-file). */
+static void
+add_env(char ***env, const char *kv)
+{
+  const char *eq = strchr(kv, '=');
+  if (eq) {
+    _cleanup_free_ char *k = xstrndup(kv, (size_t)(eq - kv));
+    sw_env_set(env, k, eq + 1);
+  } else if (getenv(kv)) {
+    sw_env_set(env, kv, getenv(kv));
+  }
+}
+
+static int
+read_env_file(char ***env, const char *path, sw_error_t *err)
+{
+  _cleanup_free_ char *text = NULL;
+  char *save = NULL;
+
+  if (sw_read_file(path, 0, &text, NULL, err) < 0)
+    return sw_error_wrap(err, "--env-file");
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    while (*line == ' ' || *line == '\t')
+      line++;
+    size_t len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+      line[--len] = '\0';
+    if (*line == '\0' || *line == '#')
+      continue;
+    if (*line == '=')
+      return sw_error_code(err, SW_EXIT_USAGE, 0, "--env-file `%s`: invalid line `%s`", path, line);
+    add_env(env, line);
+  }
+  return 0;
+}
+
+static int
+parse_flags(int argc, char **argv, struct run_flags *f)
+{
+  enum { O_RM = 256, O_ENV_FILE, O_ENTRYPOINT, O_NETWORK, O_NAME, O_HOSTNAME, O_ROOTFS };
+  static const struct option longopts[] = {{"rm", no_argument, NULL, O_RM},
+                                           {"env", required_argument, NULL, 'e'},
+                                           {"env-file", required_argument, NULL, O_ENV_FILE},
+                                           {"workdir", required_argument, NULL, 'w'},
+                                           {"user", required_argument, NULL, 'u'},
+                                           {"entrypoint", required_argument, NULL, O_ENTRYPOINT},
+                                           {"network", required_argument, NULL, O_NETWORK},
+                                           {"net", required_argument, NULL, O_NETWORK},
+                                           {"volume", required_argument, NULL, 'v'},
+                                           {"name", required_argument, NULL, O_NAME},
+                                           {"hostname", required_argument, NULL, O_HOSTNAME},
+                                           {"interactive", no_argument, NULL, 'i'},
+                                           {"tty", no_argument, NULL, 't'},
+                                           {"rootfs", required_argument, NULL, O_ROOTFS},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
+  int c;
+
+  while ((c = getopt_long(argc, argv, "+e:w:u:v:ith", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_RM:
+      f->rm = true;
+      break;
+    case 'e':
+      sw_strv_push(&f->env, optarg);
+      break;
+    case O_ENV_FILE:
+      sw_strv_push(&f->env_files, optarg);
+      break;
+    case 'w':
+      f->workdir = optarg;
+      break;
+    case 'u':
+      f->user = optarg;
+      break;
+    case O_ENTRYPOINT:
+      f->entrypoint = optarg;
+      f->has_entrypoint = true;
+      break;
+    case O_NETWORK:
+      if (strcmp(optarg, "host") == 0 || strcmp(optarg, "default") == 0)
+        f->network = SW_NET_HOST;
+      else if (strcmp(optarg, "none") == 0)
+        f->network = SW_NET_NONE;
+      else
+        return sw_cli_usage_error("run", "--network `%s`: use `host` or `none`", optarg);
+      break;
+    case 'v':
+      sw_strv_push(&f->volumes, optarg);
+      break;
+    case O_NAME:
+      f->name = optarg;
+      break;
+    case O_HOSTNAME:
+      f->hostname = optarg;
+      break;
+    case 'i':
+      f->interactive = true;
+      break;
+    case 't':
+      f->tty = true;
+      break;
+    case O_ROOTFS:
+      f->rootfs = optarg;
+      break;
+    case 'h':
+      usage(stdout);
+      return -1;
+    default:
+      return sw_cli_usage_error("run", "bad flag");
+    }
+  }
+  return 0;
+}
+
+/* -v HOST:CTR[:ro|rw]; a missing host directory is created, as Docker does. */
+static int
+parse_volumes(char **vols, sw_mount_t **out, size_t *n, sw_error_t *err)
+{
+  size_t count = sw_strv_len(vols);
+  sw_mount_t *m = xcalloc(count + 1, sizeof(*m));
+
+  for (size_t i = 0; i < count; i++) {
+    char *v = vols[i];
+    char *ctr = strchr(v, ':');
+    char *mode = ctr ? strchr(ctr + 1, ':') : NULL;
+    if (ctr == NULL || v[0] != '/' || ctr[1] != '/') {
+      free(m);
+      return sw_error_code(err, SW_EXIT_USAGE, 0,
+                           "-v `%s`: use HOST:CONTAINER[:ro] with absolute paths", v);
+    }
+    *ctr++ = '\0';
+    if (mode)
+      *mode++ = '\0';
+    if (mode && strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0) {
+      free(m);
+      return sw_error_code(err, SW_EXIT_USAGE, 0, "-v: mode `%s`: use `ro` or `rw`", mode);
+    }
+    if (access(v, F_OK) < 0 && sw_mkdir_p(v, 0755, err) < 0) {
+      free(m);
+      return sw_error_wrap(err, "-v");
+    }
+    m[i] = (sw_mount_t){.kind = SW_MOUNT_BIND,
+                        .source = v,
+                        .target = ctr,
+                        .readonly = mode && strcmp(mode, "ro") == 0};
+  }
+  *out = m;
+  *n = count;
+  return 0;
+}
+
+static char **
+json_strv(json_t *arr)
+{
+  char **v = xcalloc(1, sizeof(char *));
+  size_t i;
+  json_t *x;
+
+  json_array_foreach(arr, i, x) if (json_is_string(x)) sw_strv_push(&v, json_string_value(x));
+  return v;
+}
+
+static const char *
+json_str(json_t *obj, const char *key)
+{
+  const char *s = json_string_value(json_object_get(obj, key));
+  return s && *s ? s : NULL;
+}
+
+/* Docker: argv = ENTRYPOINT + (args or CMD); --entrypoint replaces ENTRYPOINT and drops CMD. */
+static char **
+make_argv(json_t *cc, const struct run_flags *f, char **args)
+{
+  _cleanup_strv_ char **entry = NULL;
+  char **argv = xcalloc(1, sizeof(char *));
+
+  if (f->has_entrypoint)
+    entry = f->entrypoint[0] ? sw_strv_dup((char *[]){(char *)f->entrypoint, NULL}) : NULL;
+  else
+    entry = json_strv(json_object_get(cc, "Entrypoint"));
+  for (char **e = entry; e && *e; e++)
+    sw_strv_push(&argv, *e);
+  if (args[0]) {
+    for (char **a = args; *a; a++)
+      sw_strv_push(&argv, *a);
+  } else if (!f->has_entrypoint) {
+    _cleanup_strv_ char **cmd = json_strv(json_object_get(cc, "Cmd"));
+    for (char **c = cmd; *c; c++)
+      sw_strv_push(&argv, *c);
+  }
+  return argv;
+}
+
+static char *
+new_container_dir(sw_store_t *s, const char *name, char **id_out, sw_error_t *err)
+{
+  char hex[SW_SHA256_HEX_LEN + 1];
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  _cleanup_free_ char *seed = xasprintf("%d.%ld.%ld", getpid(), (long)ts.tv_sec, ts.tv_nsec);
+  sw_sha256_hex(seed, strlen(seed), hex);
+  hex[12] = '\0';
+  if (name && (name[0] == '\0' || strchr(name, '/') || name[0] == '.'))
+    return sw_error_code(err, SW_EXIT_USAGE, 0, "--name `%s`: not a valid name", name), NULL;
+  _cleanup_free_ char *rel = xasprintf("containers/%s", name ? name : hex);
+  char *dir = sw_store_path(s, rel);
+  if (mkdir(dir, 0700) < 0) {
+    int e = errno;
+    if (e == EEXIST)
+      sw_error_code(err, SW_EXIT_USAGE, 0,
+                    "the container name `%s` is already in use: remove `%s` or choose another",
+                    name, dir);
+    else
+      sw_error(err, e, "create `%s`", dir);
+    free(dir);
+    return NULL;
+  }
+  *id_out = xstrdup(name ? name : hex);
+  return dir;
+}
+
+struct container {
+  char *dir, *upper, *work;
+};
+
+static int
+prepare_container(sw_store_t *s, const char *name, struct container *c, sw_error_t *err)
+{
+  _cleanup_free_ char *id = NULL;
+
+  c->dir = new_container_dir(s, name, &id, err);
+  if (c->dir == NULL)
+    return -1;
+  c->upper = xasprintf("%s/upper", c->dir);
+  c->work = xasprintf("%s/work", c->dir);
+  if (mkdir(c->upper, 0755) < 0 || mkdir(c->work, 0700) < 0)
+    return sw_error(err, errno, "create `%s`", c->upper);
+  return 0;
+}
+
+static void
+container_done(struct container *c, bool rm, const sw_sandbox_status_t *st, bool ok)
+{
+  sw_error_t err = NULL;
+
+  if (c->dir == NULL)
+    return;
+  if (rm) {
+    if (sw_rm_rf(c->dir, &err) < 0)
+      sw_error_report(&err);
+  } else {
+    _cleanup_free_ char *path = xasprintf("%s/status", c->dir);
+    _cleanup_free_ char *text =
+        ok ? xasprintf("%d\n", sw_sandbox_status_code(st)) : xstrdup("error\n");
+    if (sw_write_file_atomic(path, text, strlen(text), 0644, &err) < 0)
+      sw_error_report(&err);
+    _cleanup_free_ char *w = xstrdup(c->work);
+    sw_rm_rf(w, &err); /* overlay's scratch space is useless once the container stopped */
+    sw_error_release(&err);
+  }
+  free(c->dir);
+  free(c->upper);
+  free(c->work);
+}
+
+/* The run itself: image config → sandbox options. */
+static int
+run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int *status,
+          sw_error_t *err)
+{
+  _cleanup_(sw_store_freep) sw_store_t *s = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  _cleanup_strv_ char **lowers = NULL, **argv = NULL, **env = NULL;
+  _cleanup_free_ sw_mount_t *mounts = NULL;
+  struct container c = {0};
+  sw_sandbox_status_t st = {0};
+  sw_sandbox_opts_t o;
+  json_t *cc = NULL;
+  size_t n_mounts = 0;
+  char hostname[64];
+
+  if (sw_store_open(g->root, &s, err) < 0)
+    return -1;
+  if (f->rootfs) {
+    _cleanup_free_ char *abs = realpath(f->rootfs, NULL);
+    if (abs == NULL)
+      return sw_error_code(err, SW_EXIT_USAGE, errno, "--rootfs `%s`", f->rootfs);
+    sw_strv_push(&lowers, abs);
+  } else {
+    if (sw_image_find(s, ref, &img, err) < 0)
+      return -1;
+    lowers = sw_image_lowerdirs(s, img);
+    for (char **l = lowers; l && *l; l++)
+      if (access(*l, F_OK) < 0)
+        return sw_error(err, errno, "image `%s`: layer snapshot `%s`", ref, *l);
+    cc = json_object_get(img->config, "config");
+  }
+
+  argv = make_argv(cc, f, args);
+  if (argv[0] == NULL)
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "no command specified: image `%s` has no ENTRYPOINT or CMD; give one",
+                         ref ? ref : f->rootfs);
+  env = json_strv(json_object_get(cc, "Env"));
+  for (char **e = f->env_files; e && *e; e++)
+    if (read_env_file(&env, *e, err) < 0)
+      return -1;
+  for (char **e = f->env; e && *e; e++)
+    add_env(&env, *e);
+  if (parse_volumes(f->volumes, &mounts, &n_mounts, err) < 0)
+    return -1;
+  if (prepare_container(s, f->name, &c, err) < 0) {
+    container_done(&c, true, &st, false);
+    return -1;
+  }
+  snprintf(hostname, sizeof(hostname), "%s", f->hostname ? f->hostname : strrchr(c.dir, '/') + 1);
+  if (sw_env_get(env, "HOSTNAME") == NULL)
+    sw_env_set(&env, "HOSTNAME", hostname);
+
+  sw_sandbox_opts_init(&o);
+  o.lowerdirs = lowers;
+  o.upperdir = c.upper;
+  o.workdir = c.work;
+  o.argv = argv;
+  o.env = env;
+  o.cwd = f->workdir ? f->workdir : json_str(cc, "WorkingDir");
+  o.user = f->user ? f->user : json_str(cc, "User");
+  o.network = f->network;
+  o.hostname = hostname;
+  o.mounts = mounts;
+  o.n_mounts = n_mounts;
+  o.stdin_fd = f->interactive ? SW_STDIO_INHERIT : SW_STDIO_NULL;
+  o.forward_signals = true;
+  o.tty = f->tty;
+  int r = sw_sandbox_run(&o, &st, err);
+  container_done(&c, f->rm, &st, r == 0);
+  if (r < 0)
+    return -1;
+  *status = sw_sandbox_status_code(&st);
+  return 0;
+}
 
 int
 cmd_run(int argc, char **argv, sw_global_t *g)
 {
-  (void)argc;
-  (void)argv;
-  (void)g;
-  fputs("slipway: error: `run` is not implemented yet\n", stderr);
-  return SW_EXIT_FAILURE;
+  struct run_flags f = {.network = SW_NET_HOST};
+  sw_error_t err = NULL;
+  int status = 0, r;
+
+  r = parse_flags(argc, argv, &f);
+  if (r != 0)
+    goto out;
+  const char *ref = NULL;
+  if (f.rootfs == NULL) {
+    if (optind >= argc) {
+      r = sw_cli_usage_error("run", "`run` needs an image");
+      goto out;
+    }
+    ref = argv[optind++];
+  }
+  if (run_image(g, &f, ref, argv + optind, &status, &err) < 0)
+    r = sw_error_report(&err);
+  else
+    r = status;
+out:
+  sw_strv_free(f.env);
+  sw_strv_free(f.env_files);
+  sw_strv_free(f.volumes);
+  return r < 0 ? 0 : r;
 }
