@@ -162,6 +162,17 @@ sw_content_special(mode_t mode, dev_t rdev, char out[SW_HASH_HEX_SIZE])
   sw_sha256_final_hex(h, out);
 }
 
+void
+sw_content_owned(const char *node_hex, uid_t uid, gid_t gid, char out[SW_HASH_HEX_SIZE])
+{
+  sw_sha256_t *h = sw_sha256_new();
+  sw_sha256_update(h, "ownd", 4);
+  put_u64(h, (uint64_t)uid);
+  put_u64(h, (uint64_t)gid);
+  put_str(h, node_hex);
+  sw_sha256_final_hex(h, out);
+}
+
 struct sw_content_dir {
   sw_sha256_t *h;
 };

@@ -50,6 +50,9 @@ void sw_content_symlink(const char *target, char out[SW_HASH_HEX_SIZE]);
 /* Other node types (fifo, device): type and permission bits (and rdev for devices). */
 void sw_content_special(mode_t mode, dev_t rdev, char out[SW_HASH_HEX_SIZE]);
 
+/* A node whose owner matters too (sources copied from an image keep their uid/gid). */
+void sw_content_owned(const char *node_hex, uid_t uid, gid_t gid, char out[SW_HASH_HEX_SIZE]);
+
 /* A directory: feed children in strictly increasing name order. */
 typedef struct sw_content_dir sw_content_dir_t;
 sw_content_dir_t *sw_content_dir_new(mode_t mode);

@@ -1,0 +1,684 @@
+/* slipway: COPY, ADD and WORKDIR steps: sources (context, stage, image, heredoc), their
+ * content hashes for the key (never mtimes), and the layer written by copy.c. */
+#include "solve-private.h"
+
+#include "copy.h"
+#include "shellword.h"
+
+#include <fnmatch.h>
+#include <sys/stat.h>
+
+typedef enum { ITEM_CTX, ITEM_LOWER, ITEM_DATA, ITEM_ARCHIVE } item_kind_t;
+
+typedef struct {
+  item_kind_t kind;
+  sw_ctx_node_t *node; /* CTX, ARCHIVE */
+  char *canon;         /* LOWER: path in the source image */
+  struct stat st;      /* LOWER */
+  char *host;          /* LOWER: visible copy; ARCHIVE: host path */
+  char *sub;           /* --parents: path kept under dest */
+  char *name;          /* DATA */
+  char *data;          /* DATA */
+} item_t;
+
+typedef struct {
+  item_t *v;
+  size_t n;
+  bool wildcard;
+  sw_keyhash_t *content;
+  sw_lowerfs_t *srcfs;         /* --from source view */
+  char src_chain[SW_KEY_SIZE]; /* identity of the --from source's layers */
+  _Bool from;
+} sources_t;
+
+static void
+sources_free(sources_t *s)
+{
+  for (size_t i = 0; i < s->n; i++) {
+    free(s->v[i].canon);
+    free(s->v[i].host);
+    free(s->v[i].sub);
+    free(s->v[i].name);
+    free(s->v[i].data);
+  }
+  free(s->v);
+  sw_lowerfs_free(s->srcfs);
+  if (s->content) {
+    char tmp[SW_KEY_SIZE];
+    sw_keyhash_finish(s->content, tmp);
+  }
+}
+
+static item_t *
+push_item(sources_t *s, item_kind_t kind)
+{
+  s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
+  item_t *it = &s->v[s->n++];
+  memset(it, 0, sizeof(*it));
+  it->kind = kind;
+  return it;
+}
+
+static bool
+is_url(const char *s)
+{
+  return sw_str_has_prefix(s, "http://") || sw_str_has_prefix(s, "https://") ||
+         sw_str_has_prefix(s, "git@");
+}
+
+/* --parents: "a/./b/c" keeps "b/c"; without a pivot the whole relative path is kept. */
+static void
+split_pivot(const char *src, char **path, size_t *keep_from)
+{
+  const char *piv = strstr(src, "/./");
+  if (piv == NULL) {
+    *path = xstrdup(src);
+    *keep_from = 0;
+    return;
+  }
+  *path = xasprintf("%.*s/%s", (int)(piv - src), src, piv + 3);
+  /* the kept part starts after the pivot, relative to the context root */
+  const char *p = src;
+  while (*p == '/' || (p[0] == '.' && p[1] == '/'))
+    p += *p == '/' ? 1 : 2;
+  *keep_from = (size_t)(piv - p) + 1;
+  if (piv < p)
+    *keep_from = 0;
+}
+
+static int
+add_context_source(stage_run_t *r, sources_t *s, const char *src, bool parents, bool is_add,
+                   const sw_excludes_t *ex, char *const *excludes, sw_error_t *err)
+{
+  sw_context_t *ctx = r->sv->o->ctx;
+  _cleanup_free_ char *path = NULL;
+  size_t keep_from = 0;
+  if (parents)
+    split_pivot(src, &path, &keep_from);
+  else
+    path = xstrdup(src);
+  if (sw_has_wildcards(path))
+    s->wildcard = true;
+  _cleanup_free_ char *what = xasprintf("%s:%d: %s", r->sv->o->plan->df->path, r->cur->insn->line,
+                                        sw_insn_kind_name(r->cur->insn->kind));
+  sw_ctx_node_t **nodes = NULL;
+  size_t n = 0;
+  if (sw_context_match(ctx, path, what, &nodes, &n, err) < 0)
+    return -1;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    sw_ctx_node_t *node = nodes[i];
+    char hash[SW_HASH_HEX_SIZE];
+    if (sw_context_hash_excluding(ctx, node, excludes, hash, err) < 0) {
+      rc = -1;
+      break;
+    }
+    sw_keyhash_str(s->content, src);
+    sw_keyhash_str(s->content, node->rel);
+    sw_keyhash_str(s->content, hash);
+    item_t *it = push_item(s, ITEM_CTX);
+    it->node = node;
+    if (parents)
+      it->sub = xstrdup(strlen(node->rel) > keep_from ? node->rel + keep_from : "");
+    if (is_add && S_ISREG(node->st.st_mode)) {
+      char *host = sw_context_host_path(ctx, node);
+      if (sw_copy_is_archive(host)) {
+        it->kind = ITEM_ARCHIVE;
+        it->host = host;
+      } else {
+        free(host);
+      }
+    }
+  }
+  (void)ex;
+  free(nodes);
+  return rc;
+}
+
+/* The content hash of a path in the --from source, memoized by the source's layer chain: a
+ * no-op rebuild never walks it, a rebuilt stage is walked once. */
+static int
+lower_hash(stage_run_t *r, sources_t *s, const char *canon, char *const *excludes,
+           const sw_excludes_t *ex, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+{
+  sw_store_t *store = r->sv->o->store;
+  char mkey[SW_KEY_SIZE];
+  sw_keyhash_t *h = sw_keyhash_new("copy-from-content");
+  sw_keyhash_str(h, s->src_chain);
+  sw_keyhash_str(h, canon);
+  sw_keyhash_strv(h, excludes);
+  sw_keyhash_finish(h, mkey);
+  _cleanup_free_ char *val = NULL;
+  if (sw_cache_get(store, mkey, &val, err) < 0)
+    return sv_wrap(r, err);
+  if (val) {
+    json_t *j = json_loads(val, 0, NULL);
+    json_t *c = j ? json_object_get(j, "content") : NULL;
+    bool ok = json_is_string(c) && strlen(json_string_value(c)) == SW_SHA256_HEX_LEN;
+    if (ok)
+      memcpy(out, json_string_value(c), SW_HASH_HEX_SIZE);
+    json_decref(j);
+    if (ok)
+      return 0;
+  }
+  int rc = sw_copy_hash_lower(s->srcfs, canon, ex, out, err);
+  if (rc < 0)
+    return rc == -ENOENT ? rc : sv_wrap(r, err);
+  _cleanup_free_ char *rec = xasprintf("{\"content\":\"%s\",\"v\":1}", out);
+  char *none[] = {NULL};
+  if (sw_cache_put(store, mkey, rec, none, 0, err) < 0)
+    return sv_wrap(r, err);
+  return 0;
+}
+
+static int
+add_lower_match(stage_run_t *r, sources_t *s, const char *src, const char *path, bool parents,
+                char *const *excludes, const sw_excludes_t *ex, sw_error_t *err)
+{
+  _cleanup_free_ char *canon = NULL, *host = NULL;
+  struct stat st;
+  int f = sw_lowerfs_lookup(s->srcfs, path, true, &canon, &st, &host, err);
+  if (f == -ENOENT)
+    return -ENOENT;
+  if (f < 0)
+    return sv_wrap(r, err);
+  char hash[SW_HASH_HEX_SIZE];
+  f = lower_hash(r, s, canon, excludes, ex, hash, err);
+  if (f < 0)
+    return f;
+  sw_keyhash_str(s->content, src);
+  sw_keyhash_str(s->content, canon);
+  sw_keyhash_str(s->content, hash);
+  item_t *it = push_item(s, ITEM_LOWER);
+  it->canon = steal_ptr(&canon);
+  it->st = st;
+  it->host = steal_ptr(&host);
+  if (parents)
+    it->sub = xstrdup(it->canon[1] ? it->canon + 1 : "");
+  return 0;
+}
+
+static int
+add_lower_source(stage_run_t *r, sources_t *s, const char *src, bool parents, char *const *excludes,
+                 const sw_excludes_t *ex, sw_error_t *err)
+{
+  _cleanup_free_ char *path = src[0] == '/' ? xstrdup(src) : xasprintf("/%s", src);
+  if (!sw_has_wildcards(path)) {
+    int f = add_lower_match(r, s, src, path, parents, excludes, ex, err);
+    if (f == -ENOENT)
+      return sv_fail(r, err, "`%s` not found in the --from source", src);
+    return f;
+  }
+  s->wildcard = true;
+  const char *slash = strrchr(path, '/');
+  _cleanup_free_ char *dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+  if (sw_has_wildcards(dir))
+    return sv_fail(
+        r, err, "`%s`: wildcards are supported only in the last component of a --from source", src);
+  _cleanup_free_ char *canon = NULL, *host = NULL;
+  struct stat st;
+  int f = sw_lowerfs_lookup(s->srcfs, dir, true, &canon, &st, &host, err);
+  if (f == -ENOENT || (f == 0 && !S_ISDIR(st.st_mode)))
+    return 0;
+  if (f < 0)
+    return sv_wrap(r, err);
+  _cleanup_(sw_lowerfs_dir_freep) sw_lowerfs_dir_t *d = NULL;
+  if (sw_lowerfs_opendir(s->srcfs, canon, &d, err) < 0)
+    return err && *err ? sv_wrap(r, err) : 0;
+  sw_lowerfs_ent_t *ents = NULL;
+  size_t n = 0;
+  if (sw_lowerfs_list(s->srcfs, d, &ents, &n, err) < 0)
+    return sv_wrap(r, err);
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (fnmatch(slash + 1, ents[i].name, 0) != 0)
+      continue;
+    _cleanup_free_ char *p = xasprintf("%s/%s", strcmp(canon, "/") ? canon : "", ents[i].name);
+    rc = add_lower_match(r, s, src, p, parents, excludes, ex, err);
+    if (rc == -ENOENT)
+      rc = 0;
+  }
+  sw_lowerfs_ents_free(ents, n);
+  return rc;
+}
+
+/* The heredoc a "<<NAME" source argument refers to, or NULL. */
+static const sw_heredoc_t *
+heredoc_source(const sw_insn_t *in, const char *arg)
+{
+  if (!sw_str_has_prefix(arg, "<<"))
+    return NULL;
+  const char *p = arg + 2;
+  if (*p == '-')
+    p++;
+  for (size_t i = 0; i < in->n_heredocs; i++) {
+    const char *name = in->heredocs[i].name;
+    size_t n = strlen(p);
+    if (strcmp(p, name) == 0 || (n >= 2 && (p[0] == '"' || p[0] == '\'') && strlen(name) == n - 2 &&
+                                 strncmp(p + 1, name, n - 2) == 0))
+      return &in->heredocs[i];
+  }
+  return NULL;
+}
+
+static int
+add_heredoc_source(stage_run_t *r, sources_t *s, const sw_heredoc_t *h, sw_error_t *err)
+{
+  _cleanup_free_ char *raw = sw_heredoc_content(h);
+  char *data = NULL;
+  if (h->expand) {
+    _cleanup_strv_ char **env = sv_expand_env(r);
+    sw_shlex_t lx = {.escape = r->sv->o->plan->df->escape, .flags = SW_SHLEX_SKIP_QUOTES};
+    if (sw_shlex_expand(&lx, raw, env, &data, err) < 0)
+      return sv_wrap(r, err);
+  } else {
+    data = steal_ptr(&raw);
+  }
+  char hex[SW_HASH_HEX_SIZE];
+  sw_sha256_hex(data, strlen(data), hex);
+  sw_keyhash_str(s->content, h->name);
+  sw_keyhash_str(s->content, hex);
+  item_t *it = push_item(s, ITEM_DATA);
+  it->name = xstrdup(h->name);
+  it->data = data;
+  return 0;
+}
+
+/* The --from source's view and identity. */
+static int
+open_from(stage_run_t *r, const sw_step_t *step, sources_t *s, sw_error_t *err)
+{
+  sw_keyhash_t *h = sw_keyhash_new("layer-chain");
+  if (step->from_stage >= 0) {
+    stage_run_t *src = sv_stage(r, step->from_stage);
+    s->srcfs = sw_lowerfs_new(src->lower);
+    for (size_t i = 0; i < src->img->n_layers; i++)
+      sw_keyhash_str(h, src->img->layers[i].diff_id);
+  } else {
+    _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+    if (sv_image(r, step->from_image, &img, err) < 0) {
+      sw_keyhash_finish(h, s->src_chain);
+      return -1;
+    }
+    _cleanup_strv_ char **lower = sw_image_lowerdirs(r->sv->o->store, img);
+    s->srcfs = sw_lowerfs_new(lower);
+    for (size_t i = 0; i < img->n_layers; i++)
+      sw_keyhash_str(h, img->layers[i].diff_id);
+  }
+  sw_keyhash_finish(h, s->src_chain);
+  s->from = true;
+  return 0;
+}
+
+static int
+parse_chmod(stage_run_t *r, const char *v, int *out, sw_error_t *err)
+{
+  char *end = NULL;
+  errno = 0;
+  long m = strtol(v, &end, 8);
+  if (errno || *end || m < 0 || m > 07777)
+    return sv_fail(r, err,
+                   "invalid chmod parameter: `%s`: it should be an octal string between 0 and "
+                   "07777",
+                   v);
+  *out = (int)m;
+  return 0;
+}
+
+typedef struct {
+  char *chown, *chmod;
+  bool link, parents;
+  char **excludes;
+} copy_flags_t;
+
+static int
+copy_flags(stage_run_t *r, const sw_insn_t *in, copy_flags_t *f, sw_error_t *err)
+{
+  const char *v;
+  memset(f, 0, sizeof(*f));
+  if ((v = sw_insn_flag(in, "chown")) && sv_expand(r, v, &f->chown, err) < 0)
+    return -1;
+  if ((v = sw_insn_flag(in, "chmod")) && sv_expand(r, v, &f->chmod, err) < 0)
+    return -1;
+  v = sw_insn_flag(in, "link");
+  f->link = v && strcmp(v, "false") != 0;
+  v = sw_insn_flag(in, "parents");
+  f->parents = v && strcmp(v, "false") != 0;
+  _cleanup_strv_ char **ex = sw_insn_flag_all(in, "exclude");
+  f->excludes = xcalloc(1, sizeof(char *));
+  for (size_t i = 0; ex[i]; i++) {
+    char *e = NULL;
+    if (sv_expand(r, ex[i], &e, err) < 0)
+      return -1;
+    sw_strv_push_take(&f->excludes, e);
+  }
+  if (sw_insn_flag(in, "checksum") || sw_insn_flag(in, "keep-git-dir"))
+    return sv_fail(r, err,
+                   "--checksum and --keep-git-dir apply to remote sources, which slipway "
+                   "does not fetch");
+  return 0;
+}
+
+static void
+copy_flags_clear(copy_flags_t *f)
+{
+  free(f->chown);
+  free(f->chmod);
+  sw_strv_free(f->excludes);
+}
+
+static char *
+copy_history(const sw_insn_t *in, const copy_flags_t *f, char *const *srcs, const char *dest)
+{
+  sw_buf_t b = {0};
+  sw_buf_puts(&b, in->kind == SW_INSN_ADD ? "ADD" : "COPY");
+  if (f->parents)
+    sw_buf_puts(&b, " --parents");
+  if (f->chown)
+    sw_buf_printf(&b, " --chown=%s", f->chown);
+  if (f->chmod)
+    sw_buf_printf(&b, " --chmod=%s", f->chmod);
+  for (size_t i = 0; srcs[i]; i++)
+    sw_buf_printf(&b, " %s", srcs[i]);
+  sw_buf_printf(&b, " %s # buildkit", dest);
+  return sw_buf_steal(&b);
+}
+
+static int
+gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_excludes_t *ex,
+       sources_t *s, char ***srcs_out, char **dest_out, sw_error_t *err)
+{
+  const sw_insn_t *in = step->insn;
+  bool is_add = in->kind == SW_INSN_ADD;
+  size_t n = in->n_args;
+  if (n < 2 && !(n == 1 && in->n_heredocs > 0))
+    return sv_fail(r, err, "requires at least two arguments: SOURCE... DEST");
+  if (sv_expand(r, in->args[n - 1], dest_out, err) < 0)
+    return -1;
+  char **srcs = xcalloc(1, sizeof(char *));
+  *srcs_out = srcs;
+  s->content = sw_keyhash_new("copy-sources");
+  if ((step->from_stage >= 0 || step->from_image) && open_from(r, step, s, err) < 0)
+    return -1;
+  for (size_t i = 0; i + 1 < n; i++) {
+    const sw_heredoc_t *h = heredoc_source(in, in->args[i]);
+    if (h) {
+      sw_strv_push(srcs_out, in->args[i]);
+      if (add_heredoc_source(r, s, h, err) < 0)
+        return -1;
+      continue;
+    }
+    _cleanup_free_ char *src = NULL;
+    if (sv_expand(r, in->args[i], &src, err) < 0)
+      return -1;
+    sw_strv_push(srcs_out, src);
+    if (is_url(src))
+      return sv_fail(r, err,
+                     "%s: remote sources are not supported by slipway (it never downloads during "
+                     "a build): download the file into the build context, or fetch it in a RUN "
+                     "step",
+                     src);
+    int rc = s->from ? add_lower_source(r, s, src, f->parents, f->excludes, ex, err)
+                     : add_context_source(r, s, src, f->parents, is_add, ex, f->excludes, err);
+    if (rc < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_opts_t *co,
+            const char *dest, bool many, sw_layer_desc_t *layer, bool *has, sw_error_t *err)
+{
+  (void)f;
+  sw_store_t *store = r->sv->o->store;
+  char *dir = sw_store_mkdtemp(store, "copy-", err);
+  if (dir == NULL)
+    return sv_wrap(r, err);
+  _cleanup_(sw_copy_freep) sw_copy_t *c = NULL;
+  int rc = sw_copy_new(dir, co, &c, err);
+  if (rc == 0)
+    rc = sw_copy_set_dest(c, dest, many, err);
+  for (size_t i = 0; i < s->n && rc == 0; i++) {
+    item_t *it = &s->v[i];
+    switch (it->kind) {
+    case ITEM_CTX:
+      rc = sw_copy_add_context(c, r->sv->o->ctx, it->node, it->sub, err);
+      break;
+    case ITEM_LOWER:
+      rc = sw_copy_add_lower(c, s->srcfs, it->canon, &it->st, it->host, it->sub, err);
+      break;
+    case ITEM_DATA:
+      rc = sw_copy_add_data(c, it->name, it->data, strlen(it->data), err);
+      break;
+    case ITEM_ARCHIVE:
+      rc = sw_copy_add_archive(c, it->host, err);
+      break;
+    }
+  }
+  if (rc == 0)
+    rc = sw_copy_finish(c, err);
+  sw_copy_free(steal_ptr(&c));
+  if (rc == 0)
+    rc = sv_commit_dir(r, dir, layer, has, err);
+  else {
+    sv_wrap(r, err);
+    sw_error_t e = NULL;
+    sw_rm_rf(dir, &e);
+    sw_error_release(&e);
+  }
+  free(dir);
+  return rc;
+}
+
+int
+sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  const sw_insn_t *in = step->insn;
+  _cleanup_free_ char *name = sv_step_name(r, step);
+  int id = sw_progress_begin(o->progress, name);
+  copy_flags_t f;
+  sources_t s = {0};
+  _cleanup_strv_ char **srcs = NULL;
+  _cleanup_free_ char *dest = NULL, *dest_abs = NULL, *hist = NULL;
+  _cleanup_(sw_lowerfs_freep) sw_lowerfs_t *fs = sv_lowerfs(r);
+  sw_excludes_t *ex = NULL;
+  int rc = -1;
+
+  if (copy_flags(r, in, &f, err) < 0)
+    goto out;
+  if (sw_excludes_new(f.excludes, &ex, err) < 0) {
+    sv_wrap(r, err);
+    goto out;
+  }
+  sw_copy_opts_t co = {
+      .chmod = -1, .excludes = ex, .now = r->sv->now, .dest_fs = f.link ? NULL : fs};
+  if (f.chown) {
+    co.chown = true;
+    if (sv_resolve_owner(fs, f.chown, &co.uid, &co.gid, err) < 0) {
+      sv_wrap(r, err);
+      goto out;
+    }
+  }
+  if (f.chmod && parse_chmod(r, f.chmod, &co.chmod, err) < 0)
+    goto out;
+  if (gather(r, step, &f, ex, &s, &srcs, &dest, err) < 0)
+    goto out;
+  dest_abs = sv_abs_path(r, dest);
+  bool many = s.n > 1 || s.wildcard || sw_strv_len(srcs) > 1;
+
+  _cleanup_strv_ char **flags = xcalloc(1, sizeof(char *));
+  if (co.chown)
+    sw_strv_push_take(&flags, xasprintf("chown=%u:%u", (unsigned)co.uid, (unsigned)co.gid));
+  if (co.chmod >= 0)
+    sw_strv_push_take(&flags, xasprintf("chmod=%o", (unsigned)co.chmod));
+  if (f.link)
+    sw_strv_push(&flags, "link");
+  if (f.parents)
+    sw_strv_push(&flags, "parents");
+  for (size_t i = 0; f.excludes[i]; i++)
+    sw_strv_push_take(&flags, xasprintf("exclude=%s", f.excludes[i]));
+  if (o->epoch != SW_EPOCH_NONE)
+    sw_strv_push_take(&flags, xasprintf("epoch=%lld", (long long)o->epoch));
+  char content[SW_KEY_SIZE], key[SW_KEY_SIZE];
+  sw_keyhash_u64(s.content, many);
+  sw_keyhash_finish(s.content, content);
+  s.content = NULL;
+  char *args[] = {dest_abs, NULL};
+  sw_cachekey_input_t ki = {
+      /* --link: the layer does not depend on what is below it */
+      .parent = f.link ? NULL : r->key,
+      .instruction = in->kind == SW_INSN_ADD ? "ADD" : "COPY",
+      .args = args,
+      .flags = flags,
+      .content = content,
+      .platform = o->plan->platform,
+  };
+  sw_cachekey_step(&ki, key);
+  hist = copy_history(in, &f, srcs, dest);
+
+  sw_layer_desc_t layer;
+  bool has = false;
+  int64_t created = r->sv->now;
+  int hit = sv_cache_lookup(r, key, &layer, &has, &created, err);
+  if (hit < 0)
+    goto out;
+  if (!hit) {
+    if (write_layer(r, &s, &f, &co, dest_abs, many, &layer, &has, err) < 0)
+      goto out;
+    created = o->epoch != SW_EPOCH_NONE ? o->epoch : (int64_t)time(NULL);
+    if (sv_cache_record(r, key, has ? &layer : NULL, created, err) < 0)
+      goto out;
+  }
+  sv_apply_layer(r, has ? &layer : NULL, created, hist);
+  if (f.link) {
+    sw_keyhash_t *h = sw_keyhash_new("link-chain");
+    sw_keyhash_str(h, r->key);
+    sw_keyhash_str(h, key);
+    sw_keyhash_finish(h, r->key);
+  } else {
+    memcpy(r->key, key, sizeof(key));
+  }
+  if (hit)
+    sw_progress_cached(o->progress, id);
+  else
+    sw_progress_done(o->progress, id);
+  rc = 0;
+out:
+  if (rc < 0 && err && *err)
+    sw_progress_error(o->progress, id, (*err)->msg);
+  copy_flags_clear(&f);
+  sources_free(&s);
+  sw_excludes_free(ex);
+  return rc;
+}
+
+/* ---- WORKDIR ---- */
+
+static char *
+normalize_workdir(const char *cur, const char *p)
+{
+  _cleanup_free_ char *joined =
+      p[0] == '/' ? xstrdup(p) : xasprintf("%s/%s", cur[0] ? cur : "/", p);
+  _cleanup_strv_ char **v = NULL;
+  char *save = NULL;
+  for (char *t = strtok_r(joined, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+    if (strcmp(t, ".") == 0)
+      continue;
+    if (strcmp(t, "..") == 0) {
+      size_t n = sw_strv_len(v);
+      if (n) {
+        free(v[n - 1]);
+        v[n - 1] = NULL;
+      }
+      continue;
+    }
+    sw_strv_push(&v, t);
+  }
+  sw_buf_t b = {0};
+  for (size_t i = 0; v && v[i]; i++)
+    sw_buf_printf(&b, "/%s", v[i]);
+  if (b.len == 0)
+    sw_buf_putc(&b, '/');
+  return sw_buf_steal(&b);
+}
+
+int
+sv_step_workdir(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  const sw_insn_t *in = step->insn;
+  if (in->n_args < 1)
+    return sv_fail(r, err, "WORKDIR requires exactly one argument");
+  _cleanup_free_ char *p = NULL;
+  if (sv_expand(r, in->args[0], &p, err) < 0)
+    return -1;
+  _cleanup_free_ char *wd = normalize_workdir(sv_workdir(r), p);
+  json_object_set_new(sw_config_container(r->img->config), "WorkingDir", json_string(wd));
+  _cleanup_free_ char *hist = xasprintf("WORKDIR %s", wd);
+  _cleanup_free_ char *name = sv_step_name(r, step);
+  if (strcmp(wd, "/") == 0) {
+    sv_apply_layer(r, NULL, r->last_created, hist);
+    return 0;
+  }
+  int id = sw_progress_begin(o->progress, name);
+  char key[SW_KEY_SIZE];
+  char *args[] = {wd, NULL};
+  sw_cachekey_input_t ki = {.parent = r->key,
+                            .instruction = "WORKDIR",
+                            .args = args,
+                            .user = sv_user(r),
+                            .platform = o->plan->platform};
+  sw_cachekey_step(&ki, key);
+  sw_layer_desc_t layer;
+  bool has = false;
+  int64_t created = r->sv->now;
+  int hit = sv_cache_lookup(r, key, &layer, &has, &created, err);
+  if (hit < 0)
+    goto fail;
+  if (!hit) {
+    _cleanup_(sw_lowerfs_freep) sw_lowerfs_t *fs = sv_lowerfs(r);
+    _cleanup_free_ char *canon = NULL, *host = NULL;
+    struct stat st;
+    sw_error_t e = NULL;
+    bool exists = sw_lowerfs_lookup(fs, wd, true, &canon, &st, &host, &e) == 0;
+    sw_error_release(&e);
+    if (!exists) {
+      uid_t uid = 0;
+      gid_t gid = 0;
+      if (sv_user(r)[0] && sv_resolve_owner(fs, sv_user(r), &uid, &gid, err) < 0) {
+        sv_wrap(r, err);
+        goto fail;
+      }
+      char *dir = sw_store_mkdtemp(o->store, "workdir-", err);
+      if (dir == NULL) {
+        sv_wrap(r, err);
+        goto fail;
+      }
+      int rc = sw_copy_mkdir_layer(dir, fs, wd, uid, gid, r->sv->now, err);
+      if (rc == 0)
+        rc = sv_commit_dir(r, dir, &layer, &has, err);
+      else {
+        sw_rm_rf(dir, &e);
+        sw_error_release(&e);
+      }
+      free(dir);
+      if (rc < 0)
+        goto fail;
+    }
+    created = o->epoch != SW_EPOCH_NONE ? o->epoch : (int64_t)time(NULL);
+    if (sv_cache_record(r, key, has ? &layer : NULL, created, err) < 0)
+      goto fail;
+  }
+  sv_apply_layer(r, has ? &layer : NULL, has ? created : r->last_created, hist);
+  memcpy(r->key, key, sizeof(key));
+  if (hit)
+    sw_progress_cached(o->progress, id);
+  else
+    sw_progress_done(o->progress, id);
+  return 0;
+fail:
+  sw_progress_error(o->progress, id, (*err)->msg);
+  return -1;
+}

@@ -1,0 +1,93 @@
+/* slipway: the solver's internals, shared by solve.c (scheduling, stages, config-only
+ * instructions), solve-run.c (RUN) and solve-copy.c (COPY, ADD, WORKDIR). Not for other
+ * modules. */
+#ifndef SW_SOLVE_PRIVATE_H
+#define SW_SOLVE_PRIVATE_H
+
+#include "cachekey.h"
+#include "lowerfs.h"
+#include "solve.h"
+
+#include <pthread.h>
+
+#define SW_HISTORY_COMMENT "buildkit.dockerfile.v0"
+
+typedef struct solver solver_t;
+
+/* One stage being built. */
+typedef struct {
+  solver_t *sv;
+  sw_stage_t *st;
+  pthread_t thread;
+  bool thread_started;
+  bool done, failed;
+
+  sw_image_t *img;       /* the stage's image so far (final once done) */
+  char key[SW_KEY_SIZE]; /* cache key of the filesystem state so far */
+  char **lower;          /* snapshot dirs of img, top first */
+  sw_scope_t scope;
+  int step_no;          /* numbered steps done, for "[stage i/n]" */
+  int64_t last_created; /* created time of the latest layer (config-only history uses it) */
+  bool cmd_set;         /* CMD given in this stage (ENTRYPOINT then keeps it) */
+  const sw_step_t *cur; /* step being run (for messages) */
+} stage_run_t;
+
+struct solver {
+  const sw_solve_opts_t *o;
+  stage_run_t *runs; /* one per plan stage; only needed ones run */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool failed;
+  sw_error_t first_err;
+  int64_t now; /* build time: SOURCE_DATE_EPOCH or the start time */
+};
+
+/* ---- helpers (solve.c) ---- */
+/* Expansion environment (ARGs, then config Env: ENV wins) and the config's Env as a vector. */
+char **sv_expand_env(stage_run_t *r);
+char **sv_config_env(stage_run_t *r);
+/* Expand one word / a word into words with the stage's environment; errors name the line. */
+int sv_expand(stage_run_t *r, const char *word, char **out, sw_error_t *err);
+/* "[stage i/n] INSTRUCTION" for progress; advances the step number when numbered. */
+char *sv_step_name(stage_run_t *r, const sw_step_t *step);
+/* Error about the current step: "FILE:LINE: INSTRUCTION: msg" (code 1). */
+int sv_fail(stage_run_t *r, sw_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix an existing error with the step's location. */
+int sv_wrap(stage_run_t *r, sw_error_t *err);
+/* The stage's current user, workdir ("" = /), shell (default /bin/sh -c). */
+const char *sv_user(stage_run_t *r);
+const char *sv_workdir(stage_run_t *r);
+char **sv_shell(stage_run_t *r);
+/* A path as the step sees it: absolute, or relative to WORKDIR (trailing "/" kept). */
+char *sv_abs_path(stage_run_t *r, const char *p);
+/* The view of the stage's filesystem (caller frees). */
+sw_lowerfs_t *sv_lowerfs(stage_run_t *r);
+
+/* Cache records. lookup: 1 hit (fills *layer (zeroed if the step made no layer) and
+ * *created), 0 miss. A hit whose layer is gone from the store is a miss. */
+int sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+                    int64_t *created, sw_error_t *err);
+/* Record a step result (after its layer is committed) and apply it to the stage. */
+int sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t created,
+                    sw_error_t *err);
+/* Add a layer (or none) and its history entry to the stage. */
+void sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t created,
+                    const char *created_by);
+/* Commit a layer dir (consumed) with the build's codec. *has gets false when dir is empty. */
+int sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has,
+                  sw_error_t *err);
+/* The finished stage a step refers to (waits for nothing: the scheduler ran it first). */
+stage_run_t *sv_stage(stage_run_t *r, int index);
+/* Resolve an image reference from the store (for --from=IMAGE). */
+int sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err);
+/* uid/gid of a --chown / USER spec in the stage's /etc/passwd and /etc/group (BuildKit's
+ * rules: a name gives its primary group; a number alone gives gid = uid). */
+int sv_resolve_owner(sw_lowerfs_t *fs, const char *spec, uid_t *uid, gid_t *gid, sw_error_t *err);
+
+/* ---- steps ---- */
+int sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err);     /* solve-run.c */
+int sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err);    /* solve-copy.c */
+int sv_step_workdir(stage_run_t *r, const sw_step_t *step, sw_error_t *err); /* solve-copy.c */
+
+#endif

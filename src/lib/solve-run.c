@@ -1,0 +1,561 @@
+/* slipway: RUN steps: argv (shell form through SHELL, exec form, heredocs as BuildKit runs
+ * them), environment, --mount and --network, the cache key, and the run itself in the sandbox
+ * over the stage's snapshots with a fresh upper dir that becomes the step's layer. */
+#include "solve-private.h"
+
+#include "gotext.h"
+#include "shellword.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+/* Everything a RUN's mounts need, kept alive until the process is done. */
+typedef struct {
+  sw_mount_t *m;
+  size_t n;
+  char **flags; /* key parts */
+  char **hold;  /* strings the mounts point to */
+  char ***lists;
+  size_t nlists;
+  int *locks;
+  size_t nlocks;
+  char **env; /* secret env additions (process only) */
+} mounts_t;
+
+static void
+mounts_free(mounts_t *ms)
+{
+  free(ms->m);
+  sw_strv_free(ms->flags);
+  sw_strv_free(ms->hold);
+  for (size_t i = 0; i < ms->nlists; i++)
+    sw_strv_free(ms->lists[i]);
+  free(ms->lists);
+  for (size_t i = 0; i < ms->nlocks; i++)
+    close(ms->locks[i]);
+  free(ms->locks);
+  sw_strv_free(ms->env);
+}
+
+static const char *
+hold(mounts_t *ms, char *s)
+{
+  sw_strv_push_take(&ms->hold, s);
+  return s;
+}
+
+static sw_mount_t *
+add_mount(mounts_t *ms)
+{
+  ms->m = xrealloc(ms->m, (ms->n + 1) * sizeof(*ms->m));
+  sw_mount_t *m = &ms->m[ms->n++];
+  memset(m, 0, sizeof(*m));
+  return m;
+}
+
+static char **
+hold_list(mounts_t *ms, char **v)
+{
+  ms->lists = xrealloc(ms->lists, (ms->nlists + 1) * sizeof(char **));
+  ms->lists[ms->nlists++] = v;
+  return v;
+}
+
+static int
+mount_cache(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *target,
+            sw_error_t *err)
+{
+  sw_store_t *store = r->sv->o->store;
+  char *dir = sw_store_cache_mount_dir(store, rm->id, err);
+  if (dir == NULL)
+    return sv_wrap(r, err);
+  hold(ms, dir);
+  if (rm->uid >= 0 || rm->gid >= 0) {
+    struct stat st;
+    if (stat(dir, &st) == 0)
+      if (lchown(dir, rm->uid >= 0 ? (uid_t)rm->uid : st.st_uid,
+                 rm->gid >= 0 ? (gid_t)rm->gid : st.st_gid) < 0)
+        sw_debug("chown cache mount `%s`: %s", dir, strerror(errno));
+  }
+  if (rm->mode)
+    chmod(dir, rm->mode);
+  if (rm->sharing == 2) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      flock(fd, LOCK_EX); /* sharing=locked: one step at a time uses it */
+      ms->locks = xrealloc(ms->locks, (ms->nlocks + 1) * sizeof(int));
+      ms->locks[ms->nlocks++] = fd;
+    }
+  }
+  sw_mount_t *m = add_mount(ms);
+  m->kind = SW_MOUNT_BIND;
+  m->source = dir;
+  m->target = target;
+  m->readonly = rm->readonly;
+  /* The id and target shape the step; the cache's content never enters the key. */
+  sw_strv_push_take(&ms->flags,
+                    xasprintf("mount=cache,target=%s,id=%s,ro=%d", target, rm->id, rm->readonly));
+  return 0;
+}
+
+static int
+mount_bind_context(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *target,
+                   sw_error_t *err)
+{
+  sw_context_t *ctx = r->sv->o->ctx;
+  const char *src = rm->source ? rm->source : ".";
+  sw_ctx_node_t **nodes = NULL;
+  size_t n = 0;
+  _cleanup_free_ char *what =
+      xasprintf("%s:%d: RUN --mount", r->sv->o->plan->df->path, r->cur->insn->line);
+  if (sw_context_match(ctx, src, what, &nodes, &n, err) < 0)
+    return -1;
+  if (n != 1) {
+    free(nodes);
+    return sv_fail(r, err, "--mount source `%s` must name exactly one path", src);
+  }
+  char hash[SW_HASH_HEX_SIZE];
+  int rc = sw_context_hash(ctx, nodes[0], hash, err);
+  char *host = sw_context_host_path(ctx, nodes[0]);
+  bool is_dir = S_ISDIR(nodes[0]->st.st_mode);
+  free(nodes);
+  if (rc < 0) {
+    free(host);
+    return -1;
+  }
+  hold(ms, host);
+  sw_mount_t *m = add_mount(ms);
+  m->target = target;
+  if (!rm->readonly && is_dir) {
+    /* Writes to a read-write bind of the context are thrown away: never into the context. */
+    char **layers = hold_list(ms, xcalloc(2, sizeof(char *)));
+    layers[0] = xstrdup(host);
+    m->kind = SW_MOUNT_LAYERS;
+    m->layers = layers;
+    m->source = "/";
+    m->readonly = false;
+  } else {
+    m->kind = SW_MOUNT_BIND;
+    m->source = host;
+    m->readonly = true;
+  }
+  sw_strv_push_take(&ms->flags,
+                    xasprintf("mount=bind,target=%s,context=%s,ro=%d", target, hash, rm->readonly));
+  return 0;
+}
+
+static int
+mount_bind_layers(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *target,
+                  int stage, const char *image, sw_error_t *err)
+{
+  char **layers;
+  const char *id;
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  if (stage >= 0) {
+    stage_run_t *s = sv_stage(r, stage);
+    layers = hold_list(ms, sw_strv_dup(s->lower));
+    id = s->key;
+  } else {
+    if (sv_image(r, image, &img, err) < 0)
+      return -1;
+    layers = hold_list(ms, sw_image_lowerdirs(r->sv->o->store, img));
+    id = img->config_digest;
+  }
+  sw_mount_t *m = add_mount(ms);
+  m->kind = SW_MOUNT_LAYERS;
+  m->layers = layers;
+  m->source = rm->source ? hold(ms, xstrdup(rm->source)) : "/";
+  m->target = target;
+  m->readonly = rm->readonly;
+  sw_strv_push_take(&ms->flags, xasprintf("mount=bind,target=%s,from=%s,source=%s,ro=%d", target,
+                                          id, m->source, rm->readonly));
+  return 0;
+}
+
+static int
+mount_secret(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *target,
+             sw_error_t *err)
+{
+  const char *path = sw_env_get(r->sv->o->secrets, rm->id);
+  if (path == NULL) {
+    if (rm->required)
+      return sv_fail(r, err, "secret `%s` is required: pass --secret id=%s,src=PATH", rm->id,
+                     rm->id);
+    return 0;
+  }
+  if (rm->env) {
+    _cleanup_free_ char *val = NULL;
+    sw_error_t e = NULL;
+    if (sw_read_file(path, 1 << 20, &val, NULL, &e) < 0) {
+      int rc = sv_fail(r, err, "secret `%s`: %s", rm->id, e->msg);
+      sw_error_release(&e);
+      return rc;
+    }
+    sw_env_set(&ms->env, rm->env, val);
+  }
+  if (target) {
+    sw_mount_t *m = add_mount(ms);
+    m->kind = SW_MOUNT_BIND;
+    m->source = hold(ms, xstrdup(path));
+    m->target = target;
+    m->readonly = true;
+  }
+  /* Only that a secret is mounted there shapes the key; never its value. */
+  sw_strv_push_take(&ms->flags, xasprintf("mount=secret,target=%s,id=%s,env=%s",
+                                          target ? target : "", rm->id, rm->env ? rm->env : ""));
+  return 0;
+}
+
+static int
+one_mount(stage_run_t *r, mounts_t *ms, const sw_step_t *step, size_t i, const char *spec,
+          sw_error_t *err)
+{
+  _cleanup_free_ char *expanded = NULL;
+  if (sv_expand(r, spec, &expanded, err) < 0)
+    return -1;
+  sw_runmount_t rm;
+  if (sw_runmount_parse(expanded, &rm, err) < 0)
+    return sv_wrap(r, err);
+  int rc = 0;
+  const char *target = rm.target ? hold(ms, sv_abs_path(r, rm.target)) : NULL;
+  switch (rm.type) {
+  case SW_RUNMOUNT_CACHE:
+    rc = mount_cache(r, ms, &rm, target, err);
+    break;
+  case SW_RUNMOUNT_BIND:
+    if (step->mount_stages[i] >= 0 || step->mount_images[i])
+      rc = mount_bind_layers(r, ms, &rm, target, step->mount_stages[i], step->mount_images[i], err);
+    else
+      rc = mount_bind_context(r, ms, &rm, target, err);
+    break;
+  case SW_RUNMOUNT_TMPFS: {
+    sw_mount_t *m = add_mount(ms);
+    m->kind = SW_MOUNT_TMPFS;
+    m->target = target;
+    m->size = rm.size;
+    sw_strv_push_take(&ms->flags, xasprintf("mount=tmpfs,target=%s,size=%llu", target,
+                                            (unsigned long long)rm.size));
+    break;
+  }
+  case SW_RUNMOUNT_SECRET:
+    rc = mount_secret(r, ms, &rm, target, err);
+    break;
+  case SW_RUNMOUNT_SSH:
+    rc = sv_fail(r, err, "--mount=type=ssh is not supported by slipway");
+    break;
+  }
+  sw_runmount_clear(&rm);
+  return rc;
+}
+
+static int
+build_mounts(stage_run_t *r, const sw_step_t *step, mounts_t *ms, sw_error_t *err)
+{
+  _cleanup_strv_ char **specs = sw_insn_flag_all(step->insn, "mount");
+  for (size_t i = 0; specs[i]; i++)
+    if (one_mount(r, ms, step, i, specs[i], err) < 0)
+      return -1;
+  return 0;
+}
+
+/* Is `word` nothing but a heredoc marker ("<<EOF", "<<-EOF", "<<'EOF'")? */
+static bool
+only_heredoc(const char *word, const sw_heredoc_t *h)
+{
+  const char *p = word;
+  while (*p >= '0' && *p <= '9')
+    p++;
+  if (!sw_str_has_prefix(p, "<<"))
+    return false;
+  p += 2;
+  if (*p == '-')
+    p++;
+  size_t n = strlen(p);
+  if (n >= 2 && (p[0] == '"' || p[0] == '\'') && p[n - 1] == p[0])
+    return strlen(h->name) == n - 2 && strncmp(p + 1, h->name, n - 2) == 0;
+  return strcmp(p, h->name) == 0;
+}
+
+/* The argv of a RUN, as BuildKit builds it. *script gets a heredoc script to be mounted at
+ * /dev/pipes/<name> and run directly (one heredoc starting with "#!"). */
+static char **
+run_argv(stage_run_t *r, const sw_insn_t *in, char **script, char **script_name)
+{
+  *script = NULL;
+  *script_name = NULL;
+  if (in->json && in->n_heredocs == 0)
+    return sw_strv_dup(in->args);
+  const char *cmd = in->n_args ? in->args[0] : "";
+  _cleanup_free_ char *built = NULL;
+  if (in->n_heredocs == 1 && only_heredoc(cmd, &in->heredocs[0])) {
+    char *data = sw_heredoc_content(&in->heredocs[0]);
+    if (sw_str_has_prefix(data, "#!")) {
+      *script = data;
+      *script_name = xstrdup(in->heredocs[0].name);
+      char **v = NULL;
+      sw_strv_push_take(&v, xasprintf("/dev/pipes/%s", in->heredocs[0].name));
+      return v;
+    }
+    built = data;
+  } else if (in->n_heredocs > 0) {
+    sw_buf_t b = {0};
+    sw_buf_puts(&b, cmd);
+    for (size_t i = 0; i < in->n_heredocs; i++) {
+      sw_buf_putc(&b, '\n');
+      sw_buf_puts(&b, in->heredocs[i].content);
+      sw_buf_puts(&b, in->heredocs[i].name);
+    }
+    built = sw_buf_steal(&b);
+  } else {
+    built = xstrdup(cmd);
+  }
+  char **v = sv_shell(r);
+  sw_strv_push(&v, built);
+  return v;
+}
+
+/* The env that shapes the result (the key): config env plus build args in scope. Proxy args
+ * reach the process but never the key, as in BuildKit. */
+static char **
+key_env(stage_run_t *r)
+{
+  _cleanup_strv_ char **cenv = sv_config_env(r);
+  char **env = sw_strv_dup(cenv);
+  for (size_t i = 0; r->scope.args[i]; i++) {
+    _cleanup_free_ char *k = xstrndup(r->scope.args[i], strcspn(r->scope.args[i], "="));
+    if (sw_env_get(env, k) == NULL)
+      sw_strv_push(&env, r->scope.args[i]);
+  }
+  return env;
+}
+
+/* "RUN |2 A=1 B= /bin/sh -c make # buildkit" */
+static char *
+run_history(stage_run_t *r, char *const *argv)
+{
+  _cleanup_strv_ char **env = sv_expand_env(r);
+  sw_buf_t b = {0};
+  sw_buf_puts(&b, "RUN ");
+  size_t nk = sw_strv_len(r->scope.keys);
+  if (nk) {
+    sw_buf_printf(&b, "|%zu ", nk);
+    for (size_t i = 0; i < nk; i++) {
+      const char *v = sw_env_get(env, r->scope.keys[i]);
+      sw_buf_printf(&b, "%s=%s ", r->scope.keys[i], v ? v : "");
+    }
+  }
+  for (size_t i = 0; argv[i]; i++)
+    sw_buf_printf(&b, "%s%s", i ? " " : "", argv[i]);
+  sw_buf_puts(&b, " # buildkit");
+  return sw_buf_steal(&b);
+}
+
+static int
+step_network(stage_run_t *r, const sw_insn_t *in, sw_net_t *net, sw_error_t *err)
+{
+  const char *n = sw_insn_flag(in, "network");
+  *net = r->sv->o->network;
+  if (n == NULL || strcmp(n, "default") == 0)
+    return 0;
+  if (strcmp(n, "none") == 0)
+    *net = SW_NET_NONE;
+  else if (strcmp(n, "host") == 0)
+    *net = SW_NET_HOST;
+  else
+    return sv_fail(r, err, "--network must be default, none or host (not `%s`)", n);
+  const char *sec = sw_insn_flag(in, "security");
+  if (sec && strcmp(sec, "sandbox") != 0)
+    return sv_fail(r, err, "--security=%s is not supported: steps always run sandboxed", sec);
+  return 0;
+}
+
+struct output_ctx {
+  sw_progress_t *p;
+  int id;
+};
+
+static void
+on_output(void *arg, const char *data, size_t len)
+{
+  struct output_ctx *o = arg;
+  sw_progress_output(o->p, o->id, data, len);
+}
+
+typedef struct {
+  char **argv;
+  char **env;
+  mounts_t ms;
+  sw_net_t net;
+  char *script, *script_name;
+} run_spec_t;
+
+static int
+execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *has_layer,
+        sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  _cleanup_free_ char *tmp = sw_store_mkdtemp(o->store, "run-", err);
+  if (tmp == NULL)
+    return sv_wrap(r, err);
+  _cleanup_free_ char *upper = xasprintf("%s/upper", tmp);
+  _cleanup_free_ char *work = xasprintf("%s/work", tmp);
+  int rc = -1;
+  if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
+    sw_error(err, errno, "mkdir in `%s`", tmp);
+    goto out;
+  }
+  if (rs->script) {
+    _cleanup_free_ char *pipes = xasprintf("%s/pipes", tmp);
+    _cleanup_free_ char *file = xasprintf("%s/%s", pipes, rs->script_name);
+    if (mkdir(pipes, 0755) < 0 ||
+        sw_write_file_atomic(file, rs->script, strlen(rs->script), 0755, err) < 0) {
+      if (err && !*err)
+        sw_error(err, errno, "mkdir `%s`", pipes);
+      goto out;
+    }
+    sw_mount_t *m = add_mount(&rs->ms);
+    m->kind = SW_MOUNT_BIND;
+    m->source = hold(&rs->ms, xstrdup(pipes));
+    m->target = "/dev/pipes";
+    m->readonly = true;
+  }
+  for (size_t i = 0; rs->ms.env && rs->ms.env[i]; i++) {
+    _cleanup_free_ char *k = xstrndup(rs->ms.env[i], strcspn(rs->ms.env[i], "="));
+    sw_env_set(&rs->env, k, strchr(rs->ms.env[i], '=') + 1);
+  }
+
+  struct output_ctx octx = {.p = o->progress, .id = id};
+  sw_sandbox_opts_t so;
+  sw_sandbox_opts_init(&so);
+  so.lowerdirs = r->lower;
+  so.upperdir = upper;
+  so.workdir = work;
+  so.argv = rs->argv;
+  so.env = rs->env;
+  so.cwd = sv_workdir(r)[0] ? sv_workdir(r) : "/";
+  so.user = sv_user(r);
+  so.network = rs->net;
+  so.mounts = rs->ms.m;
+  so.n_mounts = rs->ms.n;
+  so.stdin_fd = SW_STDIO_NULL;
+  so.on_output = on_output;
+  so.output_ctx = &octx;
+  sw_sandbox_status_t st = {0};
+  if (sw_sandbox_run(&so, &st, err) < 0) {
+    sv_wrap(r, err);
+    goto out;
+  }
+  if (st.exit_code != 0 || st.signal != 0) {
+    _cleanup_free_ char *cmd = NULL;
+    sw_buf_t b = {0};
+    for (size_t i = 0; rs->argv[i]; i++)
+      sw_buf_printf(&b, "%s%s", i ? " " : "", rs->argv[i]);
+    cmd = sw_buf_steal(&b);
+    if (sw_solve_interrupted())
+      sv_fail(r, err, "interrupted");
+    else if (st.signal)
+      sv_fail(r, err, "process \"%s\" did not complete successfully: killed by signal %d", cmd,
+              st.signal);
+    else
+      sv_fail(r, err, "process \"%s\" did not complete successfully: exit code: %d", cmd,
+              st.exit_code);
+    goto out;
+  }
+  /* The upper dir is the step's diff: commit it as is (no walk of the image). */
+  if (sv_commit_dir(r, upper, layer, has_layer, err) < 0)
+    goto out;
+  rc = 0;
+out:;
+  sw_error_t e = NULL;
+  sw_rm_rf(tmp, &e);
+  sw_error_release(&e);
+  return rc;
+}
+
+int
+sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  const sw_insn_t *in = step->insn;
+  run_spec_t rs = {0};
+  _cleanup_free_ char *name = sv_step_name(r, step);
+  int id = sw_progress_begin(o->progress, name);
+  int rc = -1;
+  _cleanup_strv_ char **kenv = NULL;
+  _cleanup_free_ char *hist = NULL;
+
+  rs.argv = run_argv(r, in, &rs.script, &rs.script_name);
+  {
+    _cleanup_strv_ char **cenv = sv_config_env(r);
+    rs.env = sw_scope_run_env(&r->scope, o->plan, cenv);
+  }
+  if (step_network(r, in, &rs.net, err) < 0 || build_mounts(r, step, &rs.ms, err) < 0)
+    goto out;
+  if (rs.net == SW_NET_NONE)
+    sw_strv_push(&rs.ms.flags, "network=none");
+  if (o->epoch != SW_EPOCH_NONE)
+    sw_strv_push_take(&rs.ms.flags, xasprintf("epoch=%lld", (long long)o->epoch));
+  kenv = key_env(r);
+
+  char key[SW_KEY_SIZE];
+  char script_hash[SW_HASH_HEX_SIZE];
+  if (rs.script)
+    sw_sha256_hex(rs.script, strlen(rs.script), script_hash);
+  sw_cachekey_input_t ki = {
+      .parent = r->key,
+      .instruction = "RUN",
+      .args = rs.argv,
+      .env = kenv,
+      .user = sv_user(r),
+      .workdir = sv_workdir(r),
+      .flags = rs.ms.flags,
+      .content = rs.script ? script_hash : NULL,
+      .platform = o->plan->platform,
+  };
+  sw_cachekey_step(&ki, key);
+  hist = run_history(r, rs.argv);
+
+  sw_layer_desc_t layer;
+  bool has_layer = false;
+  int64_t created = r->sv->now;
+  int hit = sv_cache_lookup(r, key, &layer, &has_layer, &created, err);
+  if (hit < 0)
+    goto out;
+  if (hit) {
+    sv_apply_layer(r, has_layer ? &layer : NULL, created, hist);
+    memcpy(r->key, key, sizeof(key));
+    sw_progress_cached(o->progress, id);
+    rc = 0;
+    goto out;
+  }
+  if (execute(r, &rs, id, &layer, &has_layer, err) < 0)
+    goto out;
+  created = o->epoch != SW_EPOCH_NONE ? o->epoch : (int64_t)time(NULL);
+  if (sv_cache_record(r, key, has_layer ? &layer : NULL, created, err) < 0)
+    goto out;
+  sv_apply_layer(r, has_layer ? &layer : NULL, created, hist);
+  memcpy(r->key, key, sizeof(key));
+  sw_progress_done(o->progress, id);
+  rc = 0;
+out:
+  if (rc < 0 && err && *err) {
+    _cleanup_free_ char *tail = sw_progress_tail(o->progress, id, 10);
+    sw_progress_error(o->progress, id, (*err)->msg);
+    if (tail[0] && !sw_solve_interrupted()) {
+      size_t n = strlen(tail);
+      if (tail[n - 1] == '\n')
+        tail[n - 1] = '\0';
+      sw_error_t e = *err;
+      char *msg = xasprintf("%s\n--- last lines of its output ---\n%s", e->msg, tail);
+      free(e->msg);
+      e->msg = msg;
+    }
+  }
+  sw_strv_free(rs.argv);
+  sw_strv_free(rs.env);
+  mounts_free(&rs.ms);
+  free(rs.script);
+  free(rs.script_name);
+  return rc;
+}

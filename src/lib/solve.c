@@ -1,0 +1,980 @@
+/* slipway: the solver: scheduling of stages, base images, config-only instructions and the
+ * helpers the step implementations share; see solve.h. */
+#include "solve-private.h"
+
+#include "gotext.h"
+#include "shellword.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static volatile sig_atomic_t interrupted;
+
+void
+sw_solve_interrupt(void)
+{
+  interrupted = 1;
+  sw_sandbox_kill_all();
+}
+
+bool
+sw_solve_interrupted(void)
+{
+  return interrupted != 0;
+}
+
+/* ---- small helpers ---- */
+
+static const sw_dockerfile_t *
+df_of(stage_run_t *r)
+{
+  return r->sv->o->plan->df;
+}
+
+int
+sv_fail(stage_run_t *r, sw_error_t *err, const char *fmt, ...)
+{
+  va_list ap;
+  _cleanup_free_ char *msg = NULL;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    abort();
+  va_end(ap);
+  const sw_insn_t *in = r->cur ? r->cur->insn : r->st->from;
+  return sw_error(err, 0, "%s:%d: %s%s: %s", df_of(r)->path, in->line,
+                  r->cur && r->cur->onbuild ? "ONBUILD " : "", sw_insn_kind_name(in->kind), msg);
+}
+
+int
+sv_wrap(stage_run_t *r, sw_error_t *err)
+{
+  const sw_insn_t *in = r->cur ? r->cur->insn : r->st->from;
+  return sw_error_wrap(err, "%s:%d: %s", df_of(r)->path, in->line, sw_insn_kind_name(in->kind));
+}
+
+static json_t *
+container(stage_run_t *r)
+{
+  return sw_config_container(r->img->config);
+}
+
+static const char *
+config_str(stage_run_t *r, const char *key)
+{
+  json_t *v = json_object_get(container(r), key);
+  return json_is_string(v) ? json_string_value(v) : "";
+}
+
+const char *
+sv_user(stage_run_t *r)
+{
+  return config_str(r, "User");
+}
+
+const char *
+sv_workdir(stage_run_t *r)
+{
+  return config_str(r, "WorkingDir");
+}
+
+static char **
+json_strv(json_t *a)
+{
+  char **v = xcalloc(1, sizeof(char *));
+  size_t i;
+  json_t *e;
+  json_array_foreach(a, i, e)
+  {
+    if (json_is_string(e))
+      sw_strv_push(&v, json_string_value(e));
+  }
+  return v;
+}
+
+char **
+sv_shell(stage_run_t *r)
+{
+  json_t *s = json_object_get(container(r), "Shell");
+  if (json_is_array(s) && json_array_size(s) > 0)
+    return json_strv(s);
+  char **v = NULL;
+  sw_strv_push(&v, "/bin/sh");
+  sw_strv_push(&v, "-c");
+  return v;
+}
+
+char **
+sv_config_env(stage_run_t *r)
+{
+  return json_strv(json_object_get(container(r), "Env"));
+}
+
+char **
+sv_expand_env(stage_run_t *r)
+{
+  _cleanup_strv_ char **cenv = sv_config_env(r);
+  return sw_scope_expand_env(&r->scope, cenv);
+}
+
+int
+sv_expand(stage_run_t *r, const char *word, char **out, sw_error_t *err)
+{
+  _cleanup_strv_ char **env = sv_expand_env(r);
+  if (sw_word_expand(word, env, df_of(r)->escape, out, err) < 0)
+    return sv_wrap(r, err);
+  return 0;
+}
+
+char *
+sv_abs_path(stage_run_t *r, const char *p)
+{
+  if (p[0] == '/')
+    return xstrdup(p);
+  const char *wd = sv_workdir(r);
+  if (wd[0] == '\0')
+    wd = "/";
+  if (strcmp(p, ".") == 0 || p[0] == '\0')
+    return xasprintf("%s%s", wd, sw_str_has_suffix(wd, "/") ? "" : "/");
+  return xasprintf("%s%s%s", wd, sw_str_has_suffix(wd, "/") ? "" : "/", p);
+}
+
+sw_lowerfs_t *
+sv_lowerfs(stage_run_t *r)
+{
+  return sw_lowerfs_new(r->lower);
+}
+
+stage_run_t *
+sv_stage(stage_run_t *r, int index)
+{
+  return &r->sv->runs[index];
+}
+
+int
+sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
+{
+  int f = sw_image_get(r->sv->o->store, ref, out, err);
+  if (f < 0)
+    return sv_wrap(r, err);
+  if (f == 0)
+    return sv_fail(r, err,
+                   "image `%s` is not in the store: load it first (`slipway import`, `slipway "
+                   "load` or `slipway pull`)",
+                   ref);
+  return 0;
+}
+
+char *
+sv_step_name(stage_run_t *r, const sw_step_t *step)
+{
+  const sw_insn_t *in = step->insn;
+  const char *text = in->original ? in->original : in->name;
+  int width = r->st->total >= 100 ? 3 : r->st->total >= 10 ? 2 : 1;
+  if (step->numbered)
+    r->step_no++;
+  _cleanup_free_ char *prefix =
+      r->st->display[0] ? xasprintf("[%s %*d/%d] ", r->st->display, width, r->step_no, r->st->total)
+                        : xasprintf("[%*d/%d] ", width, r->step_no, r->st->total);
+  /* One line: continuation newlines and heredoc bodies are not part of the name. */
+  size_t n = strcspn(text, "\n");
+  return xasprintf("%s%s%.*s%s", prefix, step->onbuild ? "ONBUILD " : "", (int)n, text,
+                   text[n] ? " ..." : "");
+}
+
+int
+sv_resolve_owner(sw_lowerfs_t *fs, const char *spec, uid_t *uid, gid_t *gid, sw_error_t *err)
+{
+  _cleanup_free_ char *passwd = NULL, *group = NULL;
+  sw_error_t e = NULL;
+  if (sw_lowerfs_read(fs, "/etc/passwd", 1 << 22, &passwd, NULL, &e) < 0 && e) {
+    sw_error_release(&e);
+  }
+  if (sw_lowerfs_read(fs, "/etc/group", 1 << 22, &group, NULL, &e) < 0 && e) {
+    sw_error_release(&e);
+  }
+  const char *colon = strchr(spec, ':');
+  _cleanup_free_ char *user = colon ? xstrndup(spec, (size_t)(colon - spec)) : xstrdup(spec);
+  sw_user_t u = {0};
+  if (sw_user_resolve(user, passwd, group, &u, err) < 0)
+    return -1;
+  *uid = u.uid;
+  bool numeric = user[0] && strspn(user, "0123456789") == strlen(user);
+  *gid = numeric ? (gid_t)u.uid : u.gid;
+  sw_user_clear(&u);
+  if (colon) {
+    _cleanup_free_ char *g = xasprintf("0:%s", colon + 1);
+    if (sw_user_resolve(g, passwd, group, &u, err) < 0)
+      return -1;
+    *gid = u.gid;
+    sw_user_clear(&u);
+  }
+  return 0;
+}
+
+/* ---- cache records ---- */
+
+int
+sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+                int64_t *created, sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  if (o->no_cache)
+    return 0;
+  _cleanup_free_ char *val = NULL;
+  int f = sw_cache_get(o->store, key, &val, err);
+  if (f <= 0)
+    return f;
+  json_error_t je;
+  json_t *j = json_loads(val, 0, &je);
+  if (j == NULL)
+    return 0; /* unreadable record: run the step again */
+  json_t *l = json_object_get(j, "layer");
+  json_t *c = json_object_get(j, "created");
+  int found = 1;
+  memset(layer, 0, sizeof(*layer));
+  *has_layer = json_is_string(l);
+  *created = json_is_integer(c) ? json_integer_value(c) : r->sv->now;
+  if (*has_layer) {
+    const char *media = o->comp.codec ? o->comp.codec->oci_media_type : NULL;
+    found = sw_layer_get(o->store, json_string_value(l), media, layer, err);
+    if (found == 0)
+      sw_debug("cache record %s: layer %s is gone, running the step", key, json_string_value(l));
+  }
+  json_decref(j);
+  return found;
+}
+
+int
+sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t created,
+                sw_error_t *err)
+{
+  json_t *j = json_object();
+  json_object_set_new(j, "v", json_integer(1));
+  json_object_set_new(j, "layer", layer ? json_string(layer->diff_id) : json_null());
+  json_object_set_new(j, "created", json_integer(created));
+  _cleanup_free_ char *val = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(j);
+  /* The record keeps the whole chain alive: every layer of the image so far. */
+  _cleanup_strv_ char **ids = xcalloc(1, sizeof(char *));
+  for (size_t i = 0; i < r->img->n_layers; i++)
+    sw_strv_push(&ids, r->img->layers[i].diff_id);
+  if (layer)
+    sw_strv_push(&ids, layer->diff_id);
+  if (sw_cache_put(r->sv->o->store, key, val, ids, layer ? layer->size : 0, err) < 0)
+    return sv_wrap(r, err);
+  return 0;
+}
+
+void
+sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t created,
+               const char *created_by)
+{
+  if (r->sv->o->epoch != SW_EPOCH_NONE)
+    created = r->sv->o->epoch;
+  if (layer) {
+    sw_image_add_layer(r->img, layer);
+    size_t n = sw_strv_len(r->lower);
+    char **v = xcalloc(n + 2, sizeof(char *));
+    v[0] = sw_snapshot_path(r->sv->o->store, layer->diff_id);
+    memcpy(v + 1, r->lower, n * sizeof(char *));
+    free(r->lower);
+    r->lower = v;
+  }
+  r->last_created = created;
+  sw_config_add_history(r->img->config, created, created_by, SW_HISTORY_COMMENT, layer == NULL);
+}
+
+static bool
+dir_empty(const char *dir)
+{
+  _cleanup_dir_ DIR *d = opendir(dir);
+  struct dirent *de;
+  if (d == NULL)
+    return false;
+  while ((de = readdir(d)) != NULL)
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+      return false;
+  return true;
+}
+
+int
+sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, sw_error_t *err)
+{
+  if (dir_empty(dir)) {
+    *has = false;
+    return sw_rm_rf(dir, err);
+  }
+  *has = true;
+  if (sw_layer_commit_dir(r->sv->o->store, dir, r->sv->o->comp.codec, out, err) < 0)
+    return sv_wrap(r, err);
+  return 0;
+}
+
+/* ---- config-only instructions ---- */
+
+static void
+history(stage_run_t *r, const char *created_by)
+{
+  sv_apply_layer(r, NULL, r->last_created, created_by);
+}
+
+/* Go's fmt of a []string with %q: ["a" "b"] */
+static char *
+go_quoted_list(char *const *v)
+{
+  sw_buf_t b = {0};
+  sw_buf_putc(&b, '[');
+  for (size_t i = 0; v && v[i]; i++) {
+    if (i)
+      sw_buf_putc(&b, ' ');
+    sw_go_quote_buf(&b, v[i], strlen(v[i]));
+  }
+  sw_buf_putc(&b, ']');
+  return sw_buf_steal(&b);
+}
+
+/* Go's fmt of a []string with %v: [a b] */
+static char *
+go_list(char *const *v)
+{
+  sw_buf_t b = {0};
+  sw_buf_putc(&b, '[');
+  for (size_t i = 0; v && v[i]; i++) {
+    if (i)
+      sw_buf_putc(&b, ' ');
+    sw_buf_puts(&b, v[i]);
+  }
+  sw_buf_putc(&b, ']');
+  return sw_buf_steal(&b);
+}
+
+/* The command of CMD / ENTRYPOINT / HEALTHCHECK: exec form as is, shell form through SHELL. */
+static char **
+command_argv(stage_run_t *r, const sw_insn_t *in, size_t first)
+{
+  if (in->json) {
+    char **v = xcalloc(1, sizeof(char *));
+    for (size_t i = first; i < in->n_args; i++)
+      sw_strv_push(&v, in->args[i]);
+    return v;
+  }
+  char **v = sv_shell(r);
+  sw_strv_push(&v, in->n_args > first ? in->args[first] : "");
+  return v;
+}
+
+static int
+do_env(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  _cleanup_strv_ char **env = sv_expand_env(r);
+  _cleanup_buf_ sw_buf_t msg = {0};
+  sw_buf_puts(&msg, "ENV");
+  /* All pairs expand against the environment before the instruction (Docker's rule). */
+  char **keys = xcalloc(in->n_kvs + 1, sizeof(char *));
+  char **vals = xcalloc(in->n_kvs + 1, sizeof(char *));
+  int rc = 0;
+  for (size_t i = 0; i < in->n_kvs && rc == 0; i++) {
+    if (sw_word_expand(in->kvs[i].key, env, df_of(r)->escape, &keys[i], err) < 0 ||
+        sw_word_expand(in->kvs[i].value, env, df_of(r)->escape, &vals[i], err) < 0)
+      rc = sv_wrap(r, err);
+  }
+  for (size_t i = 0; i < in->n_kvs && rc == 0; i++) {
+    sw_config_env_set(r->img->config, keys[i], vals[i]);
+    sw_buf_printf(&msg, " %s=%s", keys[i], vals[i]);
+  }
+  sw_strv_free(keys);
+  sw_strv_free(vals);
+  if (rc == 0)
+    history(r, msg.data);
+  return rc;
+}
+
+static int
+do_label(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  _cleanup_buf_ sw_buf_t msg = {0};
+  sw_buf_puts(&msg, "LABEL");
+  for (size_t i = 0; i < in->n_kvs; i++) {
+    _cleanup_free_ char *k = NULL, *v = NULL;
+    if (sv_expand(r, in->kvs[i].key, &k, err) < 0 || sv_expand(r, in->kvs[i].value, &v, err) < 0)
+      return -1;
+    sw_config_label_set(r->img->config, k, v);
+    sw_buf_printf(&msg, " %s=%s", k, v);
+  }
+  history(r, msg.data);
+  return 0;
+}
+
+static int
+do_arg(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  _cleanup_buf_ sw_buf_t msg = {0};
+  sw_buf_puts(&msg, "ARG");
+  for (size_t i = 0; i < in->n_args; i++) {
+    const char *a = in->args[i];
+    const char *eq = strchr(a, '=');
+    _cleanup_free_ char *key = eq ? xstrndup(a, (size_t)(eq - a)) : xstrdup(a);
+    _cleanup_free_ char *def = NULL;
+    if (eq && sv_expand(r, eq + 1, &def, err) < 0)
+      return -1;
+    const char *v = sw_scope_declare(&r->scope, r->sv->o->plan, key, def);
+    if (v)
+      sw_buf_printf(&msg, " %s=%s", key, v);
+    else
+      sw_buf_printf(&msg, " %s", key);
+  }
+  history(r, msg.data);
+  return 0;
+}
+
+static int
+do_cmd_entrypoint(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  _cleanup_strv_ char **argv = command_argv(r, in, 0);
+  bool is_cmd = in->kind == SW_INSN_CMD;
+  sw_config_set_strv(r->img->config, is_cmd ? "Cmd" : "Entrypoint", argv);
+  if (is_cmd)
+    r->cmd_set = true;
+  else if (!r->cmd_set)
+    sw_config_set_strv(r->img->config, "Cmd", NULL);
+  _cleanup_free_ char *q = go_quoted_list(argv);
+  _cleanup_free_ char *msg = xasprintf("%s %s", is_cmd ? "CMD" : "ENTRYPOINT", q);
+  history(r, msg);
+  return 0;
+}
+
+static int
+do_shell(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  if (!in->json)
+    return sv_fail(r, err,
+                   "SHELL requires the arguments to be in JSON form, e.g. SHELL "
+                   "[\"/bin/bash\", \"-c\"]");
+  _cleanup_strv_ char **argv = command_argv(r, in, 0);
+  sw_config_set_strv(r->img->config, "Shell", argv);
+  _cleanup_free_ char *l = go_list(argv);
+  _cleanup_free_ char *msg = xasprintf("SHELL %s", l);
+  history(r, msg);
+  return 0;
+}
+
+static int
+do_simple(stage_run_t *r, const sw_insn_t *in, const char *key, const char *what, sw_error_t *err)
+{
+  if (in->n_args < 1)
+    return sv_fail(r, err, "%s requires an argument", what);
+  _cleanup_free_ char *v = NULL;
+  if (sv_expand(r, in->args[0], &v, err) < 0)
+    return -1;
+  if (key[0] == '.') /* top-level config key (MAINTAINER: "author") */
+    json_object_set_new(r->img->config, key + 1, json_string(v));
+  else
+    json_object_set_new(container(r), key, json_string(v));
+  _cleanup_free_ char *msg = xasprintf("%s %s", what, v);
+  history(r, msg);
+  return 0;
+}
+
+static int
+port_list(stage_run_t *r, const char *spec, char ***ports, sw_error_t *err)
+{
+  _cleanup_free_ char *num = xstrndup(spec, strcspn(spec, "/"));
+  const char *proto = strchr(spec, '/') ? strchr(spec, '/') + 1 : "tcp";
+  char *end = NULL;
+  unsigned long a = strtoul(num, &end, 10), b = a;
+  if (end == num)
+    return sv_fail(r, err, "invalid port `%s`", spec);
+  if (*end == '-') {
+    const char *s2 = end + 1;
+    b = strtoul(s2, &end, 10);
+    if (end == s2)
+      return sv_fail(r, err, "invalid port range `%s`", spec);
+  }
+  if (*end || a == 0 || a > 65535 || b < a || b > 65535)
+    return sv_fail(r, err, "invalid port `%s`", spec);
+  for (unsigned long p = a; p <= b; p++) {
+    char *s = xasprintf("%lu/%s", p, proto);
+    for (char *c = s; *c; c++)
+      *c = (char)tolower((unsigned char)*c);
+    if (!sw_strv_contains(*ports, s))
+      sw_strv_push(ports, s);
+    free(s);
+  }
+  return 0;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+do_expose(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  _cleanup_strv_ char **ports = xcalloc(1, sizeof(char *));
+  for (size_t i = 0; i < in->n_args; i++) {
+    _cleanup_strv_ char **words = NULL;
+    _cleanup_strv_ char **env = sv_expand_env(r);
+    if (sw_word_expand_words(in->args[i], env, df_of(r)->escape, &words, err) < 0)
+      return sv_wrap(r, err);
+    for (size_t j = 0; words[j]; j++)
+      if (port_list(r, words[j], &ports, err) < 0)
+        return -1;
+  }
+  qsort(ports, sw_strv_len(ports), sizeof(char *), cmp_str);
+  _cleanup_buf_ sw_buf_t msg = {0};
+  sw_buf_puts(&msg, "EXPOSE map[");
+  for (size_t i = 0; ports[i]; i++) {
+    sw_config_expose(r->img->config, ports[i]);
+    sw_buf_printf(&msg, "%s%s:{}", i ? " " : "", ports[i]);
+  }
+  sw_buf_putc(&msg, ']');
+  history(r, msg.data);
+  return 0;
+}
+
+static int
+do_volume(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  _cleanup_strv_ char **vols = xcalloc(1, sizeof(char *));
+  for (size_t i = 0; i < in->n_args; i++) {
+    _cleanup_free_ char *v = NULL;
+    if (sv_expand(r, in->args[i], &v, err) < 0)
+      return -1;
+    if (v[0] == '\0')
+      return sv_fail(r, err, "VOLUME specified can not be an empty string");
+    sw_config_volume(r->img->config, v);
+    sw_strv_push(&vols, v);
+  }
+  _cleanup_free_ char *l = go_list(vols);
+  _cleanup_free_ char *msg = xasprintf("VOLUME %s", l);
+  history(r, msg);
+  return 0;
+}
+
+/* Go duration ("1m30s", "500ms") to nanoseconds. */
+static int
+parse_duration(const char *s, int64_t *out)
+{
+  double total = 0;
+  const char *p = s;
+  if (*p == '\0')
+    return -1;
+  if (strcmp(p, "0") == 0) {
+    *out = 0;
+    return 0;
+  }
+  while (*p) {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p)
+      return -1;
+    p = end;
+    double mult;
+    if (sw_str_has_prefix(p, "ns"))
+      mult = 1, p += 2;
+    else if (sw_str_has_prefix(p, "us") || sw_str_has_prefix(p, "µs"))
+      mult = 1e3, p += sw_str_has_prefix(p, "us") ? 2 : strlen("µs");
+    else if (sw_str_has_prefix(p, "ms"))
+      mult = 1e6, p += 2;
+    else if (*p == 's')
+      mult = 1e9, p += 1;
+    else if (*p == 'm')
+      mult = 60e9, p += 1;
+    else if (*p == 'h')
+      mult = 3600e9, p += 1;
+    else
+      return -1;
+    total += v * mult;
+  }
+  *out = (int64_t)total;
+  return 0;
+}
+
+static char *
+go_duration(int64_t ns)
+{
+  if (ns == 0)
+    return xstrdup("0s");
+  int64_t s = ns / 1000000000, rest = ns % 1000000000;
+  _cleanup_buf_ sw_buf_t b = {0};
+  if (s >= 3600)
+    sw_buf_printf(&b, "%" PRId64 "h", s / 3600);
+  if (s >= 60)
+    sw_buf_printf(&b, "%" PRId64 "m", (s % 3600) / 60);
+  if (rest)
+    sw_buf_printf(&b, "%" PRId64 ".%09" PRId64 "s", s % 60, rest);
+  else
+    sw_buf_printf(&b, "%" PRId64 "s", s % 60);
+  return sw_buf_steal(&b);
+}
+
+static int
+do_healthcheck(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  if (in->n_args < 1)
+    return sv_fail(r, err, "HEALTHCHECK requires NONE or CMD");
+  json_t *hc = json_object();
+  _cleanup_strv_ char **test = NULL;
+  if (strcasecmp(in->args[0], "NONE") == 0) {
+    if (in->n_args > 1)
+      return json_decref(hc), sv_fail(r, err, "HEALTHCHECK NONE takes no arguments");
+    sw_strv_push(&test, "NONE");
+  } else if (strcasecmp(in->args[0], "CMD") == 0) {
+    if (in->n_args < 2)
+      return json_decref(hc), sv_fail(r, err, "HEALTHCHECK CMD requires a command");
+    if (in->json) {
+      sw_strv_push(&test, "CMD");
+      for (size_t i = 1; i < in->n_args; i++)
+        sw_strv_push(&test, in->args[i]);
+    } else {
+      sw_strv_push(&test, "CMD-SHELL");
+      sw_strv_push(&test, in->args[1]);
+    }
+  } else {
+    return json_decref(hc), sv_fail(r, err, "unknown HEALTHCHECK type `%s`", in->args[0]);
+  }
+  json_t *t = json_array();
+  for (size_t i = 0; test[i]; i++)
+    json_array_append_new(t, json_string(test[i]));
+  json_object_set_new(hc, "Test", t);
+  static const struct {
+    const char *flag, *key;
+  } durs[] = {{"interval", "Interval"},
+              {"timeout", "Timeout"},
+              {"start-period", "StartPeriod"},
+              {"start-interval", "StartInterval"}};
+  int64_t vals[4] = {0};
+  for (size_t i = 0; i < SW_ARRAY_SIZE(durs); i++) {
+    const char *f = sw_insn_flag(in, durs[i].flag);
+    if (f == NULL)
+      continue;
+    if (parse_duration(f, &vals[i]) < 0 || vals[i] < 0)
+      return json_decref(hc), sv_fail(r, err, "--%s: invalid duration `%s`", durs[i].flag, f);
+    if (vals[i])
+      json_object_set_new(hc, durs[i].key, json_integer(vals[i]));
+  }
+  long retries = 0;
+  const char *rf = sw_insn_flag(in, "retries");
+  if (rf) {
+    char *end;
+    retries = strtol(rf, &end, 10);
+    if (*end || retries < 0)
+      return json_decref(hc), sv_fail(r, err, "--retries: invalid number `%s`", rf);
+    if (retries)
+      json_object_set_new(hc, "Retries", json_integer(retries));
+  }
+  json_object_set_new(container(r), "Healthcheck", hc);
+  _cleanup_free_ char *tl = go_list(test);
+  _cleanup_free_ char *d0 = go_duration(vals[0]), *d1 = go_duration(vals[1]),
+                      *d2 = go_duration(vals[2]), *d3 = go_duration(vals[3]);
+  _cleanup_free_ char *msg =
+      xasprintf("HEALTHCHECK {Test:%s Interval:%s Timeout:%s StartPeriod:%s StartInterval:%s "
+                "Retries:%ld}",
+                tl, d0, d1, d2, d3, retries);
+  history(r, msg);
+  return 0;
+}
+
+static int
+do_onbuild(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  if (in->sub == NULL)
+    return sv_fail(r, err, "ONBUILD requires an instruction");
+  const char *text = in->original ? in->original : "";
+  /* The trigger is the text after the ONBUILD keyword. */
+  while (*text && !isspace((unsigned char)*text))
+    text++;
+  while (isspace((unsigned char)*text))
+    text++;
+  json_t *c = container(r);
+  json_t *ob = json_object_get(c, "OnBuild");
+  if (!json_is_array(ob)) {
+    ob = json_array();
+    json_object_set_new(c, "OnBuild", ob);
+  }
+  json_array_append_new(ob, json_string(text));
+  return 0;
+}
+
+static int
+do_stopsignal(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
+{
+  return do_simple(r, in, "StopSignal", "STOPSIGNAL", err);
+}
+
+static int
+run_step(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
+{
+  const sw_insn_t *in = step->insn;
+  r->cur = step;
+  switch (in->kind) {
+  case SW_INSN_RUN:
+    return sv_step_run(r, step, err);
+  case SW_INSN_COPY:
+  case SW_INSN_ADD:
+    return sv_step_copy(r, step, err);
+  case SW_INSN_WORKDIR:
+    return sv_step_workdir(r, step, err);
+  case SW_INSN_ENV:
+    return do_env(r, in, err);
+  case SW_INSN_LABEL:
+    return do_label(r, in, err);
+  case SW_INSN_ARG:
+    return do_arg(r, in, err);
+  case SW_INSN_CMD:
+  case SW_INSN_ENTRYPOINT:
+    return do_cmd_entrypoint(r, in, err);
+  case SW_INSN_SHELL:
+    return do_shell(r, in, err);
+  case SW_INSN_USER:
+    return do_simple(r, in, "User", "USER", err);
+  case SW_INSN_MAINTAINER:
+    return do_simple(r, in, ".author", "MAINTAINER", err);
+  case SW_INSN_STOPSIGNAL:
+    return do_stopsignal(r, in, err);
+  case SW_INSN_EXPOSE:
+    return do_expose(r, in, err);
+  case SW_INSN_VOLUME:
+    return do_volume(r, in, err);
+  case SW_INSN_HEALTHCHECK:
+    return do_healthcheck(r, in, err);
+  case SW_INSN_ONBUILD:
+    return do_onbuild(r, in, err);
+  default:
+    return sv_fail(r, err, "unknown instruction");
+  }
+}
+
+/* ---- stages ---- */
+
+static void
+ensure_path(stage_run_t *r)
+{
+  if (sw_config_env_get(r->img->config, "PATH") == NULL)
+    sw_config_env_set(r->img->config, "PATH", DEFAULT_PATH);
+}
+
+/* Take the base's OnBuild triggers (image bases: they run now); a stage never inherits them. */
+static char **
+take_onbuild(stage_run_t *r)
+{
+  json_t *c = container(r);
+  json_t *ob = json_object_get(c, "OnBuild");
+  char **v = json_is_array(ob) ? json_strv(ob) : NULL;
+  json_object_del(c, "OnBuild");
+  return v;
+}
+
+static int
+init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  sw_stage_t *st = r->st;
+  sw_step_t from = {.insn = st->from, .numbered = true};
+  _cleanup_free_ char *name = sv_step_name(r, &from);
+  int id = sw_progress_begin(o->progress, name);
+  sw_image_t *base = NULL;
+  int f = sw_image_get(o->store, st->base, &base, err);
+  if (f <= 0) {
+    if (f == 0)
+      sv_fail(r, err,
+              "base image `%s` is not in the store: load it first (`slipway import ROOTFS.tar "
+              "%s`, `slipway load` or `slipway pull`)",
+              st->base, st->base);
+    else
+      sv_wrap(r, err);
+    sw_progress_error(o->progress, id, (*err)->msg);
+    return -1;
+  }
+  r->img = base;
+  sw_cachekey_base(base->config_digest, o->plan->platform, r->key);
+  r->last_created = sw_config_created(base->config);
+  r->lower = sw_image_lowerdirs(o->store, base);
+  *triggers = take_onbuild(r);
+  sw_progress_done(o->progress, id);
+  return 0;
+}
+
+static int
+init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  sw_stage_t *st = r->st;
+  *triggers = NULL;
+  sw_scope_init(&r->scope);
+  if (st->scratch) {
+    r->img = sw_image_new();
+    sw_cachekey_base(NULL, o->plan->platform, r->key);
+    r->last_created = r->sv->now;
+    r->lower = xcalloc(1, sizeof(char *));
+  } else if (st->base_stage >= 0) {
+    stage_run_t *b = sv_stage(r, st->base_stage);
+    r->img = sw_image_dup(b->img);
+    memcpy(r->key, b->key, sizeof(r->key));
+    r->lower = sw_strv_dup(b->lower);
+    r->last_created = b->last_created;
+    json_object_del(container(r), "OnBuild"); /* its triggers are steps of this stage */
+  } else if (init_from_image(r, triggers, err) < 0) {
+    return -1;
+  }
+  json_object_del(r->img->config, "created");
+  if (st->platform == NULL || strcmp(st->platform, o->plan->platform) == 0) {
+    /* nothing: the build platform */
+  } else {
+    sw_warn("%s:%d: --platform=%s ignored: slipway builds for %s only", o->plan->df->path,
+            st->from->line, st->platform, o->plan->platform);
+  }
+  ensure_path(r);
+  return 0;
+}
+
+static int
+run_steps(stage_run_t *r, const sw_step_t *steps, size_t n, sw_error_t *err)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (sw_solve_interrupted())
+      return sw_error(err, EINTR, "interrupted");
+    if (r->sv->failed)
+      return sw_error(err, ECANCELED, "canceled");
+    if (run_step(r, &steps[i], err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+build_stage(stage_run_t *r, sw_error_t *err)
+{
+  _cleanup_strv_ char **triggers = NULL;
+  if (init_stage(r, &triggers, err) < 0)
+    return -1;
+  if (triggers && triggers[0]) {
+    sw_step_t *tsteps = NULL;
+    size_t tn = 0;
+    pthread_mutex_lock(&r->sv->lock); /* the plan is shared */
+    int pr = sw_plan_trigger_steps(r->sv->o->plan, r->st, triggers, &tsteps, &tn, err);
+    pthread_mutex_unlock(&r->sv->lock);
+    if (pr < 0)
+      return -1;
+    int rc = run_steps(r, tsteps, tn, err);
+    sw_steps_free(tsteps, tn);
+    if (rc < 0)
+      return -1;
+  }
+  if (run_steps(r, r->st->steps, r->st->n_steps, err) < 0)
+    return -1;
+  r->cur = NULL;
+  sw_config_set_created(r->img->config, r->last_created);
+  return 0;
+}
+
+static void *
+stage_main(void *arg)
+{
+  stage_run_t *r = arg;
+  solver_t *sv = r->sv;
+  sw_error_t err = NULL;
+
+  pthread_mutex_lock(&sv->lock);
+  for (;;) {
+    bool ready = true;
+    for (size_t i = 0; i < r->st->n_deps; i++)
+      if (!sv->runs[r->st->deps[i]].done)
+        ready = false;
+    if (ready || sv->failed)
+      break;
+    pthread_cond_wait(&sv->cond, &sv->lock);
+  }
+  bool skip = sv->failed;
+  pthread_mutex_unlock(&sv->lock);
+
+  int rc = skip ? -1 : build_stage(r, &err);
+
+  pthread_mutex_lock(&sv->lock);
+  if (rc < 0) {
+    r->failed = true;
+    if (!sv->failed && err) {
+      sv->failed = true;
+      sv->first_err = err;
+      err = NULL;
+      sw_sandbox_kill_all(); /* stop the other stages' running steps */
+    }
+    sv->failed = true;
+  }
+  r->done = true;
+  pthread_cond_broadcast(&sv->cond);
+  pthread_mutex_unlock(&sv->lock);
+  sw_error_release(&err);
+  return NULL;
+}
+
+static void
+free_runs(solver_t *sv)
+{
+  size_t n = sv->o->plan->n_stages;
+  for (size_t i = 0; i < n; i++) {
+    stage_run_t *r = &sv->runs[i];
+    sw_image_free(r->img);
+    sw_strv_free(r->lower);
+    sw_scope_clear(&r->scope);
+  }
+  free(sv->runs);
+}
+
+int
+sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
+{
+  solver_t sv = {.o = o};
+  sw_plan_t *p = o->plan;
+  int *order = xcalloc(p->n_stages + 1, sizeof(int));
+  size_t n = sw_plan_order(p, order);
+
+  sv.now = o->epoch != SW_EPOCH_NONE ? o->epoch : sw_build_time();
+  sv.runs = xcalloc(p->n_stages, sizeof(stage_run_t));
+  pthread_mutex_init(&sv.lock, NULL);
+  pthread_cond_init(&sv.cond, NULL);
+  for (size_t i = 0; i < p->n_stages; i++) {
+    sv.runs[i].sv = &sv;
+    sv.runs[i].st = &p->stages[i];
+  }
+
+  if (n == 1) {
+    stage_main(&sv.runs[order[0]]);
+  } else {
+    /* One thread per needed stage; each waits for the stages it needs. */
+    for (size_t i = 0; i < n; i++) {
+      stage_run_t *r = &sv.runs[order[i]];
+      if (pthread_create(&r->thread, NULL, stage_main, r) == 0)
+        r->thread_started = true;
+      else
+        stage_main(r);
+    }
+    for (size_t i = 0; i < n; i++)
+      if (sv.runs[order[i]].thread_started)
+        pthread_join(sv.runs[order[i]].thread, NULL);
+  }
+  free(order);
+
+  int rc = 0;
+  if (sv.failed) {
+    if (sv.first_err) {
+      *err = sv.first_err;
+    } else {
+      sw_error(err, EINTR, "build interrupted");
+    }
+    rc = -1;
+  } else {
+    stage_run_t *t = &sv.runs[p->target];
+    *out = steal_ptr(&t->img);
+  }
+  free_runs(&sv);
+  pthread_mutex_destroy(&sv.lock);
+  pthread_cond_destroy(&sv.cond);
+  return rc;
+}

@@ -1,0 +1,47 @@
+/* slipway: the solver: runs a build plan and returns the target stage's image.
+ *
+ * Per step: compute its cache key (cachekey.h), look the key up in the store; on a hit reuse
+ * the recorded layer, else run the step (RUN in the sandbox, whose overlay upper dir *is* the
+ * step's diff; COPY/ADD/WORKDIR written straight into a layer dir), commit the layer and record
+ * the result. Config-only instructions (ENV, LABEL, CMD, USER ...) only change the image config
+ * and its history and are replayed on every build (they cost nothing). Independent stages run
+ * at the same time, one thread each. A failing step records nothing.
+ *
+ * Cache records (JSON, store cache table): {"v":1,"layer":"sha256:<diffID>"|null,
+ * "created":<unix seconds>} for a step key; {"v":1,"content":"<hex>"} for the memoized content
+ * hash of a path copied by `COPY --from` (keyed by the source stage's layer chain and path).
+ */
+#ifndef SW_SOLVE_H
+#define SW_SOLVE_H
+
+#include "compress.h"
+#include "layer_write.h"
+#include "context.h"
+#include "image.h"
+#include "plan.h"
+#include "progress.h"
+#include "sandbox.h"
+#include "store.h"
+
+typedef struct {
+  sw_store_t *store;
+  sw_plan_t *plan;
+  sw_context_t *ctx;
+  sw_progress_t *progress;
+  bool no_cache;
+  sw_net_t network;      /* default for RUN (RUN --network overrides) */
+  char *const *secrets;  /* "ID=PATH" */
+  sw_compression_t comp; /* codec for new layers (codec NULL = gzip) */
+  int64_t epoch;         /* SOURCE_DATE_EPOCH, or SW_EPOCH_NONE */
+} sw_solve_opts_t;
+
+/* Run the plan; *out gets the target stage's image (config with history, layers in the store;
+ * not committed as an image yet: see sw_image_commit). */
+int sw_solve(const sw_solve_opts_t *opts, sw_image_t **out, sw_error_t *err);
+
+/* Set from a signal handler: the solver stops before the next step, and kills running steps
+ * (sw_sandbox_kill_all). */
+void sw_solve_interrupt(void);
+bool sw_solve_interrupted(void);
+
+#endif
