@@ -1,12 +1,431 @@
-/* slipway build: placeholder until its issue lands; replaced by the real command. */
+/* slipway build: parse flags, then parse → plan → solve → commit → export, with progress. The
+ * engine lives in the library (plan.c, solve.c); this file only wires it up. */
 #include "cli.h"
+
+#include "../lib/archive.h"
+#include "../lib/compress.h"
+#include "../lib/context.h"
+#include "../lib/dockerfile.h"
+#include "../lib/image.h"
+#include "../lib/layer_apply.h"
+#include "../lib/layer_write.h"
+#include "../lib/plan.h"
+#include "../lib/progress.h"
+#include "../lib/solve.h"
+#include "../lib/store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+static const char usage_text[] =
+    "Usage: slipway build [OPTIONS] CONTEXT\n"
+    "\n"
+    "Build an image from a Dockerfile and a build context directory, as `docker build` does,\n"
+    "without a daemon. Steps are cached in the store: a step runs again only when what it\n"
+    "depends on changed (its instruction, the env and build args it sees, the content of the\n"
+    "files it copies, the steps before it).\n"
+    "\n"
+    "Options:\n"
+    "  -f, --file FILE           the Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)\n"
+    "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
+    "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
+    "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
+    "      --no-cache            run every step, ignoring cached results\n"
+    "      --network MODE        network of RUN steps: host (default) or none\n"
+    "      --secret id=ID,src=PATH  a secret for RUN --mount=type=secret (never stored)\n"
+    "      --label K=V           add a label to the image (repeatable)\n"
+    "      --progress MODE       auto (default), plain (one line per event) or tty\n"
+    "      --iidfile FILE        write the image ID to FILE\n"
+    "      --compression ALGO    gzip (default) or zstd[:LEVEL] for new layers\n"
+    "  -o, --output SPEC         also export: type=oci,dest=DIR (OCI layout; tar=true for an\n"
+    "                            oci-archive), type=docker,dest=FILE (docker load),\n"
+    "                            type=tar,dest=FILE (the image's filesystem)\n"
+    "  -q, --quiet               print only the image ID\n"
+    "  -h, --help                print this help\n"
+    "\n"
+    "Environment: SOURCE_DATE_EPOCH makes image digests reproducible (all times set to it).\n";
+
+typedef struct {
+  const char *file;
+  char **tags;
+  const char *target;
+  char **build_args;
+  bool no_cache;
+  sw_net_t network;
+  char **secrets; /* ID=PATH */
+  char **labels;
+  sw_progress_mode_t progress;
+  const char *iidfile;
+  sw_compression_t comp;
+  const char *output;
+  bool quiet;
+  const char *context;
+} build_opts_t;
+
+static void
+opts_free(build_opts_t *o)
+{
+  sw_strv_free(o->tags);
+  sw_strv_free(o->build_args);
+  sw_strv_free(o->secrets);
+  sw_strv_free(o->labels);
+}
+
+static int
+parse_secret(const char *spec, char ***out)
+{
+  _cleanup_free_ char *id = NULL, *src = NULL;
+  _cleanup_free_ char *copy = xstrdup(spec);
+  char *save = NULL;
+  for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+    if (sw_str_has_prefix(f, "id=")) {
+      free(id);
+      id = xstrdup(f + 3);
+    } else if (sw_str_has_prefix(f, "src=") || sw_str_has_prefix(f, "source=")) {
+      free(src);
+      src = xstrdup(strchr(f, '=') + 1);
+    } else if (strcmp(f, "type=file") == 0) {
+      continue;
+    } else {
+      return sw_cli_usage_error("build", "--secret %s: unknown field `%s` (id=ID,src=PATH)", spec,
+                                f);
+    }
+  }
+  if (id == NULL || src == NULL)
+    return sw_cli_usage_error("build", "--secret %s: needs id=ID,src=PATH", spec);
+  if (access(src, R_OK) < 0)
+    return sw_cli_usage_error("build", "--secret %s: cannot read `%s`: %s", spec, src,
+                              strerror(errno));
+  _cleanup_free_ char *abs = realpath(src, NULL);
+  sw_env_set(out, id, abs ? abs : src);
+  return 0;
+}
+
+enum {
+  OPT_TARGET = 256,
+  OPT_BUILD_ARG,
+  OPT_NO_CACHE,
+  OPT_NETWORK,
+  OPT_SECRET,
+  OPT_LABEL,
+  OPT_PROGRESS,
+  OPT_IIDFILE,
+  OPT_COMPRESSION,
+};
+
+static int
+parse_args(int argc, char **argv, build_opts_t *o)
+{
+  static const struct option longopts[] = {
+      {"file", required_argument, NULL, 'f'},
+      {"tag", required_argument, NULL, 't'},
+      {"target", required_argument, NULL, OPT_TARGET},
+      {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
+      {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+      {"network", required_argument, NULL, OPT_NETWORK},
+      {"secret", required_argument, NULL, OPT_SECRET},
+      {"label", required_argument, NULL, OPT_LABEL},
+      {"progress", required_argument, NULL, OPT_PROGRESS},
+      {"iidfile", required_argument, NULL, OPT_IIDFILE},
+      {"compression", required_argument, NULL, OPT_COMPRESSION},
+      {"output", required_argument, NULL, 'o'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  int c;
+  sw_error_t err = NULL;
+  o->comp = sw_compression_default();
+  o->progress = SW_PROGRESS_AUTO;
+  while ((c = getopt_long(argc, argv, "+f:t:o:qh", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'f':
+      o->file = optarg;
+      break;
+    case 't':
+      sw_strv_push(&o->tags, optarg);
+      break;
+    case OPT_TARGET:
+      o->target = optarg;
+      break;
+    case OPT_BUILD_ARG:
+      sw_strv_push(&o->build_args, optarg);
+      break;
+    case OPT_NO_CACHE:
+      o->no_cache = true;
+      break;
+    case OPT_NETWORK:
+      if (strcmp(optarg, "host") == 0 || strcmp(optarg, "default") == 0)
+        o->network = SW_NET_HOST;
+      else if (strcmp(optarg, "none") == 0)
+        o->network = SW_NET_NONE;
+      else
+        return sw_cli_usage_error("build", "--network must be host or none, not `%s`", optarg);
+      break;
+    case OPT_SECRET:
+      if (parse_secret(optarg, &o->secrets) != 0)
+        return SW_EXIT_USAGE;
+      break;
+    case OPT_LABEL:
+      if (strchr(optarg, '=') == NULL)
+        return sw_cli_usage_error("build", "--label needs KEY=VALUE, not `%s`", optarg);
+      sw_strv_push(&o->labels, optarg);
+      break;
+    case OPT_PROGRESS:
+      if (strcmp(optarg, "auto") == 0)
+        o->progress = SW_PROGRESS_AUTO;
+      else if (strcmp(optarg, "plain") == 0)
+        o->progress = SW_PROGRESS_PLAIN;
+      else if (strcmp(optarg, "tty") == 0)
+        o->progress = SW_PROGRESS_TTY;
+      else if (strcmp(optarg, "quiet") == 0)
+        o->progress = SW_PROGRESS_QUIET;
+      else
+        return sw_cli_usage_error("build", "--progress must be auto, plain or tty, not `%s`",
+                                  optarg);
+      break;
+    case OPT_IIDFILE:
+      o->iidfile = optarg;
+      break;
+    case OPT_COMPRESSION:
+      if (sw_compression_parse(optarg, &o->comp, &err) < 0)
+        return sw_error_report(&err);
+      break;
+    case 'o':
+      o->output = optarg;
+      break;
+    case 'q':
+      o->quiet = true;
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return -1;
+    default:
+      return sw_cli_usage_error("build", "bad option");
+    }
+  }
+  if (optind + 1 != argc)
+    return sw_cli_usage_error("build", optind >= argc ? "build needs a CONTEXT directory"
+                                                      : "build takes exactly one CONTEXT");
+  o->context = argv[optind];
+  if (o->quiet)
+    o->progress = SW_PROGRESS_QUIET;
+  return 0;
+}
+
+static void
+on_signal(int sig)
+{
+  (void)sig;
+  if (sw_solve_interrupted()) {
+    /* A second Ctrl-C: leave now (the store stays consistent: nothing is half-committed). */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    raise(sig);
+  }
+  sw_solve_interrupt();
+}
+
+static int
+load_dockerfile(const build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw_error_t *err)
+{
+  if (o->file && strcmp(o->file, "-") == 0) {
+    _cleanup_buf_ sw_buf_t b = {0};
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(0, buf, sizeof(buf))) > 0)
+      sw_buf_append(&b, buf, (size_t)n);
+    *path_out = NULL;
+    return sw_dockerfile_parse("Dockerfile", b.data ? b.data : "", b.len, df, err);
+  }
+  char *path = o->file ? xstrdup(o->file) : xasprintf("%s/Dockerfile", o->context);
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    int r = sw_error_code(err, SW_EXIT_USAGE, errno, "Dockerfile `%s`", path);
+    free(path);
+    return r;
+  }
+  *path_out = path;
+  return sw_dockerfile_load(path, df, err);
+}
+
+/* -o type=...,dest=... */
+static int
+export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *spec,
+              sw_progress_t *p, sw_error_t *err)
+{
+  _cleanup_free_ char *type = NULL, *dest = NULL;
+  bool tar = false;
+  _cleanup_free_ char *copy = xstrdup(spec);
+  char *save = NULL;
+  for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+    if (sw_str_has_prefix(f, "type=")) {
+      free(type);
+      type = xstrdup(f + 5);
+    } else if (sw_str_has_prefix(f, "dest=")) {
+      free(dest);
+      dest = xstrdup(f + 5);
+    } else if (strcmp(f, "tar=true") == 0) {
+      tar = true;
+    } else if (strcmp(f, "tar=false") == 0) {
+      tar = false;
+    } else if (!sw_str_has_prefix(f, "name=")) {
+      return sw_error_code(err, SW_EXIT_USAGE, 0, "-o %s: unknown field `%s`", spec, f);
+    }
+  }
+  if (type == NULL || dest == NULL)
+    return sw_error_code(err, SW_EXIT_USAGE, 0, "-o %s: needs type=oci|docker|tar,dest=PATH", spec);
+  int id = sw_progress_begin(p, "exporting to the output");
+  int rc;
+  if (strcmp(type, "oci") == 0 || strcmp(type, "docker") == 0) {
+    sw_archive_format_t fmt = strcmp(type, "docker") == 0 ? SW_ARCHIVE_DOCKER
+                              : tar                       ? SW_ARCHIVE_OCI
+                                                          : SW_ARCHIVE_OCI_DIR;
+    sw_image_t *imgs[] = {img};
+    const char *names[] = {name};
+    rc = sw_archive_save(store, imgs, names, 1, fmt, dest, err);
+  } else if (strcmp(type, "tar") == 0) {
+    rc = -1;
+    _cleanup_free_ char *root = sw_store_mkdtemp(store, "export-", err);
+    if (root) {
+      rc = 0;
+      for (size_t i = 0; i < img->n_layers && rc == 0; i++) {
+        int fd = sw_blob_open(store, img->layers[i].digest, NULL, err);
+        if (fd < 0) {
+          rc = -1;
+          break;
+        }
+        sw_layer_apply_opts_t ao = sw_layer_apply_opts_default();
+        ao.mode = SW_APPLY_FLAT;
+        rc = sw_layer_apply(fd, root, &ao, NULL, err);
+        close(fd);
+      }
+      if (rc == 0) {
+        _cleanup_close_ int out = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out < 0) {
+          rc = sw_error(err, errno, "create `%s`", dest);
+        } else {
+          sw_compression_t none = {.codec = &sw_codec_none};
+          sw_sink_t *sink = sw_sink_new(&none, out);
+          sw_sink_result_t res;
+          rc = sw_layer_write_tar(root, sw_epoch_from_env(), sink, err);
+          if (rc == 0)
+            rc = sw_sink_finish(sink, &res, err);
+          sw_sink_free(sink);
+        }
+      }
+      sw_error_t e = NULL;
+      sw_rm_rf(root, &e);
+      sw_error_release(&e);
+    }
+  } else {
+    rc = sw_error_code(err, SW_EXIT_USAGE, 0, "-o %s: type must be oci, docker or tar", spec);
+  }
+  if (rc < 0) {
+    sw_progress_error(p, id, (*err)->msg);
+    return -1;
+  }
+  sw_progress_log(p, id, "wrote %s to %s", type, dest);
+  sw_progress_done(p, id);
+  return 0;
+}
+
+static void
+apply_labels(sw_image_t *img, char *const *labels)
+{
+  for (size_t i = 0; labels && labels[i]; i++) {
+    _cleanup_free_ char *k = xstrndup(labels[i], strcspn(labels[i], "="));
+    sw_config_label_set(img->config, k, strchr(labels[i], '=') + 1);
+  }
+}
+
+static int
+do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
+{
+  _cleanup_free_ char *df_path = NULL;
+  _cleanup_(sw_dockerfile_freep) sw_dockerfile_t *df = NULL;
+  _cleanup_(sw_plan_freep) sw_plan_t *plan = NULL;
+  _cleanup_(sw_store_freep) sw_store_t *store = NULL;
+  _cleanup_(sw_context_freep) sw_context_t *ctx = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  _cleanup_free_ char *ctx_cache = NULL;
+
+  struct stat st;
+  if (stat(o->context, &st) < 0 || !S_ISDIR(st.st_mode))
+    return sw_error_code(err, SW_EXIT_USAGE, errno ? errno : ENOTDIR, "build context `%s`",
+                         o->context);
+  if (load_dockerfile(o, &df_path, &df, err) < 0)
+    return -1;
+  sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target};
+  if (sw_plan_new(df, &po, &plan, err) < 0)
+    return -1;
+  if (sw_store_open(g->root, &store, err) < 0)
+    return -1;
+  ctx_cache = sw_store_path(store, "contexts");
+  if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)
+    return -1;
+
+  sw_progress_t *p = sw_progress_new(o->progress, stderr);
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  sw_solve_opts_t so = {
+      .store = store,
+      .plan = plan,
+      .ctx = ctx,
+      .progress = p,
+      .no_cache = o->no_cache,
+      .network = o->network,
+      .secrets = o->secrets,
+      .comp = o->comp,
+      .epoch = sw_epoch_from_env(),
+  };
+  int rc = sw_solve(&so, &img, err);
+  if (rc == 0) {
+    apply_labels(img, o->labels);
+    int id = sw_progress_begin(p, "exporting to image");
+    rc = sw_image_commit(store, img, o->tags, err);
+    if (rc == 0) {
+      sw_progress_log(p, id, "writing image %s done", img->config_digest);
+      for (size_t i = 0; img->names && img->names[i]; i++)
+        sw_progress_log(p, id, "naming to %s done", img->names[i]);
+      sw_progress_done(p, id);
+    } else {
+      sw_progress_error(p, id, (*err)->msg);
+    }
+  }
+  if (rc == 0 && o->output)
+    rc = export_output(store, img, img->names ? img->names[0] : NULL, o->output, p, err);
+  sw_progress_summary(p, rc == 0 ? img->config_digest : NULL);
+  sw_progress_free(p);
+  if (rc == 0 && o->iidfile &&
+      sw_write_file_atomic(o->iidfile, img->config_digest, strlen(img->config_digest), 0644, err) <
+          0)
+    rc = -1;
+  if (rc == 0 && o->quiet)
+    printf("%s\n", img->config_digest);
+  if (rc == 0) {
+    _cleanup_strv_ char **unused = sw_plan_unused_build_args(plan);
+    for (size_t i = 0; unused[i]; i++)
+      sw_warn("build arg `%s` was not consumed by any ARG", unused[i]);
+  }
+  return rc;
+}
 
 int
 cmd_build(int argc, char **argv, sw_global_t *g)
 {
-  (void)argc;
-  (void)argv;
-  (void)g;
-  fputs("slipway: error: `build` is not implemented yet\n", stderr);
-  return SW_EXIT_FAILURE;
+  build_opts_t o = {0};
+  sw_error_t err = NULL;
+  int r = parse_args(argc, argv, &o);
+  if (r != 0) {
+    opts_free(&o);
+    return r < 0 ? 0 : r;
+  }
+  r = do_build(&o, g, &err) < 0 ? sw_error_report(&err) : 0;
+  opts_free(&o);
+  return r;
 }

@@ -309,7 +309,7 @@ sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, 
     return sw_rm_rf(dir, err);
   }
   *has = true;
-  if (sw_layer_commit_dir(r->sv->o->store, dir, r->sv->o->comp.codec, out, err) < 0)
+  if (sw_layer_commit_dir(r->sv->o->store, dir, &r->sv->o->comp, out, err) < 0)
     return sv_wrap(r, err);
   return 0;
 }
