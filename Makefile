@@ -45,7 +45,7 @@ $(BUILD)/slipway: $(CLI_OBJS) $(BUILD)/libslipway.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libslipway.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc/lib -o $@ $< $(BUILD)/libslipway.a $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) -iquote src/lib -o $@ $< $(BUILD)/libslipway.a $(LDLIBS) -lcmocka
 
 # Debian packages for building, testing and the demo; idempotent, `apt-get update` once.
 deps:
@@ -76,7 +76,7 @@ asan:
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(CPPFLAGS) -std=gnu17 -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=all -Isrc/lib $(shell pkg-config --cflags $(PKGS)) -o $@ $< \
+	  -fno-sanitize-recover=all -iquote src/lib $(shell pkg-config --cflags $(PKGS)) -o $@ $< \
 	  $(LIB_SRCS) $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
