@@ -35,6 +35,14 @@ typedef struct {
 SW_COMMANDS(X)
 #undef X
 
+/* Store commands (cli_store.c): open g->root, reporting errors; NULL on failure (*rc set). */
+struct sw_store_s;
+struct sw_store_s *sw_cli_store_open(sw_global_t *g, int *rc);
+/* "3 minutes ago", "2 days ago", as docker prints CREATED. */
+char *sw_cli_ago(int64_t unix_seconds);
+/* Does argv ask for help (-h/--help anywhere before "--")? */
+bool sw_cli_wants_help(int argc, char **argv);
+
 /* Print "Run 'slipway CMD --help' for usage." style hint and return SW_EXIT_USAGE. */
 int sw_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,12 +1,61 @@
-/* slipway prune: placeholder until its issue lands; replaced by the real command. */
+/* slipway prune: drop build cache records (all, or least recently used beyond a size) and
+ * dangling images, then garbage-collect blobs and snapshots nothing references. */
+#include "../lib/store.h"
 #include "cli.h"
+
+static const char usage_text[] =
+    "Usage: slipway prune [OPTIONS]\n"
+    "\n"
+    "Free space in the store: remove data (layers, snapshots, blobs, temp files) that no image\n"
+    "and no build cache record uses. Waits for other slipway processes on the same store.\n"
+    "\n"
+    "Options:\n"
+    "      --keep-storage SIZE  evict least recently used build cache records until the cache\n"
+    "                           (data used by no image) fits in SIZE, e.g. 500MB, 2GB\n"
+    "  -a, --all                remove all build cache records and all images without a name\n"
+    "  -f, --force              do not ask (prune never asks; accepted for docker users)\n"
+    "  -h, --help               print this help\n";
 
 int
 cmd_prune(int argc, char **argv, sw_global_t *g)
 {
-  (void)argc;
-  (void)argv;
-  (void)g;
-  fputs("slipway: error: `prune` is not implemented yet\n", stderr);
-  return SW_EXIT_FAILURE;
+  static const struct option opts[] = {{"keep-storage", required_argument, NULL, 'k'},
+                                       {"all", no_argument, NULL, 'a'},
+                                       {"force", no_argument, NULL, 'f'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  sw_prune_opts_t o = {0};
+  sw_prune_report_t rep;
+  sw_error_t err = NULL;
+  uint64_t keep;
+  int c, rc = 0;
+  while ((c = getopt_long(argc, argv, "afh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'k':
+      if (sw_parse_size(optarg, &keep, &err) < 0) {
+        err->code = SW_EXIT_USAGE;
+        return sw_error_report(&err);
+      }
+      o.keep_storage = keep ? (int64_t)keep : 1;
+      break;
+    case 'a': o.all = true; break;
+    case 'f': break;
+    case 'h': fputs(usage_text, stdout); return 0;
+    default: return sw_cli_usage_error("prune", "bad flags");
+    }
+  }
+  if (optind < argc)
+    return sw_cli_usage_error("prune", "unexpected argument `%s`", argv[optind]);
+  _cleanup_(sw_store_freep) sw_store_t *s = sw_cli_store_open(g, &rc);
+  if (s == NULL)
+    return rc;
+  if (sw_store_prune(s, &o, &rep, &err) < 0)
+    return sw_error_report(&err);
+  char size[32];
+  sw_format_size((uint64_t)rep.bytes, size, sizeof(size));
+  printf("Deleted: %lld cache records, %lld images, %lld layers, %lld blobs\n",
+         (long long)rep.cache_records, (long long)rep.images, (long long)rep.layers,
+         (long long)rep.blobs);
+  printf("Total reclaimed space: %s\n", size);
+  return 0;
 }

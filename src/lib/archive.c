@@ -373,7 +373,10 @@ read_in_root(int root, const char *name, char **out, size_t *len, sw_error_t *er
   _cleanup_close_ int fd = openat2_in_root(root, name, O_RDONLY, err);
   if (fd < 0)
     return -1;
-  return sw_read_file_at(fd, "", MAX_META, out, len, err) < 0 ? -1 : 0;
+  _cleanup_free_ char *proc = xasprintf("/proc/self/fd/%d", fd);
+  if (sw_read_file(proc, MAX_META, out, len, err) < 0)
+    return sw_error_wrap(err, "archive entry `%s`", name);
+  return 0;
 }
 
 static json_t *

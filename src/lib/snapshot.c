@@ -1,6 +1,8 @@
 /* slipway: layers and snapshots. A layer row ties a diffID to a blob (digest, size, media type)
  * and to the snapshot ROOT/snapshots/<diffID hex>, the extracted layer in overlay format. The
- * row is written only after both are in place, so a row always means "usable". */
+ * row is written only after the blob is in place. A committed build step's snapshot is in place
+ * too (its upper dir is renamed); imported, loaded and pulled layers are unpacked on first use
+ * (sw_snapshot_ensure), so import/load/pull cost one streaming pass and no file creation. */
 #include "layer_apply.h"
 #include "layer_write.h"
 #include "store_internal.h"
@@ -14,15 +16,6 @@ sw_snapshot_path(sw_store_t *s, const char *diff_id)
 {
   const char *hex = sw_digest_hex(diff_id);
   return xasprintf("%s/snapshots/%s", s->root, hex ? hex : "invalid");
-}
-
-char **
-sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img)
-{
-  char **v = xcalloc(img->n_layers + 1, sizeof(*v));
-  for (size_t i = 0; i < img->n_layers; i++)
-    v[i] = sw_snapshot_path(s, img->layers[img->n_layers - 1 - i].diff_id);
-  return v;
 }
 
 static void
@@ -168,78 +161,164 @@ fail:
   return sw_error_wrap(err, "committing layer from `%s`", dir);
 }
 
+/* Stream in_fd through a source (decompress + hash both sides; raw bytes teed to tee_fd) and,
+ * if sink is set, the decompressed bytes into it. No extraction: snapshots are unpacked on
+ * demand by sw_snapshot_ensure. */
 static int
-import_common(sw_store_t *s, int in_fd, const sw_layer_apply_opts_t *base,
-              const sw_compression_t *recompress, const char *media_type, sw_layer_desc_t *out,
-              sw_error_t *err)
+stream_layer(int in_fd, const sw_codec_t *codec, int tee_fd, sw_sink_t *sink,
+             sw_sink_result_t *res, sw_error_t *err)
 {
-  _cleanup_free_ char *tmp = NULL;
-  _cleanup_free_ char *dir = sw_store_mkdtemp(s, "snap-", err);
-  _cleanup_close_ int fd = -1;
-  _cleanup_sink_ sw_sink_t *sink = NULL;
-  sw_layer_apply_opts_t opts = *base;
-  sw_layer_info_t info = {0};
-  sw_sink_result_t res;
-  sw_layer_desc_t l;
-  sw_error_t ignored = NULL;
-
-  if (dir == NULL || (fd = sw_store_mkstemp(s, "layer-", &tmp, err)) < 0)
-    goto fail;
-  if (recompress) {
-    sink = sw_sink_new(recompress, fd);
-    opts.tar_sink = sink;
-  } else {
-    opts.tee_fd = fd;
-  }
-  if (sw_layer_apply(in_fd, dir, &opts, &info, err) < 0)
-    goto fail_tmp;
-  if (sink) {
-    if (sw_sink_finish(sink, &res, err) < 0)
-      goto fail_tmp;
-    memcpy(info.digest, res.digest, sizeof(info.digest));
-    info.size = res.size;
-    info.media_type = sw_codec_media_type(recompress->codec, false);
-  }
-  fill_desc(&l, &info, media_type);
-  if (commit_layer(s, tmp, dir, &l, err) < 0)
-    goto fail;
-  *out = l;
+  _cleanup_source_ sw_source_t *src = sw_source_new(in_fd, codec, tee_fd);
+  const void *data;
+  ssize_t n;
+  while ((n = sw_source_read_block(src, &data, err)) > 0)
+    if (sink && sw_sink_write(sink, data, (size_t)n, err) < 0)
+      return -1;
+  if (n < 0 || sw_source_result(src, res, err) < 0)
+    return -1;
   return 0;
-fail_tmp:
-  unlink(tmp);
-fail:
-  if (dir)
-    sw_rm_rf(dir, &ignored);
-  sw_error_release(&ignored);
-  return -1;
+}
+
+/* A plain tar in a regular file goes straight to the sink, which hashes it (the diffID): one
+ * sha256 over the tar instead of three. Anything else (compressed, a pipe) uses a source. */
+static int
+stream_tar(int in_fd, sw_sink_t *sink, sw_sink_result_t *res, sw_error_t *err)
+{
+  unsigned char magic[4] = {0};
+  struct stat st;
+  if (fstat(in_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+      pread(in_fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+      sw_codec_detect(magic, sizeof(magic))->kind != SW_COMPRESS_NONE)
+    return stream_layer(in_fd, NULL, -1, sink, res, err);
+  posix_fadvise(in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  const size_t bufsz = 1 << 20;
+  _cleanup_free_ char *buf = xmalloc(bufsz);
+  for (;;) {
+    ssize_t n = read(in_fd, buf, bufsz);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return sw_error(err, errno, "read");
+    if (n == 0)
+      return 0;
+    if (sw_sink_write(sink, buf, (size_t)n, err) < 0)
+      return -1;
+  }
 }
 
 int
 sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                 const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
 {
-  sw_layer_apply_opts_t opts = sw_layer_apply_opts_default();
+  _cleanup_free_ char *tmp = NULL;
+  _cleanup_close_ int fd = -1;
+  sw_sink_result_t res;
+  sw_layer_info_t info = {0};
+  const char *what = expected_digest ? expected_digest : "blob";
+
   if (expected_digest) {
     int r = sw_layer_get_by_digest(s, expected_digest, out, err);
     if (r != 0)
       return r < 0 ? -1 : 0;
   }
-  opts.name = expected_digest;
-  opts.expect_digest = expected_digest;
-  opts.expect_diff_id = expected_diff_id;
-  if (media_type)
-    opts.codec = sw_codec_from_media_type(media_type);
-  if (import_common(s, in_fd, &opts, NULL, media_type, out, err) < 0)
-    return sw_error_wrap(err, "importing layer %s", expected_digest ? expected_digest : "");
+  if ((fd = sw_store_mkstemp(s, "layer-", &tmp, err)) < 0)
+    return -1;
+  const sw_codec_t *codec = media_type ? sw_codec_from_media_type(media_type) : NULL;
+  if (stream_layer(in_fd, codec, fd, NULL, &res, err) < 0)
+    goto fail;
+  if (expected_digest && strcmp(expected_digest, res.digest) != 0) {
+    sw_error(err, 0, "digest mismatch: expected %s, got %s", expected_digest, res.digest);
+    goto fail;
+  }
+  if (expected_diff_id && strcmp(expected_diff_id, res.diff_id) != 0) {
+    sw_error(err, 0, "diffID mismatch: the config says %s, the layer is %s", expected_diff_id,
+             res.diff_id);
+    goto fail;
+  }
+  memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
+  memcpy(info.digest, res.digest, sizeof(info.digest));
+  info.size = res.size;
+  info.tar_size = res.raw_size;
+  if (media_type == NULL) {
+    unsigned char magic[4] = {0};
+    ssize_t m = pread(fd, magic, sizeof(magic), 0);
+    info.media_type = sw_codec_media_type(sw_codec_detect(magic, m > 0 ? (size_t)m : 0), false);
+  }
+  fill_desc(out, &info, media_type);
+  if (sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
+    return sw_error_wrap(err, "importing layer %s", what);
   return 0;
+fail:
+  unlink(tmp);
+  return sw_error_wrap(err, "importing layer %s", what);
 }
 
 int
 sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp, sw_layer_desc_t *out,
                     sw_error_t *err)
 {
-  sw_layer_apply_opts_t opts = sw_layer_apply_opts_default();
   sw_compression_t c = comp && comp->codec ? *comp : sw_compression_default();
-  opts.name = "rootfs tar";
-  return import_common(s, in_fd, &opts, &c, NULL, out, err);
+  _cleanup_free_ char *tmp = NULL;
+  _cleanup_close_ int fd = sw_store_mkstemp(s, "layer-", &tmp, err);
+  _cleanup_sink_ sw_sink_t *sink = NULL;
+  sw_sink_result_t in, res;
+  sw_layer_info_t info = {0};
+
+  if (fd < 0)
+    return -1;
+  sink = sw_sink_new(&c, fd);
+  if (stream_tar(in_fd, sink, &in, err) < 0 || sw_sink_finish(sink, &res, err) < 0) {
+    unlink(tmp);
+    return -1;
+  }
+  memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
+  memcpy(info.digest, res.digest, sizeof(info.digest));
+  info.size = res.size;
+  info.tar_size = res.raw_size;
+  info.media_type = sw_codec_media_type(c.codec, false);
+  fill_desc(out, &info, NULL);
+  if (sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
+    return -1;
+  return 0;
+}
+
+int
+sw_snapshot_ensure(sw_store_t *s, const char *diff_id, sw_error_t *err)
+{
+  _cleanup_free_ char *path = sw_snapshot_path(s, diff_id);
+  sw_layer_desc_t l;
+  if (access(path, F_OK) == 0)
+    return 0;
+  int r = sw_layer_get(s, diff_id, NULL, &l, err);
+  if (r <= 0)
+    return r < 0 ? -1 : sw_error(err, 0, "layer %s is not in the store", diff_id);
+  _cleanup_close_ int fd = sw_blob_open(s, l.digest, NULL, err);
+  _cleanup_free_ char *dir = fd < 0 ? NULL : sw_store_mkdtemp(s, "unpack-", err);
+  sw_layer_apply_opts_t opts = sw_layer_apply_opts_default();
+  sw_error_t ignored = NULL;
+  if (dir == NULL)
+    return -1;
+  opts.name = l.digest;
+  opts.codec = sw_codec_from_media_type(l.media_type);
+  opts.expect_diff_id = diff_id;
+  if (sw_layer_apply(fd, dir, &opts, NULL, err) < 0 || commit_snapshot(s, dir, diff_id, err) < 0) {
+    sw_rm_rf(dir, &ignored);
+    sw_error_release(&ignored);
+    return sw_error_wrap(err, "unpacking layer %s", diff_id);
+  }
+  return 0;
+}
+
+int
+sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img, char ***out, sw_error_t *err)
+{
+  _cleanup_strv_ char **v = xcalloc(img->n_layers + 1, sizeof(*v));
+  for (size_t i = 0; i < img->n_layers; i++) {
+    const char *d = img->layers[img->n_layers - 1 - i].diff_id;
+    if (sw_snapshot_ensure(s, d, err) < 0)
+      return -1;
+    v[i] = sw_snapshot_path(s, d);
+  }
+  *out = steal_ptr(&v);
+  return 0;
 }

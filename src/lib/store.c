@@ -120,7 +120,7 @@ sw_db_end(sw_store_t *s, bool ok, sw_error_t *err)
   pthread_mutex_unlock(&s->mu);
   if (r == -1 && ok && err && *err == NULL)
     return sw_error(err, 0, "store `%s`: transaction rolled back (an inner step failed)", s->root);
-  return r < 0 ? -1 : 0;
+  return r < 0 || !ok ? -1 : 0;
 }
 
 int

@@ -88,9 +88,11 @@ int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size
                  sw_error_t *err);
 
 /* ---- layers & snapshots ----
- * A layer row: diffID -> blob (digest, size, media type) and the snapshot
- * ROOT/snapshots/<diffID hex>. The row exists only when both are in place. A diffID may have
- * several blobs (gzip and zstd); lookups prefer the given media type. */
+ * A layer row: diffID -> blob (digest, size, media type), and the snapshot
+ * ROOT/snapshots/<diffID hex>. The row exists only when the blob is in place. The snapshot of a
+ * committed directory is in place at once; imported/loaded/pulled layers are unpacked on first
+ * use: call sw_snapshot_ensure (or sw_image_lowerdirs, which does) before using a snapshot.
+ * A diffID may have several blobs (gzip and zstd); lookups prefer the given media type. */
 
 /* Commit an overlay-format directory made under ROOT/tmp (a RUN upper dir, a COPY dir):
  * sw_layer_write() produces the blob and the diffID in one pass, then the directory is renamed
@@ -98,14 +100,14 @@ int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size
  * recorded. comp NULL = sw_compression_default() (gzip). dir is consumed either way. */
 int sw_layer_commit_dir(sw_store_t *s, const char *dir, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
-/* Import a layer blob (compressed or not, as media_type says; NULL = detect) from in_fd: the
- * blob is stored as is, applied with sw_layer_apply() to a new snapshot, and checked against
- * expected_digest / expected_diff_id when given (a registry pull knows both). An existing layer
- * with that digest is a hit (in_fd is not read). */
+/* Import a layer blob (compressed or not, as media_type says; NULL = detect) from in_fd: stored
+ * as is, decompressed once to get the diffID, checked against expected_digest /
+ * expected_diff_id when given (a registry pull knows both). An existing layer with that digest
+ * is a hit (in_fd is not read). No extraction (see sw_snapshot_ensure). */
 int sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                     const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err);
-/* Import an uncompressed or compressed *rootfs tar* (slipway import): one streaming pass
- * decompresses, hashes (diffID), applies to a snapshot and recompresses (comp NULL = gzip). */
+/* Import a plain or gzip/zstd *rootfs tar* (slipway import): one streaming pass decompresses,
+ * hashes (diffID) and recompresses (comp NULL = gzip). */
 int sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
 /* Find a layer by diffID (media_type: preferred blob type or NULL). */
@@ -114,15 +116,18 @@ int sw_layer_get(sw_store_t *s, const char *diff_id, const char *media_type, sw_
 /* Find a layer by its blob digest. */
 int sw_layer_get_by_digest(sw_store_t *s, const char *digest, sw_layer_desc_t *out,
                            sw_error_t *err);
-/* Record a layer row for a blob and snapshot already in place (e.g. a registry client that
- * applied the layer itself). */
+/* Record a layer row for a blob already stored (e.g. a registry client that stored it itself).
+ * snapshot_size 0 = layer->tar_size. */
 int sw_layer_record(sw_store_t *s, const sw_layer_desc_t *layer, int64_t snapshot_size,
                     sw_error_t *err);
-/* ROOT/snapshots/<diffID hex> (malloc'd); the directory exists iff the layer is known. */
+/* ROOT/snapshots/<diffID hex> (malloc'd). Exists once sw_snapshot_ensure succeeded. */
 char *sw_snapshot_path(sw_store_t *s, const char *diff_id);
-/* Snapshot dirs of an image, top layer first: ready for overlayfs lowerdir=a:b:c. NULL-terminated
- * (free with sw_strv_free). */
-char **sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img);
+/* Unpack the layer's blob into its snapshot if it is not there yet (concurrent callers: each
+ * unpacks into tmp/, the first rename wins). */
+int sw_snapshot_ensure(sw_store_t *s, const char *diff_id, sw_error_t *err);
+/* Snapshot dirs of an image, top layer first, ready for overlayfs lowerdir=a:b:c (each ensured).
+ * *out is NULL-terminated (free with sw_strv_free). */
+int sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img, char ***out, sw_error_t *err);
 
 /* ---- images ----
  * Names are normalised references ("docker.io/library/foo:latest"); giving a name to an image

@@ -1,0 +1,295 @@
+"""The store and image formats end to end: import / images / inspect / history / tag / rmi /
+prune / save / load, read back by independent tools (skopeo, umoci), and a store that survives
+kill -9 in the middle of an import."""
+import gzip
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def blobs(root):
+    d = os.path.join(str(root), "blobs", "sha256")
+    return set(os.listdir(d))
+
+
+def run(*cmd, **kw):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          check=True, **kw)
+
+
+# ---- import, images, inspect, history ----
+
+def test_import_busybox(slipway, busybox_rootfs_tar):
+    p = slipway("import", busybox_rootfs_tar, "bb:1", "-c", 'CMD ["sh"]',
+                "-c", 'ENV PATH=/bin:/usr/bin LANG="C.UTF-8"', "-c", "WORKDIR /tmp",
+                "-c", "USER nobody", "-c", "EXPOSE 8080 53/udp", "-c", "LABEL a=b c=\"d e\"",
+                "-c", "VOLUME /data", "-c", "ENTRYPOINT /bin/echo hi", "-m", "from a test")
+    image_id = p.stdout.strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+
+    info = slipway.inspect("bb:1")
+    assert info["Id"] == image_id
+    assert info["RepoTags"] == ["bb:1"]
+    cfg = info["Config"]
+    assert cfg["Cmd"] == ["sh"]
+    assert cfg["Entrypoint"] == ["/bin/sh", "-c", "/bin/echo hi"]
+    assert cfg["Env"] == ["PATH=/bin:/usr/bin", "LANG=C.UTF-8"]
+    assert cfg["WorkingDir"] == "/tmp" and cfg["User"] == "nobody"
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}}
+    assert cfg["Labels"] == {"a": "b", "c": "d e"}
+    assert cfg["Volumes"] == {"/data": {}}
+    assert info["Os"] == "linux" and info["Architecture"] == "amd64"
+    # the layer is the tar itself: its diffID is the tar's sha256
+    assert info["RootFS"]["Layers"] == [sha256_file(busybox_rootfs_tar)]
+    assert info["Layers"][0]["MediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    assert info["Size"] == os.path.getsize(busybox_rootfs_tar)
+
+    lines = slipway("images").stdout.splitlines()
+    assert lines[0].split()[:4] == ["REPOSITORY", "TAG", "IMAGE", "ID"]
+    row = lines[1].split()
+    assert row[:3] == ["bb", "1", image_id[7:19]]
+    assert slipway("images", "-q").stdout.split() == [image_id[7:19]]
+
+    hist = slipway("history", "bb:1").stdout.splitlines()
+    assert hist[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
+    assert len(hist) == 2 and hist[1].startswith(image_id[7:19]) and "from a test" in hist[1]
+
+    # inspect --format and --raw
+    assert slipway("inspect", "-f", "{{.Id}} {{json .Config.Cmd}}", "bb:1").stdout.strip() == \
+        image_id + ' ["sh"]'
+    raw = slipway("inspect", "--raw", "config", "bb:1").stdout.rstrip("\n")
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == image_id
+    manifest = json.loads(slipway("inspect", "--raw", "manifest", "bb:1").stdout)
+    assert manifest["config"]["digest"] == image_id
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_import_bad_input(slipway, busybox_rootfs_tar, tmp_path):
+    p = slipway("import", busybox_rootfs_tar, "bb", "-c", "RUN echo", check=False)
+    assert p.returncode == 2 and "unsupported instruction" in p.stderr
+    p = slipway("import", busybox_rootfs_tar, "Bad:Name", check=False)
+    assert p.returncode == 2 and "Bad:Name" in p.stderr
+    p = slipway("import", str(tmp_path / "missing.tar"), "x", check=False)
+    assert p.returncode == 1 and "missing.tar" in p.stderr
+    assert slipway("images", "-q").stdout.strip() == ""
+
+
+def test_import_compressed_and_reproducible(slipway_bin, busybox_rootfs_tar, tmp_path):
+    from conftest import SlipwayRunner
+    data = open(busybox_rootfs_tar, "rb").read()
+    gz = tmp_path / "rootfs.tar.gz"
+    gz.write_bytes(gzip.compress(data))
+    zst = tmp_path / "rootfs.tar.zst"
+    run("zstd", "-q", "-o", str(zst), busybox_rootfs_tar)
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    results = []
+    for i, src in enumerate([busybox_rootfs_tar, gz, zst]):
+        s = SlipwayRunner(slipway_bin, tmp_path / ("root%d" % i))
+        s("import", src, "bb", "-m", "same", env=env)
+        info = s.inspect("bb")
+        results.append((info["Id"], info["Descriptor"]["digest"], info["RootFS"]["Layers"]))
+        assert info["Created"] == "2023-11-14T22:13:20Z"
+    # same content, same epoch: identical image ID and manifest digest from empty stores
+    assert results[0] == results[1] == results[2]
+    assert results[0][2] == [sha256_file(busybox_rootfs_tar)]
+
+
+# ---- names ----
+
+def test_tag_rmi(slipway, busybox_image):
+    image_id = slipway.inspect(busybox_image)["Id"]
+    slipway("tag", "busybox", "localhost:5000/bb:v1")
+    slipway("tag", image_id[7:19], "other")
+    assert slipway.inspect("localhost:5000/bb:v1")["Id"] == image_id
+    assert sorted(slipway.inspect(image_id)["RepoTags"]) == \
+        ["busybox:latest", "localhost:5000/bb:v1", "other:latest"]
+    p = slipway("rmi", image_id, check=False)
+    assert p.returncode == 1 and "several names" in p.stderr
+    assert slipway("rmi", "other").stdout.strip() == "Untagged: other:latest"
+    assert slipway("inspect", "other", check=False).returncode == 1
+    out = slipway("rmi", "-f", image_id[7:19]).stdout
+    assert "Deleted: " + image_id in out and "Untagged: busybox:latest" in out
+    assert slipway("images", "-q").stdout.strip() == ""
+    p = slipway("rmi", "nothere", check=False)
+    assert p.returncode == 1 and "nothere" in p.stderr
+    p = slipway("tag", "busybox", "x", check=False)
+    assert p.returncode == 1
+
+
+def test_prune(slipway, busybox_rootfs_tar, tmp_path):
+    from conftest import make_busybox_rootfs_tar
+    other = make_busybox_rootfs_tar(tmp_path / "other.tar", {"etc/other": b"x\n"})
+    slipway("import", busybox_rootfs_tar, "keep")
+    slipway("import", other, "drop")
+    before = blobs(slipway.root)
+    assert len(before) == 6  # 2 x (layer, config, manifest)
+    slipway("rmi", "drop")
+    out = slipway("prune").stdout
+    assert "Total reclaimed space" in out
+    after = blobs(slipway.root)
+    assert len(after) == 3
+    assert os.listdir(os.path.join(slipway.root, "tmp")) == []
+    # what stays is complete: the image still saves and reads back
+    slipway("save", "-o", tmp_path / "keep.tar", "keep")
+    run("skopeo", "inspect", "docker-archive:%s" % (tmp_path / "keep.tar"))
+    # an image that lost its name goes with -a
+    slipway("import", other, "keep")  # takes the name: the first image is dangling now
+    assert len(slipway("images", "-q").stdout.split()) == 2
+    slipway("prune", "-a")
+    assert len(slipway("images", "-q").stdout.split()) == 1
+    assert len(blobs(slipway.root)) == 3
+    assert slipway("prune", "--keep-storage", "nonsense", check=False).returncode == 2
+
+
+# ---- save / load, read back by skopeo and umoci ----
+
+def test_save_docker_archive(slipway, busybox_image, slipway_bin, tmp_path):
+    info = slipway.inspect(busybox_image)
+    out = tmp_path / "bb.tar"
+    slipway("save", "-o", out, busybox_image)
+    with tarfile.open(out) as tf:
+        names = tf.getnames()
+        manifest = json.load(tf.extractfile("manifest.json"))
+        repos = json.load(tf.extractfile("repositories"))
+    assert manifest[0]["RepoTags"] == ["busybox:latest"]
+    assert manifest[0]["Config"] == "blobs/sha256/" + info["Id"][7:]
+    assert all(layer in names for layer in manifest[0]["Layers"])
+    assert "busybox" in repos and "index.json" in names and "oci-layout" in names
+
+    sk = json.loads(run("skopeo", "inspect", "docker-archive:%s" % out).stdout)
+    assert sk["Layers"] == info["RootFS"]["Layers"]  # skopeo reports diffIDs here
+    assert sk["Architecture"] == "amd64"
+    run("skopeo", "copy", "-q", "docker-archive:%s" % out, "oci:%s:x" % (tmp_path / "copy"))
+
+    from conftest import SlipwayRunner
+    other = SlipwayRunner(slipway_bin, tmp_path / "root2")
+    assert other("load", "-i", out).stdout.strip() == "Loaded image: busybox:latest"
+    back = other.inspect("busybox")
+    assert back["Id"] == info["Id"]
+    assert back["Descriptor"]["digest"] == info["Descriptor"]["digest"]
+    # loading again is a no-op hit
+    other("load", "-i", out)
+    assert len(other("images", "-q").stdout.split()) == 1
+
+
+def test_save_oci(slipway, busybox_image, slipway_bin, tmp_path):
+    info = slipway.inspect(busybox_image)
+    layout = tmp_path / "layout"
+    slipway("save", "--format", "oci-dir", "-o", layout, busybox_image)
+    index = json.load(open(layout / "index.json"))
+    ann = index["manifests"][0]["annotations"]
+    assert ann["org.opencontainers.image.ref.name"] == "latest"
+    assert ann["io.containerd.image.name"] == "docker.io/library/busybox:latest"
+    sk = json.loads(run("skopeo", "inspect", "oci:%s" % layout).stdout)
+    assert sk["Digest"] == info["Descriptor"]["digest"]
+    bundle = tmp_path / "bundle"
+    run("umoci", "unpack", "--image", "%s:latest" % layout, str(bundle))
+    assert os.path.islink(bundle / "rootfs" / "bin" / "sh")
+    assert os.path.getsize(bundle / "rootfs" / "bin" / "busybox") == os.path.getsize("/bin/busybox")
+    cfg = json.load(open(bundle / "config.json"))
+    assert cfg["process"]["args"] == ["sh"]
+
+    arch = tmp_path / "bb-oci.tar"
+    slipway("save", "--format", "oci", "-o", arch, busybox_image)
+    sk2 = json.loads(run("skopeo", "inspect", "oci-archive:%s" % arch).stdout)
+    assert sk2["Digest"] == info["Descriptor"]["digest"]
+    from conftest import SlipwayRunner
+    for src in (arch, layout):
+        other = SlipwayRunner(slipway_bin, tmp_path / ("r-" + os.path.basename(str(src))))
+        assert "Loaded image: busybox:latest" in other("load", "-i", src).stdout
+        assert other.inspect("busybox")["Descriptor"]["digest"] == info["Descriptor"]["digest"]
+
+
+def test_load_legacy_docker_archive(slipway, busybox_rootfs_tar, tmp_path):
+    """docker save before 25: <id>/layer.tar uncompressed, config <id>.json, manifest.json."""
+    layer = open(busybox_rootfs_tar, "rb").read()
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                         "history": [{"created": "2023-11-14T22:13:20Z"}],
+                         "created": "2023-11-14T22:13:20Z"}).encode()
+    cid = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": cid + ".json", "RepoTags": ["legacy:1"],
+                            "Layers": ["abc/layer.tar"]}]).encode()
+    out = tmp_path / "legacy.tar"
+    with tarfile.open(out, "w") as tf:
+        for name, data in ((cid + ".json", config), ("abc/layer.tar", layer),
+                           ("manifest.json", manifest)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    assert slipway("load", "-i", out).stdout.strip() == "Loaded image: legacy:1"
+    info = slipway.inspect("legacy:1")
+    assert info["Id"] == "sha256:" + cid  # config kept byte for byte
+    assert info["RootFS"]["Layers"] == [diff_id]
+    # a layer that does not match its diffID is refused (in a store that lacks that layer),
+    # and nothing is recorded
+    slipway("rmi", "legacy:1")
+    slipway("prune")
+    bad = tmp_path / "bad.tar"
+    corrupt = bytearray(layer)
+    corrupt[600] ^= 0xFF  # inside the first file's data
+    with tarfile.open(bad, "w") as tf:
+        for name, data in ((cid + ".json", config), ("abc/layer.tar", bytes(corrupt)),
+                           ("manifest.json", manifest.replace(b"legacy:1", b"bad:1"))):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    p = slipway("load", "-i", bad, check=False)
+    assert p.returncode == 1 and "diffID" in p.stderr
+    assert slipway("inspect", "bad:1", check=False).returncode == 1
+
+
+# ---- the Python base, speed and crash consistency ----
+
+def test_import_python_base(slipway, python_base_tar, tmp_path):
+    t0 = time.monotonic()
+    slipway("import", python_base_tar, "python:slim", "-c", 'CMD ["python3"]')
+    seconds = time.monotonic() - t0
+    print("\nimport of %s (%d MB): %.2fs" % (os.path.basename(python_base_tar),
+                                            os.path.getsize(python_base_tar) >> 20, seconds))
+    info = slipway.inspect("python:slim")
+    assert info["RootFS"]["Layers"] == [sha256_file(python_base_tar)]
+    assert info["Size"] == os.path.getsize(python_base_tar)
+    assert seconds < 30
+    slipway("save", "-o", tmp_path / "py.tar", "python:slim")
+    sk = json.loads(run("skopeo", "inspect", "docker-archive:%s" % (tmp_path / "py.tar")).stdout)
+    assert sk["Layers"] == info["RootFS"]["Layers"]
+
+
+def test_kill9_mid_import_leaves_store_consistent(slipway, python_base_tar, busybox_rootfs_tar):
+    slipway("import", busybox_rootfs_tar, "before")
+    for delay in (0.05, 0.2, 0.5):
+        proc = subprocess.Popen([slipway.binary, "--root", slipway.root, "import",
+                                 python_base_tar, "victim"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # the store opens, the old image is intact, the victim is all there or not at all
+        names = slipway("images").stdout
+        assert "before" in names
+        p = slipway("inspect", "victim", check=False)
+        if p.returncode == 0:
+            assert json.loads(p.stdout)[0]["Size"] == os.path.getsize(python_base_tar)
+        slipway("rmi", "victim", check=False)
+    slipway("prune")
+    assert os.listdir(os.path.join(slipway.root, "tmp")) == []
+    assert len(blobs(slipway.root)) == 3
+    slipway("import", python_base_tar, "victim")
+    assert slipway.inspect("victim")["RootFS"]["Layers"] == [sha256_file(python_base_tar)]
