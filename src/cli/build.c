@@ -2,7 +2,7 @@
  * engine lives in the library (plan.c, solve.c); this file only wires it up. */
 #include "cli.h"
 
-#include "../lib/archive.h"
+#include "../lib/image_archive.h"
 #include "../lib/compress.h"
 #include "../lib/context.h"
 #include "../lib/dockerfile.h"

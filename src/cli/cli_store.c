@@ -28,9 +28,11 @@ sw_cli_ago(int64_t t)
   if (d < 60)
     return xasprintf("%lld second%s ago", (long long)d, d == 1 ? "" : "s");
   if (d < 3600)
-    return d < 120 ? xstrdup("About a minute ago") : xasprintf("%lld minutes ago", (long long)d / 60);
+    return d < 120 ? xstrdup("About a minute ago")
+                   : xasprintf("%lld minutes ago", (long long)d / 60);
   if (d < 86400 * 2)
-    return d < 7200 ? xstrdup("About an hour ago") : xasprintf("%lld hours ago", (long long)d / 3600);
+    return d < 7200 ? xstrdup("About an hour ago")
+                    : xasprintf("%lld hours ago", (long long)d / 3600);
   if (d < 86400 * 7 * 2)
     return xasprintf("%lld days ago", (long long)d / 86400);
   if (d < 86400 * 30 * 2)

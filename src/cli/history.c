@@ -39,11 +39,19 @@ cmd_history(int argc, char **argv, sw_global_t *g)
   int c, rc = 0;
   while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
     switch (c) {
-    case 'n': no_trunc = true; break;
-    case 'q': quiet = true; break;
-    case 'H': break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("history", "bad flags");
+    case 'n':
+      no_trunc = true;
+      break;
+    case 'q':
+      quiet = true;
+      break;
+    case 'H':
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("history", "bad flags");
     }
   }
   if (optind + 1 != argc)
@@ -65,8 +73,7 @@ cmd_history(int argc, char **argv, sw_global_t *g)
     }
   }
   if (!quiet)
-    printf("%-12s   %-20s %-45s   %-10s %s\n", "IMAGE", "CREATED", "CREATED BY", "SIZE",
-           "COMMENT");
+    printf("%-12s   %-20s %-45s   %-10s %s\n", "IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT");
   for (size_t k = n; k-- > 0;) {
     json_t *h = json_array_get(hist, k);
     const char *by = json_string_value(json_object_get(h, "created_by")) ?: "";
@@ -80,8 +87,8 @@ cmd_history(int argc, char **argv, sw_global_t *g)
     }
     _cleanup_free_ char *ago =
         sw_cli_ago(parse_time(json_string_value(json_object_get(h, "created"))));
-    _cleanup_free_ char *shown = !no_trunc && strlen(by) > 45 ? xasprintf("%.42s...", by)
-                                                              : xstrdup(by);
+    _cleanup_free_ char *shown =
+        !no_trunc && strlen(by) > 45 ? xasprintf("%.42s...", by) : xstrdup(by);
     char size[32];
     sw_format_size((uint64_t)sizes[k], size, sizeof(size));
     printf("%-12s   %-20s %-45s   %-10s %s\n", id, ago, shown, size, comment);

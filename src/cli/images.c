@@ -30,8 +30,8 @@ matches(const char *filter, const char *repo, const char *tag)
     return true;
   const char *colon = strrchr(filter, ':');
   if (colon && !strchr(colon, '/'))
-    return strncmp(filter, repo, (size_t)(colon - filter)) == 0 &&
-           repo[colon - filter] == '\0' && strcmp(colon + 1, tag) == 0;
+    return strncmp(filter, repo, (size_t)(colon - filter)) == 0 && repo[colon - filter] == '\0' &&
+           strcmp(colon + 1, tag) == 0;
   return strcmp(filter, repo) == 0;
 }
 
@@ -51,12 +51,10 @@ print_row(const sw_image_t *img, const char *repo, const char *tag, bool digests
 int
 cmd_images(int argc, char **argv, sw_global_t *g)
 {
-  static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
-                                       {"digests", no_argument, NULL, 'd'},
-                                       {"no-trunc", no_argument, NULL, 'n'},
-                                       {"all", no_argument, NULL, 'a'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"quiet", no_argument, NULL, 'q'},    {"digests", no_argument, NULL, 'd'},
+      {"no-trunc", no_argument, NULL, 'n'}, {"all", no_argument, NULL, 'a'},
+      {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
   bool quiet = false, digests = false, no_trunc = false;
   sw_image_t **v = NULL;
   size_t n = 0;
@@ -65,12 +63,22 @@ cmd_images(int argc, char **argv, sw_global_t *g)
 
   while ((c = getopt_long(argc, argv, "qah", opts, NULL)) != -1) {
     switch (c) {
-    case 'q': quiet = true; break;
-    case 'd': digests = true; break;
-    case 'n': no_trunc = true; break;
-    case 'a': break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("images", "bad flags");
+    case 'q':
+      quiet = true;
+      break;
+    case 'd':
+      digests = true;
+      break;
+    case 'n':
+      no_trunc = true;
+      break;
+    case 'a':
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("images", "bad flags");
     }
   }
   const char *filter = optind < argc ? argv[optind] : NULL;

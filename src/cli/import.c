@@ -67,12 +67,11 @@ set_command(json_t *cfg, const char *key, const char *arg, sw_error_t *err)
   if (a) {
     size_t i;
     json_t *v;
-    json_array_foreach (a, i, v)
-      if (!json_is_string(v)) {
-        json_decref(a);
-        return sw_error_code(err, SW_EXIT_USAGE, 0, "--change %s: exec form must be strings",
-                             key);
-      }
+    json_array_foreach(a, i, v) if (!json_is_string(v))
+    {
+      json_decref(a);
+      return sw_error_code(err, SW_EXIT_USAGE, 0, "--change %s: exec form must be strings", key);
+    }
     json_object_set_new(sw_config_container(cfg), key, a);
     return 0;
   }
@@ -141,9 +140,7 @@ apply_change(json_t *cfg, const char *line, sw_error_t *err)
     _cleanup_strv_ char **w = a ? NULL : split_words(rest);
     size_t i;
     json_t *v;
-    json_array_foreach (a, i, v)
-      if (json_is_string(v))
-        sw_config_volume(cfg, json_string_value(v));
+    json_array_foreach(a, i, v) if (json_is_string(v)) sw_config_volume(cfg, json_string_value(v));
     json_decref(a);
     for (i = 0; w && w[i]; i++)
       if (instr[0] == 'E')
@@ -196,11 +193,13 @@ do_import(sw_store_t *s, const char *file, const char *name, char **changes, con
 int
 cmd_import(int argc, char **argv, sw_global_t *g)
 {
-  static const struct option opts[] = {
-      {"change", required_argument, NULL, 'c'},      {"message", required_argument, NULL, 'm'},
-      {"platform", required_argument, NULL, 'P'},    {"compression", required_argument, NULL, 'C'},
-      {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"change", required_argument, NULL, 'c'},
+                                       {"message", required_argument, NULL, 'm'},
+                                       {"platform", required_argument, NULL, 'P'},
+                                       {"compression", required_argument, NULL, 'C'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   _cleanup_strv_ char **changes = NULL;
   const char *message = NULL, *arch = NULL;
   sw_compression_t comp = sw_compression_default();
@@ -210,16 +209,27 @@ cmd_import(int argc, char **argv, sw_global_t *g)
 
   while ((c = getopt_long(argc, argv, "c:m:qh", opts, NULL)) != -1) {
     switch (c) {
-    case 'c': sw_strv_push(&changes, optarg); break;
-    case 'm': message = optarg; break;
-    case 'P': arch = strchr(optarg, '/') ? strchr(optarg, '/') + 1 : optarg; break;
+    case 'c':
+      sw_strv_push(&changes, optarg);
+      break;
+    case 'm':
+      message = optarg;
+      break;
+    case 'P':
+      arch = strchr(optarg, '/') ? strchr(optarg, '/') + 1 : optarg;
+      break;
     case 'C':
       if (sw_compression_parse(optarg, &comp, &err) < 0)
         return sw_error_report(&err);
       break;
-    case 'q': quiet = true; break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("import", "bad flags");
+    case 'q':
+      quiet = true;
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("import", "bad flags");
     }
   }
   if (optind >= argc || argc - optind > 2)

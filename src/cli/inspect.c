@@ -29,9 +29,9 @@ inspect_json(const sw_image_t *img)
   for (size_t i = 0; i < img->n_layers; i++) {
     const sw_layer_desc_t *l = &img->layers[i];
     size += l->tar_size ? l->tar_size : l->size;
-    json_array_append_new(layers, json_pack("{s:s, s:s, s:I, s:s}", "DiffID", l->diff_id,
-                                            "Digest", l->digest, "Size", (json_int_t)l->size,
-                                            "MediaType", l->media_type));
+    json_array_append_new(layers, json_pack("{s:s, s:s, s:I, s:s}", "DiffID", l->diff_id, "Digest",
+                                            l->digest, "Size", (json_int_t)l->size, "MediaType",
+                                            l->media_type));
   }
   json_t *cfg = img->config, *j = json_object();
   json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
@@ -39,13 +39,14 @@ inspect_json(const sw_image_t *img)
   json_object_set_new(j, "RepoTags", tags);
   json_object_set_new(j, "RepoDigests", digests);
   json_object_set(j, "Created", json_object_get(cfg, "created") ?: json_string(""));
-  json_object_set_new(j, "Author", json_string(json_string_value(json_object_get(cfg, "author")) ?: ""));
+  json_object_set_new(j, "Author",
+                      json_string(json_string_value(json_object_get(cfg, "author")) ?: ""));
   json_object_set(j, "Config", json_object_get(cfg, "config") ?: json_object());
   json_object_set(j, "Architecture", json_object_get(cfg, "architecture") ?: json_string(""));
   json_object_set(j, "Os", json_object_get(cfg, "os") ?: json_string(""));
   json_object_set_new(j, "Size", json_integer(size));
-  json_object_set_new(j, "RootFS", json_pack("{s:s, s:O}", "Type", "layers", "Layers",
-                                             ids ? ids : json_array()));
+  json_object_set_new(
+      j, "RootFS", json_pack("{s:s, s:O}", "Type", "layers", "Layers", ids ? ids : json_array()));
   json_object_set_new(j, "Descriptor",
                       json_pack("{s:s, s:s, s:I}", "mediaType", SW_MT_OCI_MANIFEST, "digest",
                                 img->manifest_digest, "size", (json_int_t)img->manifest_size));
@@ -117,10 +118,17 @@ cmd_inspect(int argc, char **argv, sw_global_t *g)
   int c, rc = 0;
   while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
     switch (c) {
-    case 'f': format = optarg; break;
-    case 'r': raw = optarg; break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("inspect", "bad flags");
+    case 'f':
+      format = optarg;
+      break;
+    case 'r':
+      raw = optarg;
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("inspect", "bad flags");
     }
   }
   if (optind >= argc)
@@ -140,8 +148,8 @@ cmd_inspect(int argc, char **argv, sw_global_t *g)
     if (raw) {
       _cleanup_free_ char *text = NULL;
       size_t len;
-      if (sw_blob_read(s, raw[0] == 'c' ? img->config_digest : img->manifest_digest, 0, &text,
-                       &len, &err) < 0) {
+      if (sw_blob_read(s, raw[0] == 'c' ? img->config_digest : img->manifest_digest, 0, &text, &len,
+                       &err) < 0) {
         rc = sw_error_report(&err);
         continue;
       }

@@ -1,5 +1,5 @@
 /* slipway load: images from a docker-archive or oci-archive tar, or an OCI layout directory. */
-#include "../lib/archive.h"
+#include "../lib/image_archive.h"
 #include "cli.h"
 
 static const char usage_text[] =
@@ -29,10 +29,17 @@ cmd_load(int argc, char **argv, sw_global_t *g)
   int c, rc = 0;
   while ((c = getopt_long(argc, argv, "i:qh", opts, NULL)) != -1) {
     switch (c) {
-    case 'i': in = optarg; break;
-    case 'q': quiet = true; break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("load", "bad flags");
+    case 'i':
+      in = optarg;
+      break;
+    case 'q':
+      quiet = true;
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("load", "bad flags");
     }
   }
   if (optind < argc)

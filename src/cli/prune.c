@@ -38,10 +38,16 @@ cmd_prune(int argc, char **argv, sw_global_t *g)
       }
       o.keep_storage = keep ? (int64_t)keep : 1;
       break;
-    case 'a': o.all = true; break;
-    case 'f': break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("prune", "bad flags");
+    case 'a':
+      o.all = true;
+      break;
+    case 'f':
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("prune", "bad flags");
     }
   }
   if (optind < argc)

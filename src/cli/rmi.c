@@ -22,9 +22,14 @@ cmd_rmi(int argc, char **argv, sw_global_t *g)
   int c, rc = 0;
   while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
     switch (c) {
-    case 'f': force = true; break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("rmi", "bad flags");
+    case 'f':
+      force = true;
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("rmi", "bad flags");
     }
   }
   if (optind >= argc)

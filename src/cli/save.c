@@ -1,5 +1,5 @@
 /* slipway save: images to a docker-archive (default), oci-archive or OCI layout directory. */
-#include "../lib/archive.h"
+#include "../lib/image_archive.h"
 #include "cli.h"
 
 static const char usage_text[] =
@@ -32,13 +32,18 @@ cmd_save(int argc, char **argv, sw_global_t *g)
   int c, rc = 0;
   while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
     switch (c) {
-    case 'o': out = optarg; break;
+    case 'o':
+      out = optarg;
+      break;
     case 'F':
       if (sw_archive_format_parse(optarg, &fmt, &err) < 0)
         return sw_error_report(&err);
       break;
-    case 'h': fputs(usage_text, stdout); return 0;
-    default: return sw_cli_usage_error("save", "bad flags");
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    default:
+      return sw_cli_usage_error("save", "bad flags");
     }
   }
   if (optind >= argc)
@@ -70,8 +75,8 @@ cmd_save(int argc, char **argv, sw_global_t *g)
                      : NULL;
     }
   }
-  if (rc == 0 && sw_archive_save(s, imgs, (const char *const *)names, n, fmt, out ? out : "-",
-                                 &err) < 0)
+  if (rc == 0 &&
+      sw_archive_save(s, imgs, (const char *const *)names, n, fmt, out ? out : "-", &err) < 0)
     rc = sw_error_report(&err);
   for (size_t i = 0; i < n; i++) {
     sw_image_free(imgs[i]);

@@ -165,8 +165,8 @@ fail:
  * if sink is set, the decompressed bytes into it. No extraction: snapshots are unpacked on
  * demand by sw_snapshot_ensure. */
 static int
-stream_layer(int in_fd, const sw_codec_t *codec, int tee_fd, sw_sink_t *sink,
-             sw_sink_result_t *res, sw_error_t *err)
+stream_layer(int in_fd, const sw_codec_t *codec, int tee_fd, sw_sink_t *sink, sw_sink_result_t *res,
+             sw_error_t *err)
 {
   _cleanup_source_ sw_source_t *src = sw_source_new(in_fd, codec, tee_fd);
   const void *data;
@@ -310,15 +310,25 @@ sw_snapshot_ensure(sw_store_t *s, const char *diff_id, sw_error_t *err)
 }
 
 int
-sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img, char ***out, sw_error_t *err)
+sw_image_unpack(sw_store_t *s, const sw_image_t *img, sw_error_t *err)
 {
-  _cleanup_strv_ char **v = xcalloc(img->n_layers + 1, sizeof(*v));
-  for (size_t i = 0; i < img->n_layers; i++) {
-    const char *d = img->layers[img->n_layers - 1 - i].diff_id;
-    if (sw_snapshot_ensure(s, d, err) < 0)
+  for (size_t i = 0; i < img->n_layers; i++)
+    if (sw_snapshot_ensure(s, img->layers[i].diff_id, err) < 0)
       return -1;
-    v[i] = sw_snapshot_path(s, d);
-  }
-  *out = steal_ptr(&v);
   return 0;
+}
+
+char **
+sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img)
+{
+  sw_error_t err = NULL;
+  char **v = xcalloc(img->n_layers + 1, sizeof(*v));
+  if (sw_image_unpack(s, img, &err) < 0) {
+    /* The paths are still returned; the missing one makes the caller's mount fail. */
+    sw_warn("%s", err->msg);
+    sw_error_release(&err);
+  }
+  for (size_t i = 0; i < img->n_layers; i++)
+    v[i] = sw_snapshot_path(s, img->layers[img->n_layers - 1 - i].diff_id);
+  return v;
 }

@@ -125,9 +125,12 @@ char *sw_snapshot_path(sw_store_t *s, const char *diff_id);
 /* Unpack the layer's blob into its snapshot if it is not there yet (concurrent callers: each
  * unpacks into tmp/, the first rename wins). */
 int sw_snapshot_ensure(sw_store_t *s, const char *diff_id, sw_error_t *err);
-/* Snapshot dirs of an image, top layer first, ready for overlayfs lowerdir=a:b:c (each ensured).
- * *out is NULL-terminated (free with sw_strv_free). */
-int sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img, char ***out, sw_error_t *err);
+/* Unpack every layer of img that is not unpacked yet (sw_snapshot_ensure each). */
+int sw_image_unpack(sw_store_t *s, const sw_image_t *img, sw_error_t *err);
+/* Snapshot dirs of an image, top layer first, ready for overlayfs lowerdir=a:b:c. Calls
+ * sw_image_unpack first; if that fails it warns and the missing dir makes the mount fail: call
+ * sw_image_unpack yourself to get the error. NULL-terminated (free with sw_strv_free). */
+char **sw_image_lowerdirs(sw_store_t *s, const sw_image_t *img);
 
 /* ---- images ----
  * Names are normalised references ("docker.io/library/foo:latest"); giving a name to an image

@@ -73,8 +73,8 @@ static void
 test_layout(void **state)
 {
   fx_t *f = *state;
-  const char *dirs[] = {"blobs/sha256", "snapshots", "tmp", "mounts", "containers", "lock",
-                        "slipway.db"};
+  const char *dirs[] = {"blobs/sha256", "snapshots", "tmp",       "mounts",
+                        "containers",   "lock",      "slipway.db"};
   for (size_t i = 0; i < SW_ARRAY_SIZE(dirs); i++)
     assert_true(exists(f->root, dirs[i]));
   /* reopening (schema already there) works, and a second handle can coexist */
@@ -188,8 +188,12 @@ test_images(void **state)
   sw_error_t err = NULL;
   sw_image_t *a = commit_image(f, "a", "foo"), *got = NULL;
   assert_string_equal(a->names[0], "docker.io/library/foo:latest");
-  const char *refs[] = {"foo", "foo:latest", "docker.io/library/foo", a->config_digest,
-                        a->config_digest + 7, a->manifest_digest};
+  const char *refs[] = {"foo",
+                        "foo:latest",
+                        "docker.io/library/foo",
+                        a->config_digest,
+                        a->config_digest + 7,
+                        a->manifest_digest};
   for (size_t i = 0; i < SW_ARRAY_SIZE(refs); i++) {
     assert_int_equal(sw_image_get(f->s, refs[i], &got, &err), 1);
     assert_string_equal(got->manifest_digest, a->manifest_digest);

@@ -3,8 +3,8 @@
  * manifest.json + repositories, blobs under blobs/sha256/ like docker 25+, plus the OCI
  * index.json/oci-layout docker 25+ also writes); import (load) any of them. Export copies the
  * stored blobs as they are: nothing is recompressed. */
-#ifndef SW_ARCHIVE_H
-#define SW_ARCHIVE_H
+#ifndef SW_IMAGE_ARCHIVE_H
+#define SW_IMAGE_ARCHIVE_H
 
 #include "store.h"
 

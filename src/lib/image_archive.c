@@ -1,5 +1,5 @@
 /* slipway: docker-archive / oci-archive / OCI layout export and import. See archive.h. */
-#include "archive.h"
+#include "image_archive.h"
 
 #include "compress.h"
 
