@@ -270,9 +270,11 @@ step(const pattern_t *p, const states_t *cur, states_t *nxt, int32_t c)
   return alive;
 }
 
-/* Run over LEN runes of S; *alive tells whether any state survived. Returns accept. */
+/* Run over LEN runes of S. Returns whether the whole of S matches, or (with PARENTS) any
+ * prefix of S that ends before a '/' (a parent directory); *alive tells whether any state
+ * survived the whole input. One pass: O(len x pattern). */
 static bool
-run(const pattern_t *p, const int32_t *s, size_t len, bool *alive)
+run(const pattern_t *p, const int32_t *s, size_t len, bool parents, bool *alive)
 {
   size_t n = p->n_toks;
   _cleanup_free_ bool *mem = xcalloc(4 * (n + 1), sizeof(bool));
@@ -283,6 +285,8 @@ run(const pattern_t *p, const int32_t *s, size_t len, bool *alive)
   closure(p, cur);
   *alive = true;
   for (size_t i = 0; i < len; i++) {
+    if (parents && s[i] == '/' && i > 0 && cur->at[n])
+      return true;
     if (!step(p, cur, nxt, s[i])) {
       *alive = false;
       return false;
@@ -292,13 +296,6 @@ run(const pattern_t *p, const int32_t *s, size_t len, bool *alive)
     nxt = tmp;
   }
   return cur->at[n];
-}
-
-static bool
-pattern_match(const pattern_t *p, const int32_t *s, size_t len)
-{
-  bool alive;
-  return run(p, s, len, &alive);
 }
 
 /* ---- reading ---- */
@@ -451,15 +448,12 @@ sw_ignore_match(const sw_ignore_t *ig, const char *path)
   r = to_runes(p);
   for (size_t i = 0; i < ig->n; i++) {
     const pattern_t *pat = &ig->pats[i];
-    bool m;
-    /* an exclusion can only change an excluded path, an inclusion only a kept one */
+    bool m, alive;
+    /* an exclusion can only change an excluded path, an inclusion only a kept one; the path
+     * or one of its parent directories must match */
     if (pat->exclusion != matched)
       continue;
-    m = pattern_match(pat, r.r, r.n);
-    /* or one of the parent directories matches */
-    for (size_t k = 0; !m && k < r.n; k++)
-      if (r.r[k] == '/')
-        m = pattern_match(pat, r.r, k);
+    m = run(pat, r.r, r.n, true, &alive);
     if (m)
       matched = !pat->exclusion;
   }
@@ -486,7 +480,7 @@ sw_ignore_may_include_below(const sw_ignore_t *ig, const char *dir)
     bool alive;
     if (!ig->pats[i].exclusion)
       continue;
-    run(&ig->pats[i], r.r, r.n, &alive);
+    run(&ig->pats[i], r.r, r.n, false, &alive);
     any = alive;
   }
   free(r.r);

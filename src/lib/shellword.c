@@ -206,24 +206,27 @@ pattern_compile(const char *pat, pat_tok_t **out, size_t *n_out, sw_error_t *err
   return 0;
 }
 
-/* Run the pattern anchored at v[start]; ends[k] is set when v[start..start+k) matches it.
- * Returns whether any end matched. NFA states are token positions; a star loops. */
-static bool
-pattern_ends(const pat_tok_t *t, size_t nt, const int32_t *v, size_t nv, size_t start, bool *ends)
+/* Run the pattern anchored at v[start]; ends[k] tells whether v[start..start+k) matches it,
+ * for k up to the returned count (positions visited; the NFA stops when no state is alive).
+ * *any tells whether some end matched. NFA states are token positions; a star loops. */
+static size_t
+pattern_ends(const pat_tok_t *t, size_t nt, const int32_t *v, size_t nv, size_t start, bool *ends,
+             bool *any)
 {
   _cleanup_free_ bool *cur = xcalloc(nt + 1, sizeof(bool));
   _cleanup_free_ bool *nxt = xcalloc(nt + 1, sizeof(bool));
-  bool any = false;
+  size_t k;
 
+  *any = false;
   cur[0] = true;
-  for (size_t k = 0;; k++) {
+  for (k = 0;; k++) {
     bool alive = false;
     /* epsilon closure: a star may match nothing */
     for (size_t i = 0; i < nt; i++)
       if (cur[i] && t[i].kind == PAT_STAR)
         cur[i + 1] = true;
     ends[k] = cur[nt];
-    any |= cur[nt];
+    *any |= cur[nt];
     if (start + k >= nv)
       break;
     memset(nxt, 0, (nt + 1) * sizeof(bool));
@@ -241,7 +244,7 @@ pattern_ends(const pat_tok_t *t, size_t nt, const int32_t *v, size_t nv, size_t 
       break;
     memcpy(cur, nxt, (nt + 1) * sizeof(bool));
   }
-  return any;
+  return k + 1;
 }
 
 /* Length of the shortest (or longest) prefix of V matching the pattern, or -1. */
@@ -250,10 +253,12 @@ pattern_prefix(const pat_tok_t *t, size_t nt, const int32_t *v, size_t nv, bool 
 {
   _cleanup_free_ bool *ends = xcalloc(nv + 1, sizeof(bool));
   long best = -1;
+  bool any;
+  size_t n = pattern_ends(t, nt, v, nv, 0, ends, &any);
 
-  if (!pattern_ends(t, nt, v, nv, 0, ends))
+  if (!any)
     return -1;
-  for (size_t k = 0; k <= nv; k++)
+  for (size_t k = 0; k < n; k++)
     if (ends[k]) {
       best = (long)k;
       if (!longest)
@@ -299,6 +304,51 @@ trim_pattern(const char *pattern, const char *value, bool suffix, bool longest, 
   return 0;
 }
 
+/* Leftmost start of a match at or after FROM, or -1: one unanchored pass where every state
+ * remembers the smallest start that reached it, stopped as soon as no smaller start can still
+ * win. O(value x pattern). */
+static long
+pattern_leftmost(const pat_tok_t *t, size_t nt, const int32_t *v, size_t nv, size_t from)
+{
+  _cleanup_free_ long *cur = xmalloc((nt + 1) * sizeof(long));
+  _cleanup_free_ long *nxt = xmalloc((nt + 1) * sizeof(long));
+  long best = -1;
+
+  for (size_t i = 0; i <= nt; i++)
+    cur[i] = -1;
+  for (size_t k = from;; k++) {
+    bool pending = false;
+    if (cur[0] < 0)
+      cur[0] = (long)k;
+    for (size_t i = 0; i < nt; i++)
+      if (cur[i] >= 0 && t[i].kind == PAT_STAR && (cur[i + 1] < 0 || cur[i] < cur[i + 1]))
+        cur[i + 1] = cur[i];
+    if (cur[nt] >= 0 && (best < 0 || cur[nt] < best))
+      best = cur[nt];
+    for (size_t i = 0; i <= nt; i++)
+      pending |= cur[i] >= 0 && (best < 0 || cur[i] < best);
+    if (k >= nv || (best >= 0 && !pending))
+      break;
+    for (size_t i = 0; i <= nt; i++)
+      nxt[i] = -1;
+    for (size_t i = 0; i < nt; i++) {
+      size_t to;
+      if (cur[i] < 0)
+        continue;
+      if (t[i].kind == PAT_STAR)
+        to = i;
+      else if (t[i].kind == PAT_ANY || t[i].r == v[k])
+        to = i + 1;
+      else
+        continue;
+      if (nxt[to] < 0 || cur[i] < nxt[to])
+        nxt[to] = cur[i];
+    }
+    memcpy(cur, nxt, (nt + 1) * sizeof(long));
+  }
+  return best;
+}
+
 /* ${V/p/r} and ${V//p/r}: leftmost match, longest at that position (greedy `*`). */
 static int
 replace_pattern(const char *pattern, const char *value, const char *repl, bool all, char **out,
@@ -315,26 +365,24 @@ replace_pattern(const char *pattern, const char *value, const char *repl, bool a
   runes_from(&v, value, strlen(value));
   ends = xcalloc(v.n + 1, sizeof(bool));
   while (search <= v.n) {
-    size_t s, e = 0;
-    bool found = false;
-    for (s = search; s <= v.n; s++) {
-      if (pattern_ends(toks, nt, v.r, v.n, s, ends)) {
-        for (size_t k = 0; s + k <= v.n; k++)
-          if (ends[k])
-            e = s + k;
-        found = true;
-        break;
-      }
-      /* a pattern that starts with `*` that fails here fails everywhere after */
-      if (nt > 0 && toks[0].kind == PAT_STAR)
-        break;
-    }
-    if (!found)
+    long s = pattern_leftmost(toks, nt, v.r, v.n, search);
+    size_t e = 0;
+    if (s < 0)
       break;
-    runes_put(&b, v.r + last_end, s - last_end);
+    bool any;
+    size_t n = pattern_ends(toks, nt, v.r, v.n, (size_t)s, ends, &any);
+    for (size_t k = 0; k < n; k++)
+      if (ends[k])
+        e = (size_t)s + k;
+    runes_put(&b, v.r + last_end, (size_t)s - last_end);
     /* an empty match right after a match is not replaced (Go's ReplaceAll) */
     if (e > last_end || s == 0 || !all)
       sw_buf_puts(&b, repl);
+    if (b.len > SW_SHLEX_MAX_RESULT) {
+      free(v.r);
+      sw_buf_free(&b);
+      return sw_error(err, 0, "substitution result larger than %d bytes", SW_SHLEX_MAX_RESULT);
+    }
     last_end = e;
     if (!all)
       break;
@@ -347,6 +395,16 @@ replace_pattern(const char *pattern, const char *value, const char *repl, bool a
 }
 
 /* ---- the lexer ---- */
+
+/* Append a substitution's value, refusing results that grow without bound. */
+static int
+put_checked(sw_buf_t *b, const char *v, sw_error_t *err)
+{
+  sw_buf_puts(b, v);
+  if (b->len > SW_SHLEX_MAX_RESULT)
+    return sw_error(err, 0, "expansion larger than %d bytes", SW_SHLEX_MAX_RESULT);
+  return 0;
+}
 
 static int process_stop_on(lexer_t *lx, int32_t stop, bool raw_escapes, char **out,
                            char ***words_out, sw_error_t *err);
@@ -453,12 +511,15 @@ process_braces(lexer_t *lx, char **out, sw_error_t *err)
     null_is_unset = true;
     r = scan_next(&lx->sc);
   }
-  if (r != '+' && r != '-' && r != '?' && r != '#' && r != '%') {
+  /* after ':' BuildKit reads the word before it judges the modifier */
+  if (!null_is_unset && r != '+' && r != '-' && r != '?' && r != '#' && r != '%') {
     if (r == EOF_RUNE)
       return sw_error(err, 0, "syntax error: missing '}'");
     return sw_error(err, 0, "unsupported modifier (%s%c) in substitution", null_is_unset ? ":" : "",
                     r < 0x80 ? (int)r : '?');
   }
+  if (r == EOF_RUNE)
+    return sw_error(err, 0, "syntax error: missing '}'");
   if (process_stop_on(lx, '}', r == '#' || r == '%', &word, NULL, err) < 0)
     return scan_peek(&lx->sc) == EOF_RUNE ? sw_error(err, 0, "syntax error: missing '}'") : -1;
   if (env_lookup(lx, name) == NULL && (lx->flags & SW_SHLEX_SKIP_UNSET)) {
@@ -531,9 +592,8 @@ process_double_quote(lexer_t *lx, sw_buf_t *res, sw_error_t *err)
     }
     if (r == '$') {
       _cleanup_free_ char *v = NULL;
-      if (process_dollar(lx, &v, err) < 0)
+      if (process_dollar(lx, &v, err) < 0 || put_checked(res, v, err) < 0)
         return -1;
-      sw_buf_puts(res, v);
       continue;
     }
     r = scan_next(&lx->sc);
@@ -572,7 +632,8 @@ process_stop_on(lexer_t *lx, int32_t stop, bool raw_escapes, char **out, char **
       _cleanup_free_ char *v = NULL;
       if (process_dollar(lx, &v, err) < 0)
         goto fail;
-      sw_buf_puts(&res, v);
+      if (put_checked(&res, v, err) < 0)
+        goto fail;
       words_add_string(&w, v, strlen(v));
     } else if (quotes && (r == '\'' || r == '"')) {
       _cleanup_buf_ sw_buf_t q = {0};

@@ -22,6 +22,9 @@
 
 #include <stdbool.h>
 
+/* No expansion may produce more than this (nested `${V//p/r}` can grow exponentially). */
+#define SW_SHLEX_MAX_RESULT (1 << 20)
+
 /* BuildKit Lex options, for the few places where the engine needs them. */
 enum {
   SW_SHLEX_RAW_QUOTES = 1 << 0,  /* keep quote characters in the result */
