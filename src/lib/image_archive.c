@@ -258,14 +258,58 @@ sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names
 
 /* ---- load ---- */
 
+/* "blobs/sha256/<64 hex>" -> "sha256:<hex>" in out (size >= SW_DIGEST_LEN + 1), else false. */
+static bool
+blob_entry_digest(const char *name, char *out)
+{
+  const char *hex = name + strlen("blobs/sha256/");
+  if (!sw_str_has_prefix(name, "blobs/sha256/") || strlen(hex) != SW_SHA256_HEX_LEN)
+    return false;
+  snprintf(out, SW_DIGEST_LEN + 1, "sha256:%s", hex);
+  return sw_digest_valid(out);
+}
+
+/* The archive being loaded: an unpacked/OCI directory, plus blobs that were streamed straight
+ * into the store while unpacking (they are not in the directory). */
+static sw_store_t *load_store;
+
 static int
 openat2_in_root(int root, const char *name, int flags, sw_error_t *err)
 {
   struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT};
+  char digest[SW_DIGEST_LEN + 1];
   int fd = (int)syscall(SYS_openat2, root, name, &how, sizeof(how));
+  if (fd < 0 && errno == ENOENT && load_store && blob_entry_digest(name, digest) &&
+      sw_blob_exists(load_store, digest))
+    return sw_blob_open(load_store, digest, NULL, err);
   if (fd < 0)
     return sw_error(err, errno, "archive entry `%s`", name);
   return fd;
+}
+
+/* Stream a blobs/sha256/<hex> entry into the store, verified: no copy in tmp/. */
+static int
+unpack_blob(struct archive *a, const char *digest, sw_error_t *err)
+{
+  if (sw_blob_exists(load_store, digest))
+    return 0;
+  sw_blob_writer_t *w = sw_blob_writer_new(load_store, err);
+  const void *buf;
+  size_t len;
+  la_int64_t off;
+  int r;
+  if (w == NULL)
+    return -1;
+  while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
+    if (sw_blob_writer_write(w, buf, len, err) < 0) {
+      sw_blob_writer_free(w);
+      return -1;
+    }
+  if (r != ARCHIVE_EOF) {
+    sw_blob_writer_free(w);
+    return sw_error(err, 0, "entry for %s: %s", digest, archive_error_string(a));
+  }
+  return sw_blob_writer_commit(w, digest, NULL, err);
 }
 
 /* Create the directories of name under root, never following a symlink. */
@@ -311,6 +355,7 @@ unpack(const char *path, int dirfd_, sw_error_t *err)
 {
   struct archive *a = archive_read_new();
   struct archive_entry *e;
+  char digest[SW_DIGEST_LEN + 1];
   int r = 0;
   archive_read_support_format_tar(a);
   archive_read_support_filter_all(a);
@@ -344,6 +389,11 @@ unpack(const char *path, int dirfd_, sw_error_t *err)
       const char *t = archive_entry_symlink(e);
       if (t && symlinkat(t, dirfd_, name) < 0 && errno != EEXIST) {
         r = sw_error(err, errno, "`%s`: entry `%s`", path, name);
+        goto out;
+      }
+    } else if (type == AE_IFREG && blob_entry_digest(name, digest)) {
+      if (unpack_blob(a, digest, err) < 0) {
+        r = -1;
         goto out;
       }
     } else if (type == AE_IFREG) {
@@ -411,6 +461,9 @@ import_layer_file(sw_store_t *s, int root, const char *name, const char *media_t
                   const char *expected_digest, const char *diff_id, sw_layer_desc_t *out,
                   sw_error_t *err)
 {
+  char named[SW_DIGEST_LEN + 1];
+  if (expected_digest == NULL && blob_entry_digest(name, named))
+    expected_digest = named; /* content-addressed entry (docker 25+, OCI) */
   if (expected_digest && sw_layer_get_by_digest(s, expected_digest, out, err) == 1)
     return 0;
   if (expected_digest == NULL && diff_id && sw_layer_get(s, diff_id, NULL, out, err) == 1)
@@ -596,6 +649,7 @@ sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, s
 
   *out = NULL;
   *n = 0;
+  load_store = s;
   if (strcmp(path, "-") != 0 && stat(path, &st) < 0)
     return sw_error(err, errno, "load `%s`", path);
   if (strcmp(path, "-") != 0 && S_ISDIR(st.st_mode)) {
@@ -619,6 +673,7 @@ sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, s
   else
     r = sw_error(err, 0, "neither manifest.json (docker-archive) nor index.json (OCI) found");
 out:
+  load_store = NULL;
   if (tmp)
     sw_rm_rf(tmp, &ignored);
   sw_error_release(&ignored);

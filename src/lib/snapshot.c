@@ -206,6 +206,41 @@ stream_tar(int in_fd, sw_sink_t *sink, sw_sink_result_t *res, sw_error_t *err)
   }
 }
 
+static const sw_codec_t *
+codec_of(const sw_codec_t *codec, int fd)
+{
+  unsigned char magic[4] = {0};
+  if (codec)
+    return codec;
+  ssize_t m = pread(fd, magic, sizeof(magic), 0);
+  return sw_codec_detect(magic, m > 0 ? (size_t)m : 0);
+}
+
+/* The blob is stored already (streamed in by load, or by a registry client): read it once
+ * for the diffID, check, and record the row. */
+static int
+record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const char *media_type,
+              const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
+{
+  sw_sink_result_t res;
+  sw_layer_info_t info = {0};
+  _cleanup_close_ int fd = sw_blob_open(s, digest, NULL, err);
+  if (fd < 0 || stream_layer(fd, codec, -1, NULL, &res, err) < 0)
+    return sw_error_wrap(err, "importing layer %s", digest);
+  if (strcmp(res.digest, digest) != 0)
+    return sw_error(err, 0, "layer %s: stored blob has digest %s", digest, res.digest);
+  if (expected_diff_id && strcmp(expected_diff_id, res.diff_id) != 0)
+    return sw_error(err, 0, "layer %s: diffID mismatch: the config says %s, the layer is %s",
+                    digest, expected_diff_id, res.diff_id);
+  memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
+  memcpy(info.digest, res.digest, sizeof(info.digest));
+  info.size = res.size;
+  info.tar_size = res.raw_size;
+  info.media_type = sw_codec_media_type(codec_of(codec, fd), false);
+  fill_desc(out, &info, media_type);
+  return sw_layer_record(s, out, 0, err);
+}
+
 int
 sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                 const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
@@ -221,9 +256,11 @@ sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *ex
     if (r != 0)
       return r < 0 ? -1 : 0;
   }
+  const sw_codec_t *codec = media_type ? sw_codec_from_media_type(media_type) : NULL;
+  if (expected_digest && sw_blob_exists(s, expected_digest))
+    return record_stored(s, expected_digest, codec, media_type, expected_diff_id, out, err);
   if ((fd = sw_store_mkstemp(s, "layer-", &tmp, err)) < 0)
     return -1;
-  const sw_codec_t *codec = media_type ? sw_codec_from_media_type(media_type) : NULL;
   if (stream_layer(in_fd, codec, fd, NULL, &res, err) < 0)
     goto fail;
   if (expected_digest && strcmp(expected_digest, res.digest) != 0) {
@@ -239,11 +276,8 @@ sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *ex
   memcpy(info.digest, res.digest, sizeof(info.digest));
   info.size = res.size;
   info.tar_size = res.raw_size;
-  if (media_type == NULL) {
-    unsigned char magic[4] = {0};
-    ssize_t m = pread(fd, magic, sizeof(magic), 0);
-    info.media_type = sw_codec_media_type(sw_codec_detect(magic, m > 0 ? (size_t)m : 0), false);
-  }
+  if (media_type == NULL)
+    info.media_type = sw_codec_media_type(codec_of(NULL, fd), false);
   fill_desc(out, &info, media_type);
   if (sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
     return sw_error_wrap(err, "importing layer %s", what);
