@@ -8,33 +8,37 @@
 # The stages up to the dependency install are prepared once, untimed (apt-get included, as in the
 # Dockerfile). Each repetition starts from that state in fresh overlay stages. Needs root.
 # Usage: bench/chroot-baseline.sh [REPETITIONS]    (default 3; prints medians in seconds)
-set -euo pipefail
-reps=${1:-3}
+# bench/run.sh sources it instead (SW_BASELINE_LIB=1) and calls cb_prepare once, then rebuild
+# once per round right after the builders' rebuilds, with the same edits (CH_CONTEXT).
 # shellcheck source=scripts/chroot-lib.sh
-. "$(dirname "$0")/../scripts/chroot-lib.sh"
-trap 'ch_cleanup; rm -rf "$ctx"' EXIT
-ctx=$(mktemp -d /var/tmp/slipway-baseline-ctx.XXXXXX)
-cp -a "$CH_REPO/examples/django/." "$ctx/"
-export CH_CONTEXT=$ctx
-ch_setup
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/chroot-lib.sh"
 
-echo "preparing base-builder, dependencies and builder up to the dependency install..." >&2
-{
-	ch_stage base-builder
-	ch_env base-builder DJANGO_SETTINGS_MODULE=foo.settings
-	ch_run base-builder 'pip install -U pip setuptools'
-	ch_run base-builder 'mkdir -p /app'
-	ch_workdir base-builder /app
-	ch_stage dependencies base-builder
-	ch_copy_context dependencies /app setup.py
-	ch_run dependencies 'python setup.py egg_info'
-	ch_stage builder base-builder
-	ch_run builder 'apt-get update && apt-get install -y build-essential python3-dev'
-	ch_run builder 'mkdir -p /install'
-	ch_copy_from dependencies /app/foo.egg-info/requires.txt builder /tmp/requires.txt
-	ch_run builder "sh -c 'pip install --no-warn-script-location --ignore-installed --prefix=/install \$(grep -e ^$ -m 1 -B 9999 /tmp/requires.txt) gunicorn'"
-	ch_umount_stage builder
-} >"$CH_WORK/prepare.log" 2>&1 || { tail -30 "$CH_WORK/prepare.log" >&2; exit 1; }
+# cb_prepare: the untimed state every rebuild starts from (needs CH_CONTEXT; calls ch_setup).
+cb_prepare() {
+	ch_setup
+	echo "preparing base-builder, dependencies and builder up to the dependency install..." >&2
+	cb_prepare_stages >"$CH_WORK/prepare.log" 2>&1 || {
+		tail -30 "$CH_WORK/prepare.log" >&2
+		return 1
+	}
+}
+
+cb_prepare_stages() {
+	ch_stage base-builder || return 1
+	ch_env base-builder DJANGO_SETTINGS_MODULE=foo.settings || return 1
+	ch_run base-builder 'pip install -U pip setuptools' || return 1
+	ch_run base-builder 'mkdir -p /app' || return 1
+	ch_workdir base-builder /app || return 1
+	ch_stage dependencies base-builder || return 1
+	ch_copy_context dependencies /app setup.py || return 1
+	ch_run dependencies 'python setup.py egg_info' || return 1
+	ch_stage builder base-builder || return 1
+	ch_run builder 'apt-get update && apt-get install -y build-essential python3-dev' || return 1
+	ch_run builder 'mkdir -p /install' || return 1
+	ch_copy_from dependencies /app/foo.egg-info/requires.txt builder /tmp/requires.txt || return 1
+	ch_run builder "sh -c 'pip install --no-warn-script-location --ignore-installed --prefix=/install \$(grep -e ^$ -m 1 -B 9999 /tmp/requires.txt) gunicorn'" || return 1
+	ch_umount_stage builder || return 1
+}
 
 now() { date +%s.%N; }
 # timed STAGE 'command': run it quietly, print its wall time in seconds.
@@ -67,6 +71,16 @@ rebuild() {
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+[ -z "${SW_BASELINE_LIB:-}" ] || return 0
+
+set -euo pipefail
+reps=${1:-3}
+trap 'ch_cleanup; rm -rf "$ctx"' EXIT
+ctx=$(mktemp -d /var/tmp/slipway-baseline-ctx.XXXXXX)
+cp -a "$CH_REPO/examples/django/." "$ctx/"
+export CH_CONTEXT=$ctx
+cb_prepare
 
 for scenario in edit bump; do
 	: >"$CH_WORK/$scenario.txt"

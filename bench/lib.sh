@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # CSV_HEADER, LAST_STATUS: read by bench/run.sh
 # Benchmark library, sourced by bench/run.sh: the peers' daemons (a private dockerd, a throw-away
 # docker-registry), one adapter per builder (slipway, buildkit, buildah) that turns a scenario into
 # a command line, and the timer that runs a command and appends one row to the raw CSV.
@@ -74,6 +75,29 @@ dockerd_mem() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The example's local PyPI (scripts/wheelhouse.sh) on a kernel-chosen loopback port.
+
+wheelhouse_start() {
+	WHEEL_PORT=$(free_port)
+	"$REPO/scripts/wheelhouse.sh" >/dev/null # build the index first (cached), then serve it
+	"$REPO/scripts/wheelhouse.sh" serve "$WHEEL_PORT" >"$W/wheelhouse.log" 2>&1 &
+	WHEEL_PID=$!
+	local i
+	for _ in $(seq 100); do
+		curl -fsS -o /dev/null "http://127.0.0.1:$WHEEL_PORT/simple/" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "the wheelhouse did not start (log: $W/wheelhouse.log)"
+}
+
+wheelhouse_stop() {
+	[ -n "${WHEEL_PID:-}" ] || return 0
+	kill "$WHEEL_PID" 2>/dev/null || true
+	wait "$WHEEL_PID" 2>/dev/null || true
+	WHEEL_PID=
+}
+
+# ---------------------------------------------------------------------------------------------
 # docker-registry: a fresh, empty one for every push, on a kernel-chosen loopback port.
 
 registry_start() {
@@ -98,7 +122,7 @@ EOF
 	/usr/bin/docker-registry serve "$d/config.yml" >"$d/log" 2>&1 &
 	REGISTRY_PID=$!
 	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		curl -fsS -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/" 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -110,6 +134,34 @@ registry_stop() {
 	kill "$REGISTRY_PID" 2>/dev/null || true
 	wait "$REGISTRY_PID" 2>/dev/null || true
 	REGISTRY_PID=
+}
+
+# archive_layer_bytes FILE: the image's size unpacked: the sum of its layers' uncompressed tar
+# sizes, read from a docker-archive (whose layers may be stored plain, gzip or zstd).
+archive_layer_bytes() {
+	/usr/bin/python3 - "$1" <<'EOF'
+import json, subprocess, sys, tarfile, zlib
+total = 0
+with tarfile.open(sys.argv[1]) as t:
+    for layer in json.load(t.extractfile("manifest.json"))[0]["Layers"]:
+        f = t.extractfile(layer)
+        head = f.read(4)
+        if head[:2] == b"\x1f\x8b":
+            d = zlib.decompressobj(31)
+            total += len(d.decompress(head))
+            while chunk := f.read(1 << 20):
+                total += len(d.decompress(chunk))
+                while d.unused_data:  # concatenated gzip members
+                    rest, d = d.unused_data, zlib.decompressobj(31)
+                    total += len(d.decompress(rest))
+            total += len(d.flush())
+        elif head == b"\x28\xb5\x2f\xfd":
+            p = subprocess.run(["zstd", "-dc"], input=head + f.read(), capture_output=True, check=True)
+            total += len(p.stdout)
+        else:
+            total += t.getmember(layer).size
+print(total)
+EOF
 }
 
 # registry_image_bytes REPO TAG: sum of the compressed layer sizes of a pushed manifest.
@@ -136,7 +188,8 @@ slipway_reset() {
 }
 slipway_import() { CMD=("$SLIPWAY" --root "$W/slipway" import "$BASE_TAR" python:slim); }
 slipway_build() {
-	CMD=("$SLIPWAY" --root "$W/slipway" build -t "$IMG" -f "$1/Dockerfile" "$1")
+	CMD=("$SLIPWAY" --root "$W/slipway" build --progress=plain "${BUILD_ARGS[@]}" -t "$IMG"
+		-f "$1/Dockerfile" "$1")
 }
 slipway_save() { CMD=("$SLIPWAY" --root "$W/slipway" save -o "$1" "$IMG"); }
 slipway_push() { CMD=("$SLIPWAY" --root "$W/slipway" push "$IMG" "$1"); }
@@ -150,7 +203,8 @@ buildkit_reset() {
 }
 buildkit_import() { CMD=("$DOCKER" import "$BASE_TAR" python:slim); }
 buildkit_build() {
-	CMD=("$DOCKER" build --network host --progress plain -t "$IMG" -f "$1/Dockerfile" "$1")
+	CMD=("$DOCKER" build --network host --progress plain "${BUILD_ARGS[@]}" -t "$IMG"
+		-f "$1/Dockerfile" "$1")
 }
 buildkit_save() { CMD=("$DOCKER" save -o "$1" "$IMG"); }
 buildkit_push() {
@@ -179,7 +233,7 @@ buildah_import() {
 # chroot: the fastest isolation that works as root without a runtime daemon.
 buildah_build() {
 	CMD=(buildah --root "$W/buildah/root" --runroot "$W/buildah/run" --storage-driver overlay
-		bud --isolation chroot --network host --layers --pull-never -t "$IMG"
+		bud --isolation chroot --network host --layers --pull-never "${BUILD_ARGS[@]}" -t "$IMG"
 		-f "$1/Dockerfile" "$1")
 }
 buildah_save() {
@@ -208,7 +262,7 @@ CSV_HEADER=round,scenario,builder,seconds,status,rss_tree_kb,rss_self_kb,daemon_
 ROUND=0
 
 poll_hwm() { # TIME_PID: print the peak VmHWM (kB) of TIME_PID's child while it runs
-	local tpid=$1 child= hwm=0 k v sfd
+	local tpid=$1 child="" hwm=0 k v sfd
 	exec {sfd}<> <(:)
 	while kill -0 "$tpid" 2>/dev/null; do
 		[ -n "$child" ] || read -r child _ <"/proc/$tpid/task/$tpid/children" 2>/dev/null || true
@@ -226,7 +280,7 @@ poll_hwm() { # TIME_PID: print the peak VmHWM (kB) of TIME_PID's child while it 
 }
 
 measure() {
-	local scen=$1 b=$2 mem=${3:-} log tf t0 t1 rc tpid ppid= rss_self= dk= dp= d0=
+	local scen=$1 b=$2 mem=${3:-} log tf t0 t1 rc tpid ppid="" rss_self="" dk="" dp="" d0=""
 	log=$RES/logs/r$ROUND-$scen-$b.log
 	tf=$W/time.out
 	if [ -n "$mem" ] && [ "$b" = buildkit ]; then

@@ -126,12 +126,14 @@ def memory_table(rows, builders):
 
 
 def size_table(rows, builders):
-    out = ["| builder | docker-archive (MB) | pushed, compressed (MB) |", "|---|---|---|"]
+    out = ["| builder | layers, uncompressed (MB) | pushed, compressed (MB) "
+           "| docker-archive file (MB) |", "|---|---|---|---|"]
     for b in builders:
+        u = median(rows, "image_bytes", b, "bytes")[0]
         a = median(rows, "archive_bytes", b, "bytes")[0]
         p = median(rows, "pushed_bytes", b, "bytes")[0]
         f = (lambda v: f"{v / 1e6:.1f}" if isinstance(v, float) else "—")
-        out.append(f"| {NAMES[b]} | {f(a)} | {f(p)} |")
+        out.append(f"| {NAMES[b]} | {f(u)} | {f(p)} | {f(a)} |")
     return out
 
 
@@ -207,6 +209,11 @@ def main():
         "## Final image size (medians)",
         "",
         *size_table(rows, builders),
+        "",
+        "*Layers, uncompressed*: the sum of the layer tars' sizes, unpacked from the exported",
+        "docker-archive. *Pushed*: the sum of the layer blobs' sizes in the registry's manifest.",
+        "The docker-archive file holds the layers as each tool writes them (`docker save` and",
+        "Buildah: plain tars; `slipway save`: the stored compressed blobs).",
         "",
         "## Method",
         "",

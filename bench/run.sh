@@ -6,7 +6,6 @@
 # Environment (all optional):
 #   BENCH_ROUNDS=3                  rounds (the medians are over rounds)
 #   BENCH_BUILDERS="slipway buildkit buildah"
-#   BENCH_EXAMPLE=examples/django   the build context with the Dockerfile (bench/standin if absent)
 #   BENCH_WORK=/var/tmp/slipway-bench.PID   scratch (several GB); removed at the end
 #   BENCH_RESULTS=bench/results/<UTC time>  where raw.csv, meta.json and logs/ go
 #   BENCH_NO_REPORT=1               do not rewrite BENCHMARKS.md
@@ -20,12 +19,9 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" -eq 0 ] || die "run as root (dockerd, buildah and slipway's sandbox need it)"
 ROUNDS=${BENCH_ROUNDS:-3}
 read -r -a BUILDERS <<<"${BENCH_BUILDERS:-slipway buildkit buildah}"
-EXAMPLE=${BENCH_EXAMPLE:-$REPO/examples/django}
-if [ ! -f "$EXAMPLE/Dockerfile" ]; then
-	blog "no $EXAMPLE/Dockerfile: using the stand-in bench/standin"
-	EXAMPLE=$BENCH_DIR/standin
-fi
-EXAMPLE=$(cd "$EXAMPLE" && pwd)
+EXAMPLE=$REPO/examples/django # its final Dockerfile; bench/chroot-baseline.sh knows its steps
+[ -f "$EXAMPLE/Dockerfile" ] || die "no $EXAMPLE/Dockerfile"
+EDIT_FILE=foo/views.py
 W=${BENCH_WORK:-/var/tmp/slipway-bench.$$}
 RES=${BENCH_RESULTS:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}
 RAW=$RES/raw.csv
@@ -44,7 +40,9 @@ done
 
 cleanup() {
 	registry_stop
+	wheelhouse_stop
 	dockerd_stop
+	[ -z "${CH_WORK:-}" ] || CH_KEEP=1 ch_cleanup # unmounts; the rm -rf below removes it
 	umount_under "$W"
 	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$W"
 }
@@ -60,7 +58,7 @@ has() { [[ " ${BUILDERS[*]} " == *" $1 "* ]]; }
 meta() {
 	local v_slipway=absent
 	[ ! -x "$SLIPWAY" ] || v_slipway=$("$SLIPWAY" --version 2>/dev/null | head -1 || echo unknown)
-	/usr/bin/python3 - "$@" <<EOF
+	/usr/bin/python3 - <<EOF
 import json, os, platform, subprocess, sys
 def out(*cmd):
     try:
@@ -90,13 +88,6 @@ EOF
 }
 meta
 
-CHROOT=$W/chroot
-"$BENCH_DIR/chroot-limit.sh" prepare "$BASE_TAR" "$CHROOT"
-# The one-line .py edit goes to the app's views.py (any app .py if the example has none there).
-EDIT_FILE=$(cd "$EXAMPLE" && { ls -- */views.py 2>/dev/null || find . -name '*.py' ! -name setup.py \
-	! -name manage.py ! -path '*/migrations/*' | sort; } | head -1)
-[ -n "$EDIT_FILE" ] || die "no .py file to edit in $EXAMPLE"
-
 fresh_ctx() { # BUILDER: a pristine copy of the example for this builder
 	rm -rf "${CTX_DIR:?}/$1"
 	mkdir -p "$CTX_DIR"
@@ -106,10 +97,31 @@ edit_ctx() { echo "# bench: one-line edit, round $ROUND" >>"$CTX_DIR/$1/$EDIT_FI
 bump_ctx() {
 	sed -i -E "s/(version *= *['\"])[^'\"]*/\\1$ROUND.0.$RANDOM/" "$CTX_DIR/$1/setup.py"
 }
+# The example's pip index: wheels from Debian's packages on loopback, one port for the whole run
+# (it is in the builds' cache keys through PIP_INDEX_URL).
+wheelhouse_start
+BUILD_ARGS=(--build-arg "PIP_INDEX_URL=http://127.0.0.1:$WHEEL_PORT/simple/")
+
+# The chroot limit's starting state, prepared once, untimed (bench/chroot-baseline.sh).
+CH_WORK=$W/chroot CH_PORT=$WHEEL_PORT CH_CONTEXT=$CTX_DIR/chroot
+mkdir -p "$CH_WORK"
+# shellcheck source=bench/chroot-baseline.sh
+SW_BASELINE_LIB=1 . "$BENCH_DIR/chroot-baseline.sh"
+fresh_ctx chroot
+blog "preparing the chroot limit (apt-get and the dependency install, untimed)"
+cb_prepare
+
 chroot_limit() { # MODE: the re-run commands straight in a chroot; the same edits as the builders
-	local t rc=0 log=$RES/logs/r$ROUND-$1-chroot.log
-	t=$("$BENCH_DIR/chroot-limit.sh" "$1" "$CTX_DIR/chroot/Dockerfile" "$CTX_DIR/chroot" \
-		"$CHROOT" 2>"$log") || rc=$?
+	local t rc=0 log=$RES/logs/r$ROUND-$1-chroot.log bump=0
+	[ "$1" = edit ] || bump=1
+	# A background subshell, so `set -e` holds inside it and a failure fails only this row.
+	(
+		set -e
+		rebuild "$1$ROUND" "$bump"
+	) >"$W/limit.out" 2>"$log" &
+	wait $! || rc=$?
+	read -r t _ <"$W/limit.out" || true
+	[ "$(wc -w <"$W/limit.out")" -eq 6 ] || rc=1
 	if [ $rc -eq 0 ]; then
 		echo "$ROUND,$1,chroot,$t,ok,,,,," >>"$RAW"
 		blog "r$ROUND $1 chroot: ${t}s"
@@ -132,7 +144,7 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 		"${b}_import"
 		measure import "$b"
 	done
-	for b in "${order[@]}" chroot; do fresh_ctx "$b"; done
+	for b in "${order[@]}" chroot; do fresh_ctx "$b"; done # pristine again every round
 	for b in "${order[@]}"; do
 		"${b}_build" "$CTX_DIR/$b"
 		measure cold "$b" --mem
@@ -155,7 +167,10 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 		rm -f "$f"
 		"${b}_save" "$f"
 		measure save "$b"
-		[ "$LAST_STATUS" != ok ] || record archive_bytes "$b" "$(stat -c %s "$f")"
+		if [ "$LAST_STATUS" = ok ]; then
+			record archive_bytes "$b" "$(stat -c %s "$f")"
+			record image_bytes "$b" "$(archive_layer_bytes "$f" || echo)"
+		fi
 		rm -f "$f"
 	done
 	for b in "${order[@]}"; do

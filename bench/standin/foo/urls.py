@@ -1,5 +1,0 @@
-from django.urls import path
-
-from foo import views
-
-urlpatterns = [path("", views.index)]
