@@ -775,9 +775,10 @@ sw_image_set_config(sw_image_t *img, json_t *config, sw_error_t *err)
 {
   json_t *ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
   if (!json_is_array(ids) || json_array_size(ids) != img->n_layers) {
+    size_t n = json_array_size(ids);
     json_decref(config);
-    return sw_error(err, 0, "image config: rootfs.diff_ids has %zu entries for %zu layers",
-                    json_is_array(ids) ? json_array_size(ids) : 0, img->n_layers);
+    return sw_error(err, 0, "image config: rootfs.diff_ids has %zu entries for %zu layers", n,
+                    img->n_layers);
   }
   for (size_t i = 0; i < img->n_layers; i++) {
     const char *d = json_string_value(json_array_get(ids, i));

@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -329,6 +330,69 @@ test_prune(void **state)
   sw_image_free(img);
 }
 
+/* Threads share one handle (as the engine's stage threads do); another handle (as another
+ * process would) writes at the same time. Everything lands, nothing is lost. */
+typedef struct {
+  fx_t *f;
+  sw_store_t *s;
+  int id;
+  int failures;
+} worker_t;
+
+static void *
+worker(void *arg)
+{
+  worker_t *w = arg;
+  for (int i = 0; i < 5; i++) {
+    sw_error_t err = NULL;
+    sw_layer_desc_t l;
+    _cleanup_free_ char *content = xasprintf("worker %d step %d", w->id, i);
+    _cleanup_free_ char *dir = sw_store_mkdtemp(w->s, "w-", &err);
+    _cleanup_free_ char *file = dir ? xasprintf("%s/f", dir) : NULL;
+    _cleanup_free_ char *key = xasprintf("key-%d-%d", w->id, i);
+    _cleanup_free_ char *name = xasprintf("img%d:%d", w->id, i);
+    char *ids[] = {l.diff_id, NULL}, *names[] = {name, NULL};
+    sw_image_t *img = sw_image_new();
+    if (file == NULL || sw_write_file_atomic(file, content, strlen(content), 0644, &err) < 0 ||
+        sw_layer_commit_dir(w->s, dir, NULL, &l, &err) < 0 || sw_store_begin(w->s, &err) < 0 ||
+        sw_cache_put(w->s, key, "{}", ids, l.size, &err) < 0 || sw_store_commit(w->s, &err) < 0)
+      w->failures++;
+    sw_image_add_layer(img, &l);
+    if (w->failures == 0 && sw_image_commit(w->s, img, names, &err) < 0)
+      w->failures++;
+    if (err)
+      print_error("worker %d: %s\n", w->id, err->msg);
+    sw_error_release(&err);
+    sw_image_free(img);
+  }
+  return NULL;
+}
+
+static void
+test_threads(void **state)
+{
+  fx_t *f = *state;
+  sw_error_t err = NULL;
+  sw_store_t *other = NULL;
+  ok(sw_store_open(f->root, &other, &err), &err);
+  pthread_t t[5];
+  worker_t w[5];
+  for (int i = 0; i < 5; i++) {
+    w[i] = (worker_t){.f = f, .s = i == 4 ? other : f->s, .id = i};
+    assert_int_equal(pthread_create(&t[i], NULL, worker, &w[i]), 0);
+  }
+  for (int i = 0; i < 5; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(w[i].failures, 0);
+  }
+  sw_store_usage_t u;
+  ok(sw_store_usage(f->s, &u, &err), &err);
+  assert_int_equal(u.images, 25);
+  assert_int_equal(u.cache_records, 25);
+  assert_int_equal(u.layers, 25);
+  sw_store_free(other);
+}
+
 int
 main(void)
 {
@@ -339,6 +403,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_images, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cache_and_txn, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
