@@ -25,15 +25,18 @@ parse_usage(FILE *f)
         f);
 }
 
+/* LINE KEYWORD REST-OF-INSTRUCTION, one line each, then the directives. */
 static void
 print_summary(const sw_dockerfile_t *df)
 {
   for (size_t i = 0; i < df->n_insns; i++) {
     const sw_insn_t *in = &df->insns[i];
-    const char *nl = strchr(in->original, '\n');
-    printf("%4d  %-11s %s%s", in->line, in->kind ? sw_insn_kind_name(in->kind) : in->name,
-           in->original + strlen(in->name) + (in->original[strlen(in->name)] ? 1 : 0),
-           nl ? "" : "");
+    const char *rest = in->original;
+    while (*rest && *rest != ' ' && *rest != '\t')
+      rest++; /* skip the keyword as written */
+    while (*rest == ' ' || *rest == '\t')
+      rest++;
+    printf("%4d  %-11s %s", in->line, in->kind ? sw_insn_kind_name(in->kind) : in->name, rest);
     if (in->n_heredocs)
       printf("  [%zu heredoc%s]", in->n_heredocs, in->n_heredocs > 1 ? "s" : "");
     putchar('\n');
@@ -89,8 +92,10 @@ cmd_parse(int argc, char **argv, sw_global_t *g)
   if (strcmp(argv[optind], "-") == 0) {
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
-    if (read_stdin(&data, &len) < 0)
-      return sw_error_report(&err) ? SW_EXIT_FAILURE : SW_EXIT_FAILURE;
+    if (read_stdin(&data, &len) < 0) {
+      fputs("slipway: error: reading standard input failed\n", stderr);
+      return SW_EXIT_FAILURE;
+    }
     if (sw_dockerfile_parse("-", data, len, &df, &err) < 0)
       return sw_error_report(&err);
   } else if (sw_dockerfile_load(argv[optind], &df, &err) < 0) {
