@@ -9,6 +9,7 @@
 #include <limits.h>
 
 #define MAX_LINKS 40
+#define IO_BUF    (1 << 17)
 
 /* ---- the stat cache: (dev, ino) -> (size, mtime, ctime, sha256 of bytes) ---- */
 
@@ -576,9 +577,9 @@ sw_context_file_bytes(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err)
   if (fd < 0)
     return sw_error(err, errno, "open `%s` in the build context", node->rel);
   sw_sha256_t *h = sw_sha256_new();
-  static __thread char buf[1 << 17];
+  _cleanup_free_ char *buf = xmalloc(IO_BUF); /* heap, not TLS: each thread would zero it */
   for (;;) {
-    ssize_t r = read(fd, buf, sizeof(buf));
+    ssize_t r = read(fd, buf, IO_BUF);
     if (r < 0) {
       if (errno == EINTR)
         continue;

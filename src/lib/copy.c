@@ -10,6 +10,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#define IO_BUF (1 << 17)
+
 struct sw_copy {
   char *layer_dir;
   int layer_fd;
@@ -233,9 +235,9 @@ copy_fd(int in, int out, off_t size)
     /* Fallback (or the rest of a short copy_file_range): plain reads. */
     if (lseek(in, size - left, SEEK_SET) < 0 || lseek(out, size - left, SEEK_SET) < 0)
       return -1;
-    static __thread char buf[1 << 17];
+    _cleanup_free_ char *buf = xmalloc(IO_BUF); /* heap, not TLS: each thread would zero it */
     for (;;) {
-      ssize_t r = read(in, buf, sizeof(buf));
+      ssize_t r = read(in, buf, IO_BUF);
       if (r < 0) {
         if (errno == EINTR)
           continue;
@@ -740,9 +742,9 @@ hash_file(const char *host, char hex[SW_HASH_HEX_SIZE], sw_error_t *err)
   if (fd < 0)
     return sw_error(err, errno, "open `%s`", host);
   sw_sha256_t *h = sw_sha256_new();
-  static __thread char buf[1 << 17];
+  _cleanup_free_ char *buf = xmalloc(IO_BUF); /* heap, not TLS: each thread would zero it */
   for (;;) {
-    ssize_t r = read(fd, buf, sizeof(buf));
+    ssize_t r = read(fd, buf, IO_BUF);
     if (r < 0) {
       if (errno == EINTR)
         continue;

@@ -290,6 +290,10 @@ open_from(stage_run_t *r, const sw_step_t *step, sources_t *s, sw_error_t *err)
 {
   sw_keyhash_t *h = sw_keyhash_new("layer-chain");
   if (step->from_stage >= 0) {
+    if (sv_wait_stage(r, step->from_stage) < 0) {
+      sw_keyhash_finish(h, s->src_chain);
+      return sw_error(err, ECANCELED, "canceled");
+    }
     stage_run_t *src = sv_stage(r, step->from_stage);
     s->srcfs = sw_lowerfs_new(src->lower);
     for (size_t i = 0; i < src->img->n_layers; i++)
@@ -476,6 +480,9 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
 {
   const sw_solve_opts_t *o = r->sv->o;
   const sw_insn_t *in = step->insn;
+  /* Wait for the source stage before the step shows as started. */
+  if (step->from_stage >= 0 && sv_wait_stage(r, step->from_stage) < 0)
+    return sw_error(err, ECANCELED, "canceled");
   _cleanup_free_ char *name = sv_step_name(r, step);
   int id = sw_progress_begin(o->progress, name);
   copy_flags_t f;

@@ -77,8 +77,10 @@ void sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t create
 /* Commit a layer dir (consumed) with the build's codec. *has gets false when dir is empty. */
 int sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has,
                   sw_error_t *err);
-/* The finished stage a step refers to (waits for nothing: the scheduler ran it first). */
+/* The stage a step refers to; sv_wait_stage() blocks until it is done (-1 if it or another
+ * stage failed: the step must stop). */
 stage_run_t *sv_stage(stage_run_t *r, int index);
+int sv_wait_stage(stage_run_t *r, int index);
 /* Resolve an image reference from the store (for --from=IMAGE). */
 int sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err);
 /* uid/gid of a --chown / USER spec in the stage's /etc/passwd and /etc/group (BuildKit's

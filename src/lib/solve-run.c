@@ -153,6 +153,8 @@ mount_bind_layers(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const c
   const char *id;
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
   if (stage >= 0) {
+    if (sv_wait_stage(r, stage) < 0)
+      return sw_error(err, ECANCELED, "canceled");
     stage_run_t *s = sv_stage(r, stage);
     layers = hold_list(ms, sw_strv_dup(s->lower));
     id = s->key;
@@ -479,6 +481,9 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   const sw_solve_opts_t *o = r->sv->o;
   const sw_insn_t *in = step->insn;
   run_spec_t rs = {0};
+  for (size_t i = 0; i < step->n_mounts; i++)
+    if (step->mount_stages[i] >= 0 && sv_wait_stage(r, step->mount_stages[i]) < 0)
+      return sw_error(err, ECANCELED, "canceled");
   _cleanup_free_ char *name = sv_step_name(r, step);
   int id = sw_progress_begin(o->progress, name);
   int rc = -1;

@@ -155,6 +155,19 @@ sv_stage(stage_run_t *r, int index)
 }
 
 int
+sv_wait_stage(stage_run_t *r, int index)
+{
+  solver_t *sv = r->sv;
+  stage_run_t *s = &sv->runs[index];
+  pthread_mutex_lock(&sv->lock);
+  while (!s->done && !sv->failed)
+    pthread_cond_wait(&sv->cond, &sv->lock);
+  bool ok = s->done && !s->failed;
+  pthread_mutex_unlock(&sv->lock);
+  return ok ? 0 : -1;
+}
+
+int
 sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
 {
   int f = sw_image_get(r->sv->o->store, ref, out, err);
@@ -776,8 +789,14 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
 {
   const sw_solve_opts_t *o = r->sv->o;
   sw_stage_t *st = r->st;
-  sw_step_t from = {.insn = st->from, .numbered = true};
-  _cleanup_free_ char *name = sv_step_name(r, &from);
+  r->step_no++;
+  _cleanup_free_ char *ref = sw_ref_normalize(st->base, NULL);
+  int width = st->total >= 100 ? 3 : st->total >= 10 ? 2 : 1;
+  _cleanup_free_ char *name =
+      st->display[0]
+          ? xasprintf("[%s %*d/%d] FROM %s", st->display, width, r->step_no, st->total,
+                      ref ? ref : st->base)
+          : xasprintf("[%*d/%d] FROM %s", width, r->step_no, st->total, ref ? ref : st->base);
   int id = sw_progress_begin(o->progress, name);
   sw_image_t *base = NULL;
   int f = sw_image_get(o->store, st->base, &base, err);
@@ -881,19 +900,9 @@ stage_main(void *arg)
   solver_t *sv = r->sv;
   sw_error_t err = NULL;
 
-  pthread_mutex_lock(&sv->lock);
-  for (;;) {
-    bool ready = true;
-    for (size_t i = 0; i < r->st->n_deps; i++)
-      if (!sv->runs[r->st->deps[i]].done)
-        ready = false;
-    if (ready || sv->failed)
-      break;
-    pthread_cond_wait(&sv->cond, &sv->lock);
-  }
-  bool skip = sv->failed;
-  pthread_mutex_unlock(&sv->lock);
-
+  /* Only the base stage is waited for here: a stage that copies from another starts its
+   * own steps at once and waits at the COPY --from (sv_wait_stage). */
+  bool skip = r->st->base_stage >= 0 && sv_wait_stage(r, r->st->base_stage) < 0;
   int rc = skip ? -1 : build_stage(r, &err);
 
   pthread_mutex_lock(&sv->lock);
