@@ -229,6 +229,7 @@ sw_plan_free(sw_plan_t *p)
   sw_strv_free(p->global_args);
   sw_strv_free(p->build_args);
   sw_strv_free(p->used_args);
+  sw_strv_free(p->all_names);
   free(p->platform);
   free(p);
 }
@@ -353,6 +354,16 @@ resolve_from(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, const char 
     return 0;
   }
   int s = find_stage(p, from, p->n_stages);
+  if (s < 0) {
+    /* A stage defined further down is an error, not an image of that name (BuildKit's rule). */
+    _cleanup_free_ char *l = lower(from);
+    for (size_t i = 0; p->all_names && p->all_names[i]; i++)
+      if (strcmp(p->all_names[i], l) == 0 && (int)i > stage->index)
+        return at(p, insn, err,
+                  "stage `%s` is defined after this line: a stage must be defined before the "
+                  "stages that use it",
+                  from);
+  }
   if (s >= 0) {
     if (s == stage->index)
       return at(p, insn, err, "circular dependency: stage `%s` uses itself (--from=%s)",
@@ -574,10 +585,27 @@ add_stage_triggers(sw_plan_t *p, sw_stage_t *s, sw_error_t *err)
   return 0;
 }
 
+/* Every stage's name by index ("" when unnamed), before the stages are built. */
+static void
+collect_names(sw_plan_t *p)
+{
+  p->all_names = xcalloc(1, sizeof(char *));
+  for (size_t i = 0; i < p->df->n_insns; i++) {
+    const sw_insn_t *in = &p->df->insns[i];
+    if (in->kind != SW_INSN_FROM)
+      continue;
+    if (in->n_args == 3)
+      sw_strv_push_take(&p->all_names, lower(in->args[2]));
+    else
+      sw_strv_push(&p->all_names, "");
+  }
+}
+
 static int
 build_stages(sw_plan_t *p, sw_error_t *err)
 {
   const sw_dockerfile_t *df = p->df;
+  collect_names(p);
   for (size_t i = 0; i < df->n_insns; i++) {
     const sw_insn_t *insn = &df->insns[i];
     if (insn->kind == SW_INSN_FROM) {

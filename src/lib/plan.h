@@ -98,6 +98,7 @@ typedef struct {
   char **build_args;  /* "K=V" as given (bare "K" resolved from the environment) */
   char *platform;     /* "linux/amd64" */
   char **used_args;   /* build args some ARG declared (for the "not consumed" warning) */
+  char **all_names;   /* lower-cased AS name of every stage by index ("" if none) */
 } sw_plan_t;
 
 int sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **out,

@@ -489,6 +489,7 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   sources_t s = {0};
   _cleanup_strv_ char **srcs = NULL;
   _cleanup_free_ char *dest = NULL, *dest_abs = NULL, *hist = NULL;
+  _cleanup_strv_ char **flags = NULL; /* declared before any goto: its cleanup runs at out */
   _cleanup_(sw_lowerfs_freep) sw_lowerfs_t *fs = sv_lowerfs(r);
   sw_excludes_t *ex = NULL;
   int rc = -1;
@@ -515,7 +516,7 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   dest_abs = sv_abs_path(r, dest);
   bool many = s.n > 1 || s.wildcard || sw_strv_len(srcs) > 1;
 
-  _cleanup_strv_ char **flags = xcalloc(1, sizeof(char *));
+  flags = xcalloc(1, sizeof(char *));
   if (co.chown)
     sw_strv_push_take(&flags, xasprintf("chown=%u:%u", (unsigned)co.uid, (unsigned)co.gid));
   if (co.chmod >= 0)
