@@ -74,25 +74,40 @@ sw_db_exec(sw_store_t *s, const char *sql, sw_error_t *err)
   return 0;
 }
 
+/* A statement left stepped keeps a read transaction (an old WAL snapshot) open on the shared
+ * connection; another thread's BEGIN IMMEDIATE would then fail at once with SQLITE_BUSY (no
+ * busy wait can help). So when the last holder lets go of the connection, every statement is
+ * reset; they are finalized later by their owners' cleanup. */
+static void
+reset_stmts(sw_store_t *s)
+{
+  for (sqlite3_stmt *p = sqlite3_next_stmt(s->db, NULL); p; p = sqlite3_next_stmt(s->db, p))
+    if (sqlite3_stmt_busy(p))
+      sqlite3_reset(p);
+}
+
 void
 sw_db_lock(sw_store_t *s)
 {
   pthread_mutex_lock(&s->mu);
+  s->held++;
 }
 
 void
 sw_db_unlock(sw_store_t *s)
 {
+  if (--s->held == 0)
+    reset_stmts(s);
   pthread_mutex_unlock(&s->mu);
 }
 
 int
 sw_db_begin(sw_store_t *s, sw_error_t *err)
 {
-  pthread_mutex_lock(&s->mu);
+  sw_db_lock(s);
   if (s->depth == 0) {
     if (sw_db_exec(s, "BEGIN IMMEDIATE", err) < 0) {
-      pthread_mutex_unlock(&s->mu);
+      sw_db_unlock(s);
       return -1;
     }
     s->failed = false;
@@ -108,6 +123,8 @@ sw_db_end(sw_store_t *s, bool ok, sw_error_t *err)
   if (!ok)
     s->failed = true;
   if (--s->depth == 0) {
+    if (s->held == 1)
+      reset_stmts(s);
     if (s->failed) {
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
       r = -1;
@@ -117,7 +134,7 @@ sw_db_end(sw_store_t *s, bool ok, sw_error_t *err)
     }
     s->failed = false;
   }
-  pthread_mutex_unlock(&s->mu);
+  sw_db_unlock(s);
   if (r == -1 && ok && err && *err == NULL)
     return sw_error(err, 0, "store `%s`: transaction rolled back (an inner step failed)", s->root);
   return r < 0 || !ok ? -1 : 0;

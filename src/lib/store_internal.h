@@ -16,6 +16,7 @@ struct sw_store_s {
   sqlite3 *db;
   pthread_mutex_t mu; /* recursive: guards db and the transaction depth */
   int depth;          /* nesting of db_begin in the thread holding mu */
+  int held;           /* nesting of mu itself (lock + begin) */
   bool failed;        /* an inner call failed: the outermost end rolls back */
 };
 
