@@ -12,7 +12,8 @@ static const char usage_text[] =
     "Options:\n"
     "      --keep-storage SIZE  evict least recently used build cache records until the cache\n"
     "                           (data used by no image) fits in SIZE, e.g. 500MB, 2GB\n"
-    "  -a, --all                remove all build cache records and all images without a name\n"
+    "  -a, --all                remove all build cache records, RUN --mount=type=cache\n"
+    "                           directories and images without a name\n"
     "  -f, --force              do not ask (prune never asks; accepted for docker users)\n"
     "  -h, --help               print this help\n";
 

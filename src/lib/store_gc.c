@@ -170,7 +170,7 @@ sweep(sw_store_t *s, const char *sub, char kind, char **refs, size_t n, int64_t 
 }
 
 static int
-gc_files(sw_store_t *s, sw_prune_report_t *rep, sw_error_t *err)
+gc_files(sw_store_t *s, bool all, sw_prune_report_t *rep, sw_error_t *err)
 {
   _cleanup_strv_ char **refs = NULL;
   sw_db_lock(s);
@@ -183,6 +183,10 @@ gc_files(sw_store_t *s, sw_prune_report_t *rep, sw_error_t *err)
   if (sweep(s, "blobs/sha256", 'b', refs, n, &rep->blobs, &rep->bytes, err) < 0 ||
       sweep(s, "snapshots", 's', refs, n, NULL, &rep->bytes, err) < 0 ||
       sweep(s, "tmp", 0, refs, n, NULL, &rep->bytes, err) < 0)
+    return -1;
+  /* RUN --mount=type=cache directories are build cache too: -a drops them (docker builder
+   * prune -a does). */
+  if (all && sweep(s, "mounts", 0, refs, n, NULL, &rep->bytes, err) < 0)
     return -1;
   return 0;
 }
@@ -205,7 +209,7 @@ sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *re
   if (r == 0)
     r = sw_db_end(s, prune_rows(s, o, rep, err) == 0, err);
   if (r == 0)
-    r = gc_files(s, rep, err);
+    r = gc_files(s, o->all, rep, err);
   flock(s->lock_fd, LOCK_SH);
   return r;
 }

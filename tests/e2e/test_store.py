@@ -105,7 +105,11 @@ def test_import_compressed_and_reproducible(slipway_bin, busybox_rootfs_tar, tmp
         results.append((info["Id"], info["Descriptor"]["digest"], info["RootFS"]["Layers"]))
         assert info["Created"] == "2023-11-14T22:13:20Z"
     # same content, same epoch: identical image ID and manifest digest from empty stores
-    assert results[0] == results[1] == results[2]
+    s = SlipwayRunner(slipway_bin, tmp_path / "stdin")
+    s("import", "-", "bb", "-m", "same", input=gz.read_bytes(), env=env)
+    info = s.inspect("bb")
+    results.append((info["Id"], info["Descriptor"]["digest"], info["RootFS"]["Layers"]))
+    assert results[0] == results[1] == results[2] == results[3]
     assert results[0][2] == [sha256_file(busybox_rootfs_tar)]
 
 
@@ -150,7 +154,13 @@ def test_prune(slipway, busybox_rootfs_tar, tmp_path):
     # an image that lost its name goes with -a
     slipway("import", other, "keep")  # takes the name: the first image is dangling now
     assert len(slipway("images", "-q").stdout.split()) == 2
+    cache_mount = os.path.join(slipway.root, "mounts", "pip")
+    os.makedirs(cache_mount)
+    open(os.path.join(cache_mount, "wheel"), "w").write("x")
+    slipway("prune")
+    assert os.path.exists(os.path.join(cache_mount, "wheel"))  # only -a drops cache mounts
     slipway("prune", "-a")
+    assert not os.path.exists(cache_mount)
     assert len(slipway("images", "-q").stdout.split()) == 1
     assert len(blobs(slipway.root)) == 3
     assert slipway("prune", "--keep-storage", "nonsense", check=False).returncode == 2
