@@ -331,6 +331,36 @@ export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *
   return 0;
 }
 
+/* A rebuild that changed nothing finds the very same image under every name it gives: then it
+ * writes nothing at all (no blobs, no rows). Fills img's digests and names from the store. */
+static bool
+unchanged(sw_store_t *store, sw_image_t *img, char *const *tags)
+{
+  _cleanup_free_ char *cfg = sw_json_dump(img->config);
+  _cleanup_free_ char *id = sw_sha256_digest(cfg, strlen(cfg));
+  _cleanup_(sw_image_freep) sw_image_t *found = NULL;
+  sw_error_t e = NULL;
+  if (tags == NULL || tags[0] == NULL) {
+    if (sw_image_get(store, id, &found, &e) != 1)
+      goto no;
+  } else {
+    for (size_t i = 0; tags[i]; i++) {
+      sw_image_free(found);
+      found = NULL;
+      if (sw_image_get(store, tags[i], &found, &e) != 1 || strcmp(found->config_digest, id) != 0)
+        goto no;
+    }
+  }
+  img->config_digest = steal_ptr(&found->config_digest);
+  img->manifest_digest = steal_ptr(&found->manifest_digest);
+  sw_strv_free(img->names);
+  img->names = steal_ptr(&found->names);
+  return true;
+no:
+  sw_error_release(&e);
+  return false;
+}
+
 static void
 apply_labels(sw_image_t *img, char *const *labels)
 {
@@ -387,7 +417,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0) {
     apply_labels(img, o->labels);
     int id = sw_progress_begin(p, "exporting to image");
-    rc = sw_image_commit(store, img, o->tags, err);
+    rc = unchanged(store, img, o->tags) ? 0 : sw_image_commit(store, img, o->tags, err);
     if (rc == 0) {
       sw_progress_log(p, id, "writing image %s done", img->config_digest);
       for (size_t i = 0; img->names && img->names[i]; i++)

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
 
@@ -21,6 +22,7 @@ struct stat_ent {
 };
 
 struct sw_context {
+  pthread_mutex_t lock; /* stages run in threads: the lazy tree and the caches are shared */
   char *dir;
   int dirfd;
   sw_ignore_t *ignore;
@@ -163,6 +165,11 @@ sw_context_open(const char *dir, const char *dockerfile, const char *cache_dir, 
     return sw_error_code(err, SW_EXIT_USAGE, errno, "build context `%s`", dir);
 
   sw_context_t *c = xcalloc(1, sizeof(*c));
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&c->lock, &ma);
+  pthread_mutexattr_destroy(&ma);
   c->dir = steal_ptr(&real);
   c->dirfd = fd;
 
@@ -208,6 +215,7 @@ sw_context_free(sw_context_t *c)
   free(c->cache_path);
   free(c->cache);
   free(c->added);
+  pthread_mutex_destroy(&c->lock);
   free(c);
 }
 
@@ -294,8 +302,8 @@ may_reinclude(sw_context_t *c, const char *rel)
 /* Does an excluded directory end up holding anything included? (an exception below it) */
 static int list_dir(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err);
 
-int
-sw_context_list(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err)
+static int
+list_impl(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err)
 {
   return list_dir(c, dir, err);
 }
@@ -531,9 +539,9 @@ glob_walk(struct matcher *m, sw_ctx_node_t *dir, char *const *comps, sw_error_t 
   return 0;
 }
 
-int
-sw_context_match(sw_context_t *c, const char *src, const char *what, sw_ctx_node_t ***out,
-                 size_t *n, sw_error_t *err)
+static int
+match_impl(sw_context_t *c, const char *src, const char *what, sw_ctx_node_t ***out, size_t *n,
+           sw_error_t *err)
 {
   struct matcher m = {.c = c, .src = src, .what = what};
   _cleanup_strv_ char **comps = NULL;
@@ -562,8 +570,8 @@ sw_context_match(sw_context_t *c, const char *src, const char *what, sw_ctx_node
 
 /* ---- hashing ---- */
 
-int
-sw_context_file_bytes(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err)
+static int
+file_bytes_impl(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err)
 {
   if (node->bytes[0])
     return 0;
@@ -649,7 +657,7 @@ hash_node(sw_context_t *c, sw_ctx_node_t *node, const sw_excludes_t *ex, const c
   }
   mode_t mode = node->st.st_mode;
   if (S_ISREG(mode)) {
-    if (sw_context_file_bytes(c, node, err) < 0)
+    if (file_bytes_impl(c, node, err) < 0)
       return -1;
     sw_content_file(mode, (uint64_t)node->st.st_size, node->bytes, out);
   } else if (S_ISLNK(mode)) {
@@ -667,18 +675,18 @@ hash_node(sw_context_t *c, sw_ctx_node_t *node, const sw_excludes_t *ex, const c
   return 0;
 }
 
-int
-sw_context_hash(sw_context_t *c, sw_ctx_node_t *node, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+static int
+hash_impl(sw_context_t *c, sw_ctx_node_t *node, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
 {
   return hash_node(c, node, NULL, NULL, out, err);
 }
 
-int
-sw_context_hash_excluding(sw_context_t *c, sw_ctx_node_t *node, char *const *excludes,
-                          char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+static int
+hash_excluding_impl(sw_context_t *c, sw_ctx_node_t *node, char *const *excludes,
+                    char out[SW_HASH_HEX_SIZE], sw_error_t *err)
 {
   if (excludes == NULL || excludes[0] == NULL)
-    return sw_context_hash(c, node, out, err);
+    return hash_impl(c, node, out, err);
   sw_excludes_t *ex = NULL;
   if (sw_excludes_new(excludes, &ex, err) < 0)
     return -1;
@@ -723,4 +731,46 @@ bool
 sw_excludes_match(const sw_excludes_t *e, const char *rel)
 {
   return e && sw_ignore_match(e->ig, rel);
+}
+
+/* ---- the public entry points: one lock, since stages run in threads ---- */
+
+#define LOCKED(c, call)                                                                            \
+  do {                                                                                             \
+    pthread_mutex_lock(&(c)->lock);                                                                \
+    int r_ = (call);                                                                               \
+    pthread_mutex_unlock(&(c)->lock);                                                              \
+    return r_;                                                                                     \
+  } while (0)
+
+int
+sw_context_list(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err)
+{
+  LOCKED(c, list_impl(c, dir, err));
+}
+
+int
+sw_context_match(sw_context_t *c, const char *src, const char *what, sw_ctx_node_t ***out,
+                 size_t *n, sw_error_t *err)
+{
+  LOCKED(c, match_impl(c, src, what, out, n, err));
+}
+
+int
+sw_context_file_bytes(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err)
+{
+  LOCKED(c, file_bytes_impl(c, node, err));
+}
+
+int
+sw_context_hash(sw_context_t *c, sw_ctx_node_t *node, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+{
+  LOCKED(c, hash_impl(c, node, out, err));
+}
+
+int
+sw_context_hash_excluding(sw_context_t *c, sw_ctx_node_t *node, char *const *excludes,
+                          char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+{
+  LOCKED(c, hash_excluding_impl(c, node, excludes, out, err));
 }

@@ -434,7 +434,9 @@ do_arg(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
     _cleanup_free_ char *def = NULL;
     if (eq && sv_expand(r, eq + 1, &def, err) < 0)
       return -1;
+    pthread_mutex_lock(&r->sv->lock); /* declaring marks the build arg used in the shared plan */
     const char *v = sw_scope_declare(&r->scope, r->sv->o->plan, key, def);
+    pthread_mutex_unlock(&r->sv->lock);
     if (v)
       sw_buf_printf(&msg, " %s=%s", key, v);
     else

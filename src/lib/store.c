@@ -334,8 +334,9 @@ sw_cache_get(sw_store_t *s, const char *key, char **value_out, sw_error_t *err)
   if (sw_db_begin(s, err) < 0)
     return -1;
   _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, "SELECT value FROM cache WHERE key = ?", err);
+  /* Only when the second changed: several lookups of one build write once at most. */
   _cleanup_stmt_ sqlite3_stmt *up =
-      sw_db_prepare(s, "UPDATE cache SET last_used = ? WHERE key = ?", err);
+      sw_db_prepare(s, "UPDATE cache SET last_used = ?1 WHERE key = ?2 AND last_used < ?1", err);
   int r = -1;
   if (st && up) {
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
