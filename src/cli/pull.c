@@ -1,12 +1,93 @@
-/* slipway pull: placeholder until its issue lands; replaced by the real command. */
+/* slipway pull: fetch an image from a registry into the store. */
 #include "cli.h"
+#include "../lib/registry.h"
+
+static void
+usage(FILE *f)
+{
+  fputs("Usage: slipway pull [OPTIONS] IMAGE\n"
+        "\n"
+        "Pull an image from a registry into the store. IMAGE is normalised as Docker does:\n"
+        "`python:slim` is docker.io/library/python:slim. From an image index (multi-platform\n"
+        "image) the linux/amd64 manifest is chosen unless --platform says otherwise. Every blob\n"
+        "is checked against its digest before it is used; a layer that would write outside the\n"
+        "image root is refused. Credentials come from ~/.docker/config.json (slipway login).\n"
+        "\n"
+        "Options:\n"
+        "      --platform OS/ARCH[/VARIANT]  platform to pick from an index (default linux/amd64)\n"
+        "      --insecure-registry HOST      use plain HTTP for HOST (repeatable; localhost and\n"
+        "                                    127.0.0.1 always do)\n"
+        "  -j, --jobs N                      parallel downloads (default 3)\n"
+        "  -q, --quiet                       no progress output\n"
+        "  -h, --help                        print this help\n"
+        "\n"
+        "Examples:\n"
+        "  slipway pull localhost:5000/team/app:1.2\n"
+        "  slipway pull --platform linux/arm64 registry.example.com/python:3.12-slim\n",
+        f);
+}
+
+/* Flags shared by pull and push; returns 1 if handled, 0 if not ours, -1 on a bad value. */
+int sw_cli_registry_flag(int c, sw_registry_opts_t *o, char ***insecure);
+
+int
+sw_cli_registry_flag(int c, sw_registry_opts_t *o, char ***insecure)
+{
+  switch (c) {
+  case 'I':
+    sw_strv_push(insecure, optarg);
+    o->insecure = *insecure;
+    return 1;
+  case 'j': {
+    char *end;
+    long v = strtol(optarg, &end, 10);
+    if (*end || v < 1 || v > 64)
+      return -1;
+    o->jobs = (unsigned)v;
+    return 1;
+  }
+  case 'q':
+    o->quiet = true;
+    return 1;
+  }
+  return 0;
+}
 
 int
 cmd_pull(int argc, char **argv, sw_global_t *g)
 {
-  (void)argc;
-  (void)argv;
-  (void)g;
-  fputs("slipway: error: `pull` is not implemented yet\n", stderr);
-  return SW_EXIT_FAILURE;
+  static const struct option opts[] = {{"platform", required_argument, NULL, 'P'},
+                                       {"insecure-registry", required_argument, NULL, 'I'},
+                                       {"jobs", required_argument, NULL, 'j'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  _cleanup_strv_ char **insecure = NULL;
+  _cleanup_(sw_store_freep) sw_store_t *s = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  sw_registry_opts_t ro = {.progress = isatty(STDERR_FILENO)};
+  sw_error_t err = NULL;
+  int c;
+
+  while ((c = getopt_long(argc, argv, "+j:qh", opts, NULL)) != -1) {
+    if (c == 'h') {
+      usage(stdout);
+      return 0;
+    }
+    if (c == 'P') {
+      ro.platform = optarg;
+      continue;
+    }
+    int r = sw_cli_registry_flag(c, &ro, &insecure);
+    if (r < 0)
+      return sw_cli_usage_error("pull", "bad value `%s` for -%c", optarg, c);
+    if (r == 0)
+      return sw_cli_usage_error("pull", "bad flags");
+  }
+  if (optind + 1 != argc)
+    return sw_cli_usage_error("pull", "pull takes exactly one IMAGE");
+  if (sw_store_open(g->root, &s, &err) < 0 ||
+      sw_registry_pull(s, argv[optind], &ro, &img, &err) < 0)
+    return sw_error_report(&err);
+  return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "image.h"
 #include "registry.h"
+#include "store.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -180,6 +181,17 @@ int sw_reg_status_error(sw_reg_t *r, const char *method, const char *url,
                         const sw_http_resp_t *resp, sw_error_t *err);
 /* Absolute URL for a path or a Location header value. */
 char *sw_reg_url(const sw_reg_t *r, const char *path_or_url);
+
+/* ---- where blobs live (registry-push.c): ROOT/registry-sources, lines "DIGEST HOST REPO",
+ * appended after each pull and push, read to pick a cross-repository mount source. A hint
+ * only: a stale line costs one failed mount attempt, then a normal upload. ---- */
+void sw_registry_source_add(sw_store_t *s, const char *host, const char *repo, const char *digest);
+/* All blobs of a pulled/pushed image (config + layers). */
+void sw_registry_sources_add(sw_store_t *s, const char *host, const char *repo,
+                             const sw_rmanifest_t *m, const char *manifest_digest);
+/* Another repository of host known to hold digest, or NULL. */
+char *sw_registry_source_find(sw_store_t *s, const char *host, const char *digest,
+                              const char *not_repo);
 
 /* ---- parallel transfers and progress (registry-xfer.c) ---- */
 /* Run fn(ctx, i) for i in [0, n) on up to `jobs` threads. The first failure stops new jobs

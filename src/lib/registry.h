@@ -11,6 +11,8 @@
 #define SW_REGISTRY_H
 
 #include "error.h"
+#include "image.h"
+#include "store.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,5 +32,23 @@ typedef struct {
  * store them in the docker config file (mode 0600), keeping its other entries. */
 int sw_registry_login(const char *registry, const char *user, const char *pass,
                       const sw_registry_opts_t *opts, sw_error_t *err);
+
+/* Pull NAME ("python:slim", "localhost:5000/x/y:t", "…@sha256:…") into the store and name it
+ * with its normalised reference (a digest-only reference gives no name). *out (may be NULL)
+ * gets the stored image. Every blob is digest-checked before use; on failure nothing of this
+ * pull is left in the store but layers that were complete and valid.
+ * The build engine calls this for a `FROM` image the store does not have:
+ *     if (sw_image_get(s, ref, &img, err) == 0)
+ *       sw_registry_pull(s, ref, &opts, &img, err);          // opts: {0} = defaults */
+int sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts,
+                     sw_image_t **out, sw_error_t *err);
+
+/* Push the stored image SRC (any reference sw_image_get takes) to DEST (NULL = SRC's name): each
+ * blob is HEADed first, mounted from another repository of the same registry when one is known
+ * to hold it, else uploaded (monolithic, or chunked above opts->chunk_size); the manifest goes
+ * last, byte-identical to the stored one, so the digest is the same. *digest_out (may be NULL)
+ * gets the manifest digest. */
+int sw_registry_push(sw_store_t *s, const char *src, const char *dest,
+                     const sw_registry_opts_t *opts, char **digest_out, sw_error_t *err);
 
 #endif

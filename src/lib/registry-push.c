@@ -1,0 +1,348 @@
+/* slipway: `push`: blobs first (in parallel: HEAD, else cross-repository mount, else upload,
+ * monolithic or in PATCH chunks), the manifest last and byte-identical to the stored one.
+ * Also the blob-source hints (ROOT/registry-sources) that make mounts possible. */
+#include "registry-private.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sys/file.h>
+
+#define DEFAULT_CHUNK (64ull << 20)
+
+/* ---- blob sources ---- */
+
+void
+sw_registry_source_add(sw_store_t *s, const char *host, const char *repo, const char *digest)
+{
+  _cleanup_free_ char *path = sw_store_path(s, "registry-sources");
+  _cleanup_free_ char *line = xasprintf("%s %s %s\n", digest, host, repo);
+  _cleanup_close_ int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  /* One O_APPEND write per line: concurrent writers never interleave inside a line. */
+  if (fd < 0 || sw_write_all(fd, line, strlen(line)) < 0)
+    sw_debug("cannot record blob source in `%s`: %s", path, strerror(errno));
+}
+
+void
+sw_registry_sources_add(sw_store_t *s, const char *host, const char *repo,
+                        const sw_rmanifest_t *m, const char *manifest_digest)
+{
+  if (manifest_digest)
+    sw_registry_source_add(s, host, repo, manifest_digest);
+  sw_registry_source_add(s, host, repo, m->config.digest);
+  for (size_t i = 0; i < m->n_layers; i++)
+    sw_registry_source_add(s, host, repo, m->layers[i].digest);
+}
+
+char *
+sw_registry_source_find(sw_store_t *s, const char *host, const char *digest,
+                        const char *not_repo)
+{
+  _cleanup_free_ char *path = sw_store_path(s, "registry-sources");
+  _cleanup_fclose_ FILE *f = fopen(path, "re");
+  _cleanup_free_ char *line = NULL;
+  char *found = NULL;
+  size_t cap = 0;
+
+  if (f == NULL)
+    return NULL;
+  /* The last line wins: the most recent place we saw the blob. */
+  while (getline(&line, &cap, f) > 0) {
+    line[strcspn(line, "\n")] = '\0';
+    char *h = strchr(line, ' ');
+    char *rp = h ? strchr(h + 1, ' ') : NULL;
+    if (rp == NULL)
+      continue;
+    *h++ = '\0';
+    *rp++ = '\0';
+    if (strcmp(line, digest) == 0 && strcmp(h, host) == 0 && strcmp(rp, not_repo) != 0) {
+      free(found);
+      found = xstrdup(rp);
+    }
+  }
+  return found;
+}
+
+/* ---- one blob ---- */
+
+typedef struct {
+  const char *digest;
+  int64_t size;
+} push_blob_t;
+
+typedef struct {
+  sw_store_t *s;
+  sw_reg_t *r;
+  const char *repo;
+  char *scope;
+  push_blob_t *blobs;
+  size_t n;
+  uint64_t chunk;
+  sw_progress_t *prog;
+  size_t *line;
+} push_t;
+
+/* 1 if the repository already has the blob, 0 if not. */
+static int
+blob_exists(push_t *p, const char *digest, sw_error_t *err)
+{
+  _cleanup_free_ char *path = xasprintf("/v2/%s/blobs/%s", p->repo, digest);
+  sw_http_req_t req = {.method = "HEAD", .url = path, .scope = p->scope, .body_fd = -1};
+  sw_http_resp_t resp = {0};
+
+  if (sw_reg_do(p->r, &req, &resp, err) < 0)
+    return -1;
+  int ret = resp.status == 200 ? 1 : resp.status == 404 ? 0 : -1;
+  if (ret < 0)
+    sw_reg_status_error(p->r, "HEAD", path, &resp, err);
+  sw_http_resp_clear(&resp);
+  return ret;
+}
+
+/* POST an upload session (a mount when from != NULL). Returns 1 when mounted (201), 0 with
+ * *location set when an upload must follow (202). */
+static int
+upload_start(push_t *p, const char *digest, const char *from, char **location, sw_error_t *err)
+{
+  _cleanup_free_ char *path =
+      from ? xasprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s", p->repo, digest, from)
+           : xasprintf("/v2/%s/blobs/uploads/", p->repo);
+  _cleanup_free_ char *scope =
+      from ? xasprintf("%s repository:%s:pull", p->scope, from) : xstrdup(p->scope);
+  sw_http_req_t req = {.method = "POST", .url = path, .scope = scope, .body_fd = -1, .body = ""};
+  sw_http_resp_t resp = {0};
+  int ret = -1;
+
+  if (sw_reg_do(p->r, &req, &resp, err) < 0)
+    return -1;
+  if (resp.status == 201 && from)
+    ret = 1;
+  else if (resp.status == 202 && resp.location) {
+    *location = sw_reg_url(p->r, resp.location);
+    ret = 0;
+  } else if (resp.status == 202) {
+    _cleanup_free_ char *url = sw_reg_url(p->r, path);
+    sw_error(err, 0, "POST %s: HTTP 202 without a Location header", url);
+  } else {
+    sw_reg_status_error(p->r, "POST", path, &resp, err);
+  }
+  sw_http_resp_clear(&resp);
+  return ret;
+}
+
+static char *
+with_digest(const char *location, const char *digest)
+{
+  return xasprintf("%s%cdigest=%s", location, strchr(location, '?') ? '&' : '?', digest);
+}
+
+/* PUT (final, with ?digest=) or PATCH (a chunk) [off, off+len) of fd to url. */
+static int
+upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off, uint64_t len,
+            long want, char **location, sw_progress_line_t *pl, sw_error_t *err)
+{
+  _cleanup_free_ char *range =
+      len ? xasprintf("Content-Range: %" PRIu64 "-%" PRIu64, off, off + len - 1) : NULL;
+  const char *hdrs[] = {"Content-Type: application/octet-stream",
+                        strcmp(method, "PATCH") == 0 ? range : NULL, NULL};
+  sw_http_req_t req = {.method = method,
+                       .url = url,
+                       .scope = p->scope,
+                       .headers = hdrs,
+                       .body_fd = len ? fd : -1,
+                       .body_off = off,
+                       .body_size = len,
+                       .progress = sw_progress_cb,
+                       .progress_ud = pl};
+  sw_http_resp_t resp = {0};
+
+  if (sw_reg_do(p->r, &req, &resp, err) < 0)
+    return -1;
+  if (resp.status != want) {
+    sw_reg_status_error(p->r, method, url, &resp, err);
+    sw_http_resp_clear(&resp);
+    return -1;
+  }
+  if (location) {
+    free(*location);
+    *location = resp.location ? sw_reg_url(p->r, resp.location) : xstrdup(url);
+  }
+  sw_http_resp_clear(&resp);
+  return 0;
+}
+
+static int
+upload_blob(push_t *p, size_t i, char *location, sw_error_t *err)
+{
+  const push_blob_t *b = &p->blobs[i];
+  _cleanup_close_ int fd = -1;
+  int64_t size = 0;
+  sw_progress_line_t pl = {p->prog, p->line[i]};
+  _cleanup_free_ char *loc = location;
+
+  fd = sw_blob_open(p->s, b->digest, &size, err);
+  if (fd < 0)
+    return -1;
+  if ((uint64_t)size <= p->chunk) {
+    _cleanup_free_ char *url = with_digest(loc, b->digest);
+    return upload_send(p, "PUT", url, fd, 0, (uint64_t)size, 201, NULL, &pl, err);
+  }
+  for (uint64_t off = 0; off < (uint64_t)size; off += p->chunk) {
+    uint64_t n = (uint64_t)size - off < p->chunk ? (uint64_t)size - off : p->chunk;
+    _cleanup_free_ char *url = xstrdup(loc);
+    if (upload_send(p, "PATCH", url, fd, off, n, 202, &loc, &pl, err) < 0)
+      return -1;
+  }
+  _cleanup_free_ char *url = with_digest(loc, b->digest);
+  return upload_send(p, "PUT", url, fd, 0, 0, 201, NULL, &pl, err);
+}
+
+static int
+push_job(void *ctx, size_t i, sw_error_t *err)
+{
+  push_t *p = ctx;
+  const char *digest = p->blobs[i].digest;
+  _cleanup_free_ char *from = NULL;
+  char *location = NULL;
+  int r;
+
+  r = blob_exists(p, digest, err);
+  if (r != 0) {
+    if (r == 1)
+      sw_progress_done(p->prog, p->line[i], "Layer already exists");
+    return r < 0 ? -1 : 0;
+  }
+  from = sw_registry_source_find(p->s, sw_reg_host(p->r), digest, p->repo);
+  if (from) {
+    sw_error_t merr = NULL;
+    r = upload_start(p, digest, from, &location, &merr);
+    if (r == 1) {
+      _cleanup_free_ char *msg = xasprintf("Mounted from %s", from);
+      sw_progress_done(p->prog, p->line[i], msg);
+      sw_registry_source_add(p->s, sw_reg_host(p->r), p->repo, digest);
+      return 0;
+    }
+    if (r < 0) { /* a stale hint or a registry without mounts: upload normally */
+      sw_debug("mount of %s from %s failed: %s", digest, from, merr->msg);
+      sw_error_release(&merr);
+    }
+  }
+  if (location == NULL && upload_start(p, digest, NULL, &location, err) < 0)
+    return -1;
+  if (upload_blob(p, i, location, err) < 0)
+    return sw_error_wrap(err, "uploading blob %s", digest);
+  sw_progress_done(p->prog, p->line[i], "Pushed");
+  sw_registry_source_add(p->s, sw_reg_host(p->r), p->repo, digest);
+  return 0;
+}
+
+/* ---- the push ---- */
+
+static int
+put_manifest(push_t *p, const char *reference, const char *body, size_t len,
+             const char *media_type, sw_error_t *err)
+{
+  _cleanup_free_ char *path = xasprintf("/v2/%s/manifests/%s", p->repo, reference);
+  _cleanup_free_ char *ct = xasprintf("Content-Type: %s", media_type);
+  const char *hdrs[] = {ct, NULL};
+  sw_http_req_t req = {.method = "PUT",
+                       .url = path,
+                       .scope = p->scope,
+                       .headers = hdrs,
+                       .body = body,
+                       .body_len = len,
+                       .body_fd = -1};
+  sw_http_resp_t resp = {0};
+
+  if (sw_reg_do(p->r, &req, &resp, err) < 0)
+    return -1;
+  int ret = 0;
+  if (resp.status != 201 && resp.status != 200)
+    ret = sw_reg_status_error(p->r, "PUT", path, &resp, err);
+  sw_http_resp_clear(&resp);
+  return ret;
+}
+
+static uint64_t
+chunk_size(const sw_registry_opts_t *opts)
+{
+  if (opts && opts->chunk_size)
+    return opts->chunk_size;
+  const char *e = getenv("SLIPWAY_PUSH_CHUNK_SIZE");
+  uint64_t v;
+  if (e && *e && sw_parse_size(e, &v, NULL) == 0 && v > 0)
+    return v;
+  return DEFAULT_CHUNK;
+}
+
+static int
+push_blobs(push_t *p, const sw_rmanifest_t *m, unsigned jobs, sw_error_t *err)
+{
+  p->n = m->n_layers + 1;
+  p->blobs = xcalloc(p->n, sizeof(push_blob_t));
+  p->line = xcalloc(p->n, sizeof(size_t));
+  for (size_t i = 0; i < m->n_layers; i++)
+    p->blobs[i] = (push_blob_t){m->layers[i].digest, m->layers[i].size};
+  p->blobs[m->n_layers] = (push_blob_t){m->config.digest, m->config.size};
+  for (size_t i = 0; i < p->n; i++) {
+    char label[32];
+    snprintf(label, sizeof(label), "%.19s", p->blobs[i].digest);
+    p->line[i] = sw_progress_add(p->prog, label, (uint64_t)p->blobs[i].size);
+  }
+  return sw_parallel(p->n, jobs, push_job, p, err);
+}
+
+int
+sw_registry_push(sw_store_t *s, const char *src, const char *dest,
+                 const sw_registry_opts_t *opts, char **digest_out, sw_error_t *err)
+{
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  _cleanup_(sw_ref_freep) sw_ref_t *ref = NULL;
+  _cleanup_(sw_reg_freep) sw_reg_t *r = NULL;
+  _cleanup_(sw_rmanifest_freep) sw_rmanifest_t *m = NULL;
+  _cleanup_free_ char *body = NULL, *full = NULL;
+  size_t len = 0;
+  push_t p = {.s = s, .chunk = chunk_size(opts)};
+  int ret = -1;
+
+  if (sw_image_find(s, src, &img, err) < 0)
+    return -1;
+  if (dest == NULL && (img->names == NULL || img->names[0] == NULL || strchr(src, '@') ||
+                       sw_str_has_prefix(src, "sha256:")))
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "push %s: name a destination (slipway push %s HOST/REPO:TAG)", src, src);
+  if (sw_ref_parse(dest ? dest : src, &ref, err) < 0)
+    return -1;
+  full = sw_ref_string(ref);
+  if (sw_blob_read(s, img->manifest_digest, SW_MANIFEST_MAX, &body, &len, err) < 0 ||
+      sw_rmanifest_parse(body, len, NULL, &m, err) < 0)
+    return sw_error_wrap(err, "push %s: stored manifest %s", full, img->manifest_digest);
+  if (ref->digest && strcmp(ref->digest, img->manifest_digest) != 0)
+    return sw_error_code(err, SW_EXIT_USAGE, 0, "push %s: the image's digest is %s", full,
+                         img->manifest_digest);
+  r = sw_reg_new(ref->domain, opts, err);
+  if (r == NULL)
+    return -1;
+  p.r = r;
+  p.repo = ref->path;
+  p.scope = xasprintf("repository:%s:pull,push", ref->path);
+  p.prog = sw_progress_new(opts && opts->progress, opts && opts->quiet);
+  if (push_blobs(&p, m, opts && opts->jobs ? opts->jobs : 3, err) < 0 ||
+      put_manifest(&p, ref->tag ? ref->tag : img->manifest_digest, body, len, m->media_type,
+                   err) < 0)
+    goto out;
+  sw_registry_source_add(s, ref->domain, ref->path, img->manifest_digest);
+  if (!(opts && opts->quiet))
+    printf("%s: digest: %s size: %zu\n", ref->tag ? ref->tag : full, img->manifest_digest, len);
+  if (digest_out)
+    *digest_out = xstrdup(img->manifest_digest);
+  ret = 0;
+out:
+  if (ret < 0)
+    sw_error_wrap(err, "push %s", full);
+  free(p.scope);
+  free(p.blobs);
+  free(p.line);
+  sw_progress_free(p.prog);
+  return ret;
+}
