@@ -14,7 +14,6 @@ import http.server
 import io
 import json
 import os
-import shutil
 import socket
 import socketserver
 import subprocess

@@ -79,3 +79,238 @@ def test_login_unreachable_names_url(slipway_bin, reg_env):
     assert p.returncode == 1
     assert "http://127.0.0.1:%d/v2/" % port in p.stderr
     assert "retry 1/1" in p.stderr
+
+
+# ---- pull ----
+
+def snapshot(env, diff_id):
+    return os.path.join(env["SLIPWAY_ROOT"], "snapshots", diff_id.split(":")[1])
+
+
+def blob(env, digest):
+    return os.path.join(env["SLIPWAY_ROOT"], "blobs", "sha256", digest.split(":")[1])
+
+
+def sha(data):
+    return "sha256:" + rf.hashlib.sha256(data).hexdigest()
+
+
+def tmp_leftovers(env):
+    d = os.path.join(env["SLIPWAY_ROOT"], "tmp")
+    return os.listdir(d) if os.path.isdir(d) else []
+
+
+def layout_push(tmp_path, registry, repo, images, tag="latest", creds=None, all_images=False):
+    layout = tmp_path / ("layout-" + repo.replace("/", "-") + "-" + tag)
+    digests = rf.write_oci_layout(layout, images)
+    rf.skopeo_push_layout(layout, tag, "%s/%s:%s" % (registry.host, repo, tag), creds=creds,
+                          all_images=all_images)
+    return digests
+
+
+def test_pull_image_pushed_by_skopeo(slipway_bin, reg_env, registry_open, tmp_path):
+    tar = rf.busybox_tar()
+    digests = layout_push(tmp_path, registry_open, "team/busybox",
+                          [{"layers": [tar], "tag": "v1"}], tag="v1")
+    p = run(slipway_bin, reg_env, "pull", "%s/team/busybox:v1" % registry_open.host)
+    assert digests["v1"] in p.stderr
+    snap = snapshot(reg_env, sha(tar))
+    assert open(os.path.join(snap, "etc/hello.txt")).read() == "hello from a registry\n"
+    assert os.path.islink(os.path.join(snap, "bin/sh"))
+    assert os.path.exists(blob(reg_env, digests["v1"]))
+    assert tmp_leftovers(reg_env) == []
+    # a second pull finds every layer in the store
+    p = run(slipway_bin, reg_env, "pull", "%s/team/busybox:v1" % registry_open.host)
+    assert "Already exists" in p.stderr
+
+
+def test_pull_zstd_and_uncompressed_layers(slipway_bin, reg_env, registry_open, tmp_path):
+    base = rf.busybox_tar()
+    top = rf.make_tar([("etc", "dir", None), ("etc/top.txt", "file", b"top layer\n")])
+    for comp in ("zstd", "none"):
+        layout_push(tmp_path, registry_open, "comp/" + comp,
+                    [{"layers": [base, top], "comp": comp, "tag": comp}], tag=comp)
+        run(slipway_bin, reg_env, "pull", "%s/comp/%s:%s" % (registry_open.host, comp, comp))
+        assert open(os.path.join(snapshot(reg_env, sha(top)), "etc/top.txt")).read() == \
+            "top layer\n"
+
+
+def test_pull_index_picks_platform(slipway_bin, reg_env, registry_open, tmp_path):
+    amd = rf.make_tar([("arch.txt", "file", b"amd64\n")])
+    arm = rf.make_tar([("arch.txt", "file", b"arm64\n")])
+    d = layout_push(tmp_path, registry_open, "multi",
+                    [{"layers": [amd], "arch": "amd64", "index_tag": "latest"},
+                     {"layers": [arm], "arch": "arm64", "index_tag": "latest"}],
+                    all_images=True)
+    ref = "%s/multi:latest" % registry_open.host
+    p = run(slipway_bin, reg_env, "pull", ref)
+    assert d["amd64"] in p.stderr
+    assert os.path.exists(snapshot(reg_env, sha(amd)))
+    assert not os.path.exists(snapshot(reg_env, sha(arm)))
+    p = run(slipway_bin, reg_env, "pull", "--platform", "linux/arm64", ref)
+    assert d["arm64"] in p.stderr
+    assert open(os.path.join(snapshot(reg_env, sha(arm)), "arch.txt")).read() == "arm64\n"
+    p = run(slipway_bin, reg_env, "pull", "--platform", "linux/s390x", ref, check=False)
+    assert p.returncode == 1
+    assert "linux/s390x" in p.stderr and "linux/arm64" in p.stderr
+    p = run(slipway_bin, reg_env, "pull", "--platform", "bogus", ref, check=False)
+    assert p.returncode == 2
+
+
+def test_pull_missing_image_names_url(slipway_bin, reg_env, registry_open):
+    p = run(slipway_bin, reg_env, "pull", "%s/nope:latest" % registry_open.host, check=False)
+    assert p.returncode == 1
+    assert "http://%s/v2/nope/manifests/latest" % registry_open.host in p.stderr
+    assert "404" in p.stderr
+
+
+def test_pull_digest_mismatch_leaves_nothing(slipway_bin, reg_env, registry_open, tmp_path):
+    tar = rf.busybox_tar()
+    layout = tmp_path / "layout"
+    digests = rf.write_oci_layout(layout, [{"layers": [tar]}])
+    rf.skopeo_push_layout(layout, "latest", "%s/corrupt:latest" % registry_open.host)
+    manifest = json.loads((layout / "blobs/sha256" / digests["latest"][7:]).read_text())
+    layer = manifest["layers"][0]["digest"]
+    data = registry_open.blob_data_path(layer)
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # same size, one byte flipped
+    data.write_bytes(bytes(raw))
+    p = run(slipway_bin, reg_env, "pull", "%s/corrupt:latest" % registry_open.host, check=False)
+    assert p.returncode == 1
+    assert "digest mismatch" in p.stderr and layer in p.stderr
+    assert not os.path.exists(blob(reg_env, layer))
+    assert not os.path.exists(blob(reg_env, digests["latest"]))
+    assert not os.path.exists(snapshot(reg_env, sha(tar)))
+    assert tmp_leftovers(reg_env) == []
+
+
+EVIL = {
+    "dotdot": [("../../../../../../tmp/{m}", "file", b"escaped\n")],
+    "absolute": [("/tmp/{m}", "file", b"escaped\n")],
+    "symlink-then-file": [("evil", "symlink", "/tmp"), ("evil/{m}", "file", b"escaped\n")],
+    "hardlink-outside": [("passwd", "hardlink", "../../../../../../etc/passwd")],
+}
+
+
+def test_pull_refuses_malicious_layers(slipway_bin, reg_env, registry_open, tmp_path):
+    for name, entries in EVIL.items():
+        marker = "slipway-escape-%s-%d" % (name, os.getpid())
+        tar = rf.make_tar([(n.format(m=marker), k, p) for n, k, p in entries])
+        layout_push(tmp_path, registry_open, "evil/" + name, [{"layers": [tar]}])
+        p = run(slipway_bin, reg_env, "pull", "%s/evil/%s" % (registry_open.host, name),
+                check=False)
+        assert p.returncode != 0, name
+        assert "refusing layer" in p.stderr, (name, p.stderr)
+        assert not os.path.exists("/tmp/" + marker), name
+        assert not os.path.exists(snapshot(reg_env, sha(tar))), name
+    assert open("/etc/passwd").read().startswith("root:")
+
+
+def test_pull_retries_dropped_connection(slipway_bin, reg_env, registry_open, tmp_path,
+                                         flaky_proxy):
+    tar = rf.busybox_tar()
+    layout_push(tmp_path, registry_open, "flaky", [{"layers": [tar]}])
+    proxy = flaky_proxy(registry_open, fail=2)
+    p = run(slipway_bin, reg_env, "pull", "%s/flaky:latest" % proxy.host)
+    assert "retry 1/4: GET http://%s/v2/flaky/blobs/sha256:" % proxy.host in p.stderr
+    assert proxy.broken == 2
+    assert os.path.exists(snapshot(reg_env, sha(tar)))
+
+
+def test_pull_gives_up_on_hangups(slipway_bin, reg_env, registry_open, tmp_path, flaky_proxy):
+    layout_push(tmp_path, registry_open, "flaky", [{"layers": [rf.busybox_tar()]}])
+    proxy = flaky_proxy(registry_open, fail=-1)
+    env = dict(reg_env, SLIPWAY_RETRIES="2")
+    p = run(slipway_bin, env, "pull", "%s/flaky:latest" % proxy.host, check=False)
+    assert p.returncode == 1
+    assert "gave up after 3 attempts" in p.stderr
+    assert "http://%s/v2/flaky/blobs/sha256:" % proxy.host in p.stderr
+    assert p.stderr.count("slipway: retry") >= 2
+    assert tmp_leftovers(env) == []
+
+
+# ---- push ----
+
+def pulled_image(slipway_bin, env, tmp_path, registry, repo="src/busybox"):
+    """An image in the store, pulled from `registry` (pushed there by skopeo)."""
+    tar = rf.busybox_tar()
+    top = rf.make_tar([("etc", "dir", None), ("etc/top.txt", "file", b"pushed by slipway\n")])
+    d = layout_push(tmp_path, registry, repo, [{"layers": [tar, top]}])
+    ref = "%s/%s:latest" % (registry.host, repo)
+    run(slipway_bin, env, "pull", ref)
+    return ref, d["latest"]
+
+
+def test_push_read_by_skopeo_and_mounts(slipway_bin, reg_env, registry_open, tmp_path):
+    src, digest = pulled_image(slipway_bin, reg_env, tmp_path, registry_open)
+    dest = "%s/other/app:v2" % registry_open.host
+    p = run(slipway_bin, reg_env, "push", src, dest)
+    assert "Mounted from src/busybox" in p.stderr
+    assert "digest: %s" % digest in p.stdout
+    info = json.loads(rf.skopeo("inspect", "--tls-verify=false", "docker://" + dest).stdout)
+    assert info["Digest"] == digest
+    out = tmp_path / "copied"
+    rf.skopeo("copy", "--src-tls-verify=false", "docker://" + dest, "oci:%s:x" % out)
+    assert (out / "blobs/sha256" / digest[7:]).exists()
+    # everything is there now: a second push uploads nothing
+    t = rf.time.time()
+    p = run(slipway_bin, reg_env, "push", src, dest)
+    assert p.stderr.count("already exists") == 3 and "Pushed" not in p.stderr
+    assert rf.time.time() - t < 5
+
+
+def test_push_chunked_with_basic_auth(slipway_bin, reg_env, registry_open, registry_basic,
+                                      tmp_path):
+    src, digest = pulled_image(slipway_bin, reg_env, tmp_path, registry_open)
+    dest = "%s/private/app:1.0" % registry_basic.host
+    p = run(slipway_bin, reg_env, "push", src, dest, check=False)
+    assert p.returncode == 1
+    assert "401" in p.stderr and "slipway login %s" % registry_basic.host in p.stderr
+    run(slipway_bin, reg_env, "login", "-u", "alice", "-p", "wonderland", registry_basic.host)
+    p = run(slipway_bin, reg_env, "push", "--chunk-size", "100000", src, dest)
+    assert "Pushed" in p.stderr
+    info = json.loads(rf.skopeo("inspect", "--tls-verify=false", "--creds", "alice:wonderland",
+                                "docker://" + dest).stdout)
+    assert info["Digest"] == digest
+    out = tmp_path / "copied"
+    rf.skopeo("copy", "--src-tls-verify=false", "--src-creds", "alice:wonderland",
+              "docker://" + dest, "oci:%s:x" % out)
+    # and slipway pulls it back into a fresh store
+    env2 = dict(reg_env, SLIPWAY_ROOT=str(tmp_path / "root2"))
+    p = run(slipway_bin, env2, "pull", dest)
+    assert digest in p.stderr
+
+
+def test_bearer_token_flow(slipway_bin, reg_env, registry_token, tmp_path):
+    r = registry_token
+    creds = "%s:%s" % (r.user, r.password)
+    tar = rf.busybox_tar()
+    layout_push(tmp_path, r, "public/busybox", [{"layers": [tar]}], creds=creds)
+    layout_push(tmp_path, r, "private/busybox", [{"layers": [tar]}], creds=creds)
+    r.tokens.requests.clear()
+    # anonymous pull of a public repository
+    run(slipway_bin, reg_env, "pull", "%s/public/busybox" % r.host)
+    anon = [q for q in r.tokens.requests if q["user"] is None]
+    assert anon and anon[0]["scopes"] == ["repository:public/busybox:pull"]
+    assert anon[0]["service"] == r.tokens.service
+    # a private one needs a login
+    p = run(slipway_bin, reg_env, "pull", "%s/private/busybox" % r.host, check=False)
+    assert p.returncode == 1 and "slipway login %s" % r.host in p.stderr
+    run(slipway_bin, reg_env, "login", "-u", r.user, "-p", r.password, r.host)
+    run(slipway_bin, reg_env, "pull", "%s/private/busybox" % r.host)
+    # push with a pull,push token; the mount asks for both repositories' scopes
+    p = run(slipway_bin, reg_env, "push", "%s/private/busybox" % r.host,
+            "%s/private/copy:1" % r.host)
+    assert "Mounted from" in p.stderr
+    scopes = [s for q in r.tokens.requests for s in q["scopes"]]
+    assert "repository:private/copy:pull,push" in scopes
+    assert any(q["user"] == "bob" for q in r.tokens.requests)
+
+
+def test_push_usage(slipway_bin, reg_env):
+    p = run(slipway_bin, reg_env, "push", check=False)
+    assert p.returncode == 2
+    p = run(slipway_bin, reg_env, "push", "--help")
+    assert "--chunk-size" in p.stdout
+    p = run(slipway_bin, reg_env, "pull", "--help")
+    assert "--platform" in p.stdout
