@@ -109,18 +109,7 @@ bool sw_retry_wanted(long http_status, int curl_code);
 /* Backoff before attempt n (1-based retry count): base * 2^(n-1), capped at 10 s. */
 unsigned sw_retry_delay_ms(unsigned base_ms, unsigned n);
 
-/* ---- references (normalised as Docker does) ---- */
-typedef struct {
-  char *host;   /* "docker.io", "localhost:5000" */
-  char *repo;   /* "library/python" */
-  char *tag;    /* "latest" unless a digest was given alone; may be NULL */
-  char *digest; /* "sha256:…" or NULL */
-} sw_regref_t;
-
-int sw_regref_parse(const char *s, sw_regref_t *out, sw_error_t *err);
-void sw_regref_clear(sw_regref_t *r);
-/* "host/repo:tag" or "host/repo@digest" (malloc'd). */
-char *sw_regref_format(const sw_regref_t *r);
+/* ---- registry hosts (references: sw_ref_parse in image.h) ---- */
 /* Host that serves the API for a reference host (docker.io → registry-1.docker.io). */
 const char *sw_registry_api_host(const char *host);
 /* Plain HTTP: localhost, 127.0.0.0/8, ::1, or a host listed as insecure. */

@@ -43,8 +43,8 @@ check_digest(const char *what, const char *url, const char *want, const char *da
 /* GET a manifest by tag or digest. *digest_out is the digest of the bytes received; when the
  * reference or the registry names one, they must agree. */
 static int
-fetch_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *reference,
-               char **body, size_t *len, char **ctype, char **digest_out, sw_error_t *err)
+fetch_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *reference, char **body,
+               size_t *len, char **ctype, char **digest_out, sw_error_t *err)
 {
   _cleanup_free_ char *path = xasprintf("/v2/%s/manifests/%s", repo, reference);
   const char *hdrs[] = {"Accept: " SW_MANIFEST_ACCEPT, NULL};
@@ -70,8 +70,8 @@ fetch_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *ref
                                                            : NULL;
   if (want && strcmp(want, got) != 0) {
     _cleanup_free_ char *url = sw_reg_url(r, path);
-    sw_error(err, 0, "manifest %s from %s: digest mismatch (received %s); nothing was stored",
-             want, url, got);
+    sw_error(err, 0, "manifest %s from %s: digest mismatch (received %s); nothing was stored", want,
+             url, got);
     free(got);
     sw_http_resp_clear(&resp);
     return -1;
@@ -85,8 +85,8 @@ fetch_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *ref
 }
 
 static int
-fetch_blob_small(sw_reg_t *r, const char *repo, const char *scope, const char *digest,
-                 char **body, size_t *len, sw_error_t *err)
+fetch_blob_small(sw_reg_t *r, const char *repo, const char *scope, const char *digest, char **body,
+                 size_t *len, sw_error_t *err)
 {
   _cleanup_free_ char *path = xasprintf("/v2/%s/blobs/%s", repo, digest);
   sw_http_req_t req = {.method = "GET",
@@ -182,8 +182,9 @@ download_layer(pull_t *p, size_t i, sw_error_t *err)
                        .progress_ud = &pl};
   if (sw_reg_do(p->r, &req, &resp, err) < 0) {
     if (b.too_long)
-      sw_error(err, 0, "blob %s from %s: more data than the manifest's size %" PRId64
-                       "; nothing was stored",
+      sw_error(err, 0,
+               "blob %s from %s: more data than the manifest's size %" PRId64
+               "; nothing was stored",
                d->digest, url, d->size);
     goto out;
   }
@@ -238,8 +239,7 @@ import_job(void *ctx, size_t i, sw_error_t *err)
   if (fd < 0)
     return sw_error(err, errno, "open `%s`", p->tmp[i]);
   if (sw_layer_import(p->s, fd, d->media_type, d->digest, p->diff_ids[i], &out, err) < 0)
-    return sw_error_wrap(err, "refusing layer %s of %s/%s", d->digest, sw_reg_host(p->r),
-                         p->repo);
+    return sw_error_wrap(err, "applying layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
   unlink(p->tmp[i]);
   free(p->tmp[i]);
   p->tmp[i] = NULL;
@@ -309,8 +309,9 @@ pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
     char label[32];
     snprintf(label, sizeof(label), "%.19s", d->digest);
     if (sw_layer_media_comp(d->media_type) == SW_COMP_UNKNOWN)
-      return sw_error(err, 0, "layer %s has media type `%s`, which is not a layer slipway can "
-                              "apply (tar, tar+gzip, tar+zstd)",
+      return sw_error(err, 0,
+                      "layer %s has media type `%s`, which is not a layer slipway can "
+                      "apply (tar, tar+gzip, tar+zstd)",
                       d->digest, d->media_type ? d->media_type : "(none)");
     int r = sw_layer_get_by_digest(p->s, d->digest, &have, err);
     if (r < 0)
@@ -327,8 +328,8 @@ pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
 }
 
 int
-sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts,
-                 sw_image_t **out, sw_error_t *err)
+sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts, sw_image_t **out,
+                 sw_error_t *err)
 {
   _cleanup_(sw_ref_freep) sw_ref_t *ref = NULL;
   _cleanup_(sw_reg_freep) sw_reg_t *r = NULL;

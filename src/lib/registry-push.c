@@ -24,8 +24,8 @@ sw_registry_source_add(sw_store_t *s, const char *host, const char *repo, const 
 }
 
 void
-sw_registry_sources_add(sw_store_t *s, const char *host, const char *repo,
-                        const sw_rmanifest_t *m, const char *manifest_digest)
+sw_registry_sources_add(sw_store_t *s, const char *host, const char *repo, const sw_rmanifest_t *m,
+                        const char *manifest_digest)
 {
   if (manifest_digest)
     sw_registry_source_add(s, host, repo, manifest_digest);
@@ -35,8 +35,7 @@ sw_registry_sources_add(sw_store_t *s, const char *host, const char *repo,
 }
 
 char *
-sw_registry_source_find(sw_store_t *s, const char *host, const char *digest,
-                        const char *not_repo)
+sw_registry_source_find(sw_store_t *s, const char *host, const char *digest, const char *not_repo)
 {
   _cleanup_free_ char *path = sw_store_path(s, "registry-sources");
   _cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -239,8 +238,8 @@ push_job(void *ctx, size_t i, sw_error_t *err)
 /* ---- the push ---- */
 
 static int
-put_manifest(push_t *p, const char *reference, const char *body, size_t len,
-             const char *media_type, sw_error_t *err)
+put_manifest(push_t *p, const char *reference, const char *body, size_t len, const char *media_type,
+             sw_error_t *err)
 {
   _cleanup_free_ char *path = xasprintf("/v2/%s/manifests/%s", p->repo, reference);
   _cleanup_free_ char *ct = xasprintf("Content-Type: %s", media_type);
@@ -293,8 +292,8 @@ push_blobs(push_t *p, const sw_rmanifest_t *m, unsigned jobs, sw_error_t *err)
 }
 
 int
-sw_registry_push(sw_store_t *s, const char *src, const char *dest,
-                 const sw_registry_opts_t *opts, char **digest_out, sw_error_t *err)
+sw_registry_push(sw_store_t *s, const char *src, const char *dest, const sw_registry_opts_t *opts,
+                 char **digest_out, sw_error_t *err)
 {
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
   _cleanup_(sw_ref_freep) sw_ref_t *ref = NULL;
@@ -328,8 +327,8 @@ sw_registry_push(sw_store_t *s, const char *src, const char *dest,
   p.scope = xasprintf("repository:%s:pull,push", ref->path);
   p.prog = sw_progress_new(opts && opts->progress, opts && opts->quiet);
   if (push_blobs(&p, m, opts && opts->jobs ? opts->jobs : 3, err) < 0 ||
-      put_manifest(&p, ref->tag ? ref->tag : img->manifest_digest, body, len, m->media_type,
-                   err) < 0)
+      put_manifest(&p, ref->tag ? ref->tag : img->manifest_digest, body, len, m->media_type, err) <
+          0)
     goto out;
   sw_registry_source_add(s, ref->domain, ref->path, img->manifest_digest);
   if (!(opts && opts->quiet))

@@ -318,7 +318,8 @@ def write_oci_layout(path, images):
         desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(mj),
                 "size": len(mj), "platform": {"architecture": img.get("arch", "amd64"),
                                               "os": "linux"}}
-        out[img.get("tag") or img.get("arch", "amd64")] = desc["digest"]
+        key = img.get("arch", "amd64") if img.get("index_tag") else img.get("tag", "latest")
+        out[key] = desc["digest"]
         descs.append((img, desc))
     entries = []
     groups = {}
