@@ -189,18 +189,18 @@ int sw_parallel(size_t n, unsigned jobs, int (*fn)(void *ctx, size_t i, sw_error
                 sw_error_t *err);
 
 /* Per-blob progress: bars redrawn in place on a TTY, one status line per blob otherwise. */
-typedef struct sw_progress_s sw_progress_t;
-sw_progress_t *sw_progress_new(bool tty, bool quiet);
-void sw_progress_free(sw_progress_t *p);
+typedef struct sw_bars_s sw_bars_t;
+sw_bars_t *sw_bars_new(bool tty, bool quiet);
+void sw_bars_free(sw_bars_t *p);
 /* Register a line (e.g. "sha256:1a2b3c4d5e6f") with its total size; returns its id. */
-size_t sw_progress_add(sw_progress_t *p, const char *label, uint64_t total);
-/* A libcurl-style callback: ud is a sw_progress_line_t. */
+size_t sw_bars_add(sw_bars_t *p, const char *label, uint64_t total);
+/* A libcurl-style callback: ud is a sw_bars_line_t. */
 typedef struct {
-  sw_progress_t *p;
+  sw_bars_t *p;
   size_t id;
-} sw_progress_line_t;
-void sw_progress_cb(void *ud, uint64_t now, uint64_t total);
+} sw_bars_line_t;
+void sw_bars_cb(void *ud, uint64_t now, uint64_t total);
 /* Final state of a line: "Pushed", "Already exists", "Mounted from x", "Pull complete" … */
-void sw_progress_done(sw_progress_t *p, size_t id, const char *status);
+void sw_bars_done(sw_bars_t *p, size_t id, const char *status);
 
 #endif

@@ -21,7 +21,7 @@ typedef struct {
   const sw_rmanifest_t *m;
   char **diff_ids;
   char **tmp; /* per layer: downloaded file in ROOT/tmp, or NULL if already in the store */
-  sw_progress_t *prog;
+  sw_bars_t *prog;
   size_t *line;
 } pull_t;
 
@@ -159,7 +159,7 @@ download_layer(pull_t *p, size_t i, sw_error_t *err)
   _cleanup_free_ char *path = xasprintf("/v2/%s/blobs/%s", p->repo, d->digest);
   _cleanup_free_ char *url = sw_reg_url(p->r, path);
   _cleanup_free_ char *tmp = NULL;
-  sw_progress_line_t pl = {p->prog, p->line[i]};
+  sw_bars_line_t pl = {p->prog, p->line[i]};
   blob_sink_t b = {.h = sw_sha256_new(), .limit = (uint64_t)d->size};
   sw_http_resp_t resp = {0};
   char got[SW_SHA256_HEX_LEN + 1];
@@ -178,7 +178,7 @@ download_layer(pull_t *p, size_t i, sw_error_t *err)
                        .restart = blob_sink_restart,
                        .sink_ud = &b,
                        .follow = true,
-                       .progress = sw_progress_cb,
+                       .progress = sw_bars_cb,
                        .progress_ud = &pl};
   if (sw_reg_do(p->r, &req, &resp, err) < 0) {
     if (b.too_long)
@@ -206,7 +206,7 @@ download_layer(pull_t *p, size_t i, sw_error_t *err)
     goto out;
   }
   p->tmp[i] = steal_ptr(&tmp);
-  sw_progress_done(p->prog, p->line[i], "Download complete");
+  sw_bars_done(p->prog, p->line[i], "Download complete");
   ret = 0;
 out:
   sw_sha256_free(b.h);
@@ -226,6 +226,9 @@ download_job(void *ctx, size_t i, sw_error_t *err)
   return download_layer(p, i, err);
 }
 
+/* Import a downloaded blob, then unpack it now (the store would do it lazily): a layer that
+ * tries to escape its root is refused by the pull, not by the first build that uses it. Layers
+ * that were already in the store are unpacked too if they are not yet. */
 static int
 import_job(void *ctx, size_t i, sw_error_t *err)
 {
@@ -233,17 +236,20 @@ import_job(void *ctx, size_t i, sw_error_t *err)
   const sw_desc_t *d = &p->m->layers[i];
   sw_layer_desc_t out;
 
-  if (p->tmp[i] == NULL)
-    return 0;
-  _cleanup_close_ int fd = open(p->tmp[i], O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return sw_error(err, errno, "open `%s`", p->tmp[i]);
-  if (sw_layer_import(p->s, fd, d->media_type, d->digest, p->diff_ids[i], &out, err) < 0)
+  if (p->tmp[i]) {
+    _cleanup_close_ int fd = open(p->tmp[i], O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return sw_error(err, errno, "open `%s`", p->tmp[i]);
+    if (sw_layer_import(p->s, fd, d->media_type, d->digest, p->diff_ids[i], &out, err) < 0)
+      return sw_error_wrap(err, "layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
+    unlink(p->tmp[i]);
+    free(p->tmp[i]);
+    p->tmp[i] = NULL;
+  }
+  if (sw_snapshot_ensure(p->s, p->diff_ids[i], err) < 0)
     return sw_error_wrap(err, "applying layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
-  unlink(p->tmp[i]);
-  free(p->tmp[i]);
-  p->tmp[i] = NULL;
-  sw_progress_done(p->prog, p->line[i], "Pull complete");
+  if (p->line[i] != (size_t)-1)
+    sw_bars_done(p->prog, p->line[i], "Pull complete");
   return 0;
 }
 
@@ -261,7 +267,7 @@ pull_cleanup(pull_t *p)
   free(p->line);
   free(p->scope);
   sw_strv_free(p->diff_ids);
-  sw_progress_free(p->prog);
+  sw_bars_free(p->prog);
 }
 
 /* Resolve ref to an image manifest: follow an index to the platform's entry. */
@@ -316,9 +322,12 @@ pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
     int r = sw_layer_get_by_digest(p->s, d->digest, &have, err);
     if (r < 0)
       return -1;
-    p->line[i] = sw_progress_add(p->prog, label, (uint64_t)d->size);
+    p->line[i] = sw_bars_add(p->prog, label, (uint64_t)d->size);
+    if (r == 1 && strcmp(have.diff_id, p->diff_ids[i]) != 0)
+      return sw_error(err, 0, "layer %s: the image config says its diffID is %s, but it is %s",
+                      d->digest, p->diff_ids[i], have.diff_id);
     if (r == 1) {
-      sw_progress_done(p->prog, p->line[i], "Already exists");
+      sw_bars_done(p->prog, p->line[i], "Already exists");
       p->line[i] = (size_t)-1;
     }
   }
@@ -350,7 +359,7 @@ sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts
   p.r = r;
   p.repo = ref->path;
   p.scope = xasprintf("repository:%s:pull", ref->path);
-  p.prog = sw_progress_new(opts && opts->progress, opts && opts->quiet);
+  p.prog = sw_bars_new(opts && opts->progress, opts && opts->quiet);
   if (resolve_manifest(r, ref, p.scope, &plat, &body, &len, &digest, &m, err) < 0)
     goto out;
   p.m = m;

@@ -77,7 +77,7 @@ typedef struct {
   push_blob_t *blobs;
   size_t n;
   uint64_t chunk;
-  sw_progress_t *prog;
+  sw_bars_t *prog;
   size_t *line;
 } push_t;
 
@@ -138,7 +138,7 @@ with_digest(const char *location, const char *digest)
 /* PUT (final, with ?digest=) or PATCH (a chunk) [off, off+len) of fd to url. */
 static int
 upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off, uint64_t len,
-            long want, char **location, sw_progress_line_t *pl, sw_error_t *err)
+            long want, char **location, sw_bars_line_t *pl, sw_error_t *err)
 {
   _cleanup_free_ char *range =
       len ? xasprintf("Content-Range: %" PRIu64 "-%" PRIu64, off, off + len - 1) : NULL;
@@ -151,7 +151,7 @@ upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off
                        .body_fd = len ? fd : -1,
                        .body_off = off,
                        .body_size = len,
-                       .progress = sw_progress_cb,
+                       .progress = sw_bars_cb,
                        .progress_ud = pl};
   sw_http_resp_t resp = {0};
 
@@ -176,7 +176,7 @@ upload_blob(push_t *p, size_t i, char *location, sw_error_t *err)
   const push_blob_t *b = &p->blobs[i];
   _cleanup_close_ int fd = -1;
   int64_t size = 0;
-  sw_progress_line_t pl = {p->prog, p->line[i]};
+  sw_bars_line_t pl = {p->prog, p->line[i]};
   _cleanup_free_ char *loc = location;
 
   fd = sw_blob_open(p->s, b->digest, &size, err);
@@ -208,7 +208,7 @@ push_job(void *ctx, size_t i, sw_error_t *err)
   r = blob_exists(p, digest, err);
   if (r != 0) {
     if (r == 1)
-      sw_progress_done(p->prog, p->line[i], "Layer already exists");
+      sw_bars_done(p->prog, p->line[i], "Layer already exists");
     return r < 0 ? -1 : 0;
   }
   from = sw_registry_source_find(p->s, sw_reg_host(p->r), digest, p->repo);
@@ -217,7 +217,7 @@ push_job(void *ctx, size_t i, sw_error_t *err)
     r = upload_start(p, digest, from, &location, &merr);
     if (r == 1) {
       _cleanup_free_ char *msg = xasprintf("Mounted from %s", from);
-      sw_progress_done(p->prog, p->line[i], msg);
+      sw_bars_done(p->prog, p->line[i], msg);
       sw_registry_source_add(p->s, sw_reg_host(p->r), p->repo, digest);
       return 0;
     }
@@ -230,7 +230,7 @@ push_job(void *ctx, size_t i, sw_error_t *err)
     return -1;
   if (upload_blob(p, i, location, err) < 0)
     return sw_error_wrap(err, "uploading blob %s", digest);
-  sw_progress_done(p->prog, p->line[i], "Pushed");
+  sw_bars_done(p->prog, p->line[i], "Pushed");
   sw_registry_source_add(p->s, sw_reg_host(p->r), p->repo, digest);
   return 0;
 }
@@ -286,7 +286,7 @@ push_blobs(push_t *p, const sw_rmanifest_t *m, unsigned jobs, sw_error_t *err)
   for (size_t i = 0; i < p->n; i++) {
     char label[32];
     snprintf(label, sizeof(label), "%.19s", p->blobs[i].digest);
-    p->line[i] = sw_progress_add(p->prog, label, (uint64_t)p->blobs[i].size);
+    p->line[i] = sw_bars_add(p->prog, label, (uint64_t)p->blobs[i].size);
   }
   return sw_parallel(p->n, jobs, push_job, p, err);
 }
@@ -325,7 +325,7 @@ sw_registry_push(sw_store_t *s, const char *src, const char *dest, const sw_regi
   p.r = r;
   p.repo = ref->path;
   p.scope = xasprintf("repository:%s:pull,push", ref->path);
-  p.prog = sw_progress_new(opts && opts->progress, opts && opts->quiet);
+  p.prog = sw_bars_new(opts && opts->progress, opts && opts->quiet);
   if (push_blobs(&p, m, opts && opts->jobs ? opts->jobs : 3, err) < 0 ||
       put_manifest(&p, ref->tag ? ref->tag : img->manifest_digest, body, len, m->media_type, err) <
           0)
@@ -342,6 +342,6 @@ out:
   free(p.scope);
   free(p.blobs);
   free(p.line);
-  sw_progress_free(p.prog);
+  sw_bars_free(p.prog);
   return ret;
 }

@@ -84,7 +84,7 @@ typedef struct {
   char *status; /* final state, NULL while running */
 } line_t;
 
-struct sw_progress_s {
+struct sw_bars_s {
   pthread_mutex_t lock;
   bool tty, quiet;
   line_t *lines;
@@ -93,10 +93,10 @@ struct sw_progress_s {
   double last;
 };
 
-sw_progress_t *
-sw_progress_new(bool tty, bool quiet)
+sw_bars_t *
+sw_bars_new(bool tty, bool quiet)
 {
-  sw_progress_t *p = xcalloc(1, sizeof(*p));
+  sw_bars_t *p = xcalloc(1, sizeof(*p));
   pthread_mutex_init(&p->lock, NULL);
   p->tty = tty && !quiet;
   p->quiet = quiet;
@@ -104,7 +104,7 @@ sw_progress_new(bool tty, bool quiet)
 }
 
 void
-sw_progress_free(sw_progress_t *p)
+sw_bars_free(sw_bars_t *p)
 {
   if (p == NULL)
     return;
@@ -139,7 +139,7 @@ draw_line(const line_t *l)
 
 /* Redraw every line in place (callers hold the lock). */
 static void
-redraw(sw_progress_t *p)
+redraw(sw_bars_t *p)
 {
   if (p->drawn)
     fprintf(stderr, "\033[%zuA", p->drawn);
@@ -150,7 +150,7 @@ redraw(sw_progress_t *p)
 }
 
 size_t
-sw_progress_add(sw_progress_t *p, const char *label, uint64_t total)
+sw_bars_add(sw_bars_t *p, const char *label, uint64_t total)
 {
   pthread_mutex_lock(&p->lock);
   p->lines = xrealloc(p->lines, (p->n + 1) * sizeof(line_t));
@@ -163,10 +163,10 @@ sw_progress_add(sw_progress_t *p, const char *label, uint64_t total)
 }
 
 void
-sw_progress_cb(void *ud, uint64_t now, uint64_t total)
+sw_bars_cb(void *ud, uint64_t now, uint64_t total)
 {
-  sw_progress_line_t *pl = ud;
-  sw_progress_t *p = pl->p;
+  sw_bars_line_t *pl = ud;
+  sw_bars_t *p = pl->p;
   if (!p->tty)
     return;
   pthread_mutex_lock(&p->lock);
@@ -183,7 +183,7 @@ sw_progress_cb(void *ud, uint64_t now, uint64_t total)
 }
 
 void
-sw_progress_done(sw_progress_t *p, size_t id, const char *status)
+sw_bars_done(sw_bars_t *p, size_t id, const char *status)
 {
   pthread_mutex_lock(&p->lock);
   line_t *l = &p->lines[id];
