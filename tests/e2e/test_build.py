@@ -516,3 +516,52 @@ def test_error_failing_run(b, tmp_path):
     rc2, out2, steps = b.build(make_ctx(tmp_path / "ctx", BASE + "FROM bb\nRUN echo before-fail && exit 3\n"),
                                check=False)
     assert rc2 == 1 and any("exit 3" in k and v == "ERROR" for k, v in steps.items()), out2
+
+
+def test_copy_flags_add_tar_onbuild(b, tmp_path):
+    df = BASE + """
+FROM bb AS base
+ONBUILD RUN echo triggered > /onbuild
+FROM base
+COPY --parents src/./a/*.txt /p/
+COPY --exclude=*.log --exclude=sub/skip logs /l/
+COPY --link link.txt /linked/
+ADD archive.tar.gz /unpacked/
+ADD plain.txt /added.txt
+RUN --network=none sh -c 'cat /sys/class/net/*/operstate 2>/dev/null | sort -u > /net; ls /sys/class/net > /ifaces'
+RUN --mount=type=bind,from=base,source=/bin,target=/basebin ls /basebin/busybox > /bound
+RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group
+USER app
+WORKDIR /home/app/work
+"""
+    files = {"src/a/one.txt": "1", "src/a/two.txt": "2", "src/a/no.md": "n", "logs/keep.txt": "k",
+             "logs/x.log": "x", "logs/sub/skip": "s", "logs/sub/ok": "o", "link.txt": "L", "plain.txt": "p"}
+    ctx = make_ctx(tmp_path / "ctx", df, files)
+    with tarfile.open(os.path.join(ctx, "archive.tar.gz"), "w:gz") as tf:
+        data = b"inside the tar\n"
+        ti = tarfile.TarInfo("dir/file.txt")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    img, out, steps = b.export(ctx)
+    f = img.files()
+    assert f["onbuild"].data == b"triggered\n"  # the base stage's ONBUILD ran after FROM base
+    assert f["p/a/one.txt"].data == b"1" and "p/a/two.txt" in f and "p/a/no.md" not in f
+    assert "p/src" not in f  # --parents keeps the path after the /./ pivot
+    assert "l/keep.txt" in f and "l/sub/ok" in f
+    assert "l/x.log" not in f and "l/sub/skip" not in f
+    assert f["linked/link.txt"].data == b"L"
+    assert f["unpacked/dir/file.txt"].data == b"inside the tar\n"
+    assert f["added.txt"].data == b"p"
+    assert f["ifaces"].data.split() == [b"lo"]  # --network=none: only loopback
+    assert f["bound"].data == b"/basebin/busybox\n"
+    assert "basebin" not in f  # mount points never end up in a layer
+    w = f["home/app/work"]
+    assert w.isdir() and (w.uid, w.gid) == (1000, 1000)  # WORKDIR made as the USER
+    assert img.cfg["User"] == "app"
+    assert "OnBuild" not in img.cfg  # consumed by the child stage
+
+
+def test_onbuild_recorded_in_config(b, tmp_path):
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nONBUILD RUN echo hi\nONBUILD COPY . /src\n")
+    img, out, _ = b.export(ctx)
+    assert img.cfg["OnBuild"] == ["RUN echo hi", "COPY . /src"]
