@@ -314,3 +314,30 @@ def test_push_usage(slipway_bin, reg_env):
     assert "--chunk-size" in p.stdout
     p = run(slipway_bin, reg_env, "pull", "--help")
     assert "--platform" in p.stdout
+
+
+# ---- with the rest of slipway: run what was pulled, build FROM it, push the build ----
+
+def test_pull_run_build_push(slipway_bin, reg_env, registry_open, tmp_path):
+    r = registry_open
+    layout_push(tmp_path, r, "base/busybox",
+                [{"layers": [rf.busybox_tar()], "cmd": ["/bin/cat", "/etc/hello.txt"]}])
+    base = "%s/base/busybox:latest" % r.host
+    run(slipway_bin, reg_env, "pull", base)
+    p = run(slipway_bin, reg_env, "run", "--rm", base)
+    assert p.stdout == "hello from a registry\n"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM %s\nRUN echo built > /built.txt\n"
+                                    "CMD [\"/bin/cat\", \"/built.txt\"]\n" % base)
+    run(slipway_bin, reg_env, "build", "--progress", "plain", "-t", "app:1", str(ctx))
+    dest = "%s/team/app:1" % r.host
+    p = run(slipway_bin, reg_env, "push", "app:1", dest)
+    assert "Mounted from base/busybox" in p.stderr  # the base layer came from this registry
+    digest = p.stdout.split("digest: ")[1].split()[0]
+    info = json.loads(rf.skopeo("inspect", "--tls-verify=false", "docker://" + dest).stdout)
+    assert info["Digest"] == digest and len(info["Layers"]) == 2
+    # a fresh store pulls the built image back and runs it
+    env2 = dict(reg_env, SLIPWAY_ROOT=str(tmp_path / "root2"))
+    run(slipway_bin, env2, "pull", dest)
+    assert run(slipway_bin, env2, "run", "--rm", dest).stdout == "built\n"
