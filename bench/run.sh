@@ -120,6 +120,8 @@ chroot_limit() { # MODE: the re-run commands straight in a chroot; the same edit
 		rebuild "$1$ROUND" "$bump"
 	) >"$W/limit.out" 2>"$log" &
 	wait $! || rc=$?
+	# total egg_info compilemessages pip-install cp collectstatic, kept in the log
+	echo "chroot limit: $(cat "$W/limit.out") (total egg_info compilemessages pip cp collectstatic)" >>"$log"
 	read -r t _ <"$W/limit.out" || true
 	[ "$(wc -w <"$W/limit.out")" -eq 6 ] || rc=1
 	if [ $rc -eq 0 ]; then
