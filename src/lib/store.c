@@ -199,6 +199,21 @@ take_lock(sw_store_t *s, int op, sw_error_t *err)
   return 0;
 }
 
+static void
+clear_tmp(sw_store_t *s)
+{
+  _cleanup_free_ char *tmp = sw_store_path(s, "tmp");
+  _cleanup_dir_ DIR *d = opendir(tmp);
+  struct dirent *e;
+  sw_error_t err = NULL;
+  while (d && (e = readdir(d)))
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+        sw_rm_rf_at(dirfd(d), e->d_name, &err) < 0) {
+      sw_debug("clearing `%s`: %s", tmp, err->msg);
+      sw_error_release(&err);
+    }
+}
+
 int
 sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
 {
@@ -225,6 +240,9 @@ sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
   s->lock_fd = openat(s->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (s->lock_fd < 0)
     return sw_error(err, errno, "open `%s/lock`", root);
+  /* Alone on this store? Then nothing in tmp/ is in use: clear what a killed process left. */
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+    clear_tmp(s);
   if (take_lock(s, LOCK_SH, err) < 0)
     return -1;
 
@@ -331,32 +349,47 @@ sw_digest_hex(const char *digest)
 int
 sw_cache_get(sw_store_t *s, const char *key, char **value_out, sw_error_t *err)
 {
-  if (sw_db_begin(s, err) < 0)
-    return -1;
-  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, "SELECT value FROM cache WHERE key = ?", err);
-  /* Only when the second changed: several lookups of one build write once at most. */
-  _cleanup_stmt_ sqlite3_stmt *up =
-      sw_db_prepare(s, "UPDATE cache SET last_used = ?1 WHERE key = ?2 AND last_used < ?1", err);
+  /* Read without the write lock (lookups dominate a cached rebuild); bump last_used in a write
+   * transaction only when its second changed, so one build writes once per record at most. */
+  int64_t now = (int64_t)time(NULL), used = 0;
+  char *value = NULL;
   int r = -1;
-  if (st && up) {
+  sw_db_lock(s);
+  _cleanup_stmt_ sqlite3_stmt *st =
+      sw_db_prepare(s, "SELECT value, last_used FROM cache WHERE key = ?", err);
+  if (st) {
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-      *value_out = xstrdup((const char *)sqlite3_column_text(st, 0));
-      sqlite3_bind_int64(up, 1, (int64_t)time(NULL));
-      sqlite3_bind_text(up, 2, key, -1, SQLITE_STATIC);
-      r = sqlite3_step(up) == SQLITE_DONE ? 1 : sw_db_error(s, err, "cache record");
+      value = xstrdup((const char *)sqlite3_column_text(st, 0));
+      used = sqlite3_column_int64(st, 1);
+      r = 1;
     } else {
       r = rc == SQLITE_DONE ? 0 : sw_db_error(s, err, "cache lookup");
     }
   }
-  if (r == 1 && *value_out == NULL)
-    r = -1;
-  if (sw_db_end(s, r >= 0, err) < 0) {
-    if (r == 1)
-      free(*value_out);
-    return -1;
+  sw_db_unlock(s);
+  if (r == 1 && used < now) {
+    _cleanup_stmt_ sqlite3_stmt *up = NULL;
+    if (sw_db_begin(s, err) < 0) {
+      free(value);
+      return -1;
+    }
+    up = sw_db_prepare(s, "UPDATE cache SET last_used = ?1 WHERE key = ?2 AND last_used < ?1", err);
+    bool ok = up != NULL;
+    if (ok) {
+      sqlite3_bind_int64(up, 1, now);
+      sqlite3_bind_text(up, 2, key, -1, SQLITE_STATIC);
+      ok = sqlite3_step(up) == SQLITE_DONE || sw_db_error(s, err, "cache record") == 0;
+      sqlite3_reset(up);
+    }
+    if (sw_db_end(s, ok, err) < 0) {
+      free(value);
+      return -1;
+    }
   }
+  if (r == 1)
+    *value_out = value;
   return r;
 }
 
