@@ -560,6 +560,14 @@ lower_item(sw_copy_t *c, sw_lowerfs_t *fs, const sw_lowerfs_dir_t *parent,
     return r;
   }
   if (S_ISREG(m.mode)) {
+    if (c->o.link_lower && !c->o.chown && c->o.chmod < 0) {
+      if (remove_entry(dfd, name, err) < 0)
+        return -1;
+      if (linkat(AT_FDCWD, e->host, dfd, name, 0) == 0)
+        return 0;
+      if (errno != EXDEV && errno != EMLINK && errno != EPERM)
+        return sw_error(err, errno, "link `%s` into the layer", e->host);
+    }
     _cleanup_close_ int src = open(e->host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (src < 0)
       return sw_error(err, errno, "open `%s`", e->host);

@@ -31,6 +31,9 @@ typedef struct {
   int64_t now;                   /* mtime of directories the copy creates or changes (seconds) */
   /* The image being built, for destination lookups; NULL with --link (copy onto nothing). */
   sw_lowerfs_t *dest_fs;
+  /* Sources from an image are files of immutable snapshots: without --chown/--chmod a copy
+   * would be identical (owner, mode, mtime, xattrs, bytes), so hard-link them instead. */
+  bool link_lower;
 } sw_copy_opts_t;
 
 typedef struct sw_copy sw_copy_t;

@@ -463,9 +463,11 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
   if (rc == 0)
     rc = sw_copy_finish(c, err);
   sw_copy_free(steal_ptr(&c));
-  if (rc == 0)
+  double t0 = sw_now();
+  if (rc == 0) {
     rc = sv_commit_dir(r, dir, layer, has, err);
-  else {
+    sw_debug("layer commit %.3fs", sw_now() - t0);
+  } else {
     sv_wrap(r, err);
     sw_error_t e = NULL;
     sw_rm_rf(dir, &e);
@@ -500,8 +502,11 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     sv_wrap(r, err);
     goto out;
   }
-  sw_copy_opts_t co = {
-      .chmod = -1, .excludes = ex, .now = r->sv->now, .dest_fs = f.link ? NULL : fs};
+  sw_copy_opts_t co = {.link_lower = true,
+                       .chmod = -1,
+                       .excludes = ex,
+                       .now = r->sv->now,
+                       .dest_fs = f.link ? NULL : fs};
   if (f.chown) {
     co.chown = true;
     if (sv_resolve_owner(fs, f.chown, &co.uid, &co.gid, err) < 0) {
@@ -511,8 +516,11 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   }
   if (f.chmod && parse_chmod(r, f.chmod, &co.chmod, err) < 0)
     goto out;
+  double tg = sw_now();
   if (gather(r, step, &f, ex, &s, &srcs, &dest, err) < 0)
     goto out;
+  sw_debug("%s:%d: %s: sources resolved and hashed in %.3fs", o->plan->df->path, in->line,
+           sw_insn_kind_name(in->kind), sw_now() - tg);
   dest_abs = sv_abs_path(r, dest);
   bool many = s.n > 1 || s.wildcard || sw_strv_len(srcs) > 1;
 
@@ -553,8 +561,11 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   if (hit < 0)
     goto out;
   if (!hit) {
+    double t0 = sw_now();
     if (write_layer(r, &s, &f, &co, dest_abs, many, &layer, &has, err) < 0)
       goto out;
+    sw_debug("%s:%d: %s: layer written and committed in %.3fs", o->plan->df->path, in->line,
+             sw_insn_kind_name(in->kind), sw_now() - t0);
     created = o->epoch != SW_EPOCH_NONE ? o->epoch : (int64_t)time(NULL);
     if (sv_cache_record(r, key, has ? &layer : NULL, created, err) < 0)
       goto out;

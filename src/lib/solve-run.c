@@ -444,6 +444,7 @@ execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *ha
   so.on_output = on_output;
   so.output_ctx = &octx;
   sw_sandbox_status_t st = {0};
+  double t0 = sw_now();
   if (sw_sandbox_run(&so, &st, err) < 0) {
     sv_wrap(r, err);
     goto out;
@@ -465,8 +466,11 @@ execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *ha
     goto out;
   }
   /* The upper dir is the step's diff: commit it as is (no walk of the image). */
+  double t1 = sw_now();
   if (sv_commit_dir(r, upper, layer, has_layer, err) < 0)
     goto out;
+  sw_debug("%s:%d: RUN: process %.3fs, layer commit %.3fs (%s)", o->plan->df->path,
+           r->cur->insn->line, t1 - t0, sw_now() - t1, *has_layer ? layer->diff_id : "no change");
   rc = 0;
 out:;
   sw_error_t e = NULL;
