@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Push benchmark (not a test): a ~300 MB image (the python:slim stand-in from
-# scripts/base-image.sh, split into 3 layers) pushed to an empty local docker-registry by
+# scripts/base-image.sh, imported with `slipway import`) pushed to an empty local docker-registry by
 # `slipway push` and by `skopeo copy`, interleaved for ROUNDS rounds (fresh registries each
 # round), then pushed again when every blob already exists. Prints times and ratios.
 #   usage: bench/push-bench.sh [ROUNDS]      (env SLIPWAY: binary, default build/slipway)
@@ -21,25 +21,15 @@ trap cleanup EXIT
 rootfs=$("$here/scripts/base-image.sh")
 echo "base rootfs: $rootfs ($(du -m "$rootfs" | cut -f1) MB uncompressed)"
 
-# An OCI layout with 3 gzip layers: usr/lib, the rest of usr, everything else.
-PYTHONPATH=$here/tests/e2e $py - "$rootfs" "$work/layout" <<'PY'
-import io, sys, tarfile, pathlib
-import registry_fixtures as rf
-src, out = sys.argv[1], pathlib.Path(sys.argv[2])
-parts = [io.BytesIO(), io.BytesIO(), io.BytesIO()]
-outs = [tarfile.open(fileobj=b, mode="w", format=tarfile.PAX_FORMAT) for b in parts]
-with tarfile.open(src) as tf:
-    for ti in tf:
-        n = ti.name.lstrip("./")
-        i = 0 if n.startswith("usr/lib") else 1 if n.startswith("usr") else 2
-        outs[i].addfile(ti, tf.extractfile(ti) if ti.isreg() else None)
-for t in outs:
-    t.close()
-rf.write_oci_layout(out, [{"layers": [b.getvalue() for b in parts], "cmd": ["python3"]}])
-PY
-echo "layout: $(du -sm "$work/layout/blobs" | cut -f1) MB of blobs"
+# The image: `slipway import` of the rootfs (one gzip layer, so the chunked upload path runs),
+# and the same blobs as an OCI layout (`slipway save --format oci-dir`) for skopeo.
+export SLIPWAY_ROOT=$work/store DOCKER_CONFIG=$work/docker
+"$slipway" import -c 'CMD ["python3"]' "$rootfs" bench:latest >/dev/null
+"$slipway" save --format oci-dir -o "$work/layout" bench:latest
+echo "image: $(du -sm "$work/layout/blobs" | cut -f1) MB of blobs"
+tag=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$work/layout/index.json")
 
-start_registry() { # name -> prints host:port
+start_registry() { # name -> sets $reg to host:port (no subshell: the pid must be remembered)
 	local d=$work/$1 port
 	port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	mkdir -p "$d/storage"
@@ -55,33 +45,27 @@ YML
 		curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break
 		sleep 0.05
 	done
-	echo "127.0.0.1:$port"
+	reg=127.0.0.1:$port
 }
 
 now() { date +%s.%N; }
 elapsed() { $py -c "print('%.2f' % ($2 - $1))"; }
 
-# The image in slipway's store: seeded through a registry (not timed).
-seed=$(start_registry seed)
-skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/layout:latest" \
-	"docker://$seed/bench:latest"
-export SLIPWAY_ROOT=$work/store DOCKER_CONFIG=$work/docker
-"$slipway" pull -q "$seed/bench:latest"
-"$slipway" push -q "$seed/bench:latest" "$seed/bench:check" # sanity
-
 declare -a t_sw t_sk t_sw2 t_sk2
 for r in $(seq "$rounds"); do
-	a=$(start_registry "sw$r")
-	b=$(start_registry "sk$r")
+	start_registry "sw$r"
+	a=$reg
+	start_registry "sk$r"
+	b=$reg
 	t0=$(now)
-	"$slipway" push -q "$seed/bench:latest" "$a/bench:latest"
+	"$slipway" push -q bench:latest "$a/bench:latest"
 	t1=$(now)
-	skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/layout:latest" \
+	skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/layout:$tag" \
 		"docker://$b/bench:latest"
 	t2=$(now)
-	"$slipway" push -q "$seed/bench:latest" "$a/bench:latest"
+	"$slipway" push -q bench:latest "$a/bench:latest"
 	t3=$(now)
-	skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/layout:latest" \
+	skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/layout:$tag" \
 		"docker://$b/bench:latest"
 	t4=$(now)
 	t_sw+=("$(elapsed "$t0" "$t1")")
