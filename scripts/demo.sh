@@ -51,7 +51,7 @@ echo "$base ($(du -m "$base" | cut -f1) MB, $(since "$t0") s)"
 
 step "slipway import $base python:slim   (store: $SLIPWAY_ROOT)"
 t0=$(now)
-"$sw" import "$base" python:slim --change 'CMD ["python3"]'
+"$sw" import --change 'CMD ["python3"]' "$base" python:slim
 t_import=$(since "$t0")
 
 step "local PyPI on loopback: wheels made from Debian's packages (scripts/wheelhouse.sh)"

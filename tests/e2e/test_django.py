@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
@@ -351,7 +352,7 @@ def slipway(slipway_bin, tmp_path_factory):
     ).stdout.strip()
     port = free_port()
     server = subprocess.Popen(
-        ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", wheelhouse, str(port)],
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", wheelhouse, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -365,7 +366,7 @@ def slipway(slipway_bin, tmp_path_factory):
             stdout=subprocess.PIPE,
             text=True,
         ).stdout.strip()
-        sw("import", tar, "python:slim", "--change", 'CMD ["python3"]', timeout=900)
+        sw("import", "--change", 'CMD ["python3"]', tar, "python:slim", timeout=900)
         yield sw
     finally:
         server.terminate()
