@@ -15,8 +15,11 @@ base=$("$here/base-image.sh")
 key=$( (sha256sum "$here/wheelhouse.sh"; basename "$base") | sha256sum | cut -c1-12)
 out=$cache/wheelhouse-$key
 
+mkdir -p "$cache"
+# One builder at a time (tests and the demo may start together); the others wait, then reuse it.
+exec 9>"$cache/wheelhouse.lock"
+flock 9
 if [ ! -d "$out/simple" ]; then
-	mkdir -p "$cache"
 	tmp=$(mktemp -d "$cache/wheelhouse.tmp.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
 	mkdir "$tmp/root"
@@ -89,6 +92,8 @@ PY
 	rm -rf "$tmp"
 	trap - EXIT
 fi
+flock -u 9
+exec 9>&-
 
 case "${1:-}" in
 serve) exec python3 -m http.server --bind 127.0.0.1 --directory "$out" "${2:?port}" ;;
