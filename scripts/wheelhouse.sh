@@ -87,7 +87,7 @@ for whl in glob.glob("/usr/share/python-wheels/*.whl"):
 PY
 	mkdir -p "$tmp/root/tmp"
 	chroot "$tmp/root" /usr/bin/python3 /mkwheels.py /tmp/wh >&2
-	rm -rf "$out"
+	rm -rf "$out" "$cache"/wheelhouse-????????????  # older versions of this script's output
 	mv "$tmp/root/tmp/wh" "$out"
 	rm -rf "$tmp"
 	trap - EXIT
