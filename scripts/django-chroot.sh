@@ -41,7 +41,7 @@ multistage() {
 	ch_run ms-builder 'mkdir -p /install'
 	ch_copy_context ms-builder /app
 	ch_run ms-builder 'python manage.py compilemessages'
-	ch_run ms-builder "sh -c 'pip install --no-warn-script-location --ignore-installed --prefix=/install .'"
+	ch_run ms-builder "sh -c 'pip install --no-warn-script-location --ignore-installed --prefix=/install . gunicorn'"
 	ch_run ms-builder 'cp -r /install/local/* /usr/local'
 	ch_run ms-builder "sh -c 'python manage.py collectstatic --no-input'"
 	final_stage multistage ms-builder ms-builder
