@@ -65,23 +65,26 @@ ls "$wheels"/simple/*/ | grep whl
 
 ctx=$tmp/foo
 cp -a "$repo/examples/django" "$ctx"
-build() { "$sw" build --progress=plain --build-arg "PIP_INDEX_URL=$index" -t foo:demo -f "$ctx/Dockerfile" "$@" "$ctx"; }
+build() { "$sw" build --progress=plain --build-arg "PIP_INDEX_URL=$index" -f "$ctx/Dockerfile" "$@" "$ctx"; }
 
 step "cold build: slipway build --no-cache -t foo:demo examples/django (the article's final Dockerfile)"
 t0=$(now)
-build --no-cache
+build --no-cache -t foo:demo
 t_cold=$(since "$t0")
 
 step "rebuild, nothing changed"
 t0=$(now)
-build
+build -t foo:demo
 t_noop=$(since "$t0")
 
 step "rebuild after a one-line change to foo/views.py"
 sed -i 's/Count this visit/Count this one visit/' "$ctx/foo/views.py"
 t0=$(now)
-build
+build -t foo:demo
 t_edit=$(since "$t0")
+
+step "the builder stage, for comparison (all cached): slipway build --target builder"
+build --target builder -t foo:demo-builder
 
 step "slipway run --rm foo:demo   (the article's docker-entrypoint.sh: migrate, then gunicorn)"
 app_port=$(free_port)
@@ -110,9 +113,11 @@ echo "SIGTERM: container exited with status $rc"
 step "summary"
 read -r base_layers base_mb < <(image_stats python:slim)
 read -r foo_layers foo_mb < <(image_stats foo:demo)
+read -r bld_layers bld_mb < <(image_stats foo:demo-builder)
 printf '%-34s %8s %16s\n' image layers "compressed MB"
 printf '%-34s %8s %16s\n' python:slim "$base_layers" "$base_mb"
 printf '%-34s %8s %16s\n' "foo:demo (examples/django)" "$foo_layers" "$foo_mb"
+printf '%-34s %8s %16s\n' "its builder stage (not shipped)" "$bld_layers" "$bld_mb"
 echo
 printf '%-34s %10s\n' step seconds
 printf '%-34s %10s\n' "import base rootfs" "$t_import"

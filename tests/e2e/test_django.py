@@ -334,7 +334,7 @@ class Container:
 
 
 @pytest.fixture(scope="module")
-def slipway(slipway_bin, tmp_path_factory):
+def dj(slipway_bin, python_base_tar, tmp_path_factory):
     """slipway on a temp store holding python:slim, with the wheelhouse served on loopback."""
     binary = slipway_bin
     work = tmp_path_factory.mktemp("django")
@@ -355,13 +355,7 @@ def slipway(slipway_bin, tmp_path_factory):
         index = f"http://127.0.0.1:{port}/simple/"
         assert "Django-3.2.25" in wait_http(index + "django/", timeout=20)
         sw = Slipway(binary, root, index, str(work))
-        tar = subprocess.run(
-            [os.path.join(REPO, "scripts", "base-image.sh")],
-            check=True,
-            stdout=subprocess.PIPE,
-            text=True,
-        ).stdout.strip()
-        sw("import", "--change", 'CMD ["python3"]', tar, "python:slim", timeout=900)
+        sw("import", "--change", 'CMD ["python3"]', python_base_tar, "python:slim", timeout=900)
         yield sw
     finally:
         server.terminate()
@@ -370,33 +364,33 @@ def slipway(slipway_bin, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def builds(slipway):
+def builds(dj):
     """Each Dockerfile built once (lazily), cold: name -> (steps, seconds)."""
     done = {}
 
     def build(kind):
         if kind not in done:
-            done[kind] = slipway.build(f"foo:{kind}", DOCKERFILES[kind])
+            done[kind] = dj.build(f"foo:{kind}", DOCKERFILES[kind])
         return done[kind]
 
     return build
 
 
 @pytest.fixture(scope="module")
-def images(slipway, builds):
+def images(dj, builds):
     done = {}
 
     def image(kind):
         if kind not in done:
             builds(kind)
-            img = slipway.image(f"foo:{kind}")
+            img = dj.image(f"foo:{kind}")
             done[kind] = img
             compressed = sum(c for c, _ in img.layers)
             uncompressed = sum(u for _, u in img.layers)
             print(
                 f"\nimage foo:{kind}: {len(img.layers)} layers, "
                 f"{compressed / 1e6:.1f} MB compressed, {uncompressed / 1e6:.1f} MB of files, "
-                f"cold build {slipway.build_times[f'foo:{kind}'][0]:.1f} s"
+                f"cold build {dj.build_times[f'foo:{kind}'][0]:.1f} s"
             )
         return done[kind]
 
@@ -421,14 +415,14 @@ def edit_line(path, old, new):
 
 
 @pytest.mark.parametrize("kind", list(DOCKERFILES))
-def test_dockerfile_builds_and_runs(slipway, builds, images, kind):
+def test_dockerfile_builds_and_runs(dj, builds, images, kind):
     steps, seconds = builds(kind)
     errors = [s for s in instruction_steps(steps) if s.status == "ERROR"]
     assert not errors, errors
     img = images(kind)
     assert img.config["config"]["Entrypoint"] == ["/app/docker-entrypoint.sh"]
     assert "DJANGO_SETTINGS_MODULE=foo.settings" in img.config["config"]["Env"]
-    c = slipway.start(f"foo:{kind}")
+    c = dj.start(f"foo:{kind}")
     try:
         page = wait_http(c.url + "/", proc=c.proc)
         assert "Hello from foo" in page
@@ -475,13 +469,13 @@ def test_final_image_contents(images, kind):
     assert img.has("app/docker-entrypoint.sh")
 
 
-def test_image_sizes_and_layers(slipway, images):
+def test_image_sizes_and_layers(dj, images):
     """The article's point in numbers. This app needs no compiler, so the naive images are not
     bigger for it (only the source checkout, a few kB); the multi-stage images leave behind the
     builder stage with build-essential, which is what they are for."""
-    slipway.build("foo:final-builder", "Dockerfile", target="builder")
+    dj.build("foo:final-builder", "Dockerfile", target="builder")
     rows = {kind: images(kind) for kind in DOCKERFILES}
-    rows["final-builder"] = slipway.image("foo:final-builder")
+    rows["final-builder"] = dj.image("foo:final-builder")
     sizes = {k: sum(u for _, u in img.layers) for k, img in rows.items()}
     print("\n| image | layers | compressed MB | files MB |\n|---|---|---|---|")
     for kind, img in rows.items():
@@ -501,13 +495,13 @@ def test_image_sizes_and_layers(slipway, images):
 # --- 3. cache behaviour ----------------------------------------------------------------------
 
 
-def test_requirements_first_keeps_dependency_install_after_py_edit(slipway, builds, tmp_path):
+def test_requirements_first_keeps_dependency_install_after_py_edit(dj, builds, tmp_path):
     builds("requirements")
     ctx = context_copy(tmp_path)
-    steps, _ = slipway.build("foo:req-edit0", "Dockerfile.requirements", ctx)
+    steps, _ = dj.build("foo:req-edit0", "Dockerfile.requirements", ctx)
     assert all(s.cached for s in filesystem_steps(steps)), steps
     edit_line(os.path.join(ctx, "foo", "views.py"), "Count this visit", "Count this one visit")
-    steps, seconds = slipway.build("foo:req-edit1", "Dockerfile.requirements", ctx)
+    steps, seconds = dj.build("foo:req-edit1", "Dockerfile.requirements", ctx)
     show(f"requirements-first after a .py edit ({seconds:.1f} s)", steps)
     assert find(steps, "pip install").cached, "the dependency install re-ran"
     assert find(steps, "COPY requirements.txt").cached
@@ -515,13 +509,13 @@ def test_requirements_first_keeps_dependency_install_after_py_edit(slipway, buil
     assert not find(steps, "collectstatic").cached
 
 
-def test_naive_reruns_dependency_install_after_py_edit(slipway, builds, tmp_path):
+def test_naive_reruns_dependency_install_after_py_edit(dj, builds, tmp_path):
     """The article's complaint about the naive Dockerfile, checked as well."""
     builds("naive")
     ctx = context_copy(tmp_path)
-    slipway.build("foo:naive-edit0", "Dockerfile.naive", ctx)
+    dj.build("foo:naive-edit0", "Dockerfile.naive", ctx)
     edit_line(os.path.join(ctx, "foo", "views.py"), "Count this visit", "Count this one visit")
-    steps, seconds = slipway.build("foo:naive-edit1", "Dockerfile.naive", ctx)
+    steps, seconds = dj.build("foo:naive-edit1", "Dockerfile.naive", ctx)
     show(f"naive after a .py edit ({seconds:.1f} s)", steps)
     assert not find(steps, "pip install").cached
 
@@ -533,15 +527,15 @@ def final_dependency_steps(steps):
     )
 
 
-def test_final_py_edit_reruns_only_steps_after_copy(slipway, builds, tmp_path):
+def test_final_py_edit_reruns_only_steps_after_copy(dj, builds, tmp_path):
     builds("final")
     ctx = context_copy(tmp_path)
-    steps, _ = slipway.build("foo:edit0", "Dockerfile", ctx)
+    steps, _ = dj.build("foo:edit0", "Dockerfile", ctx)
     assert all(s.cached for s in filesystem_steps(steps)), [
         s for s in filesystem_steps(steps) if not s.cached
     ]
     edit_line(os.path.join(ctx, "foo", "views.py"), "Count this visit", "Count this one visit")
-    steps, seconds = slipway.build("foo:edit1", "Dockerfile", ctx)
+    steps, seconds = dj.build("foo:edit1", "Dockerfile", ctx)
     show(f"final Dockerfile after a one-line .py edit ({seconds:.1f} s)", steps)
     egg_info, deps = final_dependency_steps(steps)
     assert egg_info.cached and deps.cached, "a dependency step re-ran"
@@ -564,16 +558,16 @@ def test_final_py_edit_reruns_only_steps_after_copy(slipway, builds, tmp_path):
     assert not find(steps, "collectstatic").cached
     assert find(steps, "COPY manage.py docker-entrypoint.sh").cached
     # ...and the edit is in the image.
-    img = slipway.image("foo:edit1")
+    img = dj.image("foo:edit1")
     assert "Count this one visit" in img.read("usr/local/lib/python3.11/dist-packages/foo/views.py")
 
 
-def test_final_version_bump_reruns_egg_info_not_dependency_install(slipway, builds, tmp_path):
+def test_final_version_bump_reruns_egg_info_not_dependency_install(dj, builds, tmp_path):
     builds("final")
     ctx = context_copy(tmp_path)
-    slipway.build("foo:bump0", "Dockerfile", ctx)
+    dj.build("foo:bump0", "Dockerfile", ctx)
     edit_line(os.path.join(ctx, "setup.py"), 'version="1.0.0"', 'version="1.0.1"')
-    steps, seconds = slipway.build("foo:bump1", "Dockerfile", ctx)
+    steps, seconds = dj.build("foo:bump1", "Dockerfile", ctx)
     show(f"final Dockerfile after a setup.py version bump ({seconds:.1f} s)", steps)
     egg_info, deps = final_dependency_steps(steps)
     assert not find(steps, "COPY setup.py").cached
@@ -582,20 +576,20 @@ def test_final_version_bump_reruns_egg_info_not_dependency_install(slipway, buil
     assert deps.cached, "the dependency install re-ran although requires.txt is unchanged"
     assert find(steps, "apt-get install").cached
     assert not find(steps, "--prefix=/install .").cached
-    img = slipway.image("foo:bump1")
+    img = dj.image("foo:bump1")
     assert img.glob(r"^usr/local/lib/python3\.11/dist-packages/foo-1\.0\.1\.(dist|egg)-info/")
 
 
-def test_final_dependency_change_reruns_dependency_install(slipway, builds, tmp_path):
+def test_final_dependency_change_reruns_dependency_install(dj, builds, tmp_path):
     builds("final")
     ctx = context_copy(tmp_path)
-    slipway.build("foo:dep0", "Dockerfile", ctx)
+    dj.build("foo:dep0", "Dockerfile", ctx)
     edit_line(
         os.path.join(ctx, "setup.py"),
         '"Django>=3.2,<4.0",',
         '"Django>=3.2,<4.0",\n        "sqlparse>=0.2.2",',
     )
-    steps, seconds = slipway.build("foo:dep1", "Dockerfile", ctx)
+    steps, seconds = dj.build("foo:dep1", "Dockerfile", ctx)
     show(f"final Dockerfile after adding a dependency ({seconds:.1f} s)", steps)
     egg_info, deps = final_dependency_steps(steps)
     assert not egg_info.cached
@@ -607,7 +601,7 @@ def test_final_dependency_change_reruns_dependency_install(slipway, builds, tmp_
 # --- 4. running the final image --------------------------------------------------------------
 
 
-def test_final_migrate_on_first_start_then_noop(slipway, builds, tmp_path):
+def test_final_migrate_on_first_start_then_noop(dj, builds, tmp_path):
     builds("final")
     data = tmp_path / "data"
     data.mkdir()
@@ -617,7 +611,7 @@ def test_final_migrate_on_first_start_then_noop(slipway, builds, tmp_path):
     counts = []
     outputs = []
     for start in (1, 2):
-        c = slipway.start("foo:final", env=env, volumes=volume)
+        c = dj.start("foo:final", env=env, volumes=volume)
         try:
             wait_http(c.url + "/", proc=c.proc)
             page = get(c.url + "/")
@@ -634,9 +628,9 @@ def test_final_migrate_on_first_start_then_noop(slipway, builds, tmp_path):
     assert counts[1] > counts[0], counts
 
 
-def test_final_serves_static_and_german(slipway, builds):
+def test_final_serves_static_and_german(dj, builds):
     builds("final")
-    c = slipway.start("foo:final")
+    c = dj.start("foo:final")
     try:
         wait_http(c.url + "/", proc=c.proc)
         page = get(c.url + "/")
@@ -678,15 +672,15 @@ def cmdline(pid):
 
 
 def is_gunicorn(pid):
-    """gunicorn's master or a worker: `python3 /usr/local/bin/gunicorn ...` (not slipway, whose
+    """gunicorn's master or a worker: `python3 /usr/local/bin/gunicorn ...` (not dj, whose
     own arguments mention GUNICORN_CMD_ARGS)."""
     argv = cmdline(pid).split(" ")
     return any(os.path.basename(a) == "gunicorn" for a in argv[:2])
 
 
-def test_final_gunicorn_workers_and_sigterm(slipway, builds):
+def test_final_gunicorn_workers_and_sigterm(dj, builds):
     builds("final")
-    c = slipway.start("foo:final", env={"GUNICORN_WORKERS": "2"})
+    c = dj.start("foo:final", env={"GUNICORN_WORKERS": "2"})
     try:
         wait_http(c.url + "/", proc=c.proc)
         deadline = time.monotonic() + 20
