@@ -282,6 +282,11 @@ poll_hwm() { # TIME_PID: print the peak VmHWM (kB) of TIME_PID's child while it 
 measure() {
 	local scen=$1 b=$2 mem=${3:-} log tf t0 t1 rc tpid ppid="" rss_self="" dk="" dp="" d0=""
 	log=$RES/logs/r$ROUND-$scen-$b.log
+	local n=2
+	while [ -e "$log" ]; do # a repetition
+		log=$RES/logs/r$ROUND-$scen-$b.$n.log
+		n=$((n + 1))
+	done
 	tf=$W/time.out
 	if [ -n "$mem" ] && [ "$b" = buildkit ]; then
 		echo 5 >"/proc/$DOCKERD_PID/clear_refs"

@@ -5,6 +5,7 @@
 #
 # Environment (all optional):
 #   BENCH_ROUNDS=3                  rounds (the medians are over rounds)
+#   BENCH_REPS=1                    no-op/edit/bump rebuilds per round (cheap extra samples)
 #   BENCH_BUILDERS="slipway buildkit buildah"
 #   BENCH_WORK=/var/tmp/slipway-bench.PID   scratch (several GB); removed at the end
 #   BENCH_RESULTS=bench/results/<UTC time>  where raw.csv, meta.json and logs/ go
@@ -18,6 +19,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 
 [ "$(id -u)" -eq 0 ] || die "run as root (dockerd, buildah and slipway's sandbox need it)"
 ROUNDS=${BENCH_ROUNDS:-3}
+REPS=${BENCH_REPS:-1}
 read -r -a BUILDERS <<<"${BENCH_BUILDERS:-slipway buildkit buildah}"
 EXAMPLE=$REPO/examples/django # its final Dockerfile; bench/chroot-baseline.sh knows its steps
 [ -f "$EXAMPLE/Dockerfile" ] || die "no $EXAMPLE/Dockerfile"
@@ -69,6 +71,7 @@ json.dump({
     "date_utc": "$(date -u +%FT%TZ)",
     "git": out("git", "-C", "$REPO", "describe", "--always", "--dirty"),
     "rounds": $ROUNDS,
+    "reps": $REPS,
     "builders": "${BUILDERS[*]}".split(),
     "example": os.path.relpath("$EXAMPLE", "$REPO"),
     "base_tar": "$BASE_TAR",
@@ -93,7 +96,7 @@ fresh_ctx() { # BUILDER: a pristine copy of the example for this builder
 	mkdir -p "$CTX_DIR"
 	cp -a "$EXAMPLE" "$CTX_DIR/$1"
 }
-edit_ctx() { echo "# bench: one-line edit, round $ROUND" >>"$CTX_DIR/$1/$EDIT_FILE"; }
+edit_ctx() { echo "# bench: one-line edit, round $ROUND.$2" >>"$CTX_DIR/$1/$EDIT_FILE"; }
 bump_ctx() {
 	sed -i -E "s/(version *= *['\"])[^'\"]*/\\1$ROUND.0.$RANDOM/" "$CTX_DIR/$1/setup.py"
 }
@@ -112,12 +115,12 @@ blog "preparing the chroot limit (apt-get and the dependency install, untimed)"
 cb_prepare
 
 chroot_limit() { # MODE: the re-run commands straight in a chroot; the same edits as the builders
-	local t rc=0 log=$RES/logs/r$ROUND-$1-chroot.log bump=0
+	local t rc=0 log=$RES/logs/r$ROUND-$1$2-chroot.log bump=0
 	[ "$1" = edit ] || bump=1
 	# A background subshell, so `set -e` holds inside it and a failure fails only this row.
 	(
 		set -e
-		rebuild "$1$ROUND" "$bump"
+		rebuild "$1$ROUND-$2" "$bump"
 	) >"$W/limit.out" 2>"$log" &
 	wait $! || rc=$?
 	# total egg_info compilemessages pip-install cp collectstatic, kept in the log
@@ -153,15 +156,17 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 		[ "$LAST_STATUS" = ok ] || failed+="$b "
 	done
 	for scen in noop edit bump; do
-		for b in "${order[@]}" chroot; do
-			case $scen in edit) edit_ctx "$b" ;; bump) bump_ctx "$b" ;; esac
+		for rep in $(seq 1 "$REPS"); do
+			for b in "${order[@]}" chroot; do
+				case $scen in edit) edit_ctx "$b" "$rep" ;; bump) bump_ctx "$b" ;; esac
+			done
+			for b in "${order[@]}"; do
+				[[ $failed != *" $b "* ]] || continue
+				"${b}_build" "$CTX_DIR/$b"
+				measure "$scen" "$b"
+			done
+			[ "$scen" = noop ] || chroot_limit "$scen" "$rep"
 		done
-		for b in "${order[@]}"; do
-			[[ $failed != *" $b "* ]] || continue
-			"${b}_build" "$CTX_DIR/$b"
-			measure "$scen" "$b"
-		done
-		[ "$scen" = noop ] || chroot_limit "$scen"
 	done
 	for b in "${order[@]}"; do
 		[[ $failed != *" $b "* ]] || continue
