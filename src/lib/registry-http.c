@@ -144,6 +144,18 @@ sw_reg_set_creds(sw_reg_t *r, const char *user, const char *pass)
   r->pass = xstrdup(pass);
 }
 
+unsigned
+sw_reg_attempts(const sw_reg_t *r)
+{
+  return r->attempts;
+}
+
+unsigned
+sw_reg_retry_base_ms(const sw_reg_t *r)
+{
+  return r->retry_base_ms;
+}
+
 const char *
 sw_reg_base(const sw_reg_t *r)
 {
@@ -547,7 +559,7 @@ sw_reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_
         req->restart(req->sink_ud);
       continue;
     }
-    if (!sw_retry_wanted(resp->status, rc) ||
+    if (!sw_retry_wanted(resp->status, rc) || req->no_retry ||
         (rc == CURLE_WRITE_ERROR || rc == CURLE_READ_ERROR || rc == CURLE_ABORTED_BY_CALLBACK)) {
       if (rc != CURLE_OK)
         return sw_error(err, 0, "%s %s: %s", req->method, url, errbuf[0] ? errbuf : "failed");

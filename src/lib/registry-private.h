@@ -133,7 +133,9 @@ typedef struct {
   void (*restart)(void *ud); /* before a retry: the sink starts over */
   void *sink_ud;
   size_t max_body;
-  bool follow; /* follow redirects (blob GETs may go to a CDN) */
+  bool follow;   /* follow redirects (blob GETs may go to a CDN) */
+  bool no_retry; /* upload bodies: a resend into the same session is unsafe; the caller
+                    starts a new session instead */
   void (*progress)(void *ud, uint64_t now, uint64_t total);
   void *progress_ud;
 } sw_http_req_t;
@@ -168,6 +170,9 @@ int sw_reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_er
 /* Fill err for an unexpected status: "METHOD URL: HTTP 401 (UNAUTHORIZED: …); run …". */
 int sw_reg_status_error(sw_reg_t *r, const char *method, const char *url,
                         const sw_http_resp_t *resp, sw_error_t *err);
+/* The session's retry budget (attempts, including the first) and backoff base. */
+unsigned sw_reg_attempts(const sw_reg_t *r);
+unsigned sw_reg_retry_base_ms(const sw_reg_t *r);
 /* Absolute URL for a path or a Location header value. */
 char *sw_reg_url(const sw_reg_t *r, const char *path_or_url);
 

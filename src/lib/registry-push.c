@@ -138,7 +138,7 @@ with_digest(const char *location, const char *digest)
 /* PUT (final, with ?digest=) or PATCH (a chunk) [off, off+len) of fd to url. */
 static int
 upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off, uint64_t len,
-            long want, char **location, sw_bars_line_t *pl, sw_error_t *err)
+            long want, char **location, sw_bars_line_t *pl, bool *transient, sw_error_t *err)
 {
   _cleanup_free_ char *range =
       len ? xasprintf("Content-Range: %" PRIu64 "-%" PRIu64, off, off + len - 1) : NULL;
@@ -152,12 +152,16 @@ upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off
                        .body_off = off,
                        .body_size = len,
                        .progress = sw_bars_cb,
-                       .progress_ud = pl};
+                       .progress_ud = pl,
+                       .no_retry = true};
   sw_http_resp_t resp = {0};
 
-  if (sw_reg_do(p->r, &req, &resp, err) < 0)
+  if (sw_reg_do(p->r, &req, &resp, err) < 0) {
+    *transient = true; /* no response: dropped connection, timeout */
     return -1;
+  }
   if (resp.status != want) {
+    *transient = sw_retry_wanted(resp.status, 0);
     sw_reg_status_error(p->r, method, url, &resp, err);
     sw_http_resp_clear(&resp);
     return -1;
@@ -171,7 +175,7 @@ upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off
 }
 
 static int
-upload_blob(push_t *p, size_t i, char *location, sw_error_t *err)
+upload_blob(push_t *p, size_t i, char *location, bool *transient, sw_error_t *err)
 {
   const push_blob_t *b = &p->blobs[i];
   _cleanup_close_ int fd = -1;
@@ -184,16 +188,49 @@ upload_blob(push_t *p, size_t i, char *location, sw_error_t *err)
     return -1;
   if ((uint64_t)size <= p->chunk) {
     _cleanup_free_ char *url = with_digest(loc, b->digest);
-    return upload_send(p, "PUT", url, fd, 0, (uint64_t)size, 201, NULL, &pl, err);
+    return upload_send(p, "PUT", url, fd, 0, (uint64_t)size, 201, NULL, &pl, transient, err);
   }
   for (uint64_t off = 0; off < (uint64_t)size; off += p->chunk) {
     uint64_t n = (uint64_t)size - off < p->chunk ? (uint64_t)size - off : p->chunk;
     _cleanup_free_ char *url = xstrdup(loc);
-    if (upload_send(p, "PATCH", url, fd, off, n, 202, &loc, &pl, err) < 0)
+    if (upload_send(p, "PATCH", url, fd, off, n, 202, &loc, &pl, transient, err) < 0)
       return -1;
   }
   _cleanup_free_ char *url = with_digest(loc, b->digest);
-  return upload_send(p, "PUT", url, fd, 0, 0, 201, NULL, &pl, err);
+  return upload_send(p, "PUT", url, fd, 0, 0, 201, NULL, &pl, transient, err);
+}
+
+/* Upload in a session (location, consumed); when it fails on the way (dropped connection, 5xx)
+ * the session's state is unknown: if the blob landed anyway we are done, else start a new
+ * session from zero. Each retry is reported. */
+static int
+upload_with_retries(push_t *p, size_t i, char *location, sw_error_t *err)
+{
+  const char *digest = p->blobs[i].digest;
+  unsigned attempts = sw_reg_attempts(p->r);
+
+  for (unsigned n = 1;; n++) {
+    bool transient = false;
+    if (location == NULL && upload_start(p, digest, NULL, &location, err) < 0)
+      return -1;
+    if (upload_blob(p, i, steal_ptr(&location), &transient, err) == 0)
+      return 0;
+    if (!transient)
+      return -1;
+    sw_error_t herr = NULL;
+    if (blob_exists(p, digest, &herr) == 1) {
+      sw_error_release(err);
+      return 0;
+    }
+    sw_error_release(&herr);
+    if (n >= attempts)
+      return sw_error_wrap(err, "gave up after %u upload attempts", n);
+    unsigned ms = sw_retry_delay_ms(sw_reg_retry_base_ms(p->r), n);
+    fprintf(stderr, "slipway: retry %u/%u: upload of %s: %s; new upload session in %.1fs\n", n,
+            attempts - 1, digest, (*err)->msg, ms / 1000.0);
+    sw_error_release(err);
+    usleep(ms * 1000);
+  }
 }
 
 static int
@@ -226,9 +263,7 @@ push_job(void *ctx, size_t i, sw_error_t *err)
       sw_error_release(&merr);
     }
   }
-  if (location == NULL && upload_start(p, digest, NULL, &location, err) < 0)
-    return -1;
-  if (upload_blob(p, i, location, err) < 0)
+  if (upload_with_retries(p, i, location, err) < 0)
     return sw_error_wrap(err, "uploading blob %s", digest);
   sw_bars_done(p->prog, p->line[i], "Pushed");
   sw_registry_source_add(p->s, sw_reg_host(p->r), p->repo, digest);

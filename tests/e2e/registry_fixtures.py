@@ -183,11 +183,15 @@ class TokenService:
 
 class FlakyProxy:
     """Forwards to a registry; the first `fail` GETs of blobs send the headers and half the body,
-    then close the connection. fail=-1 breaks every blob GET."""
+    then close the connection. fail=-1 breaks every blob GET. The first `drop_uploads` PUT/PATCH
+    requests of blob uploads reach the registry, but the connection is closed before the
+    answer (the client cannot know whether they landed)."""
 
-    def __init__(self, target_port, fail):
+    def __init__(self, target_port, fail, drop_uploads=0):
         self.target = target_port
         self.fail = fail
+        self.drop_uploads = drop_uploads
+        self.dropped = []
         self.broken = 0
         self.lock = threading.Lock()
         px = self
@@ -202,10 +206,20 @@ class FlakyProxy:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else None
                 c = http.client.HTTPConnection("127.0.0.1", px.target, timeout=30)
-                hdrs = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                # Host is kept, so the registry's Location headers point back at the proxy.
+                hdrs = dict(self.headers.items())
                 c.request(self.command, self.path, body=body, headers=hdrs)
                 r = c.getresponse()
                 data = r.read()
+                if self.command in ("PUT", "PATCH") and "/blobs/uploads/" in self.path:
+                    with px.lock:
+                        drop = len(px.dropped) < px.drop_uploads
+                        if drop:
+                            px.dropped.append(self.command)
+                    if drop:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                 cut = False
                 if self.command == "GET" and "/blobs/sha256:" in self.path and r.status == 200:
                     with px.lock:
@@ -406,8 +420,8 @@ def registry_token(tmp_path):
 def flaky_proxy():
     made = []
 
-    def make(target, fail):
-        p = FlakyProxy(target.port, fail)
+    def make(target, fail=0, drop_uploads=0):
+        p = FlakyProxy(target.port, fail, drop_uploads)
         made.append(p)
         return p
 

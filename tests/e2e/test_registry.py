@@ -281,6 +281,27 @@ def test_push_chunked_with_basic_auth(slipway_bin, reg_env, registry_open, regis
     assert digest in p.stderr
 
 
+def test_push_survives_dropped_uploads(slipway_bin, reg_env, registry_open, tmp_path,
+                                       flaky_proxy):
+    src, digest = pulled_image(slipway_bin, reg_env, tmp_path, registry_open)
+    # monolithic: the PUT landed but its answer was lost; HEAD finds the blob
+    proxy = flaky_proxy(registry_open, drop_uploads=1)
+    dest = "%s/drop/mono:1" % proxy.host
+    p = run(slipway_bin, reg_env, "push", "-j", "1", src, dest)
+    assert proxy.dropped == ["PUT"]
+    assert "digest: %s" % digest in p.stdout
+    # chunked: a PATCH is lost; the blob is not there, so a new session uploads it again
+    proxy = flaky_proxy(registry_open, drop_uploads=1)
+    dest = "%s/drop/chunked:1" % proxy.host
+    p = run(slipway_bin, reg_env, "push", "-j", "1", "--chunk-size", "100000", src, dest)
+    assert proxy.dropped == ["PATCH"]
+    assert "retry 1/4: upload of sha256:" in p.stderr and "new upload session" in p.stderr
+    out = tmp_path / "copied"  # read straight from the registry behind the proxy
+    rf.skopeo("copy", "--src-tls-verify=false",
+              "docker://%s/drop/chunked:1" % registry_open.host, "oci:%s:x" % out)
+    assert (out / "blobs/sha256" / digest[7:]).exists()
+
+
 def test_bearer_token_flow(slipway_bin, reg_env, registry_token, tmp_path):
     r = registry_token
     creds = "%s:%s" % (r.user, r.password)
