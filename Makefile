@@ -12,7 +12,8 @@ CPPFLAGS += -D_GNU_SOURCE -DSW_VERSION=\"$(shell cat VERSION 2>/dev/null || echo
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \
             -fno-strict-aliasing -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lisal -lpthread
+# libcurl is not linked: src/lib/curl-lazy.c dlopens it on first use (it costs ~8 ms per process).
+LDLIBS   += $(filter-out -lcurl,$(shell pkg-config --libs $(PKGS) 2>/dev/null)) -lisal -lpthread -ldl
 
 LIB_SRCS  := $(sort $(wildcard src/lib/*.c))
 CLI_SRCS  := $(sort $(wildcard src/cli/*.c))

@@ -145,7 +145,8 @@ sw_progress_begin(sw_progress_t *p, const char *name)
   s->name = xstrdup(name);
   s->start = sw_now();
   s->state = ST_RUNNING;
-  s->counted = name[0] == '[' && !sw_str_has_prefix(name, "[internal]");
+  /* Instructions count in the summary; FROM (loading a base) and internal work do not. */
+  s->counted = name[0] == '[' && !sw_str_has_prefix(name, "[internal]") && !strstr(name, "] FROM ");
   int id = (int)p->nsteps;
   if (p->mode == SW_PROGRESS_PLAIN) {
     plain_switch(p, id);

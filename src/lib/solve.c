@@ -230,6 +230,29 @@ sv_resolve_owner(sw_lowerfs_t *fs, const char *spec, uid_t *uid, gid_t *gid, sw_
 
 /* ---- cache records ---- */
 
+/* The blob a record names, if it and the snapshot are still there. (The record keeps its layer
+ * alive in the store, so this is a sanity check against a store edited by hand.) */
+static bool
+record_blob(sw_store_t *store, json_t *j, sw_layer_desc_t *layer)
+{
+  json_t *b = json_object_get(j, "blob");
+  const char *diff = json_string_value(json_object_get(j, "layer"));
+  const char *digest = json_string_value(json_object_get(b, "digest"));
+  const char *mt = json_string_value(json_object_get(b, "mediaType"));
+  json_t *size = json_object_get(b, "size");
+  if (!diff || !digest || !mt || !json_is_integer(size) || !sw_digest_valid(diff) ||
+      !sw_digest_valid(digest) || strlen(mt) >= sizeof(layer->media_type))
+    return false;
+  _cleanup_free_ char *snap = sw_snapshot_path(store, diff);
+  if (access(snap, F_OK) < 0 || !sw_blob_exists(store, digest))
+    return false;
+  snprintf(layer->diff_id, sizeof(layer->diff_id), "%s", diff);
+  snprintf(layer->digest, sizeof(layer->digest), "%s", digest);
+  snprintf(layer->media_type, sizeof(layer->media_type), "%s", mt);
+  layer->size = json_integer_value(size);
+  return true;
+}
+
 int
 sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
                 int64_t *created, sw_error_t *err)
@@ -251,7 +274,9 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
   memset(layer, 0, sizeof(*layer));
   *has_layer = json_is_string(l);
   *created = json_is_integer(c) ? json_integer_value(c) : r->sv->now;
-  if (*has_layer) {
+  if (*has_layer && record_blob(o->store, j, layer)) {
+    found = 1; /* the record names the blob: two stats instead of a query */
+  } else if (*has_layer) {
     const char *media = o->comp.codec ? o->comp.codec->oci_media_type : NULL;
     found = sw_layer_get(o->store, json_string_value(l), media, layer, err);
     if (found == 0)
@@ -268,6 +293,10 @@ sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, i
   json_t *j = json_object();
   json_object_set_new(j, "v", json_integer(1));
   json_object_set_new(j, "layer", layer ? json_string(layer->diff_id) : json_null());
+  if (layer)
+    json_object_set_new(j, "blob",
+                        json_pack("{s:s,s:I,s:s}", "digest", layer->digest, "size",
+                                  (json_int_t)layer->size, "mediaType", layer->media_type));
   json_object_set_new(j, "created", json_integer(created));
   _cleanup_free_ char *val = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(j);
