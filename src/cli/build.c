@@ -427,8 +427,11 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       sw_progress_error(p, id, (*err)->msg);
     }
   }
-  if (rc == 0 && o->output)
-    rc = export_output(store, img, img->names ? img->names[0] : NULL, o->output, p, err);
+  if (rc == 0 && o->output) {
+    /* The archive names the image by the first -t (the image may have older names too). */
+    _cleanup_free_ char *name = o->tags ? sw_ref_normalize(o->tags[0], NULL) : NULL;
+    rc = export_output(store, img, name, o->output, p, err);
+  }
   sw_progress_summary(p, rc == 0 ? img->config_digest : NULL);
   sw_progress_free(p);
   if (rc == 0 && o->iidfile &&

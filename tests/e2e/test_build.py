@@ -565,3 +565,18 @@ def test_onbuild_recorded_in_config(b, tmp_path):
     ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nONBUILD RUN echo hi\nONBUILD COPY . /src\n")
     img, out, _ = b.export(ctx)
     assert img.cfg["OnBuild"] == ["RUN echo hi", "COPY . /src"]
+
+
+def test_export_docker_archive_quiet_iidfile(slipway, tmp_path):
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nRUN echo x > /x\n")
+    slipway("build", "-q", "-t", "first:1", ctx)
+    dest, iid = tmp_path / "img.tar", tmp_path / "iid"
+    p = slipway("build", "-q", "-t", "second:2", "-o", "type=docker,dest=%s" % dest,
+                "--iidfile", str(iid), ctx)
+    image_id = p.stdout.strip()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", image_id), p.stdout
+    assert iid.read_text() == image_id
+    with tarfile.open(dest) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == ["second:2"]  # the -t of this build, not an older name
+    assert manifest[0]["Config"].endswith(image_id.split(":")[1])
