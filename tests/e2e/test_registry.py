@@ -362,3 +362,18 @@ def test_pull_run_build_push(slipway_bin, reg_env, registry_open, tmp_path):
     env2 = dict(reg_env, SLIPWAY_ROOT=str(tmp_path / "root2"))
     run(slipway_bin, env2, "pull", dest)
     assert run(slipway_bin, env2, "run", "--rm", dest).stdout == "built\n"
+
+
+def test_reference_normalisation_and_scheme(slipway_bin, reg_env):
+    # Docker Hub names go to registry-1.docker.io over HTTPS (unreachable here: the URL shows)
+    p = run(slipway_bin, reg_env, "pull", "python:slim", check=False)
+    assert p.returncode == 1
+    assert "pull docker.io/library/python:slim" in p.stderr
+    assert "https://registry-1.docker.io/v2/library/python/manifests/slim" in p.stderr
+    p = run(slipway_bin, reg_env, "pull", "registry.invalid:5000/x", check=False)
+    assert "https://registry.invalid:5000/v2/x/manifests/latest" in p.stderr
+    p = run(slipway_bin, reg_env, "pull", "--insecure-registry", "registry.invalid:5000",
+            "registry.invalid:5000/x", check=False)
+    assert "http://registry.invalid:5000/v2/x/manifests/latest" in p.stderr
+    p = run(slipway_bin, reg_env, "pull", "Bad:Name", check=False)
+    assert p.returncode == 2
