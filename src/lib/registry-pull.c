@@ -388,3 +388,20 @@ out:
   pull_cleanup(&p);
   return ret;
 }
+
+int
+sw_registry_get_or_pull(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err)
+{
+  sw_registry_opts_t opts = {.quiet = true};
+  int f = sw_image_get(s, ref, out, err);
+  if (f != 0)
+    return f;
+  if (sw_registry_pull(s, ref, &opts, out, err) < 0)
+    return sw_error_wrap(err,
+                         "`%s` is not in the store and could not be pulled (or load it: "
+                         "`slipway import`, `slipway load`)",
+                         ref);
+  if (out && *out == NULL)
+    return sw_image_get(s, ref, out, err);
+  return 1;
+}

@@ -43,6 +43,12 @@ int sw_registry_login(const char *registry, const char *user, const char *pass,
 int sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts,
                      sw_image_t **out, sw_error_t *err);
 
+/* For the build engine (FROM, COPY --from=IMAGE): sw_image_get, and when the store does not have
+ * the image, pull it (quietly; localhost registries over plain HTTP, credentials from the docker
+ * config). Returns 1 with *out set, or -1: a failed pull says the image is not in the store and
+ * why it could not be pulled. */
+int sw_registry_get_or_pull(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err);
+
 /* Push the stored image SRC (any reference sw_image_get takes) to DEST (NULL = SRC's name): each
  * blob is HEADed first, mounted from another repository of the same registry when one is known
  * to hold it, else uploaded (monolithic, or chunked above opts->chunk_size); the manifest goes

@@ -3,6 +3,7 @@
 #include "solve-private.h"
 
 #include "gotext.h"
+#include "registry.h"
 #include "shellword.h"
 
 #include <ctype.h>
@@ -170,7 +171,7 @@ sv_wait_stage(stage_run_t *r, int index)
 int
 sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
 {
-  int f = sw_image_get(r->sv->o->store, ref, out, err);
+  int f = sw_registry_get_or_pull(r->sv->o->store, ref, out, err);
   if (f < 0)
     return sv_wrap(r, err);
   if (f == 0)
@@ -830,7 +831,7 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
           : xasprintf("[%*d/%d] FROM %s", width, r->step_no, st->total, ref ? ref : st->base);
   int id = sw_progress_begin(o->progress, name);
   sw_image_t *base = NULL;
-  int f = sw_image_get(o->store, st->base, &base, err);
+  int f = sw_registry_get_or_pull(o->store, st->base, &base, err);
   if (f <= 0) {
     if (f == 0)
       sv_fail(r, err,

@@ -377,3 +377,20 @@ def test_reference_normalisation_and_scheme(slipway_bin, reg_env):
     assert "http://registry.invalid:5000/v2/x/manifests/latest" in p.stderr
     p = run(slipway_bin, reg_env, "pull", "Bad:Name", check=False)
     assert p.returncode == 2
+
+
+def test_build_pulls_missing_from_image(slipway_bin, reg_env, registry_open, tmp_path):
+    r = registry_open
+    layout_push(tmp_path, r, "base/busybox", [{"layers": [rf.busybox_tar()]}])
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM %s/base/busybox\nRUN cat /etc/hello.txt > /copy.txt\n"
+                                    % r.host)
+    run(slipway_bin, reg_env, "build", "--progress", "plain", "-t", "auto:1", str(ctx))
+    p = run(slipway_bin, reg_env, "run", "--rm", "auto:1", "/bin/cat", "/copy.txt")
+    assert p.stdout == "hello from a registry\n"
+    (ctx / "Dockerfile").write_text("FROM %s/base/missing:1\n" % r.host)
+    p = run(slipway_bin, reg_env, "build", "--progress", "plain", str(ctx), check=False)
+    assert p.returncode == 1
+    assert "is not in the store and could not be pulled" in p.stderr
+    assert "http://%s/v2/base/missing/manifests/1: HTTP 404" % r.host in p.stderr
