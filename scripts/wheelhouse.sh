@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SLIPWAY_CACHE:-/var/cache/slipway}
 base=$("$here/base-image.sh")
-key=$( (sha256sum "$here/wheelhouse.sh"; basename "$base") | sha256sum | cut -c1-12)
+key=$( (sha256sum <"$here/wheelhouse.sh"; basename "$base") | sha256sum | cut -c1-12)
 out=$cache/wheelhouse-$key
 
 mkdir -p "$cache"
@@ -87,7 +87,7 @@ for whl in glob.glob("/usr/share/python-wheels/*.whl"):
 PY
 	mkdir -p "$tmp/root/tmp"
 	chroot "$tmp/root" /usr/bin/python3 /mkwheels.py /tmp/wh >&2
-	rm -rf "$out" "$cache"/wheelhouse-????????????  # older versions of this script's output
+	rm -rf "$out"
 	mv "$tmp/root/tmp/wh" "$out"
 	rm -rf "$tmp"
 	trap - EXIT
