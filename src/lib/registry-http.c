@@ -539,8 +539,8 @@ auth_challenged(sw_reg_t *r, const char *www_auth, const char *scope, bool sent_
 
 /* ---- the request loop ---- */
 
-int
-sw_reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *err)
+static int
+reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *err)
 {
   _cleanup_free_ char *url = sw_reg_url(r, req->url);
   char errbuf[CURL_ERROR_SIZE];
@@ -581,6 +581,17 @@ sw_reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_
       req->restart(req->sink_ud);
     n++;
   }
+}
+
+/* On failure nothing of the response is kept (callers return at once). */
+int
+sw_reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *err)
+{
+  if (reg_do(r, req, resp, err) < 0) {
+    sw_http_resp_clear(resp);
+    return -1;
+  }
+  return 0;
 }
 
 int
