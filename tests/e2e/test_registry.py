@@ -394,3 +394,25 @@ def test_build_pulls_missing_from_image(slipway_bin, reg_env, registry_open, tmp
     assert p.returncode == 1
     assert "is not in the store and could not be pulled" in p.stderr
     assert "http://%s/v2/base/missing/manifests/1: HTTP 404" % r.host in p.stderr
+
+
+def test_docker_schema2_pull_and_push(slipway_bin, reg_env, registry_open, tmp_path):
+    r = registry_open
+    tar = rf.busybox_tar()
+    layout = tmp_path / "layout"
+    rf.write_oci_layout(layout, [{"layers": [tar]}])
+    rf.skopeo("copy", "--dest-tls-verify=false", "--format", "v2s2", "oci:%s:latest" % layout,
+              "docker://%s/v2s2/busybox:latest" % r.host)
+    raw = json.loads(rf.skopeo("inspect", "--raw", "--tls-verify=false",
+                               "docker://%s/v2s2/busybox:latest" % r.host).stdout)
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    p = run(slipway_bin, reg_env, "pull", "%s/v2s2/busybox" % r.host)
+    assert os.path.exists(os.path.join(snapshot(reg_env, sha(tar)), "etc/hello.txt"))
+    digest = p.stderr.split("Digest: ")[1].split()[0]
+    # pushed back byte for byte: same digest, still a Docker schema 2 manifest
+    dest = "%s/v2s2/copy:1" % r.host
+    p = run(slipway_bin, reg_env, "push", "%s/v2s2/busybox" % r.host, dest)
+    assert "digest: %s" % digest in p.stdout
+    raw2 = json.loads(rf.skopeo("inspect", "--raw", "--tls-verify=false",
+                                "docker://" + dest).stdout)
+    assert raw2 == raw
