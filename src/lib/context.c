@@ -1,6 +1,7 @@
 /* slipway: build context walk, source selection and content hashing; see context.h. */
 #include "context.h"
 
+#include "fcache.h"
 #include "ignore.h"
 
 #include <fcntl.h>
@@ -12,130 +13,14 @@
 #define MAX_LINKS 40
 #define IO_BUF    (1 << 17)
 
-/* ---- the stat cache: (dev, ino) -> (size, mtime, ctime, sha256 of bytes) ---- */
-
-struct stat_ent {
-  uint64_t dev, ino, size;
-  int64_t mtime_ns, ctime_ns;
-  char hex[SW_HASH_HEX_SIZE];
-  bool used;
-};
-
 struct sw_context {
   pthread_mutex_t lock; /* stages run in threads: the lazy tree and the caches are shared */
   char *dir;
   int dirfd;
   sw_ignore_t *ignore;
   sw_ctx_node_t *root;
-  char *cache_path;
-  struct stat_ent *cache; /* sorted by (dev, ino) as loaded */
-  size_t ncache;
-  struct stat_ent *added; /* new entries of this build */
-  size_t nadded, capadded;
-  bool cache_dirty;
+  sw_fcache_t *fcache; /* (dev, ino, size, mtime, ctime) -> sha256 of the bytes */
 };
-
-static int64_t
-ts_ns(const struct timespec *t)
-{
-  return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
-static int
-cmp_stat_ent(const void *a, const void *b)
-{
-  const struct stat_ent *x = a, *y = b;
-  if (x->dev != y->dev)
-    return x->dev < y->dev ? -1 : 1;
-  if (x->ino != y->ino)
-    return x->ino < y->ino ? -1 : 1;
-  return 0;
-}
-
-/* Text format, one entry a line: "dev ino size mtime_ns ctime_ns hex", then a last line
- * "sum <sha256 of everything before it>" so that a torn write is detected and ignored. */
-static void
-cache_load(sw_context_t *c)
-{
-  _cleanup_free_ char *text = NULL;
-  size_t len = 0;
-  sw_error_t e = NULL;
-  if (sw_read_file(c->cache_path, 0, &text, &len, &e) < 0) {
-    sw_error_release(&e);
-    return;
-  }
-  char *sum = len > 0 ? strstr(text, "sum ") : NULL;
-  while (sum && sum != text && sum[-1] != '\n')
-    sum = strstr(sum + 1, "sum ");
-  if (sum == NULL)
-    return;
-  char hex[SW_HASH_HEX_SIZE];
-  sw_sha256_hex(text, (size_t)(sum - text), hex);
-  if (strncmp(sum + 4, hex, SW_SHA256_HEX_LEN) != 0)
-    return;
-  size_t cap = 0;
-  for (char *line = text; line < sum;) {
-    char *nl = strchr(line, '\n');
-    if (nl == NULL)
-      break;
-    *nl = '\0';
-    struct stat_ent s = {0};
-    if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64 " %64s", &s.dev,
-               &s.ino, &s.size, &s.mtime_ns, &s.ctime_ns, s.hex) == 6 &&
-        strlen(s.hex) == SW_SHA256_HEX_LEN) {
-      if (c->ncache == cap) {
-        cap = cap ? 2 * cap : 256;
-        c->cache = xrealloc(c->cache, cap * sizeof(*c->cache));
-      }
-      c->cache[c->ncache++] = s;
-    }
-    line = nl + 1;
-  }
-  if (c->ncache)
-    qsort(c->cache, c->ncache, sizeof(*c->cache), cmp_stat_ent);
-}
-
-static void
-cache_save(sw_context_t *c)
-{
-  if (!c->cache_dirty || c->cache_path == NULL)
-    return;
-  _cleanup_buf_ sw_buf_t b = {0};
-  /* Keep what this build used or added; entries of files that went away fall out. */
-  for (size_t i = 0; i < c->ncache; i++) {
-    struct stat_ent *s = &c->cache[i];
-    if (s->used)
-      sw_buf_printf(&b, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 " %s\n", s->dev,
-                    s->ino, s->size, s->mtime_ns, s->ctime_ns, s->hex);
-  }
-  for (size_t i = 0; i < c->nadded; i++) {
-    struct stat_ent *s = &c->added[i];
-    sw_buf_printf(&b, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 " %s\n", s->dev,
-                  s->ino, s->size, s->mtime_ns, s->ctime_ns, s->hex);
-  }
-  char hex[SW_HASH_HEX_SIZE];
-  sw_sha256_hex(b.data ? b.data : "", b.len, hex);
-  sw_buf_printf(&b, "sum %s\n", hex);
-  /* A cache: no fsync (a torn file fails its checksum and is ignored). */
-  _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", c->cache_path, (int)getpid());
-  _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return;
-  if (sw_write_all(fd, b.data, b.len) < 0 || rename(tmp, c->cache_path) < 0)
-    unlink(tmp);
-}
-
-static struct stat_ent *
-cache_find(sw_context_t *c, const struct stat *st)
-{
-  struct stat_ent key = {.dev = st->st_dev, .ino = st->st_ino};
-  struct stat_ent *s =
-      c->ncache ? bsearch(&key, c->cache, c->ncache, sizeof(*c->cache), cmp_stat_ent) : NULL;
-  if (s && s->size == (uint64_t)st->st_size && s->mtime_ns == ts_ns(&st->st_mtim) &&
-      s->ctime_ns == ts_ns(&st->st_ctim))
-    return s;
-  return NULL;
-}
 
 /* ---- nodes ---- */
 
@@ -187,16 +72,17 @@ sw_context_open(const char *dir, const char *dockerfile, const char *cache_dir, 
     return sw_error(err, e, "stat `%s`", dir);
   }
 
+  _cleanup_free_ char *cache_path = NULL;
   if (cache_dir) {
     char hex[SW_HASH_HEX_SIZE];
     sw_sha256_hex(c->dir, strlen(c->dir), hex);
     sw_error_t e = NULL;
-    if (sw_mkdir_p(cache_dir, 0700, &e) == 0) {
-      c->cache_path = xasprintf("%s/%.32s", cache_dir, hex);
-      cache_load(c);
-    }
+    if (sw_mkdir_p(cache_dir, 0700, &e) == 0)
+      cache_path = xasprintf("%s/%.32s", cache_dir, hex);
     sw_error_release(&e);
   }
+  /* User files: ctime too (an edit may keep the mtime); unused entries fall out. */
+  c->fcache = sw_fcache_open(cache_path, SW_FCACHE_BY_INODE, 0);
   *out = c;
   return 0;
 }
@@ -206,15 +92,12 @@ sw_context_free(sw_context_t *c)
 {
   if (c == NULL)
     return;
-  cache_save(c);
+  sw_fcache_free(c->fcache);
   node_free(c->root);
   sw_ignore_free(c->ignore);
   if (c->dirfd >= 0)
     close(c->dirfd);
   free(c->dir);
-  free(c->cache_path);
-  free(c->cache);
-  free(c->added);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -575,48 +458,8 @@ file_bytes_impl(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err)
 {
   if (node->bytes[0])
     return 0;
-  struct stat_ent *s = cache_find(c, &node->st);
-  if (s) {
-    s->used = true;
-    memcpy(node->bytes, s->hex, sizeof(node->bytes));
-    return 0;
-  }
-  _cleanup_close_ int fd = openat(c->dirfd, node->rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return sw_error(err, errno, "open `%s` in the build context", node->rel);
-  sw_sha256_t *h = sw_sha256_new();
-  _cleanup_free_ char *buf = xmalloc(IO_BUF); /* heap, not TLS: each thread would zero it */
-  for (;;) {
-    ssize_t r = read(fd, buf, IO_BUF);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      int e = errno;
-      sw_sha256_free(h);
-      return sw_error(err, e, "read `%s` in the build context", node->rel);
-    }
-    if (r == 0)
-      break;
-    sw_sha256_update(h, buf, (size_t)r);
-  }
-  sw_sha256_final_hex(h, node->bytes);
-  /* Re-stat: a file changed while we read it must not be cached under its old stat. */
-  struct stat st2;
-  if (fstat(fd, &st2) == 0 && st2.st_size == node->st.st_size &&
-      ts_ns(&st2.st_mtim) == ts_ns(&node->st.st_mtim)) {
-    if (c->nadded == c->capadded) {
-      c->capadded = c->capadded ? 2 * c->capadded : 64;
-      c->added = xrealloc(c->added, c->capadded * sizeof(*c->added));
-    }
-    struct stat_ent *a = &c->added[c->nadded++];
-    a->dev = node->st.st_dev;
-    a->ino = node->st.st_ino;
-    a->size = (uint64_t)node->st.st_size;
-    a->mtime_ns = ts_ns(&st2.st_mtim);
-    a->ctime_ns = ts_ns(&st2.st_ctim);
-    memcpy(a->hex, node->bytes, sizeof(a->hex));
-    c->cache_dirty = true;
-  }
+  if (sw_fcache_file(c->fcache, c->dirfd, node->rel, &node->st, node->bytes, err) < 0)
+    return sw_error_wrap(err, "build context `%s`", c->dir);
   return 0;
 }
 

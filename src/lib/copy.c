@@ -715,12 +715,12 @@ sw_copy_mkdir_layer(const char *layer_dir, sw_lowerfs_t *fs, const char *path, u
 /* ---- content hash of a path in an image ---- */
 
 static int hash_ent(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *parent, const sw_lowerfs_ent_t *e,
-                    const sw_excludes_t *ex, const char *exrel, char out[SW_HASH_HEX_SIZE],
-                    sw_error_t *err);
+                    const sw_excludes_t *ex, sw_fcache_t *fc, const char *exrel,
+                    char out[SW_HASH_HEX_SIZE], sw_error_t *err);
 
 static int
 hash_dir(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *d, mode_t mode, const sw_excludes_t *ex,
-         const char *exrel, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+         sw_fcache_t *fc, const char *exrel, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
 {
   sw_lowerfs_ent_t *ents = NULL;
   size_t n = 0;
@@ -734,7 +734,7 @@ hash_dir(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *d, mode_t mode, const sw_excl
     if (sw_excludes_match(ex, krel))
       continue;
     char kh[SW_HASH_HEX_SIZE];
-    r = hash_ent(fs, d, &ents[i], ex, krel, kh, err);
+    r = hash_ent(fs, d, &ents[i], ex, fc, krel, kh, err);
     if (r == 0)
       sw_content_dir_add(h, ents[i].name, kh);
   }
@@ -744,39 +744,25 @@ hash_dir(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *d, mode_t mode, const sw_excl
 }
 
 static int
-hash_file(const char *host, char hex[SW_HASH_HEX_SIZE], sw_error_t *err)
+hash_file(sw_fcache_t *fc, const char *host, const struct stat *st, char hex[SW_HASH_HEX_SIZE],
+          sw_error_t *err)
 {
-  _cleanup_close_ int fd = open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return sw_error(err, errno, "open `%s`", host);
-  sw_sha256_t *h = sw_sha256_new();
-  _cleanup_free_ char *buf = xmalloc(IO_BUF); /* heap, not TLS: each thread would zero it */
-  for (;;) {
-    ssize_t r = read(fd, buf, IO_BUF);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      int e = errno;
-      sw_sha256_free(h);
-      return sw_error(err, e, "read `%s`", host);
-    }
-    if (r == 0)
-      break;
-    sw_sha256_update(h, buf, (size_t)r);
-  }
-  sw_sha256_final_hex(h, hex);
-  return 0;
+  sw_fcache_t *own = fc ? NULL : sw_fcache_open(NULL, SW_FCACHE_BY_PATH, 0);
+  int r = sw_fcache_file(fc ? fc : own, AT_FDCWD, host, st, hex, err);
+  sw_fcache_free(own);
+  return r;
 }
 
 static int
 hash_ent(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *parent, const sw_lowerfs_ent_t *e,
-         const sw_excludes_t *ex, const char *exrel, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+         const sw_excludes_t *ex, sw_fcache_t *fc, const char *exrel, char out[SW_HASH_HEX_SIZE],
+         sw_error_t *err)
 {
   char node[SW_HASH_HEX_SIZE];
   mode_t mode = e->st.st_mode;
   if (S_ISREG(mode)) {
     char bytes[SW_HASH_HEX_SIZE];
-    if (hash_file(e->host, bytes, err) < 0)
+    if (hash_file(fc, e->host, &e->st, bytes, err) < 0)
       return -1;
     sw_content_file(mode, (uint64_t)e->st.st_size, bytes, node);
   } else if (S_ISLNK(mode)) {
@@ -790,7 +776,7 @@ hash_ent(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *parent, const sw_lowerfs_ent_
     _cleanup_(sw_lowerfs_dir_freep) sw_lowerfs_dir_t *d = NULL;
     if (sw_lowerfs_child(fs, parent, e->name, &d, err) < 0)
       return err && *err ? -1 : sw_error(err, ENOTDIR, "`%s`", e->name);
-    if (hash_dir(fs, d, mode, ex, exrel, node, err) < 0)
+    if (hash_dir(fs, d, mode, ex, fc, exrel, node, err) < 0)
       return -1;
   } else {
     sw_content_special(mode, e->st.st_rdev, node);
@@ -801,7 +787,7 @@ hash_ent(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *parent, const sw_lowerfs_ent_
 
 int
 sw_copy_hash_lower(sw_lowerfs_t *fs, const char *path, const sw_excludes_t *excludes,
-                   char out[SW_HASH_HEX_SIZE], sw_error_t *err)
+                   sw_fcache_t *fc, char out[SW_HASH_HEX_SIZE], sw_error_t *err)
 {
   _cleanup_free_ char *canon = NULL, *host = NULL;
   struct stat st;
@@ -814,7 +800,7 @@ sw_copy_hash_lower(sw_lowerfs_t *fs, const char *path, const sw_excludes_t *excl
     if (r < 0)
       return r;
     char node[SW_HASH_HEX_SIZE];
-    if (hash_dir(fs, d, st.st_mode, excludes, "", node, err) < 0)
+    if (hash_dir(fs, d, st.st_mode, excludes, fc, "", node, err) < 0)
       return -1;
     sw_content_owned(node, st.st_uid, st.st_gid, out);
     return 0;
@@ -825,5 +811,5 @@ sw_copy_hash_lower(sw_lowerfs_t *fs, const char *path, const sw_excludes_t *excl
     return 0;
   }
   sw_lowerfs_ent_t e = {.name = (char *)base, .host = host, .st = st};
-  return hash_ent(fs, NULL, &e, excludes, base, out, err);
+  return hash_ent(fs, NULL, &e, excludes, fc, base, out, err);
 }

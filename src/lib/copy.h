@@ -17,6 +17,7 @@
 
 #include "cachekey.h"
 #include "context.h"
+#include "fcache.h"
 #include "lowerfs.h"
 #include "util.h"
 
@@ -69,9 +70,10 @@ int sw_copy_finish(sw_copy_t *c, sw_error_t *err);
 bool sw_copy_is_archive(const char *host_path);
 
 /* Merkle hash of `path` in an image/stage view (following a symlink at path itself), leaving
- * out excluded paths. -ENOENT (no error filled) if it does not exist. */
+ * out excluded paths. fc (may be NULL) caches the digests of snapshot files. -ENOENT (no error
+ * filled) if it does not exist. */
 int sw_copy_hash_lower(sw_lowerfs_t *fs, const char *path, const sw_excludes_t *excludes,
-                       char out[SW_HASH_HEX_SIZE], sw_error_t *err);
+                       sw_fcache_t *fc, char out[SW_HASH_HEX_SIZE], sw_error_t *err);
 
 /* Create `path` (absolute) and its missing parents in layer_dir the way WORKDIR does:
  * missing directories 0755 owned by uid:gid, existing parents with their image metadata. */

@@ -161,7 +161,7 @@ lower_hash(stage_run_t *r, sources_t *s, const char *canon, char *const *exclude
     if (ok)
       return 0;
   }
-  int rc = sw_copy_hash_lower(s->srcfs, canon, ex, out, err);
+  int rc = sw_copy_hash_lower(s->srcfs, canon, ex, r->sv->snapcache, out, err);
   if (rc < 0)
     return rc == -ENOENT ? rc : sv_wrap(r, err);
   _cleanup_free_ char *rec = xasprintf("{\"content\":\"%s\",\"v\":1}", out);

@@ -5,6 +5,7 @@
 #define SW_SOLVE_PRIVATE_H
 
 #include "cachekey.h"
+#include "fcache.h"
 #include "lowerfs.h"
 #include "solve.h"
 
@@ -39,7 +40,8 @@ struct solver {
   pthread_cond_t cond;
   bool failed;
   sw_error_t first_err;
-  int64_t now; /* build time: SOURCE_DATE_EPOCH or the start time */
+  int64_t now;            /* build time: SOURCE_DATE_EPOCH or the start time */
+  sw_fcache_t *snapcache; /* digests of snapshot files (COPY --from hashing) */
 };
 
 /* ---- helpers (solve.c) ---- */

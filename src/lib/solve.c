@@ -977,6 +977,10 @@ sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
   size_t n = sw_plan_order(p, order);
 
   sv.now = o->epoch != SW_EPOCH_NONE ? o->epoch : sw_build_time();
+  /* Snapshot files never change once committed: their digests are cached by path (see
+   * fcache.h). Loaded only if a COPY --from has to hash. */
+  _cleanup_free_ char *snapcache = sw_store_path(o->store, "contexts/snapshots");
+  sv.snapcache = sw_fcache_open(snapcache, SW_FCACHE_BY_PATH, 200000);
   sv.runs = xcalloc(p->n_stages, sizeof(stage_run_t));
   pthread_mutex_init(&sv.lock, NULL);
   pthread_cond_init(&sv.cond, NULL);
@@ -1015,6 +1019,7 @@ sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
     *out = steal_ptr(&t->img);
   }
   free_runs(&sv);
+  sw_fcache_free(sv.snapcache);
   pthread_mutex_destroy(&sv.lock);
   pthread_cond_destroy(&sv.cond);
   return rc;
