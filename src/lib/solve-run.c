@@ -444,6 +444,10 @@ execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *ha
   so.on_output = on_output;
   so.output_ctx = &octx;
   sw_sandbox_status_t st = {0};
+  if (sw_solve_interrupted()) { /* Ctrl-C came after the step started: do not start it */
+    sv_fail(r, err, "interrupted");
+    goto out;
+  }
   double t0 = sw_now();
   if (sw_sandbox_run(&so, &st, err) < 0) {
     sv_wrap(r, err);

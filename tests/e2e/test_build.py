@@ -580,3 +580,29 @@ def test_export_docker_archive_quiet_iidfile(slipway, tmp_path):
         manifest = json.load(tf.extractfile("manifest.json"))
     assert manifest[0]["RepoTags"] == ["second:2"]  # the -t of this build, not an older name
     assert manifest[0]["Config"].endswith(image_id.split(":")[1])
+
+
+def test_ctrl_c_mid_step(slipway, tmp_path):
+    import signal
+    import time
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nRUN echo started && sleep 60 && echo never\n")
+    root = slipway.root
+    p = subprocess.Popen([slipway.binary, "--root", root, "build", "--progress=plain", "--no-cache", ctx],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    deadline = time.time() + 30
+    while "started" not in out and time.time() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        out += line
+    assert "started" in out, out
+    t0 = time.time()
+    p.send_signal(signal.SIGINT)
+    rest, _ = p.communicate(timeout=20)
+    assert p.returncode != 0
+    assert time.time() - t0 < 10  # the 60 s step was killed, not waited for
+    assert "interrupted" in rest
+    assert os.listdir(os.path.join(root, "tmp")) == []  # nothing left half-made
+    ps = subprocess.run(["pgrep", "-f", "sleep 60"], stdout=subprocess.PIPE, text=True)
+    assert ps.stdout.strip() == ""  # no process of the step survives
