@@ -968,9 +968,42 @@ free_runs(solver_t *sv)
   free(sv->runs);
 }
 
+/* Ctrl-C can land between a step's last check and its sandbox being registered, where
+ * sw_sandbox_kill_all() cannot see it: after an interrupt this thread keeps killing until the
+ * solve is over. */
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+} watcher_t;
+
+static void *
+watcher_main(void *arg)
+{
+  watcher_t *w = arg;
+  pthread_mutex_lock(&w->lock);
+  while (!w->done) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    if (!w->done && sw_solve_interrupted())
+      sw_sandbox_kill_all();
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
 int
 sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
 {
+  watcher_t w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  pthread_t wt;
+  bool watching = pthread_create(&wt, NULL, watcher_main, &w) == 0;
   solver_t sv = {.o = o};
   sw_plan_t *p = o->plan;
   int *order = xcalloc(p->n_stages + 1, sizeof(int));
@@ -1017,6 +1050,13 @@ sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
   } else {
     stage_run_t *t = &sv.runs[p->target];
     *out = steal_ptr(&t->img);
+  }
+  if (watching) {
+    pthread_mutex_lock(&w.lock);
+    w.done = true;
+    pthread_cond_signal(&w.cond);
+    pthread_mutex_unlock(&w.lock);
+    pthread_join(wt, NULL);
   }
   free_runs(&sv);
   sw_fcache_free(sv.snapcache);

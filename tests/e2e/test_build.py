@@ -591,12 +591,13 @@ def test_ctrl_c_mid_step(slipway, tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = ""
     deadline = time.time() + 30
-    while "started" not in out and time.time() < deadline:
+    started = re.compile(r"^#\d+ [0-9.]+ started$", re.M)  # the step's output, not its name
+    while not started.search(out) and time.time() < deadline:
         line = p.stdout.readline()
         if not line:
             break
         out += line
-    assert "started" in out, out
+    assert started.search(out), out
     t0 = time.time()
     p.send_signal(signal.SIGINT)
     rest, _ = p.communicate(timeout=20)
