@@ -78,9 +78,16 @@ dockerd_mem() {
 # The example's local PyPI (scripts/wheelhouse.sh) on a kernel-chosen loopback port.
 
 wheelhouse_start() {
+	local wh
 	WHEEL_PORT=$(free_port)
-	"$REPO/scripts/wheelhouse.sh" >/dev/null # build the index first (cached), then serve it
-	"$REPO/scripts/wheelhouse.sh" serve "$WHEEL_PORT" >"$W/wheelhouse.log" 2>&1 &
+	# A private copy (a few MB): the shared cache may be rebuilt or pruned by another checkout's
+	# scripts/wheelhouse.sh while the benchmark runs.
+	wh=$("$REPO/scripts/wheelhouse.sh")
+	rm -rf "$W/wheelhouse"
+	cp -a "$wh/." "$W/wheelhouse"
+	ls "$W"/wheelhouse/simple/django/*.whl >/dev/null || die "no Django wheel in $wh"
+	/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$W/wheelhouse" "$WHEEL_PORT" \
+		>"$W/wheelhouse.log" 2>&1 &
 	WHEEL_PID=$!
 	local i
 	for _ in $(seq 100); do
