@@ -7,6 +7,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 sw=${SLIPWAY:-$repo/build/slipway}
+own_store=
+[ -n "${SLIPWAY_ROOT:-}" ] || own_store=1
 export SLIPWAY_ROOT=${SLIPWAY_ROOT:-/var/tmp/slipway-demo}
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (builds use namespaces and overlayfs)" >&2; exit 2; }
 [ -x "$sw" ] || { echo "demo: $sw not built; run 'make' first" >&2; exit 2; }
@@ -48,6 +50,13 @@ step "base image: Debian bookworm + python3, pip, Django, gunicorn (mmdebstrap, 
 t0=$(now)
 base=$("$repo/scripts/base-image.sh")
 echo "$base ($(du -m "$base" | cut -f1) MB, $(since "$t0") s)"
+
+if [ -n "$own_store" ] && [ -e "$SLIPWAY_ROOT" ]; then
+	# The cold build below is --no-cache anyway: drop the last run's cache and untagged images
+	# from the demo's own store, so that running the demo again does not grow it.
+	step "slipway prune --all   (the demo's store, left by a previous run)"
+	"$sw" prune --all
+fi
 
 step "slipway import $base python:slim   (store: $SLIPWAY_ROOT)"
 t0=$(now)
@@ -124,4 +133,6 @@ printf '%-34s %10s\n' "import base rootfs" "$t_import"
 printf '%-34s %10s\n' "cold build (--no-cache)" "$t_cold"
 printf '%-34s %10s\n' "rebuild, nothing changed" "$t_noop"
 printf '%-34s %10s\n' "rebuild after a one-line .py edit" "$t_edit"
+echo
+echo "store $SLIPWAY_ROOT: $(du -sh "$SLIPWAY_ROOT" | cut -f1); try: SLIPWAY_ROOT=$SLIPWAY_ROOT $sw images"
 [ "$rc" -eq 0 ]
