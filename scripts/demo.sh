@@ -12,6 +12,9 @@ own_store=
 export SLIPWAY_ROOT=${SLIPWAY_ROOT:-/var/tmp/slipway-demo}
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (builds use namespaces and overlayfs)" >&2; exit 2; }
 [ -x "$sw" ] || { echo "demo: $sw not built; run 'make' first" >&2; exit 2; }
+# Two demos on one store would prune and retag under each other: take turns.
+exec 8>"$SLIPWAY_ROOT.demo-lock"
+flock -n 8 || { echo "demo: another demo uses $SLIPWAY_ROOT; waiting for it..." >&2; flock 8; }
 
 tmp=$(mktemp -d /var/tmp/slipway-demo-run.XXXXXX)
 server_pid= run_pid=
