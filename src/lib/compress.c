@@ -997,6 +997,14 @@ sw_source_new(int in_fd, const sw_codec_t *codec, int tee_fd)
   return s;
 }
 
+void
+sw_source_skip_hash(sw_source_t *s)
+{
+  sw_sha256_free(s->raw_hash);
+  sw_sha256_free(s->out_hash);
+  s->raw_hash = s->out_hash = NULL;
+}
+
 /* Refill the input buffer (only when it is empty). */
 static int
 source_fill(sw_source_t *s, sw_error_t *err)
@@ -1019,7 +1027,8 @@ source_fill(sw_source_t *s, sw_error_t *err)
     got += (size_t)n;
   }
   if (got > 0) {
-    sw_sha256_update(s->raw_hash, s->inbuf, got);
+    if (s->raw_hash)
+      sw_sha256_update(s->raw_hash, s->inbuf, got);
     s->raw_size += got;
     if (s->tee_fd >= 0 && sw_write_all(s->tee_fd, s->inbuf, got) < 0)
       return sw_error(err, errno, "write copy of layer");
@@ -1040,6 +1049,10 @@ source_end(sw_source_t *s)
 {
   char hex[SW_SHA256_HEX_LEN + 1];
   s->done = true;
+  s->result.size = s->raw_size;
+  s->result.raw_size = s->out_size;
+  if (s->raw_hash == NULL) /* sw_source_skip_hash */
+    return;
   sw_sha256_final_hex(s->raw_hash, hex);
   s->raw_hash = NULL;
   snprintf(s->result.digest, sizeof(s->result.digest), "sha256:%s", hex);
@@ -1079,7 +1092,8 @@ sw_source_read_block(sw_source_t *s, const void **data, sw_error_t *err)
                           &done, err) < 0)
       return -1;
     if (produced > 0) {
-      sw_sha256_update(s->out_hash, s->outbuf, produced);
+      if (s->out_hash)
+        sw_sha256_update(s->out_hash, s->outbuf, produced);
       s->out_size += produced;
       *data = s->outbuf;
       return (ssize_t)produced;

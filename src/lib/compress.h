@@ -119,6 +119,9 @@ typedef struct sw_source_s sw_source_t;
  * receives a copy of the raw (compressed, as read) bytes, e.g. to store a pulled blob while
  * extracting it. */
 sw_source_t *sw_source_new(int in_fd, const sw_codec_t *codec, int tee_fd);
+/* Hash nothing (call before the first read): the caller hashes the bytes itself. The result's
+ * digests are then empty strings. */
+void sw_source_skip_hash(sw_source_t *s);
 /* Read up to len decompressed bytes; returns the count, 0 at the end, -1 on error. */
 ssize_t sw_source_read(sw_source_t *s, void *buf, size_t len, sw_error_t *err);
 /* Borrow a block of decompressed bytes (no copy): *data valid until the next call. Returns the

@@ -961,13 +961,45 @@ finish_dirs(la_t *l, sw_error_t *err)
   return 0;
 }
 
+/* Let the producer run to the end of the stream: it hashes (and copies) every byte. */
+static int
+la_drain(la_t *l, sw_error_t *err)
+{
+  const void *buf;
+  ssize_t n;
+  while ((n = ring_next(l, &buf)) > 0)
+    ;
+  if (n < 0)
+    return sw_error(err, l->io_err->status, "%s: %s", l->lname, l->io_err->msg);
+  return 0;
+}
+
+static int la_parse(la_t *l, sw_error_t *err);
+
+/* -2: the tar could not be applied but the stream was read to its end (finish_stream). */
 static int
 la_run(la_t *l, sw_error_t *err)
+{
+  ring_start(l);
+  if (la_parse(l, err) == 0)
+    return la_drain(l, err);
+  if (!l->o.finish_stream)
+    return -1;
+  sw_error_t stream_err = NULL;
+  if (la_drain(l, &stream_err) < 0) { /* the stream's error is the one to report */
+    sw_error_release(err);
+    *err = stream_err;
+    return -1;
+  }
+  return -2;
+}
+
+static int
+la_parse(la_t *l, sw_error_t *err)
 {
   struct archive_entry *e;
   int r;
 
-  ring_start(l);
   l->a = archive_read_new();
   archive_read_support_format_tar(l->a);
   if (archive_read_open(l->a, l, NULL, la_read_cb, NULL) != ARCHIVE_OK) {
@@ -983,17 +1015,8 @@ la_run(la_t *l, sw_error_t *err)
       return sw_error(err, l->io_err->status, "%s: %s", l->lname, l->io_err->msg);
     return sw_error(err, 0, "%s: bad tar: %s", l->lname, archive_error_string(l->a));
   }
-  if (finish_dirs(l, err) < 0)
-    return -1;
-  /* The producer hashes (and copies) whatever follows the end-of-archive blocks: the diffID
-   * covers it. Let it run to the end. */
-  const void *buf;
-  ssize_t n;
-  while ((n = ring_next(l, &buf)) > 0)
-    ;
-  if (n < 0)
-    return sw_error(err, l->io_err->status, "%s: %s", l->lname, l->io_err->msg);
-  return 0;
+  /* What follows the end-of-archive blocks is hashed by the producer (la_drain). */
+  return finish_dirs(l, err);
 }
 
 sw_layer_apply_opts_t
@@ -1031,6 +1054,8 @@ sw_layer_apply(int in_fd, const char *root_dir, const sw_layer_apply_opts_t *opt
     return sw_error(err, errno, "%s: open target `%s`", lname, root_dir);
   l.stk_fd[0] = l.root_fd;
   l.src = sw_source_new(in_fd, l.o.codec, l.o.tee_fd);
+  if (l.o.skip_source_hash)
+    sw_source_skip_hash(l.src);
   /* PAX names are UTF-8; read them back as the same bytes (see layer_write.c). */
   locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
   locale_t old = utf8 ? uselocale(utf8) : (locale_t)0;
@@ -1041,8 +1066,14 @@ sw_layer_apply(int in_fd, const char *root_dir, const sw_layer_apply_opts_t *opt
     uselocale(old);
     freelocale(utf8);
   }
-  if (r < 0 || sw_source_result(l.src, &res, err) < 0 || verify(&l, &res, err) < 0)
+  if (r == -1)
     goto out;
+  sw_error_t stream_err = NULL;
+  if (sw_source_result(l.src, &res, &stream_err) < 0 || verify(&l, &res, &stream_err) < 0) {
+    sw_error_release(err); /* a bad stream matters more than what it did to the tree */
+    *err = stream_err;
+    goto out;
+  }
   if (info) {
     memcpy(info->diff_id, res.diff_id, sizeof(info->diff_id));
     memcpy(info->digest, res.digest, sizeof(info->digest));
@@ -1051,7 +1082,7 @@ sw_layer_apply(int in_fd, const char *root_dir, const sw_layer_apply_opts_t *opt
     info->codec = sw_source_codec(l.src);
     info->media_type = info->codec->oci_media_type;
   }
-  ret = 0;
+  ret = r;
 out:
   if (l.a)
     archive_read_free(l.a);

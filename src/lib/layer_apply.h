@@ -41,6 +41,14 @@ typedef struct {
   /* Non-NULL: verified at the end of the stream; a mismatch is an error naming both. */
   const char *expect_diff_id;
   const char *expect_digest;
+  /* If the tar cannot be applied (a refused entry, not a tar, a file system error), read the
+   * stream to its end anyway (tee_fd, tar_sink and the digests in info cover all of it) and
+   * return -2 with err saying why: import stores such a layer and leaves its unpacking (and
+   * that error) to its first use, as before eager unpacking. */
+  bool finish_stream;
+  /* The tar_sink hashes the tar already: the source hashes nothing and info's digests are
+   * empty (so no expect_* either). Saves a sha256 pass over an uncompressed import. */
+  bool skip_source_hash;
 } sw_layer_apply_opts_t;
 
 /* Defaults: SW_APPLY_SNAPSHOT, detect, no tee, no verification. */
@@ -48,7 +56,8 @@ sw_layer_apply_opts_t sw_layer_apply_opts_default(void);
 
 /* Read a layer from in_fd (to its end) and apply it under root_dir (which must exist).
  * opts NULL = defaults. info (may be NULL) gets diff_id/tar_size of the tar, digest/size of the
- * raw input and the detected codec/media type. */
+ * raw input and the detected codec/media type. Returns 0, -1, or -2 (see finish_stream: info
+ * is filled, the directory holds a partial result). */
 int sw_layer_apply(int in_fd, const char *root_dir, const sw_layer_apply_opts_t *opts,
                    sw_layer_info_t *info, sw_error_t *err);
 

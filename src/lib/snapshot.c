@@ -1,8 +1,11 @@
 /* slipway: layers and snapshots. A layer row ties a diffID to a blob (digest, size, media type)
  * and to the snapshot ROOT/snapshots/<diffID hex>, the extracted layer in overlay format. The
- * row is written only after the blob is in place. A committed build step's snapshot is in place
- * too (its upper dir is renamed); imported, loaded and pulled layers are unpacked on first use
- * (sw_snapshot_ensure), so import/load/pull cost one streaming pass and no file creation. */
+ * row is written only after the blob and the snapshot are in place. A committed build step's
+ * snapshot is its renamed upper dir; imported, loaded and pulled layers are unpacked in the same
+ * single pass that stores and hashes them (sw_layer_apply's producer thread feeds the
+ * compressor and the hashes while the caller's thread creates the files), so the first build or
+ * run pays nothing. A layer that cannot be unpacked is still stored and is unpacked on first use
+ * (sw_snapshot_ensure), which reports why; that is also the fallback for a missing snapshot. */
 #include "layer_apply.h"
 #include "layer_write.h"
 #include "store_internal.h"
@@ -179,31 +182,41 @@ stream_layer(int in_fd, const sw_codec_t *codec, int tee_fd, sw_sink_t *sink, sw
   return 0;
 }
 
-/* A plain tar in a regular file goes straight to the sink, which hashes it (the diffID): one
- * sha256 over the tar instead of three. Anything else (compressed, a pipe) uses a source. */
+/* Apply in_fd into a fresh temp dir while streaming it (o: codec, tee_fd, tar_sink; info as
+ * sw_layer_apply fills it). *dir_out: that dir, or NULL if the tar could not be applied: the
+ * stream was still read to its end, and the snapshot is left to sw_snapshot_ensure. */
 static int
-stream_tar(int in_fd, sw_sink_t *sink, sw_sink_result_t *res, sw_error_t *err)
+stream_unpack(sw_store_t *s, int in_fd, sw_layer_apply_opts_t *o, sw_layer_info_t *info,
+              char **dir_out, sw_error_t *err)
 {
-  unsigned char magic[4] = {0};
-  struct stat st;
-  if (fstat(in_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-      pread(in_fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
-      sw_codec_detect(magic, sizeof(magic))->kind != SW_COMPRESS_NONE)
-    return stream_layer(in_fd, NULL, -1, sink, res, err);
-  posix_fadvise(in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  const size_t bufsz = 1 << 20;
-  _cleanup_free_ char *buf = xmalloc(bufsz);
-  for (;;) {
-    ssize_t n = read(in_fd, buf, bufsz);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return sw_error(err, errno, "read");
-    if (n == 0)
-      return 0;
-    if (sw_sink_write(sink, buf, (size_t)n, err) < 0)
-      return -1;
+  _cleanup_free_ char *dir = sw_store_mkdtemp(s, "unpack-", err);
+  sw_error_t why = NULL, ignored = NULL;
+  if (dir == NULL)
+    return -1;
+  o->finish_stream = true;
+  int r = sw_layer_apply(in_fd, dir, o, info, &why);
+  if (r < 0 && sw_rm_rf(dir, &ignored) < 0)
+    sw_error_release(&ignored);
+  if (r == -1) {
+    *err = why;
+    return -1;
   }
+  if (r == -2) {
+    sw_debug("not unpacked now (unpacked on first use): %s", why->msg);
+    sw_error_release(&why);
+    *dir_out = NULL;
+    return 0;
+  }
+  *dir_out = steal_ptr(&dir);
+  return 0;
+}
+
+static void
+drop_dir(char *dir)
+{
+  sw_error_t ignored = NULL;
+  if (dir && sw_rm_rf(dir, &ignored) < 0)
+    sw_error_release(&ignored);
 }
 
 static const sw_codec_t *
@@ -222,22 +235,42 @@ static int
 record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const char *media_type,
               const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
 {
-  sw_sink_result_t res;
   sw_layer_info_t info = {0};
   _cleanup_close_ int fd = sw_blob_open(s, digest, NULL, err);
-  if (fd < 0 || stream_layer(fd, codec, -1, NULL, &res, err) < 0)
+  _cleanup_free_ char *snap = expected_diff_id ? sw_snapshot_path(s, expected_diff_id) : NULL;
+  _cleanup_free_ char *dir = NULL;
+  sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
+
+  o.codec = codec;
+  o.name = digest;
+  if (fd < 0)
     return sw_error_wrap(err, "importing layer %s", digest);
-  if (strcmp(res.digest, digest) != 0)
-    return sw_error(err, 0, "layer %s: stored blob has digest %s", digest, res.digest);
-  if (expected_diff_id && strcmp(expected_diff_id, res.diff_id) != 0)
+  if (snap && access(snap, F_OK) == 0) { /* unpacked already: hash only */
+    sw_sink_result_t res;
+    if (stream_layer(fd, codec, -1, NULL, &res, err) < 0)
+      return sw_error_wrap(err, "importing layer %s", digest);
+    memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
+    memcpy(info.digest, res.digest, sizeof(info.digest));
+    info.size = res.size;
+    info.tar_size = res.raw_size;
+  } else if (stream_unpack(s, fd, &o, &info, &dir, err) < 0) {
+    return sw_error_wrap(err, "importing layer %s", digest);
+  }
+  if (strcmp(info.digest, digest) != 0) {
+    drop_dir(dir);
+    return sw_error(err, 0, "layer %s: stored blob has digest %s", digest, info.digest);
+  }
+  if (expected_diff_id && strcmp(expected_diff_id, info.diff_id) != 0) {
+    drop_dir(dir);
     return sw_error(err, 0, "layer %s: diffID mismatch: the config says %s, the layer is %s",
-                    digest, expected_diff_id, res.diff_id);
-  memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
-  memcpy(info.digest, res.digest, sizeof(info.digest));
-  info.size = res.size;
-  info.tar_size = res.raw_size;
+                    digest, expected_diff_id, info.diff_id);
+  }
   info.media_type = sw_codec_media_type(codec_of(codec, fd), false);
   fill_desc(out, &info, media_type);
+  if (dir && commit_snapshot(s, dir, out->diff_id, err) < 0) {
+    drop_dir(dir);
+    return sw_error_wrap(err, "importing layer %s", digest);
+  }
   return sw_layer_record(s, out, 0, err);
 }
 
@@ -245,10 +278,10 @@ int
 sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                 const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
 {
-  _cleanup_free_ char *tmp = NULL;
+  _cleanup_free_ char *tmp = NULL, *dir = NULL;
   _cleanup_close_ int fd = -1;
-  sw_sink_result_t res;
   sw_layer_info_t info = {0};
+  sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
   const char *what = expected_digest ? expected_digest : "blob";
 
   if (expected_digest) {
@@ -261,29 +294,28 @@ sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *ex
     return record_stored(s, expected_digest, codec, media_type, expected_diff_id, out, err);
   if ((fd = sw_store_mkstemp(s, "layer-", &tmp, err)) < 0)
     return -1;
-  if (stream_layer(in_fd, codec, fd, NULL, &res, err) < 0)
+  o.codec = codec;
+  o.tee_fd = fd;
+  o.name = what;
+  if (stream_unpack(s, in_fd, &o, &info, &dir, err) < 0)
     goto fail;
-  if (expected_digest && strcmp(expected_digest, res.digest) != 0) {
-    sw_error(err, 0, "digest mismatch: expected %s, got %s", expected_digest, res.digest);
+  if (expected_digest && strcmp(expected_digest, info.digest) != 0) {
+    sw_error(err, 0, "digest mismatch: expected %s, got %s", expected_digest, info.digest);
     goto fail;
   }
-  if (expected_diff_id && strcmp(expected_diff_id, res.diff_id) != 0) {
+  if (expected_diff_id && strcmp(expected_diff_id, info.diff_id) != 0) {
     sw_error(err, 0, "diffID mismatch: the config says %s, the layer is %s", expected_diff_id,
-             res.diff_id);
+             info.diff_id);
     goto fail;
   }
-  memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
-  memcpy(info.digest, res.digest, sizeof(info.digest));
-  info.size = res.size;
-  info.tar_size = res.raw_size;
-  if (media_type == NULL)
-    info.media_type = sw_codec_media_type(codec_of(NULL, fd), false);
   fill_desc(out, &info, media_type);
-  if (sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
+  if (dir ? commit_layer(s, tmp, dir, out, err) < 0
+          : sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
     return sw_error_wrap(err, "importing layer %s", what);
   return 0;
 fail:
   unlink(tmp);
+  drop_dir(dir);
   return sw_error_wrap(err, "importing layer %s", what);
 }
 
@@ -292,17 +324,23 @@ sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp, sw_l
                     sw_error_t *err)
 {
   sw_compression_t c = comp && comp->codec ? *comp : sw_compression_default();
-  _cleanup_free_ char *tmp = NULL;
+  _cleanup_free_ char *tmp = NULL, *dir = NULL;
   _cleanup_close_ int fd = sw_store_mkstemp(s, "layer-", &tmp, err);
   _cleanup_sink_ sw_sink_t *sink = NULL;
-  sw_sink_result_t in, res;
+  sw_sink_result_t res;
   sw_layer_info_t info = {0};
+  sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
 
   if (fd < 0)
     return -1;
   sink = sw_sink_new(&c, fd);
-  if (stream_tar(in_fd, sink, &in, err) < 0 || sw_sink_finish(sink, &res, err) < 0) {
+  /* One read of the input: the producer thread feeds the sink (diffID, compression on its own
+   * workers, digest) while this thread creates the snapshot's files. */
+  o.tar_sink = sink;
+  o.skip_source_hash = true;
+  if (stream_unpack(s, in_fd, &o, NULL, &dir, err) < 0 || sw_sink_finish(sink, &res, err) < 0) {
     unlink(tmp);
+    drop_dir(dir);
     return -1;
   }
   memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
@@ -311,6 +349,8 @@ sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp, sw_l
   info.tar_size = res.raw_size;
   info.media_type = sw_codec_media_type(c.codec, false);
   fill_desc(out, &info, NULL);
+  if (dir)
+    return commit_layer(s, tmp, dir, out, err);
   if (sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
     return -1;
   return 0;

@@ -90,8 +90,10 @@ int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size
 /* ---- layers & snapshots ----
  * A layer row: diffID -> blob (digest, size, media type), and the snapshot
  * ROOT/snapshots/<diffID hex>. The row exists only when the blob is in place. The snapshot of a
- * committed directory is in place at once; imported/loaded/pulled layers are unpacked on first
- * use: call sw_snapshot_ensure (or sw_image_lowerdirs, which does) before using a snapshot.
+ * committed directory is in place at once; imported/loaded/pulled layers are unpacked while they
+ * are imported (same single pass), except a tar that cannot be unpacked, which is stored anyway
+ * and unpacked (or refused) on first use: call sw_snapshot_ensure (or sw_image_lowerdirs, which
+ * does) before using a snapshot.
  * A diffID may have several blobs (gzip and zstd); lookups prefer the given media type. */
 
 /* Commit an overlay-format directory made under ROOT/tmp (a RUN upper dir, a COPY dir):
@@ -103,11 +105,12 @@ int sw_layer_commit_dir(sw_store_t *s, const char *dir, const sw_compression_t *
 /* Import a layer blob (compressed or not, as media_type says; NULL = detect) from in_fd: stored
  * as is, decompressed once to get the diffID, checked against expected_digest /
  * expected_diff_id when given (a registry pull knows both). An existing layer with that digest
- * is a hit (in_fd is not read). No extraction (see sw_snapshot_ensure). */
+ * is a hit (in_fd is not read). Unpacked into its snapshot in the same pass (a blob stored
+ * already is read once more for that, unless its snapshot exists). */
 int sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                     const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err);
 /* Import a plain or gzip/zstd *rootfs tar* (slipway import): one streaming pass decompresses,
- * hashes (diffID) and recompresses (comp NULL = gzip). */
+ * hashes (diffID), recompresses (comp NULL = gzip) and unpacks the snapshot. */
 int sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
 /* Find a layer by diffID (media_type: preferred blob type or NULL). */

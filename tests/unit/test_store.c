@@ -1,4 +1,5 @@
-/* Unit tests for the store: layout and schema, blobs, layers (commit, import, lazy unpack),
+/* Unit tests for the store: layout and schema, blobs, layers (commit, import unpacking in the
+ * same pass, lazy unpack as the fallback),
  * images (commit, lookup by name / short ID / digest, tag, rmi semantics), cache records,
  * transactions (rollback leaves nothing), prune/GC (LRU by --keep-storage). Each test runs on
  * a fresh store in a temp directory. */
@@ -11,6 +12,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -145,7 +147,8 @@ test_layers(void **state)
   make_layer(f, "hi\n", &l2);
   assert_string_equal(l.diff_id, l2.diff_id);
 
-  /* import the blob into a second store: lazy snapshot, unpacked on ensure */
+  /* import the blob into a second store: unpacked in the same pass; a missing snapshot is
+   * unpacked again on ensure (the lazy fallback) */
   char root2[] = "/tmp/sw-store-test2-XXXXXX";
   assert_non_null(mkdtemp(root2));
   sw_store_t *s2 = NULL;
@@ -159,12 +162,74 @@ test_layers(void **state)
   ok(sw_layer_import(s2, fd, l.media_type, l.digest, l.diff_id, &imp, &err), &err);
   assert_string_equal(imp.diff_id, l.diff_id);
   _cleanup_free_ char *snap2 = sw_snapshot_path(s2, l.diff_id);
-  assert_int_equal(access(snap2, F_OK), -1);
-  ok(sw_snapshot_ensure(s2, l.diff_id, &err), &err);
   _cleanup_free_ char *hello2 = xasprintf("%s/hello.txt", snap2);
   assert_int_equal(access(hello2, F_OK), 0);
+  ok(sw_rm_rf(snap2, &err), &err);
+  ok(sw_snapshot_ensure(s2, l.diff_id, &err), &err);
+  assert_int_equal(access(hello2, F_OK), 0);
+
   sw_store_free(s2);
   sw_rm_rf(root2, &err);
+}
+
+/* A one-file ustar (name, "x\n") in a memfd, at offset 0. */
+static int
+one_file_tar(const char *name)
+{
+  uint8_t t[512 * 4] = {0};
+  unsigned sum = 0;
+  snprintf((char *)t, 100, "%s", name);
+  memcpy(t + 100, "0000644", 8);
+  memcpy(t + 108, "0000000", 8);
+  memcpy(t + 116, "0000000", 8);
+  memcpy(t + 124, "00000000002", 12);
+  memcpy(t + 136, "14506030000", 12);
+  memset(t + 148, ' ', 8);
+  t[156] = '0';
+  memcpy(t + 257, "ustar", 6);
+  memcpy(t + 263, "00", 2);
+  for (int i = 0; i < 512; i++)
+    sum += t[i];
+  snprintf((char *)t + 148, 8, "%06o", sum);
+  memcpy(t + 512, "x\n", 2);
+  int fd = memfd_create("tar", MFD_CLOEXEC);
+  assert_true(fd >= 0);
+  assert_int_equal(sw_write_all(fd, t, sizeof(t)), 0);
+  lseek(fd, 0, SEEK_SET);
+  return fd;
+}
+
+static void
+test_import_tar_unpacks(void **state)
+{
+  fx_t *f = *state;
+  sw_error_t err = NULL;
+  sw_layer_desc_t l;
+
+  /* a good tar: the snapshot is ready as soon as the row is, tmp/ is left empty */
+  _cleanup_close_ int good = one_file_tar("ok.txt");
+  ok(sw_layer_import_tar(f->s, good, NULL, &l, &err), &err);
+  _cleanup_free_ char *snap = sw_snapshot_path(f->s, l.diff_id);
+  _cleanup_free_ char *file = xasprintf("%s/ok.txt", snap);
+  assert_int_equal(access(file, F_OK), 0);
+  assert_true(sw_blob_exists(f->s, l.digest));
+  _cleanup_free_ char *tmp = xasprintf("%s/tmp", f->root);
+  _cleanup_dir_ DIR *d = opendir(tmp);
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    assert_true(de->d_name[0] == '.');
+
+  /* a tar that cannot be unpacked is still imported (as before eager unpacking); its first
+   * use says why */
+  _cleanup_close_ int bad = one_file_tar("../evil");
+  ok(sw_layer_import_tar(f->s, bad, NULL, &l, &err), &err);
+  assert_true(sw_blob_exists(f->s, l.digest));
+  _cleanup_free_ char *snap2 = sw_snapshot_path(f->s, l.diff_id);
+  assert_int_equal(access(snap2, F_OK), -1);
+  assert_int_equal(sw_snapshot_ensure(f->s, l.diff_id, &err), -1);
+  assert_non_null(strstr(err->msg, "escapes"));
+  sw_error_release(&err);
+  assert_false(exists(f->root, "../evil"));
 }
 
 static sw_image_t *
@@ -400,6 +465,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_layout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_layers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_import_tar_unpacks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_images, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cache_and_txn, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
