@@ -5,6 +5,7 @@
 #   tests/fuzz/fuzz_*.c   libFuzzer targets (clang)
 #   tests/e2e/test_*.py   pytest end-to-end tests driving build/slipway
 
+SHELL    := /bin/bash
 CC       ?= gcc
 BUILD    ?= build
 PKGS     := libarchive libzstd libcrypto jansson libcurl sqlite3 libdeflate
@@ -74,11 +75,22 @@ asan:
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" unit
 
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
-	@mkdir -p build-fuzz
-	clang $(CPPFLAGS) -std=gnu17 -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=all -iquote src/lib $(shell pkg-config --cflags $(PKGS)) -o $@ $< \
-	  $(LIB_SRCS) $(LDLIBS)
+# The library is compiled once for fuzzing (sanitizers + coverage), then each target links it.
+FUZZ_CFLAGS := -std=gnu17 -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=all $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_OBJS   := $(LIB_SRCS:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+build-fuzz/libslipway.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libslipway.a
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -iquote src/lib -o $@ $< \
+	  build-fuzz/libslipway.a $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 
