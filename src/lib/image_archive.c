@@ -115,9 +115,11 @@ out_blob(out_t *o, const char *digest, sw_error_t *err)
   archive_entry_free(e);
   if (r != ARCHIVE_OK)
     return sw_error(err, 0, "write `%s` to archive: %s", name, archive_error_string(o->a));
-  static __thread char buf[1 << 20];
+  /* On the heap: a 1 MiB __thread array was zeroed at every pthread_create of the process. */
+  enum { BUF_SIZE = 1 << 20 };
+  _cleanup_free_ char *buf = xmalloc(BUF_SIZE);
   ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0)
+  while ((n = read(fd, buf, BUF_SIZE)) > 0)
     if (archive_write_data(o->a, buf, (size_t)n) != n)
       return sw_error(err, 0, "write `%s` to archive: %s", name, archive_error_string(o->a));
   if (n < 0)

@@ -51,15 +51,105 @@ sw_db_error(sw_store_t *s, sw_error_t *err, const char *what)
                   rc == SQLITE_BUSY ? " (another slipway holds the database; retry)" : "");
 }
 
+/* The statement cache: process-wide (few stores are open; callers hold their store's mutex, this
+ * one only guards the table). An entry in use is not handed out twice, so nested users of the
+ * same SQL get a statement each; when the table is full, statements are simply finalized. */
+#define STMT_CACHE_SIZE 48
+static struct {
+  sqlite3 *db;
+  char *sql;
+  sqlite3_stmt *st;
+  bool in_use;
+} stmt_cache[STMT_CACHE_SIZE];
+static pthread_mutex_t stmt_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static sqlite3_stmt *
+stmt_cache_take(sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *st = NULL;
+  pthread_mutex_lock(&stmt_cache_mu);
+  for (size_t i = 0; i < STMT_CACHE_SIZE && st == NULL; i++)
+    if (stmt_cache[i].db == db && !stmt_cache[i].in_use && strcmp(stmt_cache[i].sql, sql) == 0) {
+      stmt_cache[i].in_use = true;
+      st = stmt_cache[i].st;
+    }
+  pthread_mutex_unlock(&stmt_cache_mu);
+  return st;
+}
+
+static void
+stmt_cache_add(sqlite3 *db, const char *sql, sqlite3_stmt *st)
+{
+  pthread_mutex_lock(&stmt_cache_mu);
+  for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
+    if (stmt_cache[i].db == NULL) {
+      stmt_cache[i].db = db;
+      stmt_cache[i].sql = xstrdup(sql);
+      stmt_cache[i].st = st;
+      stmt_cache[i].in_use = true;
+      break;
+    }
+  pthread_mutex_unlock(&stmt_cache_mu);
+}
+
+/* Finalize every cached statement of db (before closing it). */
+static void
+stmt_cache_drop(sqlite3 *db)
+{
+  pthread_mutex_lock(&stmt_cache_mu);
+  for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
+    if (stmt_cache[i].db == db) {
+      sqlite3_finalize(stmt_cache[i].st);
+      free(stmt_cache[i].sql);
+      memset(&stmt_cache[i], 0, sizeof(stmt_cache[i]));
+    }
+  pthread_mutex_unlock(&stmt_cache_mu);
+}
+
+void
+sw_db_release(sqlite3_stmt *st)
+{
+  if (st == NULL)
+    return;
+  pthread_mutex_lock(&stmt_cache_mu);
+  for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
+    if (stmt_cache[i].st == st) {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      stmt_cache[i].in_use = false;
+      pthread_mutex_unlock(&stmt_cache_mu);
+      return;
+    }
+  pthread_mutex_unlock(&stmt_cache_mu);
+  sqlite3_finalize(st);
+}
+
 sqlite3_stmt *
 sw_db_prepare(sw_store_t *s, const char *sql, sw_error_t *err)
 {
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+  sqlite3_stmt *st = stmt_cache_take(s->db, sql);
+  if (st)
+    return st;
+  if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
     sw_db_error(s, err, sql);
     return NULL;
   }
+  stmt_cache_add(s->db, sql, st);
   return st;
+}
+
+/* One statement, run to completion through the cache (BEGIN, COMMIT: sqlite3_exec would parse
+ * them every time). */
+static int
+db_step(sw_store_t *s, const char *sql, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, sql, err);
+  if (st == NULL)
+    return -1;
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return sw_db_error(s, err, sql);
+  return 0;
 }
 
 int
@@ -106,7 +196,7 @@ sw_db_begin(sw_store_t *s, sw_error_t *err)
 {
   sw_db_lock(s);
   if (s->depth == 0) {
-    if (sw_db_exec(s, "BEGIN IMMEDIATE", err) < 0) {
+    if (db_step(s, "BEGIN IMMEDIATE", err) < 0) {
       sw_db_unlock(s);
       return -1;
     }
@@ -128,7 +218,7 @@ sw_db_end(sw_store_t *s, bool ok, sw_error_t *err)
     if (s->failed) {
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
       r = -1;
-    } else if (sw_db_exec(s, "COMMIT", err) < 0) {
+    } else if (db_step(s, "COMMIT", err) < 0) {
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
       r = -2; /* err already set */
     }
@@ -268,8 +358,12 @@ sw_store_free(sw_store_t *s)
 {
   if (s == NULL)
     return;
-  if (s->db)
+  if (s->db) {
+    sw_db_flush_touched(s);
+    stmt_cache_drop(s->db);
     sqlite3_close_v2(s->db);
+  }
+  sw_strv_free(s->touched);
   if (s->lock_fd >= 0)
     close(s->lock_fd); /* releases the flock */
   if (s->root_fd >= 0)
@@ -349,8 +443,9 @@ sw_digest_hex(const char *digest)
 int
 sw_cache_get(sw_store_t *s, const char *key, char **value_out, sw_error_t *err)
 {
-  /* Read without the write lock (lookups dominate a cached rebuild); bump last_used in a write
-   * transaction only when its second changed, so one build writes once per record at most. */
+  /* Read without the write lock (lookups dominate a cached rebuild). last_used (LRU order for
+   * prune) is bumped once for all records read, in one transaction when the store is closed:
+   * a write transaction per hit cost more than the lookups. */
   int64_t now = (int64_t)time(NULL), used = 0;
   char *value = NULL;
   int r = -1;
@@ -368,29 +463,41 @@ sw_cache_get(sw_store_t *s, const char *key, char **value_out, sw_error_t *err)
       r = rc == SQLITE_DONE ? 0 : sw_db_error(s, err, "cache lookup");
     }
   }
-  sw_db_unlock(s);
   if (r == 1 && used < now) {
-    _cleanup_stmt_ sqlite3_stmt *up = NULL;
-    if (sw_db_begin(s, err) < 0) {
-      free(value);
-      return -1;
-    }
-    up = sw_db_prepare(s, "UPDATE cache SET last_used = ?1 WHERE key = ?2 AND last_used < ?1", err);
-    bool ok = up != NULL;
-    if (ok) {
-      sqlite3_bind_int64(up, 1, now);
-      sqlite3_bind_text(up, 2, key, -1, SQLITE_STATIC);
-      ok = sqlite3_step(up) == SQLITE_DONE || sw_db_error(s, err, "cache record") == 0;
-      sqlite3_reset(up);
-    }
-    if (sw_db_end(s, ok, err) < 0) {
-      free(value);
-      return -1;
-    }
+    if (s->touched == NULL)
+      s->touched = xcalloc(1, sizeof(char *));
+    sw_strv_push(&s->touched, key);
   }
+  sw_db_unlock(s);
   if (r == 1)
     *value_out = value;
   return r;
+}
+
+/* Bump last_used of the records sw_cache_get read (see there). Errors only cost LRU accuracy. */
+void
+sw_db_flush_touched(sw_store_t *s)
+{
+  sw_error_t err = NULL;
+  if (s->touched == NULL || s->touched[0] == NULL || sw_db_begin(s, &err) < 0)
+    goto out;
+  bool ok = true;
+  {
+    _cleanup_stmt_ sqlite3_stmt *up =
+        sw_db_prepare(s, "UPDATE cache SET last_used = ?1 WHERE key = ?2 AND last_used < ?1", &err);
+    ok = up != NULL;
+    for (size_t i = 0; ok && s->touched[i]; i++) {
+      sqlite3_reset(up);
+      sqlite3_bind_int64(up, 1, (int64_t)time(NULL));
+      sqlite3_bind_text(up, 2, s->touched[i], -1, SQLITE_STATIC);
+      ok = sqlite3_step(up) == SQLITE_DONE || sw_db_error(s, &err, "cache record") == 0;
+    }
+  }
+  sw_db_end(s, ok, &err);
+out:
+  if (err)
+    sw_debug("store `%s`: updating cache records' last use: %s", s->root, err->msg);
+  sw_error_release(&err);
 }
 
 static int

@@ -197,6 +197,7 @@ sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *re
   sw_prune_opts_t none = {0};
   const sw_prune_opts_t *o = opts ? opts : &none;
   memset(rep, 0, sizeof(*rep));
+  sw_db_flush_touched(s);
 
   /* Shared → exclusive: drop ours first, else two pruners would wait on each other. */
   flock(s->lock_fd, LOCK_UN);

@@ -18,6 +18,7 @@ struct sw_store_s {
   int depth;          /* nesting of db_begin in the thread holding mu */
   int held;           /* nesting of mu itself (lock + begin) */
   bool failed;        /* an inner call failed: the outermost end rolls back */
+  char **touched;     /* cache keys read this second-or-later: last_used bumped at close */
 };
 
 /* Take the mutex and open (or nest into) a write transaction. */
@@ -29,14 +30,20 @@ int sw_db_end(sw_store_t *s, bool ok, sw_error_t *err);
 void sw_db_lock(sw_store_t *s);
 void sw_db_unlock(sw_store_t *s);
 int sw_db_error(sw_store_t *s, sw_error_t *err, const char *what);
-/* Prepare a statement (error names the SQL). */
+/* Prepare a statement (error names the SQL). Statements are cached per connection (parsing SQL
+ * was a tenth of a no-op rebuild): the same SQL text gets the same compiled statement back when
+ * no one holds it. Give it back with sw_db_release (reset, bindings cleared), which the
+ * _cleanup_stmt_ attribute does. */
 sqlite3_stmt *sw_db_prepare(sw_store_t *s, const char *sql, sw_error_t *err);
+void sw_db_release(sqlite3_stmt *st);
 static inline void
 sw_db_finalizep(sqlite3_stmt **st)
 {
-  sqlite3_finalize(*st);
+  sw_db_release(*st);
 }
 #define _cleanup_stmt_ _cleanup_(sw_db_finalizep)
+/* Write the last_used times sw_cache_get deferred (at close, and before prune orders by them). */
+void sw_db_flush_touched(sw_store_t *s);
 /* Run a statement to completion (no rows expected). */
 int sw_db_exec(sw_store_t *s, const char *sql, sw_error_t *err);
 
