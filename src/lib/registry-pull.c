@@ -226,9 +226,9 @@ download_job(void *ctx, size_t i, sw_error_t *err)
   return download_layer(p, i, err);
 }
 
-/* Import a downloaded blob, then unpack it now (the store would do it lazily): a layer that
- * tries to escape its root is refused by the pull, not by the first build that uses it. Layers
- * that were already in the store are unpacked too if they are not yet. */
+/* Import a downloaded blob (the store unpacks it in the same pass), then make sure its snapshot
+ * exists: a layer that tries to escape its root is refused by the pull, not by the first build
+ * that uses it. Layers that were already in the store are unpacked too if they are not yet. */
 static int
 import_job(void *ctx, size_t i, sw_error_t *err)
 {
@@ -237,12 +237,11 @@ import_job(void *ctx, size_t i, sw_error_t *err)
   sw_layer_desc_t out;
 
   if (p->tmp[i]) {
-    _cleanup_close_ int fd = open(p->tmp[i], O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return sw_error(err, errno, "open `%s`", p->tmp[i]);
-    if (sw_layer_import(p->s, fd, d->media_type, d->digest, p->diff_ids[i], &out, err) < 0)
+    /* The download itself becomes the blob (renamed, not copied), unpacked in the same read. */
+    if (sw_layer_import_path(p->s, p->tmp[i], d->media_type, d->digest, p->diff_ids[i], &out, err) <
+        0)
       return sw_error_wrap(err, "layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
-    unlink(p->tmp[i]);
+    unlink(p->tmp[i]); /* ENOENT once adopted; a leftover if the blob was there already */
     free(p->tmp[i]);
     p->tmp[i] = NULL;
   }

@@ -274,9 +274,12 @@ record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const 
   return sw_layer_record(s, out, 0, err);
 }
 
-int
-sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
-                const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
+/* Import the blob read from in_fd. kept: a file under ROOT/tmp that holds these very bytes
+ * (a download), renamed into blobs/ on success; NULL: they are copied into a new temp file. */
+static int
+import_blob(sw_store_t *s, int in_fd, const char *kept, const char *media_type,
+            const char *expected_digest, const char *expected_diff_id, sw_layer_desc_t *out,
+            sw_error_t *err)
 {
   _cleanup_free_ char *tmp = NULL, *dir = NULL;
   _cleanup_close_ int fd = -1;
@@ -292,7 +295,9 @@ sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *ex
   const sw_codec_t *codec = media_type ? sw_codec_from_media_type(media_type) : NULL;
   if (expected_digest && sw_blob_exists(s, expected_digest))
     return record_stored(s, expected_digest, codec, media_type, expected_diff_id, out, err);
-  if ((fd = sw_store_mkstemp(s, "layer-", &tmp, err)) < 0)
+  if (kept)
+    tmp = xstrdup(kept);
+  else if ((fd = sw_store_mkstemp(s, "layer-", &tmp, err)) < 0)
     return -1;
   o.codec = codec;
   o.tee_fd = fd;
@@ -314,9 +319,28 @@ sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *ex
     return sw_error_wrap(err, "importing layer %s", what);
   return 0;
 fail:
-  unlink(tmp);
+  if (!kept)
+    unlink(tmp);
   drop_dir(dir);
   return sw_error_wrap(err, "importing layer %s", what);
+}
+
+int
+sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
+                const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
+{
+  return import_blob(s, in_fd, NULL, media_type, expected_digest, expected_diff_id, out, err);
+}
+
+int
+sw_layer_import_path(sw_store_t *s, const char *tmp_path, const char *media_type,
+                     const char *expected_digest, const char *expected_diff_id,
+                     sw_layer_desc_t *out, sw_error_t *err)
+{
+  _cleanup_close_ int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return sw_error(err, errno, "open `%s`", tmp_path);
+  return import_blob(s, fd, tmp_path, media_type, expected_digest, expected_diff_id, out, err);
 }
 
 int

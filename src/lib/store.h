@@ -109,6 +109,11 @@ int sw_layer_commit_dir(sw_store_t *s, const char *dir, const sw_compression_t *
  * already is read once more for that, unless its snapshot exists). */
 int sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                     const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err);
+/* sw_layer_import of a file under ROOT/tmp (a registry download): the file itself becomes the
+ * blob (renamed into blobs/ on success: no copy); on failure it is left for the caller. */
+int sw_layer_import_path(sw_store_t *s, const char *tmp_path, const char *media_type,
+                         const char *expected_digest, const char *expected_diff_id,
+                         sw_layer_desc_t *out, sw_error_t *err);
 /* Import a plain or gzip/zstd *rootfs tar* (slipway import): one streaming pass decompresses,
  * hashes (diffID), recompresses (comp NULL = gzip) and unpacks the snapshot. */
 int sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
