@@ -58,6 +58,10 @@ def test_import_busybox(slipway, busybox_rootfs_tar):
     assert info["RootFS"]["Layers"] == [sha256_file(busybox_rootfs_tar)]
     assert info["Layers"][0]["MediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
     assert info["Size"] == os.path.getsize(busybox_rootfs_tar)
+    # unpacked by the import itself (one read of the tar): the first run pays nothing
+    snap = os.path.join(slipway.root, "snapshots", info["RootFS"]["Layers"][0][7:])
+    assert os.path.isfile(os.path.join(snap, "bin", "busybox"))
+    assert os.listdir(os.path.join(slipway.root, "tmp")) == []
 
     lines = slipway("images").stdout.splitlines()
     assert lines[0].split()[:4] == ["REPOSITORY", "TAG", "IMAGE", "ID"]
