@@ -482,9 +482,11 @@ do_cmd_entrypoint(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
   _cleanup_strv_ char **argv = command_argv(r, in, 0);
   bool is_cmd = in->kind == SW_INSN_CMD;
   sw_config_set_strv(r->img->config, is_cmd ? "Cmd" : "Entrypoint", argv);
-  if (is_cmd)
+  if (is_cmd) {
+    /* BuildKit's dispatchCmd sets ArgsEscaped on every CMD (not on ENTRYPOINT). */
+    json_object_set_new(container(r), "ArgsEscaped", json_true());
     r->cmd_set = true;
-  else if (!r->cmd_set)
+  } else if (!r->cmd_set)
     sw_config_set_strv(r->img->config, "Cmd", NULL);
   _cleanup_free_ char *q = go_quoted_list(argv);
   _cleanup_free_ char *msg = xasprintf("%s %s", is_cmd ? "CMD" : "ENTRYPOINT", q);
