@@ -380,6 +380,40 @@ go_quoted_list(char *const *v)
   return sw_buf_steal(&b);
 }
 
+/* Go's strconv.QuoteRune (fmt %q of an int): 'A', '\x04', '\n', '\''. */
+static void
+go_quote_rune(sw_buf_t *b, long n)
+{
+  char u[8] = {0};
+  unsigned long c =
+      n < 0 || n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF) ? 0xFFFD : (unsigned long)n;
+  if (c < 0x80) {
+    u[0] = (char)c;
+  } else if (c < 0x800) {
+    u[0] = (char)(0xC0 | c >> 6), u[1] = (char)(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    u[0] = (char)(0xE0 | c >> 12), u[1] = (char)(0x80 | (c >> 6 & 0x3F));
+    u[2] = (char)(0x80 | (c & 0x3F));
+  } else {
+    u[0] = (char)(0xF0 | c >> 18), u[1] = (char)(0x80 | (c >> 12 & 0x3F));
+    u[2] = (char)(0x80 | (c >> 6 & 0x3F)), u[3] = (char)(0x80 | (c & 0x3F));
+  }
+  /* strconv.Quote of the one rune, then the rune's quoting: ' escaped, " not. */
+  _cleanup_buf_ sw_buf_t q = {0};
+  sw_go_quote_buf(&q, u, c ? strlen(u) : 1);
+  sw_buf_putc(b, '\'');
+  for (size_t i = 1; i + 1 < q.len; i++) {
+    if (q.data[i] == '\\' && q.data[i + 1] == '"')
+      continue;
+    if (q.data[i] == '\'')
+      sw_buf_putc(b, '\\');
+    sw_buf_putc(b, q.data[i]);
+    if (q.data[i] == '\\')
+      sw_buf_putc(b, q.data[++i]);
+  }
+  sw_buf_putc(b, '\'');
+}
+
 /* Go's fmt of a []string with %v: [a b] */
 static char *
 go_list(char *const *v)
@@ -717,13 +751,20 @@ do_healthcheck(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
       json_object_set_new(hc, "Retries", json_integer(retries));
   }
   json_object_set_new(container(r), "Healthcheck", hc);
-  _cleanup_free_ char *tl = go_list(test);
-  _cleanup_free_ char *d0 = go_duration(vals[0]), *d1 = go_duration(vals[1]),
-                      *d2 = go_duration(vals[2]), *d3 = go_duration(vals[3]);
-  _cleanup_free_ char *msg =
-      xasprintf("HEALTHCHECK {Test:%s Interval:%s Timeout:%s StartPeriod:%s StartInterval:%s "
-                "Retries:%ld}",
-                tl, d0, d1, d2, d3, retries);
+  /* BuildKit: fmt.Sprintf("HEALTHCHECK %q", &HealthcheckConfig{...}), i.e.
+   * &{["CMD" "x"] "5s" "3s" "0s" "0s" '\x04'}: durations quoted, Retries as a quoted rune. */
+  _cleanup_buf_ sw_buf_t m = {0};
+  _cleanup_free_ char *tl = go_quoted_list(test);
+  sw_buf_printf(&m, "HEALTHCHECK &{%s", tl);
+  for (size_t i = 0; i < SW_ARRAY_SIZE(vals); i++) {
+    _cleanup_free_ char *d = go_duration(vals[i]);
+    sw_buf_putc(&m, ' ');
+    sw_go_quote_buf(&m, d, strlen(d));
+  }
+  sw_buf_putc(&m, ' ');
+  go_quote_rune(&m, retries);
+  sw_buf_putc(&m, '}');
+  const char *msg = m.data;
   history(r, msg);
   return 0;
 }
