@@ -17,7 +17,7 @@ static const char usage_text[] =
     "  -c, --change LINE        apply a Dockerfile instruction to the config: CMD, ENTRYPOINT,\n"
     "                           ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL\n"
     "                           (repeatable), e.g. -c 'ENV PATH=/usr/bin' -c 'CMD [\"sh\"]'\n"
-    "  -m, --message TEXT       history comment (default \"Imported from FILE\")\n"
+    "  -m, --message TEXT       history comment (default \"Imported from -\", as Docker)\n"
     "      --platform OS/ARCH   architecture to record (default: the host's)\n"
     "      --compression ALGO   layer compression: gzip (default), zstd[:LEVEL], none\n"
     "  -q, --quiet              print only the image ID\n"
@@ -161,7 +161,6 @@ do_import(sw_store_t *s, const char *file, const char *name, char **changes, con
 {
   _cleanup_close_ int fd = strcmp(file, "-") == 0 ? dup(0) : open(file, O_RDONLY | O_CLOEXEC);
   _cleanup_(sw_image_freep) sw_image_t *img = sw_image_new();
-  _cleanup_free_ char *fcopy = xstrdup(file);
   _cleanup_free_ char *comment = NULL;
   sw_layer_desc_t layer;
   char *names[] = {(char *)name, NULL};
@@ -177,7 +176,8 @@ do_import(sw_store_t *s, const char *file, const char *name, char **changes, con
   if (sw_layer_import_tar(s, fd, comp, &layer, err) < 0)
     return sw_error_wrap(err, "importing `%s`", file);
   int64_t now = sw_build_time();
-  comment = message ? xstrdup(message) : xasprintf("Imported from %s", basename(fcopy));
+  /* `docker import FILE` streams the file to the daemon, which writes "Imported from -". */
+  comment = xstrdup(message ? message : "Imported from -");
   sw_config_set_created(img->config, now);
   sw_image_add_layer(img, &layer);
   sw_config_add_history(img->config, now, NULL, comment, false);
