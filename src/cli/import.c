@@ -5,7 +5,6 @@
 
 #include <ctype.h>
 #include <fcntl.h>
-#include <libgen.h>
 
 static const char usage_text[] =
     "Usage: slipway import [OPTIONS] FILE|- [REPOSITORY[:TAG]]\n"
