@@ -19,7 +19,9 @@ struct sw_context {
   int dirfd;
   sw_ignore_t *ignore;
   sw_ctx_node_t *root;
-  sw_fcache_t *fcache; /* (dev, ino, size, mtime, ctime) -> sha256 of the bytes */
+  sw_fcache_t *fcache;     /* (dev, ino, size, mtime, ctime) -> sha256 of the bytes */
+  sw_ctx_node_t **aliases; /* symlinks matched by a COPY source: the target under the link's name */
+  size_t naliases;
 };
 
 /* ---- nodes ---- */
@@ -94,6 +96,12 @@ sw_context_free(sw_context_t *c)
     return;
   sw_fcache_free(c->fcache);
   node_free(c->root);
+  for (size_t i = 0; i < c->naliases; i++) {
+    free(c->aliases[i]->name);
+    free(c->aliases[i]->rel);
+    free(c->aliases[i]);
+  }
+  free(c->aliases);
   sw_ignore_free(c->ignore);
   if (c->dirfd >= 0)
     close(c->dirfd);
@@ -299,6 +307,31 @@ push_match(struct matcher *m, sw_ctx_node_t *n)
   m->out[m->n++] = n;
 }
 
+/* A source that is a symlink is copied as its target's content under the link's own name
+ * (Docker follows the link: `COPY link.txt /d/` makes /d/link.txt). The alias shares the
+ * target's bytes, stat and (listed) children; only its name differs. */
+static int
+alias_of(struct matcher *m, sw_ctx_node_t *target, const char *name, sw_ctx_node_t **out,
+         sw_error_t *err)
+{
+  if (strcmp(target->name, name) == 0) {
+    *out = target;
+    return 0;
+  }
+  if (S_ISDIR(target->st.st_mode) && list_dir(m->c, target, err) < 0)
+    return -1;
+  sw_ctx_node_t *a = xmalloc(sizeof(*a));
+  *a = *target;
+  a->name = xstrdup(name);
+  a->rel = xstrdup(target->rel);
+  a->link = NULL;
+  sw_context_t *c = m->c;
+  c->aliases = xrealloc(c->aliases, (c->naliases + 1) * sizeof(*c->aliases));
+  c->aliases[c->naliases++] = a;
+  *out = a;
+  return 0;
+}
+
 /* Split a path into cleaned components; `..` that would leave the root is an error. */
 static int
 split_clean(struct matcher *m, const char *path, char ***comps, sw_error_t *err)
@@ -389,7 +422,7 @@ glob_walk(struct matcher *m, sw_ctx_node_t *dir, char *const *comps, sw_error_t 
       int r = resolve(m, c, true, &n, err);
       if (r == -ENOENT)
         return 0; /* dangling: BuildKit skips it */
-      if (r < 0)
+      if (r < 0 || alias_of(m, n, dir->name, &n, err) < 0)
         return -1;
     }
     push_match(m, n);
@@ -442,7 +475,10 @@ match_impl(sw_context_t *c, const char *src, const char *what, sw_ctx_node_t ***
       return sw_error(err, ENOENT, "%s: `%s` not found in the build context `%s`%s", what, src,
                       c->dir,
                       sw_context_ignored(c, src) ? " (it is excluded by .dockerignore)" : "");
-    if (r < 0)
+    size_t nc = 0;
+    while (comps[nc])
+      nc++;
+    if (r < 0 || (nc && alias_of(&m, node, comps[nc - 1], &node, err) < 0))
       return -1;
     push_match(&m, node);
   }
