@@ -904,6 +904,8 @@ init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
   sw_scope_init(&r->scope);
   if (st->scratch) {
     r->img = sw_image_new();
+    /* BuildKit's emptyImage(): FROM scratch starts with WorkingDir "/". */
+    json_object_set_new(container(r), "WorkingDir", json_string("/"));
     sw_cachekey_base(NULL, o->plan->platform, r->key);
     r->last_created = r->sv->now;
     r->lower = xcalloc(1, sizeof(char *));
