@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""A conformance case's options (case.json) and context preparation, shared by record.sh and
+tests/e2e/test_conformance.py.
+Usage: caseinfo.py prepare CTX        modes normalised (git keeps only +x), case.json's
+                                      "modes" {PATH: "0600"} and "mkdir" [PATH], then every
+                                      mtime in CTX (links too) := compare.CTX_MTIME
+       caseinfo.py docker-args CTX    `docker build` flags for the case, one a line"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402
+
+
+def load(ctx):
+    """case.json: {"target": STAGE, "build_args": {K: V}, "ignore": [summary keys],
+    "modes": {PATH: MODE}, "mkdir": [PATH]}."""
+    path = os.path.join(ctx, "case.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def build_flags(ctx):
+    info = load(ctx)
+    flags = []
+    if info.get("target"):
+        flags += ["--target", info["target"]]
+    for k, v in sorted(info.get("build_args", {}).items()):
+        flags += ["--build-arg", "%s=%s" % (k, v)]
+    return flags
+
+
+def prepare(ctx):
+    info = load(ctx)
+    for d in info.get("mkdir", []):
+        os.makedirs(os.path.join(ctx, d), exist_ok=True)
+    for root, dirs, files in os.walk(ctx):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            if os.path.islink(p):
+                continue
+            st = os.stat(p)
+            os.chmod(p, 0o755 if os.path.isdir(p) or st.st_mode & 0o100 else 0o644)
+    os.chmod(ctx, 0o755)
+    for p, mode in info.get("modes", {}).items():
+        os.chmod(os.path.join(ctx, p), int(mode, 8))
+    t = compare.CTX_MTIME
+    for root, dirs, files in os.walk(ctx, topdown=False):
+        for n in dirs + files:
+            os.utime(os.path.join(root, n), (t, t), follow_symlinks=False)
+    os.utime(ctx, (t, t))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("prepare", "docker-args"):
+        sys.exit(__doc__)
+    if sys.argv[1] == "prepare":
+        prepare(sys.argv[2])
+    else:
+        for flag in build_flags(sys.argv[2]):
+            print(flag)
