@@ -353,6 +353,11 @@ unchanged(sw_store_t *store, sw_image_t *img, char *const *tags)
   }
   img->config_digest = steal_ptr(&found->config_digest);
   img->manifest_digest = steal_ptr(&found->manifest_digest);
+  /* The same diffIDs (same config); the stored image's layers have their blobs. */
+  free(img->layers);
+  img->layers = steal_ptr(&found->layers);
+  img->n_layers = found->n_layers;
+  found->n_layers = 0;
   sw_strv_free(img->names);
   img->names = steal_ptr(&found->names);
   return true;
@@ -417,7 +422,11 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0) {
     apply_labels(img, o->labels);
     int id = sw_progress_begin(p, "exporting to image");
-    rc = unchanged(store, img, o->tags) ? 0 : sw_image_commit(store, img, o->tags, err);
+    /* Layers committed without a blob get it now, with the build's codec. */
+    rc = unchanged(store, img, o->tags) ? 0
+         : sw_image_make_blobs(store, img, &o->comp, err) < 0
+             ? -1
+             : sw_image_commit(store, img, o->tags, err);
     if (rc == 0) {
       sw_progress_log(p, id, "writing image %s done", img->config_digest);
       for (size_t i = 0; img->names && img->names[i]; i++)

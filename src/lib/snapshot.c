@@ -1,11 +1,13 @@
 /* slipway: layers and snapshots. A layer row ties a diffID to a blob (digest, size, media type)
  * and to the snapshot ROOT/snapshots/<diffID hex>, the extracted layer in overlay format. The
  * row is written only after the blob and the snapshot are in place. A committed build step's
- * snapshot is its renamed upper dir; imported, loaded and pulled layers are unpacked in the same
- * single pass that stores and hashes them (sw_layer_apply's producer thread feeds the
- * compressor and the hashes while the caller's thread creates the files), so the first build or
- * run pays nothing. A layer that cannot be unpacked is still stored and is unpacked on first use
- * (sw_snapshot_ensure), which reports why; that is also the fallback for a missing snapshot. */
+ * snapshot is its renamed upper dir, recorded with its diffID in a snapshot row: its blob is
+ * made only when an image that uses it is committed (sw_layer_make_blob); imported, loaded and
+ * pulled layers are unpacked in the same single pass that stores and hashes them (sw_layer_apply's
+ * producer thread feeds the compressor and the hashes while the caller's thread creates the files),
+ * so the first build or run pays nothing. A layer that cannot be unpacked is still stored and is
+ * unpacked on first use (sw_snapshot_ensure), which reports why; that is also the fallback for a
+ * missing snapshot. */
 #include "layer_apply.h"
 #include "layer_write.h"
 #include "store_internal.h"
@@ -162,6 +164,117 @@ fail:
   sw_rm_rf(dir, &ignored);
   sw_error_release(&ignored);
   return sw_error_wrap(err, "committing layer from `%s`", dir);
+}
+
+/* ---- build steps: snapshot now, blob when an image needs it ----
+ * A step's layer is committed as its snapshot plus diffID (the tar hashed, not compressed: the
+ * compressed blob of an intermediate stage's layer is never needed). The blob is made from the
+ * snapshot when an image that uses the layer is committed: the tar is deterministic, so the
+ * blob is the one an eager commit would have made. */
+
+static int
+record_snapshot(sw_store_t *s, const char *diff_id, int64_t tar_size, sw_error_t *err)
+{
+  if (sw_db_begin(s, err) < 0)
+    return -1;
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(
+      s, "INSERT OR IGNORE INTO snapshots (diff_id, tar_size, created) VALUES (?,?,?)", err);
+  int r = -1;
+  if (st) {
+    sqlite3_bind_text(st, 1, diff_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, tar_size);
+    sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+    r = sqlite3_step(st) == SQLITE_DONE ? 0 : sw_db_error(s, err, "record snapshot");
+  }
+  return sw_db_end(s, r == 0, err);
+}
+
+/* diffID and size of the tar of dir, nothing written. */
+static int
+hash_dir(const char *dir, sw_layer_info_t *info, sw_error_t *err)
+{
+  _cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  sw_layer_write_opts_t opts = sw_layer_write_opts_default();
+  if (null < 0)
+    return sw_error(err, errno, "open `/dev/null`");
+  opts.comp = (sw_compression_t){.codec = &sw_codec_none};
+  return sw_layer_write(dir, &opts, null, info, err);
+}
+
+int
+sw_layer_commit_snapshot(sw_store_t *s, const char *dir, sw_layer_desc_t *out, sw_error_t *err)
+{
+  sw_layer_info_t info = {0};
+  sw_layer_desc_t l = {0};
+  sw_error_t ignored = NULL;
+
+  if (hash_dir(dir, &info, err) < 0)
+    goto fail;
+  snprintf(l.diff_id, sizeof(l.diff_id), "%s", info.diff_id);
+  l.tar_size = (int64_t)info.tar_size;
+  if (commit_snapshot(s, dir, l.diff_id, err) < 0 ||
+      record_snapshot(s, l.diff_id, l.tar_size, err) < 0)
+    return sw_error_wrap(err, "committing layer from `%s`", dir);
+  /* Built before (and its blob made by an image commit)? Then the layer is complete. */
+  sw_layer_desc_t have;
+  if (sw_layer_get(s, l.diff_id, NULL, &have, &ignored) == 1)
+    l = have;
+  sw_error_release(&ignored);
+  *out = l;
+  return 0;
+fail:
+  sw_rm_rf(dir, &ignored);
+  sw_error_release(&ignored);
+  return sw_error_wrap(err, "committing layer from `%s`", dir);
+}
+
+int
+sw_layer_make_blob(sw_store_t *s, sw_layer_desc_t *l, const sw_compression_t *comp, sw_error_t *err)
+{
+  if (l->digest[0])
+    return 0;
+  const char *media = comp && comp->codec ? comp->codec->oci_media_type : NULL;
+  sw_layer_desc_t have;
+  int f = sw_layer_get(s, l->diff_id, media, &have, err);
+  if (f != 0) {
+    if (f == 1)
+      *l = have;
+    return f < 0 ? -1 : 0;
+  }
+  _cleanup_free_ char *snap = sw_snapshot_path(s, l->diff_id);
+  _cleanup_free_ char *tmp = NULL;
+  _cleanup_close_ int fd = sw_store_mkstemp(s, "layer-", &tmp, err);
+  sw_layer_write_opts_t opts = sw_layer_write_opts_default();
+  sw_layer_info_t info = {0};
+  sw_layer_desc_t made;
+  if (fd < 0)
+    return -1;
+  if (comp && comp->codec)
+    opts.comp = *comp;
+  if (sw_layer_write(snap, &opts, fd, &info, err) < 0) {
+    unlink(tmp);
+    return sw_error_wrap(err, "making the blob of layer %s", l->diff_id);
+  }
+  if (strcmp(info.diff_id, l->diff_id) != 0) {
+    unlink(tmp);
+    return sw_error(
+        err, 0, "snapshot `%s` no longer matches its diffID (now %s): remove it and build again",
+        snap, info.diff_id);
+  }
+  fill_desc(&made, &info, NULL);
+  if (sw_blob_adopt(s, tmp, made.digest, err) < 0 || sw_layer_record(s, &made, 0, err) < 0)
+    return sw_error_wrap(err, "making the blob of layer %s", l->diff_id);
+  *l = made;
+  return 0;
+}
+
+int
+sw_image_make_blobs(sw_store_t *s, sw_image_t *img, const sw_compression_t *comp, sw_error_t *err)
+{
+  for (size_t i = 0; i < img->n_layers; i++)
+    if (sw_layer_make_blob(s, &img->layers[i], comp, err) < 0)
+      return -1;
+  return 0;
 }
 
 /* Stream in_fd through a source (decompress + hash both sides; raw bytes teed to tee_fd) and,

@@ -231,12 +231,29 @@ sv_resolve_owner(sw_lowerfs_t *fs, const char *spec, uid_t *uid, gid_t *gid, sw_
 
 /* ---- cache records ---- */
 
+/* A record of a layer committed without a blob (no "blob" member): its snapshot, if it is
+ * still there; the blob is made when an image needs it (sw_image_make_blobs). */
+static bool
+record_snapshot(sw_store_t *store, json_t *j, sw_layer_desc_t *layer)
+{
+  const char *diff = json_string_value(json_object_get(j, "layer"));
+  if (!diff || !sw_digest_valid(diff))
+    return false;
+  _cleanup_free_ char *snap = sw_snapshot_path(store, diff);
+  if (access(snap, F_OK) < 0)
+    return false;
+  snprintf(layer->diff_id, sizeof(layer->diff_id), "%s", diff);
+  return true;
+}
+
 /* The blob a record names, if it and the snapshot are still there. (The record keeps its layer
  * alive in the store, so this is a sanity check against a store edited by hand.) */
 static bool
 record_blob(sw_store_t *store, json_t *j, sw_layer_desc_t *layer)
 {
   json_t *b = json_object_get(j, "blob");
+  if (b == NULL)
+    return record_snapshot(store, j, layer);
   const char *diff = json_string_value(json_object_get(j, "layer"));
   const char *digest = json_string_value(json_object_get(b, "digest"));
   const char *mt = json_string_value(json_object_get(b, "mediaType"));
@@ -294,7 +311,7 @@ sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, i
   json_t *j = json_object();
   json_object_set_new(j, "v", json_integer(1));
   json_object_set_new(j, "layer", layer ? json_string(layer->diff_id) : json_null());
-  if (layer)
+  if (layer && layer->digest[0])
     json_object_set_new(j, "blob",
                         json_pack("{s:s,s:I,s:s}", "digest", layer->digest, "size",
                                   (json_int_t)layer->size, "mediaType", layer->media_type));
@@ -307,7 +324,8 @@ sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, i
     sw_strv_push(&ids, r->img->layers[i].diff_id);
   if (layer)
     sw_strv_push(&ids, layer->diff_id);
-  if (sw_cache_put(r->sv->o->store, key, val, ids, layer ? layer->size : 0, err) < 0)
+  int64_t size = layer ? (layer->digest[0] ? layer->size : layer->tar_size) : 0;
+  if (sw_cache_put(r->sv->o->store, key, val, ids, size, err) < 0)
     return sv_wrap(r, err);
   return 0;
 }
@@ -344,6 +362,9 @@ dir_empty(const char *dir)
   return true;
 }
 
+static bool in_final_image(stage_run_t *r);
+static void start_blob_job(solver_t *sv, const sw_layer_desc_t *layer);
+
 int
 sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, sw_error_t *err)
 {
@@ -352,9 +373,69 @@ sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, 
     return sw_rm_rf(dir, err);
   }
   *has = true;
-  if (sw_layer_commit_dir(r->sv->o->store, dir, &r->sv->o->comp, out, err) < 0)
+  if (sw_layer_commit_snapshot(r->sv->o->store, dir, out, err) < 0)
     return sv_wrap(r, err);
+  if (out->digest[0] == '\0' && in_final_image(r))
+    start_blob_job(r->sv, out);
   return 0;
+}
+
+/* Whether the stage's layers end up in the image the build produces: the target stage and
+ * the stages it is built FROM. */
+static bool
+in_final_image(stage_run_t *r)
+{
+  const sw_plan_t *p = r->sv->o->plan;
+  for (int i = p->target; i >= 0; i = p->stages[i].base_stage)
+    if (&p->stages[i] == r->st)
+      return true;
+  return false;
+}
+
+static void *
+blob_job_main(void *arg)
+{
+  blob_job_t *j = arg;
+  j->rc = sw_layer_make_blob(j->store, &j->layer, &j->comp, &j->err);
+  return NULL;
+}
+
+/* Make the blob of a final-image layer on its own thread while the build goes on (its
+ * compressor's workers share the 2 cores with the steps). Joined by sw_solve. */
+static void
+start_blob_job(solver_t *sv, const sw_layer_desc_t *layer)
+{
+  blob_job_t *j = xcalloc(1, sizeof(*j));
+  j->store = sv->o->store;
+  j->comp = sv->o->comp;
+  j->layer = *layer;
+  if (pthread_create(&j->thread, NULL, blob_job_main, j) != 0) {
+    free(j); /* the blob is made when the image is committed */
+    return;
+  }
+  pthread_mutex_lock(&sv->lock);
+  j->next = sv->jobs;
+  sv->jobs = j;
+  pthread_mutex_unlock(&sv->lock);
+}
+
+/* Wait for the background blobs; fill the layers of img they made. A failed job is not an error
+ * here: the image commit makes the blob again and reports why it cannot. */
+static void
+join_blob_jobs(solver_t *sv, sw_image_t *img)
+{
+  for (blob_job_t *j = sv->jobs, *next; j; j = next) {
+    next = j->next;
+    pthread_join(j->thread, NULL);
+    for (size_t i = 0; img && j->rc == 0 && i < img->n_layers; i++)
+      if (img->layers[i].digest[0] == '\0' && strcmp(img->layers[i].diff_id, j->layer.diff_id) == 0)
+        img->layers[i] = j->layer;
+    if (j->rc < 0)
+      sw_debug("background blob of %s: %s", j->layer.diff_id, j->err->msg);
+    sw_error_release(&j->err);
+    free(j);
+  }
+  sv->jobs = NULL;
 }
 
 /* ---- config-only instructions ---- */
@@ -1096,6 +1177,7 @@ sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
     stage_run_t *t = &sv.runs[p->target];
     *out = steal_ptr(&t->img);
   }
+  join_blob_jobs(&sv, rc == 0 ? *out : NULL);
   if (watching) {
     pthread_mutex_lock(&w.lock);
     w.done = true;

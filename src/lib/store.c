@@ -39,6 +39,10 @@ static const char *const migrations[] = {
     "  key TEXT NOT NULL REFERENCES cache ON DELETE CASCADE, diff_id TEXT NOT NULL,"
     "  PRIMARY KEY (key, diff_id));"
     "CREATE INDEX cache_layers_diff_id ON cache_layers(diff_id);",
+    /* 2: a build step's snapshot committed without a blob yet (the blob is made when an image
+     * that uses the layer is committed); the row means the snapshot dir is in place. */
+    "CREATE TABLE snapshots ("
+    "  diff_id TEXT PRIMARY KEY, tar_size INTEGER NOT NULL, created INTEGER NOT NULL);",
 };
 
 /* ---- database helpers ---- */
@@ -508,7 +512,10 @@ cache_put_locked(sw_store_t *s, const char *key, const char *value, char *const 
       s, "INSERT OR REPLACE INTO cache (key, value, size, created, last_used) VALUES (?,?,?,?,?)",
       err);
   _cleanup_stmt_ sqlite3_stmt *has =
-      sw_db_prepare(s, "SELECT 1 FROM layers WHERE diff_id = ? LIMIT 1", err);
+      sw_db_prepare(s,
+                    "SELECT 1 FROM layers WHERE diff_id = ?1 "
+                    "UNION ALL SELECT 1 FROM snapshots WHERE diff_id = ?1 LIMIT 1",
+                    err);
   _cleanup_stmt_ sqlite3_stmt *ref =
       sw_db_prepare(s, "INSERT OR IGNORE INTO cache_layers (key, diff_id) VALUES (?,?)", err);
   if (!put || !has || !ref)
@@ -604,7 +611,9 @@ sw_store_usage(sw_store_t *s, sw_store_usage_t *u, sw_error_t *err)
                           ? -1
                           : query_int(s,
                                       "SELECT COALESCE(SUM(t), 0) FROM "
-                                      "(SELECT MAX(tar_size) AS t FROM layers GROUP BY diff_id)",
+                                      "(SELECT MAX(tar_size) AS t FROM (SELECT diff_id, "
+                                      "tar_size FROM layers UNION ALL SELECT diff_id, "
+                                      "tar_size FROM snapshots) GROUP BY diff_id)",
                                       err);
   sw_db_unlock(s);
   if (u->snapshot_bytes < 0)

@@ -102,6 +102,20 @@ int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size
  * recorded. comp NULL = sw_compression_default() (gzip). dir is consumed either way. */
 int sw_layer_commit_dir(sw_store_t *s, const char *dir, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
+/* A build step's layer without its blob: the tar of dir is hashed (diffID, tar_size; nothing
+ * compressed or written), dir is renamed to snapshots/<diffID hex> and a snapshot row recorded
+ * (enough for cache records: sw_cache_put accepts a diffID with a layer or a snapshot row).
+ * *out gets diff_id and tar_size, and digest/size/media_type only if a blob of that diffID is
+ * already stored (digest "" otherwise). dir is consumed either way. */
+int sw_layer_commit_snapshot(sw_store_t *s, const char *dir, sw_layer_desc_t *out, sw_error_t *err);
+/* Complete a layer desc whose digest is "": a stored blob of its diffID (any media type,
+ * comp's preferred), else a blob made from its snapshot with comp (NULL = gzip), stored and
+ * recorded as a layer row. Thread-safe; several callers may race (same bytes, first wins). */
+int sw_layer_make_blob(sw_store_t *s, sw_layer_desc_t *l, const sw_compression_t *comp,
+                       sw_error_t *err);
+/* sw_layer_make_blob for every layer of img (sw_image_commit does it with the default codec). */
+int sw_image_make_blobs(sw_store_t *s, sw_image_t *img, const sw_compression_t *comp,
+                        sw_error_t *err);
 /* Import a layer blob (compressed or not, as media_type says; NULL = detect) from in_fd: stored
  * as is, decompressed once to get the diffID, checked against expected_digest /
  * expected_diff_id when given (a registry pull knows both). An existing layer with that digest

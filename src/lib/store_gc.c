@@ -9,10 +9,15 @@
 #include <sys/stat.h>
 
 /* Bytes held by cache records only (not by any image): what --keep-storage bounds. */
-static const char cache_only_bytes_sql[] = "SELECT COALESCE(SUM(size + tar_size), 0) FROM layers "
-                                           "WHERE diff_id IN (SELECT diff_id FROM cache_layers) "
-                                           "AND digest NOT IN (SELECT digest FROM image_layers) "
-                                           "AND diff_id NOT IN (SELECT diff_id FROM image_layers)";
+static const char cache_only_bytes_sql[] =
+    "SELECT (SELECT COALESCE(SUM(size + tar_size), 0) FROM layers "
+    "WHERE diff_id IN (SELECT diff_id FROM cache_layers) "
+    "AND digest NOT IN (SELECT digest FROM image_layers) "
+    "AND diff_id NOT IN (SELECT diff_id FROM image_layers)) + "
+    "(SELECT COALESCE(SUM(tar_size), 0) FROM snapshots "
+    "WHERE diff_id IN (SELECT diff_id FROM cache_layers) "
+    "AND diff_id NOT IN (SELECT diff_id FROM layers) "
+    "AND diff_id NOT IN (SELECT diff_id FROM image_layers))";
 
 static int64_t
 scalar(sw_store_t *s, const char *sql, sw_error_t *err)
@@ -76,11 +81,26 @@ prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_e
     return -1;
   /* A layer stays if an image uses its blob, or a cache record or image uses its diffID (the
    * snapshot is what builds need; a blob of that diffID comes along). */
+  if (exec_count(s,
+                 "DELETE FROM layers WHERE digest NOT IN (SELECT digest FROM image_layers) "
+                 "AND diff_id NOT IN (SELECT diff_id FROM image_layers) "
+                 "AND diff_id NOT IN (SELECT diff_id FROM cache_layers)",
+                 &rep->layers, err) < 0)
+    return -1;
+  /* Snapshots of build steps whose blob was never made: kept by the same references (counted
+   * as layers unless a layer row, counted above, had the same diffID). */
   return exec_count(s,
-                    "DELETE FROM layers WHERE digest NOT IN (SELECT digest FROM image_layers) "
+                    "DELETE FROM snapshots WHERE diff_id NOT IN (SELECT diff_id FROM layers) "
                     "AND diff_id NOT IN (SELECT diff_id FROM image_layers) "
                     "AND diff_id NOT IN (SELECT diff_id FROM cache_layers)",
-                    &rep->layers, err);
+                    &rep->layers, err) < 0 ||
+                 exec_count(s,
+                            "DELETE FROM snapshots WHERE "
+                            "diff_id NOT IN (SELECT diff_id FROM image_layers) "
+                            "AND diff_id NOT IN (SELECT diff_id FROM cache_layers)",
+                            NULL, err) < 0
+             ? -1
+             : 0;
 }
 
 /* Names of everything still referenced: blob hexes and snapshot hexes, "b:<hex>" / "s:<hex>". */
@@ -92,7 +112,8 @@ referenced(sw_store_t *s, char ***out, sw_error_t *err)
                     "SELECT 'b:' || substr(manifest_digest, 8) FROM images "
                     "UNION SELECT 'b:' || substr(config_digest, 8) FROM images "
                     "UNION SELECT 'b:' || substr(digest, 8) FROM layers "
-                    "UNION SELECT 's:' || substr(diff_id, 8) FROM layers ORDER BY 1",
+                    "UNION SELECT 's:' || substr(diff_id, 8) FROM layers "
+                    "UNION SELECT 's:' || substr(diff_id, 8) FROM snapshots ORDER BY 1",
                     err);
   char **v = xcalloc(1, sizeof(*v));
   if (st == NULL) {

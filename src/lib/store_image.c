@@ -136,6 +136,9 @@ sw_image_commit_raw(sw_store_t *s, sw_image_t *img, char *const *names, sw_error
 int
 sw_image_commit(sw_store_t *s, sw_image_t *img, char *const *names, sw_error_t *err)
 {
+  /* A build's layers may have no blob yet (sw_layer_commit_snapshot). */
+  if (sw_image_make_blobs(s, img, NULL, err) < 0)
+    return -1;
   _cleanup_free_ char *cfg = sw_json_dump(img->config);
   char *cd = NULL;
   if (sw_blob_put(s, cfg, strlen(cfg), NULL, &cd, err) < 0)

@@ -395,6 +395,58 @@ test_prune(void **state)
   sw_image_free(img);
 }
 
+/* A build step's layer: snapshot + diffID now, blob later, identical to an eager commit. */
+static void
+test_lazy_blob(void **state)
+{
+  fx_t *f = *state;
+  sw_error_t err = NULL;
+  sw_layer_desc_t lazy, eager;
+  sw_prune_report_t rep;
+  sw_prune_opts_t o = {0};
+  const struct timespec fixed[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+  _cleanup_free_ char *dir = sw_store_mkdtemp(f->s, "test-", &err);
+  _cleanup_free_ char *file = xasprintf("%s/lazy.txt", dir);
+  ok(sw_write_file_atomic(file, "lazy", 4, 0644, &err), &err);
+  assert_int_equal(utimensat(AT_FDCWD, file, fixed, 0), 0); /* same tar whatever the clock */
+  ok(sw_layer_commit_snapshot(f->s, dir, &lazy, &err), &err);
+  assert_string_equal(lazy.digest, "");
+  assert_true(lazy.tar_size > 0);
+  assert_int_equal(sw_layer_get(f->s, lazy.diff_id, NULL, &eager, &err), 0); /* no blob yet */
+  _cleanup_free_ char *snap = sw_snapshot_path(f->s, lazy.diff_id);
+  assert_int_equal(access(snap, F_OK), 0);
+  /* a cache record may name it; GC keeps it for the record */
+  char *ids[] = {lazy.diff_id, NULL};
+  ok(sw_cache_put(f->s, "lazy", "{}", ids, lazy.tar_size, &err), &err);
+  ok(sw_store_prune(f->s, &o, &rep, &err), &err);
+  assert_int_equal(access(snap, F_OK), 0);
+
+  sw_layer_desc_t made = lazy;
+  ok(sw_layer_make_blob(f->s, &made, NULL, &err), &err);
+  assert_true(sw_blob_exists(f->s, made.digest));
+  assert_string_equal(made.diff_id, lazy.diff_id);
+  make_layer(f, "lazy", &eager); /* hello.txt, not lazy.txt: another layer */
+  assert_string_not_equal(eager.diff_id, lazy.diff_id);
+  dir = (free(dir), sw_store_mkdtemp(f->s, "test-", &err));
+  free(file);
+  file = xasprintf("%s/lazy.txt", dir);
+  ok(sw_write_file_atomic(file, "lazy", 4, 0644, &err), &err);
+  assert_int_equal(utimensat(AT_FDCWD, file, fixed, 0), 0); /* same tar whatever the clock */
+  ok(sw_layer_commit_dir(f->s, dir, NULL, &eager, &err), &err);
+  assert_string_equal(eager.digest, made.digest); /* the same blob as an eager commit */
+  sw_layer_desc_t again = lazy;
+  ok(sw_layer_make_blob(f->s, &again, NULL, &err), &err); /* found, not made again */
+  assert_string_equal(again.digest, made.digest);
+
+  /* without the record, GC removes the snapshot row and dir */
+  ok(sw_cache_delete(f->s, "lazy", &err), &err);
+  o.all = true;
+  ok(sw_store_prune(f->s, &o, &rep, &err), &err);
+  assert_int_equal(access(snap, F_OK), -1);
+  assert_int_equal(sw_cache_put(f->s, "lazy", "{}", ids, 0, &err), -1);
+  sw_error_release(&err);
+}
+
 /* Threads share one handle (as the engine's stage threads do); another handle (as another
  * process would) writes at the same time. Everything lands, nothing is lost. */
 typedef struct {
@@ -469,6 +521,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_images, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cache_and_txn, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lazy_blob, setup, teardown),
       cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
