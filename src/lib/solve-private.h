@@ -33,20 +33,8 @@ typedef struct {
   const sw_step_t *cur; /* step being run (for messages) */
 } stage_run_t;
 
-/* A blob being made in the background for a layer of the final image (see sv_commit_dir). */
-typedef struct blob_job {
-  struct blob_job *next;
-  pthread_t thread;
-  sw_store_t *store;
-  sw_compression_t comp;
-  sw_layer_desc_t layer; /* diff_id in; the rest filled by the job */
-  int rc;
-  sw_error_t err;
-} blob_job_t;
-
 struct solver {
   const sw_solve_opts_t *o;
-  blob_job_t *jobs;  /* under lock */
   stage_run_t *runs; /* one per plan stage; only needed ones run */
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -88,9 +76,9 @@ int sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *laye
 /* Add a layer (or none) and its history entry to the stage. */
 void sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t created,
                     const char *created_by);
-/* Commit a layer dir (consumed) as a snapshot + diffID (no blob: sw_layer_commit_snapshot); a
- * layer of the final image also gets its blob made by a background thread with the build's
- * codec, overlapping the remaining steps. *has gets false when dir is empty. */
+/* Commit a layer dir (consumed): a layer of the final image (target stage and the stages it is
+ * FROM) with its blob in one pass (build's codec), any other as a snapshot + diffID only
+ * (sw_layer_commit_snapshot). *has gets false when dir is empty. */
 int sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has,
                   sw_error_t *err);
 /* The stage a step refers to; sv_wait_stage() blocks until it is done (-1 if it or another

@@ -363,7 +363,6 @@ dir_empty(const char *dir)
 }
 
 static bool in_final_image(stage_run_t *r);
-static void start_blob_job(solver_t *sv, const sw_layer_desc_t *layer);
 
 int
 sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, sw_error_t *err)
@@ -373,11 +372,11 @@ sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, 
     return sw_rm_rf(dir, err);
   }
   *has = true;
-  if (sw_layer_commit_snapshot(r->sv->o->store, dir, out, err) < 0)
-    return sv_wrap(r, err);
-  if (out->digest[0] == '\0' && in_final_image(r))
-    start_blob_job(r->sv, out);
-  return 0;
+  /* A layer of the final image needs its blob: tar, compress and hash in one pass. Any other
+   * layer only needs its diffID (no compression, no blob file, no fsync). */
+  int rc = in_final_image(r) ? sw_layer_commit_dir(r->sv->o->store, dir, &r->sv->o->comp, out, err)
+                             : sw_layer_commit_snapshot(r->sv->o->store, dir, out, err);
+  return rc < 0 ? sv_wrap(r, err) : 0;
 }
 
 /* Whether the stage's layers end up in the image the build produces: the target stage and
@@ -390,52 +389,6 @@ in_final_image(stage_run_t *r)
     if (&p->stages[i] == r->st)
       return true;
   return false;
-}
-
-static void *
-blob_job_main(void *arg)
-{
-  blob_job_t *j = arg;
-  j->rc = sw_layer_make_blob(j->store, &j->layer, &j->comp, &j->err);
-  return NULL;
-}
-
-/* Make the blob of a final-image layer on its own thread while the build goes on (its
- * compressor's workers share the 2 cores with the steps). Joined by sw_solve. */
-static void
-start_blob_job(solver_t *sv, const sw_layer_desc_t *layer)
-{
-  blob_job_t *j = xcalloc(1, sizeof(*j));
-  j->store = sv->o->store;
-  j->comp = sv->o->comp;
-  j->layer = *layer;
-  if (pthread_create(&j->thread, NULL, blob_job_main, j) != 0) {
-    free(j); /* the blob is made when the image is committed */
-    return;
-  }
-  pthread_mutex_lock(&sv->lock);
-  j->next = sv->jobs;
-  sv->jobs = j;
-  pthread_mutex_unlock(&sv->lock);
-}
-
-/* Wait for the background blobs; fill the layers of img they made. A failed job is not an error
- * here: the image commit makes the blob again and reports why it cannot. */
-static void
-join_blob_jobs(solver_t *sv, sw_image_t *img)
-{
-  for (blob_job_t *j = sv->jobs, *next; j; j = next) {
-    next = j->next;
-    pthread_join(j->thread, NULL);
-    for (size_t i = 0; img && j->rc == 0 && i < img->n_layers; i++)
-      if (img->layers[i].digest[0] == '\0' && strcmp(img->layers[i].diff_id, j->layer.diff_id) == 0)
-        img->layers[i] = j->layer;
-    if (j->rc < 0)
-      sw_debug("background blob of %s: %s", j->layer.diff_id, j->err->msg);
-    sw_error_release(&j->err);
-    free(j);
-  }
-  sv->jobs = NULL;
 }
 
 /* ---- config-only instructions ---- */
@@ -1177,7 +1130,6 @@ sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
     stage_run_t *t = &sv.runs[p->target];
     *out = steal_ptr(&t->img);
   }
-  join_blob_jobs(&sv, rc == 0 ? *out : NULL);
   if (watching) {
     pthread_mutex_lock(&w.lock);
     w.done = true;
