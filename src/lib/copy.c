@@ -695,6 +695,27 @@ sw_copy_finish(sw_copy_t *c, sw_error_t *err)
   return 0;
 }
 
+/* As a real mkdir -p (Docker's WORKDIR, runc's cwd): the deepest existing parent gets the
+ * build's mtime (a directory was made in it), the ones above keep the image's. */
+static void
+keep_parent_times(sw_copy_t *c, sw_lowerfs_t *fs, const char *canon)
+{
+  _cleanup_free_ char *cur = xstrdup(canon);
+  bool deepest = true;
+  for (char *slash = strrchr(cur, '/'); slash && slash != cur; slash = strrchr(cur, '/')) {
+    *slash = '\0';
+    _cleanup_free_ char *canon2 = NULL, *host = NULL;
+    struct stat st;
+    sw_error_t e = NULL;
+    if (sw_lowerfs_lookup(fs, cur, false, &canon2, &st, &host, &e) == 0 && S_ISDIR(st.st_mode)) {
+      if (!deepest)
+        set_times(c->layer_fd, cur + 1, &st.st_mtim, AT_SYMLINK_NOFOLLOW);
+      deepest = false;
+    }
+    sw_error_release(&e);
+  }
+}
+
 int
 sw_copy_mkdir_layer(const char *layer_dir, sw_lowerfs_t *fs, const char *path, uid_t uid, gid_t gid,
                     int64_t now, sw_error_t *err)
@@ -709,7 +730,10 @@ sw_copy_mkdir_layer(const char *layer_dir, sw_lowerfs_t *fs, const char *path, u
   if (fd < 0)
     return -1;
   close(fd);
-  return sw_copy_finish(c, err);
+  if (sw_copy_finish(c, err) < 0)
+    return -1;
+  keep_parent_times(c, fs, canon);
+  return 0;
 }
 
 /* ---- content hash of a path in an image ---- */

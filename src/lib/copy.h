@@ -76,7 +76,9 @@ int sw_copy_hash_lower(sw_lowerfs_t *fs, const char *path, const sw_excludes_t *
                        sw_fcache_t *fc, char out[SW_HASH_HEX_SIZE], sw_error_t *err);
 
 /* Create `path` (absolute) and its missing parents in layer_dir the way WORKDIR does:
- * missing directories 0755 owned by uid:gid, existing parents with their image metadata. */
+ * missing directories 0755 owned by uid:gid with mtime `now`, existing parents with their image
+ * metadata (mtime too, except the deepest one: a directory was made in it). Also used for a RUN's
+ * missing cwd (uid 0, as runc creates it). */
 int sw_copy_mkdir_layer(const char *layer_dir, sw_lowerfs_t *fs, const char *path, uid_t uid,
                         gid_t gid, int64_t now, sw_error_t *err);
 

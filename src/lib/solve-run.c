@@ -3,6 +3,7 @@
  * over the stage's snapshots with a fresh upper dir that becomes the step's layer. */
 #include "solve-private.h"
 
+#include "copy.h"
 #include "gotext.h"
 #include "shellword.h"
 
@@ -392,6 +393,27 @@ typedef struct {
   char *script, *script_name;
 } run_spec_t;
 
+/* A cwd missing from the image (e.g. removed after WORKDIR): runc creates it, root-owned 0755,
+ * so Docker's layer has it; the sandbox would only supply it from its stub layer. */
+static int
+make_cwd(stage_run_t *r, const char *upper, sw_error_t *err)
+{
+  const char *cwd = sv_workdir(r);
+  if (cwd[0] == '\0' || strcmp(cwd, "/") == 0)
+    return 0;
+  _cleanup_(sw_lowerfs_freep) sw_lowerfs_t *fs = sv_lowerfs(r);
+  _cleanup_free_ char *canon = NULL, *host = NULL;
+  struct stat st;
+  sw_error_t e = NULL;
+  int rc = sw_lowerfs_lookup(fs, cwd, true, &canon, &st, &host, &e);
+  sw_error_release(&e);
+  if (rc != -ENOENT)
+    return 0; /* exists (or unreadable: the sandbox reports it) */
+  if (sw_copy_mkdir_layer(upper, fs, cwd, 0, 0, r->sv->now, err) < 0)
+    return sv_wrap(r, err);
+  return 0;
+}
+
 static int
 execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *has_layer,
         sw_error_t *err)
@@ -422,6 +444,8 @@ execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *ha
     m->target = "/dev/pipes";
     m->readonly = true;
   }
+  if (make_cwd(r, upper, err) < 0)
+    goto out;
   for (size_t i = 0; rs->ms.env && rs->ms.env[i]; i++) {
     _cleanup_free_ char *k = xstrndup(rs->ms.env[i], strcspn(rs->ms.env[i], "="));
     sw_env_set(&rs->env, k, strchr(rs->ms.env[i], '=') + 1);
