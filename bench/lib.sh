@@ -299,6 +299,9 @@ measure() {
 		echo 5 >"/proc/$DOCKERD_PID/clear_refs"
 		d0=$(dockerd_mem VmRSS)
 	fi
+	# Start every measurement with no dirty page cache left by the previous one (untimed), so
+	# one builder's writeback does not land in the next builder's time.
+	sync
 	t0=$EPOCHREALTIME
 	/usr/bin/time -f %M -o "$tf" "${CMD[@]}" >"$log" 2>&1 &
 	tpid=$!

@@ -233,6 +233,8 @@ def main():
         "  file, push to a fresh empty `docker-registry` on 127.0.0.1 (one per push, so no",
         "  builder finds another's blobs there).",
         "- Wall time is bash's `$EPOCHREALTIME` around the one timed command.",
+        "  A `sync` (untimed) comes before each timed command, so writeback of one builder's",
+        "  files does not land in the next one's time.",
         "- Push: slipway stores layers compressed when it builds (that time is in its build), so",
         "  its push only uploads; `docker push` and `skopeo copy` compress while they push.",
         "- The cold build downloads `build-essential` from Debian's mirror, so it includes",
