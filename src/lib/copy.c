@@ -24,36 +24,6 @@ struct sw_copy {
 
 /* ---- paths ---- */
 
-/* Clean an absolute path: no "//", ".", ".." (which stops at "/"). */
-static char *
-clean_abs(const char *path)
-{
-  _cleanup_strv_ char **v = NULL;
-  _cleanup_free_ char *copy = xstrdup(path);
-  char *save = NULL;
-  for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
-    if (strcmp(t, ".") == 0)
-      continue;
-    if (strcmp(t, "..") == 0) {
-      size_t n = sw_strv_len(v);
-      if (n) {
-        free(v[n - 1]);
-        v[n - 1] = NULL;
-      }
-      continue;
-    }
-    sw_strv_push(&v, t);
-  }
-  sw_buf_t b = {0};
-  for (size_t i = 0; v && v[i]; i++) {
-    sw_buf_putc(&b, '/');
-    sw_buf_puts(&b, v[i]);
-  }
-  if (b.len == 0)
-    sw_buf_putc(&b, '/');
-  return sw_buf_steal(&b);
-}
-
 static char *
 path_join(const char *dir, const char *name)
 {
@@ -65,7 +35,7 @@ path_join(const char *dir, const char *name)
 char *
 sw_copy_resolve_dest(sw_lowerfs_t *fs, const char *path, sw_error_t *err)
 {
-  _cleanup_free_ char *clean = clean_abs(path);
+  _cleanup_free_ char *clean = sw_path_clean_abs(path);
   if (fs == NULL || strcmp(clean, "/") == 0)
     return steal_ptr(&clean);
   char *cur = xstrdup("/");

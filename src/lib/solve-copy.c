@@ -600,27 +600,7 @@ normalize_workdir(const char *cur, const char *p)
 {
   _cleanup_free_ char *joined =
       p[0] == '/' ? xstrdup(p) : xasprintf("%s/%s", cur[0] ? cur : "/", p);
-  _cleanup_strv_ char **v = NULL;
-  char *save = NULL;
-  for (char *t = strtok_r(joined, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
-    if (strcmp(t, ".") == 0)
-      continue;
-    if (strcmp(t, "..") == 0) {
-      size_t n = sw_strv_len(v);
-      if (n) {
-        free(v[n - 1]);
-        v[n - 1] = NULL;
-      }
-      continue;
-    }
-    sw_strv_push(&v, t);
-  }
-  sw_buf_t b = {0};
-  for (size_t i = 0; v && v[i]; i++)
-    sw_buf_printf(&b, "/%s", v[i]);
-  if (b.len == 0)
-    sw_buf_putc(&b, '/');
-  return sw_buf_steal(&b);
+  return sw_path_clean_abs(joined);
 }
 
 int

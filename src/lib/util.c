@@ -308,6 +308,37 @@ sw_format_size(uint64_t n, char *out, size_t outlen)
     snprintf(out, outlen, "%.3g%s", v, units[u]);
 }
 
+/* ---- paths ---- */
+
+char *
+sw_path_clean_abs(const char *path)
+{
+  _cleanup_strv_ char **v = NULL;
+  _cleanup_free_ char *copy = xstrdup(path);
+  char *save = NULL;
+  for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+    if (strcmp(t, ".") == 0)
+      continue;
+    if (strcmp(t, "..") == 0) {
+      size_t n = sw_strv_len(v);
+      if (n) {
+        free(v[n - 1]);
+        v[n - 1] = NULL;
+      }
+      continue;
+    }
+    sw_strv_push(&v, t);
+  }
+  sw_buf_t b = {0};
+  for (size_t i = 0; v && v[i]; i++) {
+    sw_buf_putc(&b, '/');
+    sw_buf_puts(&b, v[i]);
+  }
+  if (b.len == 0)
+    sw_buf_putc(&b, '/');
+  return sw_buf_steal(&b);
+}
+
 /* ---- files ---- */
 
 int

@@ -126,6 +126,10 @@ int sw_parse_size(const char *s, uint64_t *out, sw_error_t *err);
 /* Human-readable size, e.g. "12.3MB" (decimal units, as docker prints). */
 void sw_format_size(uint64_t n, char *out, size_t outlen);
 
+/* ---- paths ---- */
+/* Lexically clean an absolute path: no "//", "." or ".." (which stops at "/"); never empty. */
+char *sw_path_clean_abs(const char *path);
+
 /* ---- files ---- */
 /* Read a whole file (at most max bytes, 0 = no limit); *len may be NULL. */
 int sw_read_file(const char *path, size_t max, char **out, size_t *len, sw_error_t *err);
