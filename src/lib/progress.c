@@ -43,14 +43,7 @@ ticker_main(void *arg)
   sw_progress_t *p = arg;
   pthread_mutex_lock(&p->lock);
   while (!p->stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+    sw_cond_wait_ms(&p->wake, &p->lock, 100);
     if (!p->stop)
       tty_render(p, false);
   }

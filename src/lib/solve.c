@@ -1062,14 +1062,7 @@ watcher_main(void *arg)
   watcher_t *w = arg;
   pthread_mutex_lock(&w->lock);
   while (!w->done) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 50 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    sw_cond_wait_ms(&w->cond, &w->lock, 50);
     if (!w->done && sw_solve_interrupted())
       sw_sandbox_kill_all();
   }

@@ -496,6 +496,20 @@ sw_now(void)
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void
+sw_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(cond, lock, &ts);
+}
+
 char *
 sw_time_rfc3339(int64_t t)
 {

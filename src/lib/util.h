@@ -7,6 +7,7 @@
 #include "error.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -147,6 +148,8 @@ int sw_rm_rf_at(int dirfd, const char *name, sw_error_t *err);
 int sw_fsync_dir(const char *path);
 
 /* ---- time ---- */
+/* pthread_cond_timedwait for at most ms milliseconds (lock held by the caller). */
+void sw_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms);
 double sw_now(void); /* monotonic seconds */
 /* RFC 3339 UTC with nanoseconds trimmed, as Docker writes "created". */
 char *sw_time_rfc3339(int64_t unix_seconds);
