@@ -573,8 +573,8 @@ sw_cache_delete(sw_store_t *s, const char *key, sw_error_t *err)
 
 /* ---- usage ---- */
 
-static int64_t
-query_int(sw_store_t *s, const char *sql, sw_error_t *err)
+int64_t
+sw_db_scalar(sw_store_t *s, const char *sql, sw_error_t *err)
 {
   _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, sql, err);
   if (st == NULL)
@@ -604,17 +604,17 @@ int
 sw_store_usage(sw_store_t *s, sw_store_usage_t *u, sw_error_t *err)
 {
   sw_db_lock(s);
-  u->images = query_int(s, "SELECT COUNT(*) FROM images", err);
-  u->layers = u->images < 0 ? -1 : query_int(s, "SELECT COUNT(*) FROM layers", err);
-  u->cache_records = u->layers < 0 ? -1 : query_int(s, "SELECT COUNT(*) FROM cache", err);
+  u->images = sw_db_scalar(s, "SELECT COUNT(*) FROM images", err);
+  u->layers = u->images < 0 ? -1 : sw_db_scalar(s, "SELECT COUNT(*) FROM layers", err);
+  u->cache_records = u->layers < 0 ? -1 : sw_db_scalar(s, "SELECT COUNT(*) FROM cache", err);
   u->snapshot_bytes = u->cache_records < 0
                           ? -1
-                          : query_int(s,
-                                      "SELECT COALESCE(SUM(t), 0) FROM "
-                                      "(SELECT MAX(tar_size) AS t FROM (SELECT diff_id, "
-                                      "tar_size FROM layers UNION ALL SELECT diff_id, "
-                                      "tar_size FROM snapshots) GROUP BY diff_id)",
-                                      err);
+                          : sw_db_scalar(s,
+                                         "SELECT COALESCE(SUM(t), 0) FROM "
+                                         "(SELECT MAX(tar_size) AS t FROM (SELECT diff_id, "
+                                         "tar_size FROM layers UNION ALL SELECT diff_id, "
+                                         "tar_size FROM snapshots) GROUP BY diff_id)",
+                                         err);
   sw_db_unlock(s);
   if (u->snapshot_bytes < 0)
     return -1;

@@ -19,17 +19,6 @@ static const char cache_only_bytes_sql[] =
     "AND diff_id NOT IN (SELECT diff_id FROM layers) "
     "AND diff_id NOT IN (SELECT diff_id FROM image_layers))";
 
-static int64_t
-scalar(sw_store_t *s, const char *sql, sw_error_t *err)
-{
-  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, sql, err);
-  if (st == NULL)
-    return -1;
-  if (sqlite3_step(st) != SQLITE_ROW)
-    return sw_db_error(s, err, sql);
-  return sqlite3_column_int64(st, 0);
-}
-
 static int
 exec_count(sw_store_t *s, const char *sql, int64_t *count, sw_error_t *err)
 {
@@ -50,7 +39,7 @@ evict_lru(sw_store_t *s, int64_t keep, sw_prune_report_t *rep, sw_error_t *err)
   if (!lru || !del)
     return -1;
   for (;;) {
-    int64_t bytes = scalar(s, cache_only_bytes_sql, err);
+    int64_t bytes = sw_db_scalar(s, cache_only_bytes_sql, err);
     if (bytes < 0)
       return -1;
     if (bytes <= keep)

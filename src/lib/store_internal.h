@@ -42,6 +42,8 @@ sw_db_finalizep(sqlite3_stmt **st)
   sw_db_release(*st);
 }
 #define _cleanup_stmt_ _cleanup_(sw_db_finalizep)
+/* The single integer a query such as "SELECT COUNT(*) …" returns; -1 and *err on failure. */
+int64_t sw_db_scalar(sw_store_t *s, const char *sql, sw_error_t *err);
 /* Write the last_used times sw_cache_get deferred (at close, and before prune orders by them). */
 void sw_db_flush_touched(sw_store_t *s);
 /* Run a statement to completion (no rows expected). */
