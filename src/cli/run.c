@@ -20,6 +20,8 @@ struct run_flags {
   bool has_entrypoint;
   sw_net_t network;
   char **volumes;
+  char **cap_add, **cap_drop;
+  bool privileged, no_new_privs, seccomp_unconfined;
 };
 
 static void
@@ -43,6 +45,10 @@ usage(FILE *f)
         "  -i, --interactive        keep stdin attached\n"
         "  -t, --tty                keep the terminal (the process stays in its session)\n"
         "      --rootfs DIR         run on a root filesystem directory instead of an image\n"
+        "      --cap-add CAP        add a Linux capability (NET_ADMIN, CAP_SYS_ADMIN, ALL)\n"
+        "      --cap-drop CAP       drop a Linux capability (ALL: keep only the --cap-add ones)\n"
+        "      --privileged         every capability, no seccomp, /proc and /sys unmasked\n"
+        "      --security-opt OPT   no-new-privileges[:true|false], seccomp=unconfined\n"
         "  -h, --help               print this help\n",
         f);
 }
@@ -83,26 +89,69 @@ read_env_file(char ***env, const char *path, sw_error_t *err)
   return 0;
 }
 
+/* Docker's spellings: `no-new-privileges`, `no-new-privileges:true|false` (or `=`),
+ * `seccomp=unconfined` (or `:`). `apparmor=` and `label=` are accepted and ignored: slipway
+ * applies neither, as Docker on a host without them. */
+static int
+security_opt(struct run_flags *f, const char *opt)
+{
+  size_t k = strcspn(opt, "=:");
+  const char *v = opt[k] ? opt + k + 1 : NULL;
+
+  if (strncmp(opt, "no-new-privileges", k) == 0 && k == strlen("no-new-privileges")) {
+    if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+      return -1;
+    f->no_new_privs = v == NULL || strcmp(v, "true") == 0;
+    return 0;
+  }
+  if (k == strlen("seccomp") && strncmp(opt, "seccomp", k) == 0 && v &&
+      strcmp(v, "unconfined") == 0) {
+    f->seccomp_unconfined = true;
+    return 0;
+  }
+  if (v && ((k == strlen("apparmor") && strncmp(opt, "apparmor", k) == 0) ||
+            (k == strlen("label") && strncmp(opt, "label", k) == 0)))
+    return 0;
+  return -1;
+}
+
 static int
 parse_flags(int argc, char **argv, struct run_flags *f)
 {
-  enum { O_RM = 256, O_ENV_FILE, O_ENTRYPOINT, O_NETWORK, O_NAME, O_HOSTNAME, O_ROOTFS };
-  static const struct option longopts[] = {{"rm", no_argument, NULL, O_RM},
-                                           {"env", required_argument, NULL, 'e'},
-                                           {"env-file", required_argument, NULL, O_ENV_FILE},
-                                           {"workdir", required_argument, NULL, 'w'},
-                                           {"user", required_argument, NULL, 'u'},
-                                           {"entrypoint", required_argument, NULL, O_ENTRYPOINT},
-                                           {"network", required_argument, NULL, O_NETWORK},
-                                           {"net", required_argument, NULL, O_NETWORK},
-                                           {"volume", required_argument, NULL, 'v'},
-                                           {"name", required_argument, NULL, O_NAME},
-                                           {"hostname", required_argument, NULL, O_HOSTNAME},
-                                           {"interactive", no_argument, NULL, 'i'},
-                                           {"tty", no_argument, NULL, 't'},
-                                           {"rootfs", required_argument, NULL, O_ROOTFS},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {NULL, 0, NULL, 0}};
+  enum {
+    O_RM = 256,
+    O_ENV_FILE,
+    O_ENTRYPOINT,
+    O_NETWORK,
+    O_NAME,
+    O_HOSTNAME,
+    O_ROOTFS,
+    O_CAP_ADD,
+    O_CAP_DROP,
+    O_PRIVILEGED,
+    O_SECURITY_OPT
+  };
+  static const struct option longopts[] = {
+      {"rm", no_argument, NULL, O_RM},
+      {"env", required_argument, NULL, 'e'},
+      {"env-file", required_argument, NULL, O_ENV_FILE},
+      {"workdir", required_argument, NULL, 'w'},
+      {"user", required_argument, NULL, 'u'},
+      {"entrypoint", required_argument, NULL, O_ENTRYPOINT},
+      {"network", required_argument, NULL, O_NETWORK},
+      {"net", required_argument, NULL, O_NETWORK},
+      {"volume", required_argument, NULL, 'v'},
+      {"name", required_argument, NULL, O_NAME},
+      {"hostname", required_argument, NULL, O_HOSTNAME},
+      {"interactive", no_argument, NULL, 'i'},
+      {"tty", no_argument, NULL, 't'},
+      {"rootfs", required_argument, NULL, O_ROOTFS},
+      {"cap-add", required_argument, NULL, O_CAP_ADD},
+      {"cap-drop", required_argument, NULL, O_CAP_DROP},
+      {"privileged", no_argument, NULL, O_PRIVILEGED},
+      {"security-opt", required_argument, NULL, O_SECURITY_OPT},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   int c;
 
   while ((c = getopt_long(argc, argv, "+e:w:u:v:ith", longopts, NULL)) != -1) {
@@ -151,6 +200,23 @@ parse_flags(int argc, char **argv, struct run_flags *f)
       break;
     case O_ROOTFS:
       f->rootfs = optarg;
+      break;
+    case O_CAP_ADD:
+      sw_strv_push(&f->cap_add, optarg);
+      break;
+    case O_CAP_DROP:
+      sw_strv_push(&f->cap_drop, optarg);
+      break;
+    case O_PRIVILEGED:
+      f->privileged = true;
+      break;
+    case O_SECURITY_OPT:
+      if (security_opt(f, optarg) < 0)
+        return sw_cli_usage_error("run",
+                                  "--security-opt `%s`: use no-new-privileges[:true|false] or "
+                                  "seccomp=unconfined (seccomp profiles, AppArmor and SELinux "
+                                  "are not supported)",
+                                  optarg);
       break;
     case 'h':
       usage(stdout);
@@ -329,6 +395,10 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   json_t *cc = NULL;
   size_t n_mounts = 0;
   char hostname[64];
+  uint64_t caps;
+
+  if (sw_caps_tweak(f->cap_add, f->cap_drop, f->privileged, &caps, err) < 0)
+    return -1;
 
   if (sw_store_open(g->root, &s, err) < 0)
     return -1;
@@ -383,6 +453,10 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   o.stdin_fd = f->interactive ? SW_STDIO_INHERIT : SW_STDIO_NULL;
   o.forward_signals = true;
   o.tty = f->tty;
+  o.caps = caps;
+  o.privileged = f->privileged;
+  o.no_new_privs = f->no_new_privs;
+  o.seccomp_unconfined = f->seccomp_unconfined || f->privileged;
   int r = sw_sandbox_run(&o, &st, err);
   container_done(&c, f->rm, &st, r == 0);
   if (r < 0)
@@ -417,5 +491,7 @@ out:
   sw_strv_free(f.env);
   sw_strv_free(f.env_files);
   sw_strv_free(f.volumes);
+  sw_strv_free(f.cap_add);
+  sw_strv_free(f.cap_drop);
   return r < 0 ? 0 : r;
 }

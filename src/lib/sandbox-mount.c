@@ -363,8 +363,10 @@ static void
 setup_sys_and_etc(struct monitor *m)
 {
   static const char *const etc[] = {"/etc/resolv.conf", "/etc/hosts"};
-  _cleanup_close_ int sys = fs_new(
-      "sysfs", NULL, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  /* Read-write only for --privileged, as Docker. */
+  _cleanup_close_ int sys = fs_new("sysfs", NULL,
+                                   (m->o->privileged ? 0 : MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NOSUID |
+                                       MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   /* sysfs is a nicety (some tools read /sys); a host that refuses it should not stop a build. */
   if (sys >= 0 && attach(m, sys, "/sys", true) < 0)
     sw_debug("sandbox: cannot mount /sys: %s", strerror(errno));
@@ -561,6 +563,7 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd)
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     sb_fail(sock, 1, errno, "sandbox: mount /proc");
+  sb_security_mounts(o, sock);
   sw_read_file("/etc/passwd", 0, &passwd, NULL, &err);
   sw_error_release(&err);
   sw_read_file("/etc/group", 0, &group, NULL, &err);
@@ -572,9 +575,11 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd)
     setsid();
   if (chdir(o->cwd ? o->cwd : "/") < 0)
     sb_fail(sock, 1, errno, "working directory `%s`", o->cwd);
+  sb_security_restrict(o, sock);
   if (setgroups(u.n_groups, u.groups) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
     sb_fail(sock, 1, errno, "switch to user `%s` (uid %u, gid %u)", o->user ? o->user : "root",
             (unsigned)u.uid, (unsigned)u.gid);
+  sb_security_caps(o, sock);
   umask(022);
   environ = make_env(o, &u);
   syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);

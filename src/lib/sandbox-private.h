@@ -31,4 +31,12 @@ void sb_fail(int sock, int code, int errnum, const char *fmt, ...)
 void sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
     __attribute__((noreturn));
 
+/* sandbox-security.c, called by pid 1 in this order: masked and read-only /proc and /sys
+ * paths (after /proc is mounted); bounding/ambient sets, no_new_privs and seccomp (before the
+ * switch to the user: they need privileges the user lacks); the permitted, effective and
+ * inheritable sets (after it, just before exec). Each sends an error and exits on failure. */
+void sb_security_mounts(const sw_sandbox_opts_t *o, int sock);
+void sb_security_restrict(const sw_sandbox_opts_t *o, int sock);
+void sb_security_caps(const sw_sandbox_opts_t *o, int sock);
+
 #endif

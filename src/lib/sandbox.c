@@ -109,6 +109,7 @@ sw_sandbox_opts_init(sw_sandbox_opts_t *opts)
   opts->stdin_fd = SW_STDIO_INHERIT;
   opts->stdout_fd = SW_STDIO_INHERIT;
   opts->stderr_fd = SW_STDIO_INHERIT;
+  opts->caps = SW_CAPS_DEFAULT;
 }
 
 int

@@ -106,6 +106,17 @@ typedef struct {
   /* Keep the caller's session and controlling terminal (`run -t`); otherwise the process gets
    * a new session, so a terminal's Ctrl-C reaches slipway, not the container directly. */
   bool tty;
+
+  /* Security, as `docker run` applies it by default (sandbox-security.c). caps: what a root
+   * process keeps in its bounding, permitted and effective sets (a non-root user gets it as
+   * the bounding set only; inheritable and ambient are empty), SW_CAPS_DEFAULT after
+   * sw_sandbox_opts_init(). privileged: every capability, no masked or read-only /proc and
+   * /sys paths, no seccomp, /sys read-write. no_new_privs: PR_SET_NO_NEW_PRIVS (off, as in
+   * Docker: setuid binaries work). seccomp_unconfined: no seccomp filter. */
+  uint64_t caps;
+  bool privileged;
+  bool no_new_privs;
+  bool seccomp_unconfined;
 } sw_sandbox_opts_t;
 
 /* Sets the stdio fields to SW_STDIO_INHERIT and the rest to zero/NULL. */
@@ -129,6 +140,24 @@ int sw_sandbox_run(const sw_sandbox_opts_t *opts, sw_sandbox_status_t *st, sw_er
  * Async-signal-safe: for the engine's SIGINT handler. sw_sandbox_run() then returns with the
  * process killed by SIGKILL. */
 void sw_sandbox_kill_all(void);
+
+/* ---- capabilities (pure logic; sandbox-security.c) ---- */
+
+/* Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+ * NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP (0xa80425fb). */
+#define SW_CAPS_DEFAULT ((uint64_t)0xa80425fbu)
+#define SW_CAP_COUNT    41 /* CAP_CHOWN (0) .. CAP_CHECKPOINT_RESTORE (40) */
+#define SW_CAPS_ALL     ((((uint64_t)1) << SW_CAP_COUNT) - 1)
+
+/* "CAP_NET_ADMIN", "net_admin", "Net_Admin" -> 12; -1 if unknown ("ALL" included). */
+int sw_cap_from_name(const char *name);
+/* 12 -> "CAP_NET_ADMIN"; NULL if out of range. */
+const char *sw_cap_name(int cap);
+/* Docker's rules for --cap-add / --cap-drop (each NULL-terminated, names as above or "ALL"):
+ * privileged = all; add ALL = all minus drops; drop ALL = only the adds; else (default minus
+ * drops) plus adds. An unknown name is a usage error (exit 2). */
+int sw_caps_tweak(char *const *add, char *const *drop, bool privileged, uint64_t *out,
+                  sw_error_t *err);
 
 /* ---- user resolution (pure logic; exposed for tests and for COPY --chown) ---- */
 

@@ -1,0 +1,212 @@
+"""End-to-end tests of the sandbox's security defaults (sandbox-security.c), as `docker run` and
+`docker build` apply them: Docker's 14 capabilities in RUN steps and `slipway run`,
+--cap-add/--cap-drop/--privileged, --security-opt no-new-privileges (off by default: setuid
+binaries work), masked and read-only /proc and /sys paths, and the seccomp filter. A tiny static
+C helper (`probe`, compiled here) reports euid and the errno of syscalls busybox has no applet
+for."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+BUSYBOX = "/bin/busybox"
+DEFAULT = "00000000a80425fb"
+SYS_ADMIN = 1 << 21
+
+PROBE_C = r"""
+#include <errno.h>
+#include <linux/keyctl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void report(const char *what, long r) {
+  if (r < 0) printf("%s: errno %d %s\n", what, errno, strerrorname_np(errno));
+  else printf("%s: ok\n", what);
+}
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "euid")) printf("euid: %d\n", (int)geteuid());
+    else if (!strcmp(a, "keyctl"))
+      report(a, syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
+    else if (!strcmp(a, "unshare-ns")) report(a, syscall(SYS_unshare, 0x00020000 /*NEWNS*/));
+    else if (!strcmp(a, "personality-bad")) report(a, syscall(SYS_personality, 0x0400000));
+    else if (!strcmp(a, "personality-ok")) report(a, syscall(SYS_personality, 0xffffffff));
+    else if (!strcmp(a, "getpid")) report(a, syscall(SYS_getpid));
+    else { fprintf(stderr, "probe: unknown %s\n", a); return 2; }
+  }
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory):
+    d = tmp_path_factory.mktemp("probe")
+    (d / "probe.c").write_text(PROBE_C)
+    subprocess.run(["cc", "-static", "-O", "-o", str(d / "probe"), str(d / "probe.c")],
+                   check=True)
+    return d / "probe"
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory, probe):
+    """busybox + applet links, /etc/passwd (root, app), a setuid-root copy of probe."""
+    r = tmp_path_factory.mktemp("secroot")
+    (r / "bin").mkdir()
+    shutil.copy2(BUSYBOX, r / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for a in applets:
+        if a != "busybox":
+            os.symlink("busybox", r / "bin" / a)
+    shutil.copy2(probe, r / "bin" / "probe")
+    shutil.copy2(probe, r / "bin" / "suidprobe")
+    os.chown(r / "bin" / "suidprobe", 0, 0)
+    os.chmod(r / "bin" / "suidprobe", 0o4755)
+    (r / "etc").mkdir()
+    (r / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                      "app:x:1000:1000:app:/:/bin/sh\n")
+    (r / "etc" / "group").write_text("root:x:0:\napp:x:1000:\n")
+    (r / "tmp").mkdir(mode=0o1777)
+    return r
+
+
+def run(slipway_bin, tmp_path, rootfs, *args):
+    """slipway run --rm [flags...] --rootfs ROOTFS cmd...: flags are the args before "--"."""
+    args = list(args)
+    flags, cmd = (args[:args.index("--")], args[args.index("--") + 1:]) if "--" in args \
+        else ([], args)
+    return subprocess.run([slipway_bin, "--root", str(tmp_path / "store"), "run", "--rm", *flags,
+                           "--rootfs", str(rootfs), *cmd], capture_output=True, text=True,
+                          timeout=60)
+
+
+def caps(out):
+    return dict(re.findall(r"(Cap\w+):\s+([0-9a-f]{16})", out))
+
+
+def host_bounding():
+    with open("/proc/self/status") as f:
+        return caps(f.read())["CapBnd"]
+
+
+def test_run_default_capabilities(slipway_bin, tmp_path, rootfs):
+    r = run(slipway_bin, tmp_path, rootfs, "cat", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert caps(r.stdout) == {"CapInh": "0" * 16, "CapPrm": DEFAULT, "CapEff": DEFAULT,
+                              "CapBnd": DEFAULT, "CapAmb": "0" * 16}
+    assert re.search(r"NoNewPrivs:\s+0", r.stdout)
+
+
+def test_run_non_root_has_only_the_bounding_set(slipway_bin, tmp_path, rootfs):
+    r = run(slipway_bin, tmp_path, rootfs, "-u", "app", "--", "cat", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    c = caps(r.stdout)
+    assert c["CapEff"] == c["CapPrm"] == c["CapInh"] == "0" * 16
+    assert c["CapBnd"] == DEFAULT
+
+
+def test_cap_add_drop_privileged(slipway_bin, tmp_path, rootfs):
+    def eff(*flags):
+        r = run(slipway_bin, tmp_path, rootfs, *flags, "--", "cat", "/proc/self/status")
+        assert r.returncode == 0, r.stderr
+        c = caps(r.stdout)
+        assert c["CapEff"] == c["CapBnd"]
+        return int(c["CapEff"], 16)
+
+    assert eff("--cap-add", "SYS_ADMIN") == int(DEFAULT, 16) | SYS_ADMIN
+    assert eff("--cap-add", "cap_sys_admin", "--cap-drop", "CHOWN") == \
+        (int(DEFAULT, 16) | SYS_ADMIN) & ~1
+    assert eff("--cap-drop", "ALL", "--cap-add", "chown") == 1
+    assert eff("--cap-drop", "ALL") == 0
+    assert eff("--privileged") == int(host_bounding(), 16)
+    assert eff("--cap-add", "ALL", "--cap-drop", "NET_RAW") == \
+        int(host_bounding(), 16) & ~(1 << 13)
+    r = run(slipway_bin, tmp_path, rootfs, "--cap-add", "NOPE", "--", "true")
+    assert r.returncode == 2
+    assert "--cap-add `NOPE`: unknown capability" in r.stderr
+
+
+def test_dropped_capability_is_enforced(slipway_bin, tmp_path, rootfs):
+    script = "touch /tmp/f && chown 7:7 /tmp/f && echo chowned"
+    r = run(slipway_bin, tmp_path, rootfs, "sh", "-c", script)
+    assert r.returncode == 0 and "chowned" in r.stdout, r.stderr
+    r = run(slipway_bin, tmp_path, rootfs, "--cap-drop", "CHOWN", "--", "sh", "-c", script)
+    assert r.returncode != 0 and "chowned" not in r.stdout
+    assert "Operation not permitted" in r.stderr
+
+
+def test_setuid_works_unless_no_new_privileges(slipway_bin, tmp_path, rootfs):
+    r = run(slipway_bin, tmp_path, rootfs, "-u", "app", "--", "/bin/suidprobe", "euid")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "euid: 0"
+    for opt in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
+        r = run(slipway_bin, tmp_path, rootfs, "-u", "app", "--security-opt", opt, "--",
+                "sh", "-c", "/bin/suidprobe euid; grep NoNewPrivs /proc/self/status")
+        assert r.returncode == 0, r.stderr
+        assert "euid: 1000" in r.stdout
+        assert re.search(r"NoNewPrivs:\s+1", r.stdout)
+    r = run(slipway_bin, tmp_path, rootfs, "--security-opt", "no-new-privileges:false", "--",
+            "grep", "NoNewPrivs", "/proc/self/status")
+    assert re.search(r"NoNewPrivs:\s+0", r.stdout), r.stderr
+    r = run(slipway_bin, tmp_path, rootfs, "--security-opt", "seccomp=/x.json", "--", "true")
+    assert r.returncode == 2 and "--security-opt `seccomp=/x.json`" in r.stderr
+
+
+def test_masked_and_readonly_paths(slipway_bin, tmp_path, rootfs):
+    assert os.path.getsize("/proc/timer_list") == 0  # a proc file: size 0, content not empty
+    with open("/proc/timer_list") as f:
+        assert f.read(100)
+    script = ("for f in /proc/timer_list /proc/keys /proc/kcore; do [ -e $f ] && "
+              "echo $f $(wc -c < $f); done; echo acpi $(ls -A /proc/acpi | wc -l); "
+              "echo x > /proc/sys/kernel/hostname && echo wrote-sys; "
+              "echo x > /proc/sysrq-trigger && echo wrote-sysrq; "
+              "grep -E ' /proc/(sys|acpi|timer_list) ' /proc/self/mounts; true")
+    r = run(slipway_bin, tmp_path, rootfs, "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert "/proc/timer_list 0" in r.stdout
+    assert re.search(r"^/proc/keys 0$", r.stdout, re.M)
+    assert "/proc/kcore" not in r.stdout or "/proc/kcore 0" in r.stdout
+    assert "acpi 0" in r.stdout
+    assert "wrote-sys" not in r.stdout and "wrote-sysrq" not in r.stdout
+    assert "Read-only file system" in r.stderr
+    assert re.search(r"^proc /proc/sys proc ro,", r.stdout, re.M), r.stdout
+    # --privileged: nothing masked, /proc/sys writable (hostname is per UTS namespace)
+    r = run(slipway_bin, tmp_path, rootfs, "--privileged", "--", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert "/proc/timer_list 0" not in r.stdout
+    assert "wrote-sys" in r.stdout
+    assert "/proc/sys" not in r.stdout
+
+
+def test_build_run_steps(slipway, tmp_path, rootfs):
+    """RUN gets the same defaults; chown/mknod/setuid-style steps still work."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    shutil.copy(BUSYBOX, ctx / "busybox")
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\n"
+        "COPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        "RUN mkdir -p /etc /tmp && echo 'app:x:1000:1000::/:/bin/sh' > /etc/passwd\n"
+        "RUN grep Cap /proc/self/status > /caps && cat /caps\n"
+        "RUN mknod /null c 1 3 && touch /f && chown 1000:1000 /f && chmod 4755 /f"
+        " && ls -ln /f /null\n"
+        "RUN (echo 1 > /proc/sys/kernel/hostname && echo wrote) 2>&1 | tee /sys.txt; true\n")
+    p = slipway("build", "--progress=plain", "-t", "sec:latest", str(ctx), check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    r = slipway("run", "--rm", "sec:latest", "cat", "/caps", "/sys.txt")
+    c = caps(r.stdout)
+    assert c == {"CapInh": "0" * 16, "CapPrm": DEFAULT, "CapEff": DEFAULT, "CapBnd": DEFAULT,
+                 "CapAmb": "0" * 16}
+    assert "wrote" not in r.stdout and "Read-only file system" in r.stdout
+    r = slipway("run", "--rm", "sec:latest", "ls", "-ln", "/f", "/null")
+    assert re.search(r"^-rwsr-xr-x\s+1 1000\s+1000 .* /f$", r.stdout, re.M), r.stdout
+    assert re.search(r"^crw-r--r--\s+1 0\s+0\s+1,\s+3 .* /null$", r.stdout, re.M), r.stdout
