@@ -8,7 +8,7 @@
 SHELL    := /bin/bash
 CC       ?= gcc
 BUILD    ?= build
-PKGS     := libarchive libzstd libcrypto jansson libcurl sqlite3 libdeflate
+PKGS     := libarchive libzstd libcrypto jansson libcurl sqlite3 libdeflate libseccomp
 CPPFLAGS += -D_GNU_SOURCE -DSW_VERSION=\"$(shell cat VERSION 2>/dev/null || echo 0.1.0)\"
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \

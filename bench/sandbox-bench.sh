@@ -2,13 +2,12 @@
 # Sandbox set-up cost on the RUN critical path: a 20-step RUN Dockerfile on a busybox base built
 # with --no-cache (every step runs), and 50 `slipway run --rm` of `true`, for one or two
 # binaries, interleaved; prints the median wall time of each.
-# Usage: bench/sandbox-bench.sh [REPS] [OTHER_SLIPWAY]   (as root; SLIPWAY picks the main binary)
+# Usage: bench/sandbox-bench.sh [REPS] [OTHER_SLIPWAY...]   (as root; SLIPWAY: the main binary)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 S=${SLIPWAY:-$here/../build/slipway}
 reps=${1:-7}
-bins=("$S")
-[ -n "${2:-}" ] && bins+=("$2")
+bins=("$S" "${@:2}")
 W=$(mktemp -d /var/tmp/slipway-sandbox-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/ctx" "$W/rootfs/bin" "$W/rootfs/etc"

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config clang clang-format libclang-rt-14-dev
   libarchive-dev libdeflate-dev libisal-dev libzstd-dev libssl-dev libjansson-dev
-  libcurl4-openssl-dev libsqlite3-dev libcmocka-dev
+  libcurl4-openssl-dev libsqlite3-dev libcmocka-dev libseccomp-dev
   python3 python3-pytest python3-requests python3-jwt python3-cryptography zstd
   docker-registry apache2-utils skopeo umoci mmdebstrap busybox-static
   iproute2 curl

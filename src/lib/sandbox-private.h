@@ -39,4 +39,9 @@ void sb_security_mounts(const sw_sandbox_opts_t *o, int sock);
 void sb_security_restrict(const sw_sandbox_opts_t *o, int sock);
 void sb_security_caps(const sw_sandbox_opts_t *o, int sock);
 
+/* sandbox-seccomp.c: compile the filter for o->caps in the caller, before fork (cached per
+ * capability set); install it in pid 1 (called by sb_security_restrict). */
+int sb_seccomp_prepare(const sw_sandbox_opts_t *o, sw_error_t *err);
+void sb_seccomp_load(const sw_sandbox_opts_t *o, int sock);
+
 #endif

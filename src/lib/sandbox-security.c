@@ -212,6 +212,7 @@ sb_security_restrict(const sw_sandbox_opts_t *o, int sock)
     sb_fail(sock, 1, errno, "sandbox: clear the ambient capabilities");
   if (o->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     sb_fail(sock, 1, errno, "sandbox: set no_new_privs");
+  sb_seccomp_load(o, sock);
 }
 
 void

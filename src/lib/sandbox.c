@@ -276,7 +276,7 @@ sw_sandbox_run(const sw_sandbox_opts_t *o, sw_sandbox_status_t *st, sw_error_t *
   pid_t pid;
   int wstatus = 0;
 
-  if (check_opts(o, err) < 0)
+  if (check_opts(o, err) < 0 || sb_seccomp_prepare(o, err) < 0)
     return -1;
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     return sw_error(err, errno, "socketpair");
