@@ -33,6 +33,7 @@ static const char usage_text[] =
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
     "      --no-cache            run every step, ignoring cached results\n"
     "      --network MODE        network of RUN steps: host (default) or none\n"
+    "      --allow security.insecure  let RUN --security=insecure steps run privileged\n"
     "      --secret id=ID,src=PATH  a secret for RUN --mount=type=secret (never stored)\n"
     "      --label K=V           add a label to the image (repeatable)\n"
     "      --progress MODE       auto (default), plain (one line per event) or tty\n"
@@ -52,6 +53,7 @@ typedef struct {
   const char *target;
   char **build_args;
   bool no_cache;
+  bool allow_insecure;
   sw_net_t network;
   char **secrets; /* ID=PATH */
   char **labels;
@@ -112,6 +114,7 @@ enum {
   OPT_PROGRESS,
   OPT_IIDFILE,
   OPT_COMPRESSION,
+  OPT_ALLOW,
 };
 
 static int
@@ -129,6 +132,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"progress", required_argument, NULL, OPT_PROGRESS},
       {"iidfile", required_argument, NULL, OPT_IIDFILE},
       {"compression", required_argument, NULL, OPT_COMPRESSION},
+      {"allow", required_argument, NULL, OPT_ALLOW},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
@@ -162,6 +166,14 @@ parse_args(int argc, char **argv, build_opts_t *o)
         o->network = SW_NET_NONE;
       else
         return sw_cli_usage_error("build", "--network must be host or none, not `%s`", optarg);
+      break;
+    case OPT_ALLOW:
+      /* BuildKit's entitlements; network.host is what RUN steps get anyway. */
+      if (strcmp(optarg, "security.insecure") == 0)
+        o->allow_insecure = true;
+      else if (strcmp(optarg, "network.host") != 0)
+        return sw_cli_usage_error("build", "--allow `%s`: use security.insecure or network.host",
+                                  optarg);
       break;
     case OPT_SECRET:
       if (parse_secret(optarg, &o->secrets) != 0)
@@ -417,6 +429,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .secrets = o->secrets,
       .comp = o->comp,
       .epoch = sw_epoch_from_env(),
+      .allow_insecure = o->allow_insecure,
   };
   int rc = sw_solve(&so, &img, err);
   if (rc == 0) {

@@ -367,9 +367,21 @@ step_network(stage_run_t *r, const sw_insn_t *in, sw_net_t *net, sw_error_t *err
     *net = SW_NET_HOST;
   else
     return sv_fail(r, err, "--network must be default, none or host (not `%s`)", n);
+  return 0;
+}
+
+/* RUN --security=insecure: a privileged step (every capability, no seccomp, nothing masked),
+ * only with `build --allow security.insecure`, as BuildKit's entitlement. */
+static int
+step_security(stage_run_t *r, const sw_insn_t *in, bool *insecure, sw_error_t *err)
+{
   const char *sec = sw_insn_flag(in, "security");
-  if (sec && strcmp(sec, "sandbox") != 0)
-    return sv_fail(r, err, "--security=%s is not supported: steps always run sandboxed", sec);
+  *insecure = sec && strcmp(sec, "insecure") == 0;
+  if (sec && !*insecure && strcmp(sec, "sandbox") != 0)
+    return sv_fail(r, err, "--security must be sandbox or insecure (not `%s`)", sec);
+  if (*insecure && !r->sv->o->allow_insecure)
+    return sv_fail(r, err,
+                   "--security=insecure is not allowed: build with `--allow security.insecure`");
   return 0;
 }
 
@@ -390,6 +402,7 @@ typedef struct {
   char **env;
   mounts_t ms;
   sw_net_t net;
+  bool insecure;
   char *script, *script_name;
 } run_spec_t;
 
@@ -462,6 +475,11 @@ execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *ha
   so.cwd = sv_workdir(r)[0] ? sv_workdir(r) : "/";
   so.user = sv_user(r);
   so.network = rs->net;
+  if (rs->insecure) {
+    so.privileged = true;
+    so.seccomp_unconfined = true;
+    so.caps = SW_CAPS_ALL;
+  }
   so.mounts = rs->ms.m;
   so.n_mounts = rs->ms.n;
   so.stdin_fd = SW_STDIO_NULL;
@@ -527,10 +545,13 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     _cleanup_strv_ char **cenv = sv_config_env(r);
     rs.env = sw_scope_run_env(&r->scope, o->plan, cenv);
   }
-  if (step_network(r, in, &rs.net, err) < 0 || build_mounts(r, step, &rs.ms, err) < 0)
+  if (step_network(r, in, &rs.net, err) < 0 || step_security(r, in, &rs.insecure, err) < 0 ||
+      build_mounts(r, step, &rs.ms, err) < 0)
     goto out;
   if (rs.net == SW_NET_NONE)
     sw_strv_push(&rs.ms.flags, "network=none");
+  if (rs.insecure)
+    sw_strv_push(&rs.ms.flags, "security=insecure");
   if (o->epoch != SW_EPOCH_NONE)
     sw_strv_push_take(&rs.ms.flags, xasprintf("epoch=%lld", (long long)o->epoch));
   kenv = key_env(r);

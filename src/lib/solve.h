@@ -33,6 +33,7 @@ typedef struct {
   char *const *secrets;  /* "ID=PATH" */
   sw_compression_t comp; /* codec for new layers (codec NULL = gzip) */
   int64_t epoch;         /* SOURCE_DATE_EPOCH, or SW_EPOCH_NONE */
+  bool allow_insecure;   /* `--allow security.insecure`: RUN --security=insecure may run */
 } sw_solve_opts_t;
 
 /* Run the plan; *out gets the target stage's image (config with history, layers in the store;

@@ -304,3 +304,37 @@ def test_seccomp_covers_32_bit_processes(slipway_bin, tmp_path, rootfs):
     assert run(slipway_bin, tmp_path, root, "p32").returncode == 1 | 2 | 4 | 8
     r = run(slipway_bin, tmp_path, root, "--security-opt", "seccomp=unconfined", "--", "p32")
     assert r.returncode == 2 | 8
+
+
+def test_build_security_insecure_needs_the_entitlement(slipway, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    shutil.copy(BUSYBOX, ctx / "busybox")
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\n"
+        "COPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        "RUN grep -E 'CapEff|Seccomp:' /proc/self/status > /sandboxed\n"
+        "RUN --security=insecure grep -E 'CapEff|Seccomp:' /proc/self/status > /insecure"
+        " && wc -c < /proc/timer_list > /timer\n")
+    p = slipway("build", "--progress=plain", str(ctx), check=False)
+    assert p.returncode == 1
+    assert "--security=insecure is not allowed: build with `--allow security.insecure`" in \
+        p.stdout + p.stderr
+    p = slipway("build", "--progress=plain", "--allow", "security.insecure", "-t", "ins:latest",
+                str(ctx), check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = slipway("run", "--rm", "ins:latest", "cat", "/sandboxed", "/insecure", "/timer")
+    lines = r.stdout.split("\n")
+    assert lines[0].split() == ["CapEff:", DEFAULT] and lines[1].split() == ["Seccomp:", "2"]
+    assert lines[2].split() == ["CapEff:", host_bounding()] and lines[3].split() == \
+        ["Seccomp:", "0"]
+    assert int(lines[4]) > 0  # /proc/timer_list not masked
+    p = slipway("build", "--progress=plain", "--allow", "bogus", str(ctx), check=False)
+    assert p.returncode == 2 and "--allow `bogus`" in p.stderr
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN --security=weird ["/bin/busybox", "true"]\n')
+    p = slipway("build", "--progress=plain", str(ctx), check=False)
+    assert p.returncode != 0 and "--security must be sandbox or insecure (not `weird`)" in \
+        p.stdout + p.stderr
