@@ -15,49 +15,52 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+/* Indexed by capability number (<linux/capability.h>). */
+#define N(c) [c] = #c
 static const char *const cap_names[SW_CAP_COUNT] = {
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
+    N(CAP_CHOWN),
+    N(CAP_DAC_OVERRIDE),
+    N(CAP_DAC_READ_SEARCH),
+    N(CAP_FOWNER),
+    N(CAP_FSETID),
+    N(CAP_KILL),
+    N(CAP_SETGID),
+    N(CAP_SETUID),
+    N(CAP_SETPCAP),
+    N(CAP_LINUX_IMMUTABLE),
+    N(CAP_NET_BIND_SERVICE),
+    N(CAP_NET_BROADCAST),
+    N(CAP_NET_ADMIN),
+    N(CAP_NET_RAW),
+    N(CAP_IPC_LOCK),
+    N(CAP_IPC_OWNER),
+    N(CAP_SYS_MODULE),
+    N(CAP_SYS_RAWIO),
+    N(CAP_SYS_CHROOT),
+    N(CAP_SYS_PTRACE),
+    N(CAP_SYS_PACCT),
+    N(CAP_SYS_ADMIN),
+    N(CAP_SYS_BOOT),
+    N(CAP_SYS_NICE),
+    N(CAP_SYS_RESOURCE),
+    N(CAP_SYS_TIME),
+    N(CAP_SYS_TTY_CONFIG),
+    N(CAP_MKNOD),
+    N(CAP_LEASE),
+    N(CAP_AUDIT_WRITE),
+    N(CAP_AUDIT_CONTROL),
+    N(CAP_SETFCAP),
+    N(CAP_MAC_OVERRIDE),
+    N(CAP_MAC_ADMIN),
+    N(CAP_SYSLOG),
+    N(CAP_WAKE_ALARM),
+    N(CAP_BLOCK_SUSPEND),
+    N(CAP_AUDIT_READ),
+    N(CAP_PERFMON),
+    N(CAP_BPF),
+    N(CAP_CHECKPOINT_RESTORE),
 };
+#undef N
 
 /* ---- names (pure) ---- */
 
@@ -67,7 +70,7 @@ sw_cap_from_name(const char *name)
   if (strncasecmp(name, "CAP_", 4) == 0)
     name += 4;
   for (int i = 0; i < SW_CAP_COUNT; i++)
-    if (strcasecmp(name, cap_names[i]) == 0)
+    if (strcasecmp(name, cap_names[i] + 4) == 0)
       return i;
   return -1;
 }
@@ -75,12 +78,7 @@ sw_cap_from_name(const char *name)
 const char *
 sw_cap_name(int cap)
 {
-  static char full[SW_CAP_COUNT][32];
-  if (cap < 0 || cap >= SW_CAP_COUNT)
-    return NULL;
-  if (full[cap][0] == '\0')
-    snprintf(full[cap], sizeof(full[cap]), "CAP_%s", cap_names[cap]);
-  return full[cap];
+  return cap >= 0 && cap < SW_CAP_COUNT ? cap_names[cap] : NULL;
 }
 
 static bool
