@@ -190,28 +190,31 @@ record_snapshot(sw_store_t *s, const char *diff_id, int64_t tar_size, sw_error_t
 }
 
 /* diffID and size of the tar of dir, nothing written. */
-static int
-hash_dir(const char *dir, sw_layer_info_t *info, sw_error_t *err)
+int
+sw_layer_hash_dir(const char *dir, char diff_id[SW_DIGEST_LEN + 1], int64_t *tar_size,
+                  sw_error_t *err)
 {
   _cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
   sw_layer_write_opts_t opts = sw_layer_write_opts_default();
+  sw_layer_info_t info = {0};
   if (null < 0)
     return sw_error(err, errno, "open `/dev/null`");
   opts.comp = (sw_compression_t){.codec = &sw_codec_none};
-  return sw_layer_write(dir, &opts, null, info, err);
+  if (sw_layer_write(dir, &opts, null, &info, err) < 0)
+    return sw_error_wrap(err, "hashing layer `%s`", dir);
+  snprintf(diff_id, SW_DIGEST_LEN + 1, "%s", info.diff_id);
+  *tar_size = (int64_t)info.tar_size;
+  return 0;
 }
 
 int
-sw_layer_commit_snapshot(sw_store_t *s, const char *dir, sw_layer_desc_t *out, sw_error_t *err)
+sw_layer_commit_hashed(sw_store_t *s, const char *dir, const char *diff_id, int64_t tar_size,
+                       sw_layer_desc_t *out, sw_error_t *err)
 {
-  sw_layer_info_t info = {0};
   sw_layer_desc_t l = {0};
   sw_error_t ignored = NULL;
-
-  if (hash_dir(dir, &info, err) < 0)
-    goto fail;
-  snprintf(l.diff_id, sizeof(l.diff_id), "%s", info.diff_id);
-  l.tar_size = (int64_t)info.tar_size;
+  snprintf(l.diff_id, sizeof(l.diff_id), "%s", diff_id);
+  l.tar_size = tar_size;
   if (commit_snapshot(s, dir, l.diff_id, err) < 0 ||
       record_snapshot(s, l.diff_id, l.tar_size, err) < 0)
     return sw_error_wrap(err, "committing layer from `%s`", dir);
@@ -222,10 +225,20 @@ sw_layer_commit_snapshot(sw_store_t *s, const char *dir, sw_layer_desc_t *out, s
   sw_error_release(&ignored);
   *out = l;
   return 0;
-fail:
-  sw_rm_rf(dir, &ignored);
-  sw_error_release(&ignored);
-  return sw_error_wrap(err, "committing layer from `%s`", dir);
+}
+
+int
+sw_layer_commit_snapshot(sw_store_t *s, const char *dir, sw_layer_desc_t *out, sw_error_t *err)
+{
+  char diff_id[SW_DIGEST_LEN + 1];
+  int64_t tar_size = 0;
+  if (sw_layer_hash_dir(dir, diff_id, &tar_size, err) < 0) {
+    sw_error_t ignored = NULL;
+    sw_rm_rf(dir, &ignored);
+    sw_error_release(&ignored);
+    return sw_error_wrap(err, "committing layer from `%s`", dir);
+  }
+  return sw_layer_commit_hashed(s, dir, diff_id, tar_size, out, err);
 }
 
 int

@@ -31,6 +31,9 @@ typedef struct {
   int64_t last_created; /* created time of the latest layer (config-only history uses it) */
   bool cmd_set;         /* CMD given in this stage (ENTRYPOINT then keeps it) */
   const sw_step_t *cur; /* step being run (for messages) */
+  /* A RUN's layer still being hashed on a worker thread while the next steps start (see
+   * sv_pending_join); its upper dir is r->lower[0] until then. */
+  struct pending_commit *pending;
 } stage_run_t;
 
 struct solver {
@@ -81,6 +84,11 @@ void sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t create
  * (sw_layer_commit_snapshot). *has gets false when dir is empty. */
 int sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has,
                   sw_error_t *err);
+/* A directory with no entries (an upper dir that made no change). */
+bool sv_dir_empty(const char *dir);
+/* Whether the stage's layers end up in the image the build produces: the target stage and the
+ * stages it is built FROM. */
+bool sv_in_final_image(stage_run_t *r);
 /* The stage a step refers to; sv_wait_stage() blocks until it is done (-1 if it or another
  * stage failed: the step must stop). */
 stage_run_t *sv_stage(stage_run_t *r, int index);
@@ -90,6 +98,12 @@ int sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
 /* uid/gid of a --chown / USER spec in the stage's /etc/passwd and /etc/group (BuildKit's
  * rules: a name gives its primary group; a number alone gives gid = uid). */
 int sv_resolve_owner(sw_lowerfs_t *fs, const char *spec, uid_t *uid, gid_t *gid, sw_error_t *err);
+
+/* Finish the pending RUN commit, if any: wait for its hash, rename the upper dir to its
+ * snapshot, record the step and apply its layer. Every step but RUN calls it first (they read
+ * the stage's layers or add history), RUN once its own process is over, the stage at its end
+ * (also when a later step failed: the pending step succeeded, so it is recorded). */
+int sv_pending_join(stage_run_t *r, sw_error_t *err);
 
 /* ---- steps ---- */
 int sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err);     /* solve-run.c */

@@ -406,6 +406,120 @@ typedef struct {
   char *script, *script_name;
 } run_spec_t;
 
+/* ---- the RUN commit overlapped with the next step ----
+ * A layer of a stage that is not in the final image is committed as a snapshot + diffID: the
+ * tar of the upper dir is hashed (every byte read) before the dir is renamed into the store.
+ * The next step does not need the diffID to start: its key is made from this step's key, and
+ * the finished upper dir can be one of its overlay lowers as it is (nothing writes to it any
+ * more). So the hash runs on a worker thread while the next step runs; the rename, the cache
+ * record and the layer are done in order by the stage's thread when it joins (sv_pending_join):
+ * a RUN after its own process is over, any other step before it starts, the stage at its end.
+ * The rename waits for the join so that no sandbox is being mounted over the path it moves. */
+struct pending_commit {
+  pthread_t thread;
+  bool started;
+  const sw_step_t *step;
+  char *tmp;   /* the run's temp dir (upper + work), removed at the join */
+  char *upper; /* r->lower[0] until the join */
+  char *hist;
+  char key[SW_KEY_SIZE];
+  int64_t created;
+  char diff_id[SW_DIGEST_LEN + 1];
+  int64_t tar_size;
+  double t_start, t_hashed;
+  int rc;
+  sw_error_t err;
+};
+
+static void *
+pending_main(void *arg)
+{
+  struct pending_commit *p = arg;
+  p->rc = sw_layer_hash_dir(p->upper, p->diff_id, &p->tar_size, &p->err);
+  p->t_hashed = sw_now();
+  return NULL;
+}
+
+/* Start hashing the finished upper dir (consumes tmp) and make it the stage's top layer. */
+static void
+pending_start(stage_run_t *r, const sw_step_t *step, char *tmp, const char *key, int64_t created,
+              const char *hist)
+{
+  struct pending_commit *p = xcalloc(1, sizeof(*p));
+  p->step = step;
+  p->tmp = tmp;
+  p->upper = xasprintf("%s/upper", tmp);
+  p->hist = xstrdup(hist);
+  memcpy(p->key, key, SW_KEY_SIZE);
+  p->created = created;
+  p->t_start = sw_now();
+  if (pthread_create(&p->thread, NULL, pending_main, p) == 0)
+    p->started = true;
+  else
+    pending_main(p); /* no thread: hash now */
+  size_t n = sw_strv_len(r->lower);
+  char **v = xcalloc(n + 2, sizeof(char *));
+  v[0] = xstrdup(p->upper);
+  memcpy(v + 1, r->lower, n * sizeof(char *));
+  free(r->lower);
+  r->lower = v;
+  r->pending = p;
+}
+
+static void
+pending_free(struct pending_commit *p)
+{
+  sw_error_t e = NULL;
+  sw_rm_rf(p->tmp, &e);
+  sw_error_release(&e);
+  sw_error_release(&p->err);
+  free(p->tmp);
+  free(p->upper);
+  free(p->hist);
+  free(p);
+}
+
+/* Commit the hashed upper dir and record the step, in the order the steps ran. */
+static int
+pending_commit(stage_run_t *r, struct pending_commit *p, sw_error_t *err)
+{
+  if (p->rc < 0) {
+    *err = steal_ptr(&p->err);
+    return sv_wrap(r, err);
+  }
+  sw_layer_desc_t layer;
+  if (sw_layer_commit_hashed(r->sv->o->store, p->upper, p->diff_id, p->tar_size, &layer, err) < 0)
+    return sv_wrap(r, err);
+  if (sv_cache_record(r, p->key, &layer, p->created, err) < 0)
+    return -1;
+  sv_apply_layer(r, &layer, p->created, p->hist);
+  return 0;
+}
+
+int
+sv_pending_join(stage_run_t *r, sw_error_t *err)
+{
+  struct pending_commit *p = r->pending;
+  if (p == NULL)
+    return 0;
+  r->pending = NULL;
+  double t0 = sw_now();
+  if (p->started)
+    pthread_join(p->thread, NULL);
+  /* The upper dir leaves the stage's layers; its snapshot takes its place (sv_apply_layer). */
+  free(r->lower[0]);
+  memmove(r->lower, r->lower + 1, sw_strv_len(r->lower + 1) * sizeof(char *) + sizeof(char *));
+  const sw_step_t *cur = r->cur;
+  r->cur = p->step;
+  int rc = pending_commit(r, p, err);
+  r->cur = cur;
+  sw_debug("%s:%d: RUN: layer hashed in %.3fs beside the next step, join waited %.3fs (%s)",
+           r->sv->o->plan->df->path, p->step->insn->line, p->t_hashed - p->t_start,
+           p->t_hashed > t0 ? p->t_hashed - t0 : 0.0, p->rc == 0 ? p->diff_id : "failed");
+  pending_free(p);
+  return rc;
+}
+
 /* A cwd missing from the image (e.g. removed after WORKDIR): runc creates it, root-owned 0755,
  * so Docker's layer has it; the sandbox would only supply it from its stub layer. */
 static int
@@ -427,9 +541,11 @@ make_cwd(stage_run_t *r, const char *upper, sw_error_t *err)
   return 0;
 }
 
+/* Run the step's process. Its upper dir is then committed (*has_layer, *layer), or, in a stage
+ * outside the final image, handed to a pending commit (*deferred: the caller records nothing). */
 static int
-execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *has_layer,
-        sw_error_t *err)
+execute(stage_run_t *r, run_spec_t *rs, int id, const char *key, const char *hist,
+        sw_layer_desc_t *layer, bool *has_layer, bool *deferred, sw_error_t *err)
 {
   const sw_solve_opts_t *o = r->sv->o;
   _cleanup_free_ char *tmp = sw_store_mkdtemp(o->store, "run-", err);
@@ -495,6 +611,10 @@ execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *ha
     sv_wrap(r, err);
     goto out;
   }
+  /* The previous RUN's layer was hashed while this process ran: its record and layer come
+   * before this step's. */
+  if (sv_pending_join(r, err) < 0)
+    goto out;
   if (st.exit_code != 0 || st.signal != 0) {
     _cleanup_free_ char *cmd = NULL;
     sw_buf_t b = {0};
@@ -513,6 +633,14 @@ execute(stage_run_t *r, run_spec_t *rs, int id, sw_layer_desc_t *layer, bool *ha
   }
   /* The upper dir is the step's diff: commit it as is (no walk of the image). */
   double t1 = sw_now();
+  if (!sv_in_final_image(r) && !sv_dir_empty(upper)) {
+    int64_t created = o->epoch != SW_EPOCH_NONE ? o->epoch : (int64_t)time(NULL);
+    sw_debug("%s:%d: RUN: process %.3fs, layer hashed beside the next step", o->plan->df->path,
+             r->cur->insn->line, t1 - t0);
+    pending_start(r, r->cur, steal_ptr(&tmp), key, created, hist);
+    *deferred = true;
+    return 0;
+  }
   if (sv_commit_dir(r, upper, layer, has_layer, err) < 0)
     goto out;
   sw_debug("%s:%d: RUN: process %.3fs, layer commit %.3fs (%s)", o->plan->df->path,
@@ -581,18 +709,23 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   if (hit < 0)
     goto out;
   if (hit) {
+    if (sv_pending_join(r, err) < 0)
+      goto out;
     sv_apply_layer(r, has_layer ? &layer : NULL, created, hist);
     memcpy(r->key, key, sizeof(key));
     sw_progress_cached(o->progress, id);
     rc = 0;
     goto out;
   }
-  if (execute(r, &rs, id, &layer, &has_layer, err) < 0)
+  bool deferred = false;
+  if (execute(r, &rs, id, key, hist, &layer, &has_layer, &deferred, err) < 0)
     goto out;
-  created = o->epoch != SW_EPOCH_NONE ? o->epoch : (int64_t)time(NULL);
-  if (sv_cache_record(r, key, has_layer ? &layer : NULL, created, err) < 0)
-    goto out;
-  sv_apply_layer(r, has_layer ? &layer : NULL, created, hist);
+  if (!deferred) {
+    created = o->epoch != SW_EPOCH_NONE ? o->epoch : (int64_t)time(NULL);
+    if (sv_cache_record(r, key, has_layer ? &layer : NULL, created, err) < 0)
+      goto out;
+    sv_apply_layer(r, has_layer ? &layer : NULL, created, hist);
+  }
   memcpy(r->key, key, sizeof(key));
   sw_progress_done(o->progress, id);
   rc = 0;

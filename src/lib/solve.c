@@ -349,8 +349,8 @@ sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t created,
   sw_config_add_history(r->img->config, created, created_by, SW_HISTORY_COMMENT, layer == NULL);
 }
 
-static bool
-dir_empty(const char *dir)
+bool
+sv_dir_empty(const char *dir)
 {
   _cleanup_dir_ DIR *d = opendir(dir);
   struct dirent *de;
@@ -362,27 +362,26 @@ dir_empty(const char *dir)
   return true;
 }
 
-static bool in_final_image(stage_run_t *r);
-
 int
 sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, sw_error_t *err)
 {
-  if (dir_empty(dir)) {
+  if (sv_dir_empty(dir)) {
     *has = false;
     return sw_rm_rf(dir, err);
   }
   *has = true;
   /* A layer of the final image needs its blob: tar, compress and hash in one pass. Any other
    * layer only needs its diffID (no compression, no blob file, no fsync). */
-  int rc = in_final_image(r) ? sw_layer_commit_dir(r->sv->o->store, dir, &r->sv->o->comp, out, err)
-                             : sw_layer_commit_snapshot(r->sv->o->store, dir, out, err);
+  int rc = sv_in_final_image(r)
+               ? sw_layer_commit_dir(r->sv->o->store, dir, &r->sv->o->comp, out, err)
+               : sw_layer_commit_snapshot(r->sv->o->store, dir, out, err);
   return rc < 0 ? sv_wrap(r, err) : 0;
 }
 
 /* Whether the stage's layers end up in the image the build produces: the target stage and
  * the stages it is built FROM. */
-static bool
-in_final_image(stage_run_t *r)
+bool
+sv_in_final_image(stage_run_t *r)
 {
   const sw_plan_t *p = r->sv->o->plan;
   for (int i = p->target; i >= 0; i = p->stages[i].base_stage)
@@ -835,6 +834,10 @@ run_step(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
 {
   const sw_insn_t *in = step->insn;
   r->cur = step;
+  /* A RUN joins the previous RUN's commit once its own process is over (the two overlap);
+   * every other instruction reads the stage's layers or adds history, so it joins first. */
+  if (in->kind != SW_INSN_RUN && sv_pending_join(r, err) < 0)
+    return -1;
   switch (in->kind) {
   case SW_INSN_RUN:
     return sv_step_run(r, step, err);
@@ -979,7 +982,7 @@ run_steps(stage_run_t *r, const sw_step_t *steps, size_t n, sw_error_t *err)
 }
 
 static int
-build_stage(stage_run_t *r, sw_error_t *err)
+build_stage_steps(stage_run_t *r, sw_error_t *err)
 {
   _cleanup_strv_ char **triggers = NULL;
   if (init_stage(r, &triggers, err) < 0)
@@ -997,7 +1000,21 @@ build_stage(stage_run_t *r, sw_error_t *err)
     if (rc < 0)
       return -1;
   }
-  if (run_steps(r, r->st->steps, r->st->n_steps, err) < 0)
+  return run_steps(r, r->st->steps, r->st->n_steps, err);
+}
+
+static int
+build_stage(stage_run_t *r, sw_error_t *err)
+{
+  if (build_stage_steps(r, err) < 0) {
+    /* A later step failed: the pending step itself succeeded, so it is recorded (as it would
+     * have been before the next step started), and the next attempt finds it cached. */
+    sw_error_t e = NULL;
+    sv_pending_join(r, &e);
+    sw_error_release(&e);
+    return -1;
+  }
+  if (sv_pending_join(r, err) < 0)
     return -1;
   r->cur = NULL;
   sw_config_set_created(r->img->config, r->last_created);

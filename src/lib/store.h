@@ -108,6 +108,14 @@ int sw_layer_commit_dir(sw_store_t *s, const char *dir, const sw_compression_t *
  * *out gets diff_id and tar_size, and digest/size/media_type only if a blob of that diffID is
  * already stored (digest "" otherwise). dir is consumed either way. */
 int sw_layer_commit_snapshot(sw_store_t *s, const char *dir, sw_layer_desc_t *out, sw_error_t *err);
+/* sw_layer_commit_snapshot in two halves, so that the tar can be hashed on another thread while
+ * the next step runs over dir: sw_layer_hash_dir only reads dir (diffID and tar size);
+ * sw_layer_commit_hashed then renames dir to its snapshot and records the row, as
+ * sw_layer_commit_snapshot does (dir is consumed by it, not by the hash). */
+int sw_layer_hash_dir(const char *dir, char diff_id[SW_DIGEST_LEN + 1], int64_t *tar_size,
+                      sw_error_t *err);
+int sw_layer_commit_hashed(sw_store_t *s, const char *dir, const char *diff_id, int64_t tar_size,
+                           sw_layer_desc_t *out, sw_error_t *err);
 /* Complete a layer desc whose digest is "": a stored blob of its diffID (any media type,
  * comp's preferred), else a blob made from its snapshot with comp (NULL = gzip), stored and
  * recorded as a layer row. Thread-safe; several callers may race (same bytes, first wins). */

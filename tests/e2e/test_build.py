@@ -607,3 +607,39 @@ def test_ctrl_c_mid_step(slipway, tmp_path):
     assert os.listdir(os.path.join(root, "tmp")) == []  # nothing left half-made
     ps = subprocess.run(["pgrep", "-f", "sleep 4711"], stdout=subprocess.PIPE, text=True)
     assert ps.stdout.strip() == ""  # no process of the step survives
+
+
+def test_run_layer_hashed_beside_next_step(b, slipway, tmp_path):
+    """A RUN layer of a stage outside the final image is hashed while the next RUN runs over
+    its upper dir (solve-run.c's pending commit): the next steps see it, the image and the
+    cache are the same as a step-by-step commit, a later failure still records it, and no
+    temp dir is left behind."""
+    gen = (BASE + "FROM bb AS gen\n"
+           "RUN mkdir /data && for i in $(seq 1 300); do echo file $i > /data/f$i; done\n"
+           "RUN ls /data | wc -l > /count && cat /data/f7 > /seven\n"
+           "RUN rm /data/f1\n")
+    df = gen + "FROM bb\nCOPY --from=gen /data /data\nCOPY --from=gen /count /seven /\n"
+    ctx = make_ctx(tmp_path / "ctx", df)
+    img, out, steps = b.export(ctx)
+    files = img.files()
+    assert "data/f2" in files and "data/f300" in files and "data/f1" not in files, out
+    blobs = {e.name: e.data for layer in img.layers() for e in layer if e.data is not None}
+    assert blobs["count"].strip() == b"300" and blobs["seven"] == b"file 7\n"
+    tmp = os.path.join(slipway.root, "tmp")
+    assert os.listdir(tmp) == []
+    _, out2, steps2 = b.build(ctx)
+    assert ran(steps2) == [], out2
+    assert b.image_id(out2) == b.image_id(out)
+
+    # The step after a pending one fails: the pending step is still recorded.
+    fail = BASE + "FROM bb AS gen\nRUN echo one > /one\nRUN exit 4\nFROM bb\nCOPY --from=gen /one /\n"
+    ctx2 = make_ctx(tmp_path / "ctx2", fail)
+    rc, out3, _ = b.build(ctx2, check=False)
+    assert rc == 1 and "exit code: 4" in out3, out3
+    fixed = fail.replace("RUN exit 4", "RUN cat /one > /two")
+    with open(os.path.join(ctx2, "Dockerfile"), "w") as f:
+        f.write(fixed)
+    _, out4, steps4 = b.build(ctx2)
+    assert "[gen 1/2] RUN echo one > /one" in cached(steps4), out4
+    assert "[gen 2/2] RUN cat /one > /two" in ran(steps4), out4
+    assert os.listdir(tmp) == []
