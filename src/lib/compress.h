@@ -6,10 +6,12 @@
  *   sw_source_t  read side: an fd of gzip / zstd / plain bytes (detected from the magic bytes) →
  *                decompressed bytes, hashing both sides too, so pull/load verify while reading.
  *
- * gzip output is one gzip member made of independently compressed 1 MiB blocks (pigz style:
- * each block primed with the previous 32 KiB as dictionary, ended by a sync flush), compressed by
- * ISA-L on worker threads. The block boundaries depend only on the input, so the bytes are the
- * same whatever the thread count: layer digests are reproducible. zstd uses libzstd's own worker
+ * gzip output is cut into 1 MiB blocks compressed on worker threads. At the default level a block
+ * that looks like text goes to libdeflate (a gzip member of its own) and the others to ISA-L
+ * (pigz style: consecutive ISA-L blocks form one member, each block primed with the previous
+ * 32 KiB as dictionary and ended by a sync flush); see gz_backend_t in compress.c. Block
+ * boundaries and each block's backend depend only on the input, so the bytes are the same
+ * whatever the thread count: layer digests are reproducible. zstd uses libzstd's own worker
  * threads (always >= 1 worker, whose output does not depend on the worker count either).
  * Memory: a few MiB per sink (threads * 2 blocks in flight).
  */
