@@ -797,7 +797,7 @@ const sw_codec_t sw_codec_gzip = {
     .name = "gzip",
     .kind = SW_COMPRESS_GZIP,
     /* ISA-L level 2 for binaries, level 3 for text, 4K-token deflate blocks: within 10% of
-     * `gzip -6` on binaries, ~400 MB/s on 2 cores. Figures: ARCHITECTURE.md, "Layer
+     * `gzip -6` on binaries, ~360 MB/s on 2 cores. Figures: ARCHITECTURE.md, "Layer
      * compression". */
     .default_level = 3,
     .min_level = 1,
