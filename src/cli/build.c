@@ -42,6 +42,13 @@ static const char usage_text[] =
     "  -o, --output SPEC         also export: type=oci,dest=DIR (OCI layout; tar=true for an\n"
     "                            oci-archive), type=docker,dest=FILE (docker load),\n"
     "                            type=tar,dest=FILE (the image's filesystem)\n"
+    "      --cache-to type=registry,ref=HOST/REPO:TAG[,mode=min|max]\n"
+    "                            after the build, push its cache records and layers to a\n"
+    "                            registry (min: the final image's steps, the default; max:\n"
+    "                            every stage's)\n"
+    "      --cache-from [type=registry,ref=]REF  use the cache records at REF (repeatable);\n"
+    "                            an unreadable REF is a warning\n"
+    "      --insecure-registry HOST  plain HTTP for HOST (localhost and 127.0.0.1 always)\n"
     "  -q, --quiet               print only the image ID\n"
     "  -h, --help                print this help\n"
     "\n"
@@ -63,6 +70,11 @@ typedef struct {
   const char *output;
   bool quiet;
   const char *context;
+  char **cache_from; /* refs */
+  char *cache_to;    /* ref, or NULL */
+  bool cache_max;    /* mode=max */
+  bool cache_ignore_error;
+  char **insecure;
 } build_opts_t;
 
 static void
@@ -72,6 +84,47 @@ opts_free(build_opts_t *o)
   sw_strv_free(o->build_args);
   sw_strv_free(o->secrets);
   sw_strv_free(o->labels);
+  sw_strv_free(o->cache_from);
+  free(o->cache_to);
+  sw_strv_free(o->insecure);
+}
+
+/* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
+ * docker build's --cache-from IMAGE). Options BuildKit has that change nothing here
+ * (image-manifest, oci-mediatypes, compression…) are accepted and ignored. */
+static int
+parse_cache_spec(const char *flag, const char *spec, char **ref, bool *max, bool *ignore_error)
+{
+  if (strchr(spec, '=') == NULL) {
+    *ref = xstrdup(spec);
+    return 0;
+  }
+  _cleanup_free_ char *copy = xstrdup(spec), *r = NULL;
+  char *save = NULL;
+  for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+    if (strcmp(f, "type=registry") == 0)
+      continue;
+    if (sw_str_has_prefix(f, "type="))
+      return sw_cli_usage_error("build", "%s %s: only type=registry is supported", flag, spec);
+    if (sw_str_has_prefix(f, "ref=")) {
+      free(r);
+      r = xstrdup(f + 4);
+    } else if (strcmp(f, "mode=min") == 0 || strcmp(f, "mode=max") == 0) {
+      if (max == NULL)
+        return sw_cli_usage_error("build", "%s %s: mode= is for --cache-to", flag, spec);
+      *max = strcmp(f, "mode=max") == 0;
+    } else if (sw_str_has_prefix(f, "ignore-error=") && ignore_error) {
+      *ignore_error = strcmp(f + 13, "true") == 0;
+    } else if (!sw_str_has_prefix(f, "image-manifest=") &&
+               !sw_str_has_prefix(f, "oci-mediatypes=") && !sw_str_has_prefix(f, "compression")) {
+      return sw_cli_usage_error("build", "%s %s: unknown field `%s` (type=registry,ref=REF%s)",
+                                flag, spec, f, max ? "[,mode=min|max]" : "");
+    }
+  }
+  if (r == NULL || *r == '\0')
+    return sw_cli_usage_error("build", "%s %s: needs ref=HOST/REPO:TAG", flag, spec);
+  *ref = steal_ptr(&r);
+  return 0;
 }
 
 static int
@@ -115,6 +168,8 @@ enum {
   OPT_IIDFILE,
   OPT_COMPRESSION,
   OPT_ALLOW,
+  OPT_CACHE_TO,
+  OPT_CACHE_FROM,
 };
 
 static int
@@ -133,6 +188,9 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"iidfile", required_argument, NULL, OPT_IIDFILE},
       {"compression", required_argument, NULL, OPT_COMPRESSION},
       {"allow", required_argument, NULL, OPT_ALLOW},
+      {"cache-to", required_argument, NULL, OPT_CACHE_TO},
+      {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
+      {"insecure-registry", required_argument, NULL, 'I'},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
@@ -206,6 +264,24 @@ parse_args(int argc, char **argv, build_opts_t *o)
       break;
     case 'o':
       o->output = optarg;
+      break;
+    case OPT_CACHE_TO: {
+      char *ref = NULL;
+      if (parse_cache_spec("--cache-to", optarg, &ref, &o->cache_max, &o->cache_ignore_error) != 0)
+        return SW_EXIT_USAGE;
+      free(o->cache_to);
+      o->cache_to = ref;
+      break;
+    }
+    case OPT_CACHE_FROM: {
+      _cleanup_free_ char *ref = NULL;
+      if (parse_cache_spec("--cache-from", optarg, &ref, NULL, NULL) != 0)
+        return SW_EXIT_USAGE;
+      sw_strv_push(&o->cache_from, ref);
+      break;
+    }
+    case 'I':
+      sw_strv_push(&o->insecure, optarg);
       break;
     case 'q':
       o->quiet = true;
@@ -387,6 +463,53 @@ apply_labels(sw_image_t *img, char *const *labels)
   }
 }
 
+/* mode=min: the records of the final image's stages (the target and the stages it is FROM);
+ * mode=max: every stage's. */
+static bool
+in_final_chain(const sw_plan_t *plan, int stage)
+{
+  for (int st = plan->target; st >= 0; st = plan->stages[st].base_stage)
+    if (st == stage)
+      return true;
+  return false;
+}
+
+static int
+export_cache(build_opts_t *o, sw_store_t *store, const sw_plan_t *plan, sw_cache_log_t *log,
+             const sw_registry_opts_t *ro, sw_progress_t *p, sw_error_t *err)
+{
+  _cleanup_free_ sw_cache_entry_t *e = xcalloc(log->n ? log->n : 1, sizeof(*e));
+  size_t n = 0;
+  for (size_t i = 0; i < log->n; i++)
+    if (o->cache_max || in_final_chain(plan, log->v[i].stage))
+      e[n++] = log->v[i].e;
+  int id = sw_progress_begin(p, "exporting cache to registry");
+  if (sw_rcache_export(store, o->cache_to, e, n, &o->comp, ro, err) < 0) {
+    sw_progress_error(p, id, (*err)->msg);
+    return -1;
+  }
+  sw_progress_log(p, id, "%zu cache records (mode=%s) to %s done", n, o->cache_max ? "max" : "min",
+                  o->cache_to);
+  sw_progress_done(p, id);
+  return 0;
+}
+
+static sw_rcache_t *
+import_cache(build_opts_t *o, const sw_registry_opts_t *ro)
+{
+  if (o->cache_from == NULL)
+    return NULL;
+  sw_rcache_t *c = sw_rcache_new(ro);
+  for (size_t i = 0; o->cache_from[i]; i++) {
+    sw_error_t e = NULL;
+    if (sw_rcache_import(c, o->cache_from[i], &e) < 0) {
+      sw_warn("--cache-from %s: %s; building without it", o->cache_from[i], e->msg);
+      sw_error_release(&e);
+    }
+  }
+  return c;
+}
+
 static int
 do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
 {
@@ -397,6 +520,9 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   _cleanup_(sw_context_freep) sw_context_t *ctx = NULL;
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
   _cleanup_free_ char *ctx_cache = NULL;
+  _cleanup_(sw_rcache_freep) sw_rcache_t *rcache = NULL;
+  sw_registry_opts_t ro = {.insecure = o->insecure, .quiet = true};
+  sw_cache_log_t log;
 
   struct stat st;
   if (stat(o->context, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -413,6 +539,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)
     return -1;
 
+  rcache = import_cache(o, &ro);
+  sw_cache_log_init(&log);
   sw_progress_t *p = sw_progress_new(o->progress, stderr);
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
@@ -430,6 +558,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .comp = o->comp,
       .epoch = sw_epoch_from_env(),
       .allow_insecure = o->allow_insecure,
+      .cache_from = rcache,
+      .cache_log = o->cache_to ? &log : NULL,
   };
   int rc = sw_solve(&so, &img, err);
   if (rc == 0) {
@@ -454,6 +584,20 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     _cleanup_free_ char *name = o->tags ? sw_ref_normalize(o->tags[0], NULL) : NULL;
     rc = export_output(store, img, name, o->output, p, err);
   }
+  if (rc == 0 && o->cache_to && export_cache(o, store, plan, &log, &ro, p, err) < 0) {
+    if (o->cache_ignore_error) {
+      sw_warn("%s (ignore-error=true)", (*err)->msg);
+      sw_error_release(err);
+    } else {
+      sw_error_wrap(err,
+                    "--cache-to %s failed after the image %s was stored; check that the "
+                    "registry is reachable and that you may push there (slipway login HOST), "
+                    "or build without --cache-to",
+                    o->cache_to, img->config_digest);
+      rc = -1;
+    }
+  }
+  sw_cache_log_clear(&log);
   sw_progress_summary(p, rc == 0 ? img->config_digest : NULL);
   sw_progress_free(p);
   if (rc == 0 && o->iidfile &&

@@ -176,6 +176,27 @@ unsigned sw_reg_retry_base_ms(const sw_reg_t *r);
 /* Absolute URL for a path or a Location header value. */
 char *sw_reg_url(const sw_reg_t *r, const char *path_or_url);
 
+typedef struct sw_bars_s sw_bars_t;
+
+/* ---- building blocks of pull and push, also used by the registry build cache ---- */
+/* GET a manifest by tag or digest (bounded by SW_MANIFEST_MAX); *digest_out is the digest of
+ * the bytes received, checked against the reference / Docker-Content-Digest when given. */
+int sw_reg_get_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *reference,
+                        char **body, size_t *len, char **ctype, char **digest_out, sw_error_t *err);
+/* GET a small blob (config; at most 16 MiB), digest-checked. */
+int sw_reg_get_blob_small(sw_reg_t *r, const char *repo, const char *scope, const char *digest,
+                          char **body, size_t *len, sw_error_t *err);
+/* Stream blob d into a new file under ROOT/tmp (*tmp_out), sha256 checked while it streams,
+ * capped at d->size. prog may be NULL. On failure nothing is left behind. */
+int sw_reg_download_blob(sw_reg_t *r, sw_store_t *s, const char *repo, const char *scope,
+                         const sw_desc_t *d, sw_bars_t *prog, size_t line, char **tmp_out,
+                         sw_error_t *err);
+/* Push the blobs m names (layers + config: all must be in the store; HEAD first, cross-repo
+ * mount, parallel uploads) then body as the manifest under reference (tag or digest). */
+int sw_reg_push_manifest(sw_store_t *s, const sw_ref_t *ref, const char *body, size_t len,
+                         const sw_rmanifest_t *m, const char *reference,
+                         const sw_registry_opts_t *opts, sw_error_t *err);
+
 /* ---- where blobs live (registry-push.c): ROOT/registry-sources, lines "DIGEST HOST REPO",
  * appended after each pull and push, read to pick a cross-repository mount source. A hint
  * only: a stale line costs one failed mount attempt, then a normal upload. ---- */
@@ -194,7 +215,6 @@ int sw_parallel(size_t n, unsigned jobs, int (*fn)(void *ctx, size_t i, sw_error
                 sw_error_t *err);
 
 /* Per-blob progress: bars redrawn in place on a TTY, one status line per blob otherwise. */
-typedef struct sw_bars_s sw_bars_t;
 sw_bars_t *sw_bars_new(bool tty, bool quiet);
 void sw_bars_free(sw_bars_t *p);
 /* Register a line (e.g. "sha256:1a2b3c4d5e6f") with its total size; returns its id. */

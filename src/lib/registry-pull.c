@@ -42,9 +42,9 @@ check_digest(const char *what, const char *url, const char *want, const char *da
 
 /* GET a manifest by tag or digest. *digest_out is the digest of the bytes received; when the
  * reference or the registry names one, they must agree. */
-static int
-fetch_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *reference, char **body,
-               size_t *len, char **ctype, char **digest_out, sw_error_t *err)
+int
+sw_reg_get_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *reference,
+                    char **body, size_t *len, char **ctype, char **digest_out, sw_error_t *err)
 {
   _cleanup_free_ char *path = xasprintf("/v2/%s/manifests/%s", repo, reference);
   const char *hdrs[] = {"Accept: " SW_MANIFEST_ACCEPT, NULL};
@@ -84,9 +84,9 @@ fetch_manifest(sw_reg_t *r, const char *repo, const char *scope, const char *ref
   return 0;
 }
 
-static int
-fetch_blob_small(sw_reg_t *r, const char *repo, const char *scope, const char *digest, char **body,
-                 size_t *len, sw_error_t *err)
+int
+sw_reg_get_blob_small(sw_reg_t *r, const char *repo, const char *scope, const char *digest,
+                      char **body, size_t *len, sw_error_t *err)
 {
   _cleanup_free_ char *path = xasprintf("/v2/%s/blobs/%s", repo, digest);
   sw_http_req_t req = {.method = "GET",
@@ -152,35 +152,36 @@ blob_sink_restart(void *ud)
     b->write_failed = true;
 }
 
-static int
-download_layer(pull_t *p, size_t i, sw_error_t *err)
+int
+sw_reg_download_blob(sw_reg_t *r, sw_store_t *s, const char *repo, const char *scope,
+                     const sw_desc_t *d, sw_bars_t *prog, size_t line, char **tmp_out,
+                     sw_error_t *err)
 {
-  const sw_desc_t *d = &p->m->layers[i];
-  _cleanup_free_ char *path = xasprintf("/v2/%s/blobs/%s", p->repo, d->digest);
-  _cleanup_free_ char *url = sw_reg_url(p->r, path);
+  _cleanup_free_ char *path = xasprintf("/v2/%s/blobs/%s", repo, d->digest);
+  _cleanup_free_ char *url = sw_reg_url(r, path);
   _cleanup_free_ char *tmp = NULL;
-  sw_bars_line_t pl = {p->prog, p->line[i]};
+  sw_bars_line_t pl = {prog, line};
   blob_sink_t b = {.h = sw_sha256_new(), .limit = (uint64_t)d->size};
   sw_http_resp_t resp = {0};
   char got[SW_SHA256_HEX_LEN + 1];
   int ret = -1;
 
-  b.fd = sw_store_mkstemp(p->s, "pull-", &tmp, err);
+  b.fd = sw_store_mkstemp(s, "pull-", &tmp, err);
   if (b.fd < 0) {
     sw_sha256_free(b.h);
     return -1;
   }
   sw_http_req_t req = {.method = "GET",
                        .url = path,
-                       .scope = p->scope,
+                       .scope = scope,
                        .body_fd = -1,
                        .sink = blob_sink_write,
                        .restart = blob_sink_restart,
                        .sink_ud = &b,
                        .follow = true,
-                       .progress = sw_bars_cb,
+                       .progress = prog ? sw_bars_cb : NULL,
                        .progress_ud = &pl};
-  if (sw_reg_do(p->r, &req, &resp, err) < 0) {
+  if (sw_reg_do(r, &req, &resp, err) < 0) {
     if (b.too_long)
       sw_error(err, 0,
                "blob %s from %s: more data than the manifest's size %" PRId64
@@ -189,7 +190,7 @@ download_layer(pull_t *p, size_t i, sw_error_t *err)
     goto out;
   }
   if (resp.status != 200) {
-    sw_reg_status_error(p->r, "GET", path, &resp, err);
+    sw_reg_status_error(r, "GET", path, &resp, err);
     goto out;
   }
   if (b.write_failed) {
@@ -205,8 +206,7 @@ download_layer(pull_t *p, size_t i, sw_error_t *err)
              d->digest, url, got, b.written);
     goto out;
   }
-  p->tmp[i] = steal_ptr(&tmp);
-  sw_bars_done(p->prog, p->line[i], "Download complete");
+  *tmp_out = steal_ptr(&tmp);
   ret = 0;
 out:
   sw_sha256_free(b.h);
@@ -215,6 +215,16 @@ out:
     unlink(tmp);
   sw_http_resp_clear(&resp);
   return ret;
+}
+
+static int
+download_layer(pull_t *p, size_t i, sw_error_t *err)
+{
+  if (sw_reg_download_blob(p->r, p->s, p->repo, p->scope, &p->m->layers[i], p->prog, p->line[i],
+                           &p->tmp[i], err) < 0)
+    return -1;
+  sw_bars_done(p->prog, p->line[i], "Download complete");
+  return 0;
 }
 
 static int
@@ -277,7 +287,7 @@ resolve_manifest(sw_reg_t *r, const sw_ref_t *ref, const char *scope, const sw_p
   _cleanup_free_ char *ctype = NULL;
   const char *reference = ref->digest ? ref->digest : ref->tag;
 
-  if (fetch_manifest(r, ref->path, scope, reference, body, len, &ctype, digest, err) < 0 ||
+  if (sw_reg_get_manifest(r, ref->path, scope, reference, body, len, &ctype, digest, err) < 0 ||
       sw_rmanifest_parse(*body, *len, ctype, m, err) < 0)
     return -1;
   if ((*m)->kind == SW_MANIFEST_IMAGE)
@@ -293,7 +303,7 @@ resolve_manifest(sw_reg_t *r, const sw_ref_t *ref, const char *scope, const sw_p
   free(ctype);
   ctype = NULL;
   *body = *digest = NULL;
-  if (fetch_manifest(r, ref->path, scope, want, body, len, &ctype, digest, err) < 0 ||
+  if (sw_reg_get_manifest(r, ref->path, scope, want, body, len, &ctype, digest, err) < 0 ||
       sw_rmanifest_parse(*body, *len, ctype, m, err) < 0)
     return -1;
   if ((*m)->kind != SW_MANIFEST_IMAGE)
@@ -362,7 +372,8 @@ sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts
   if (resolve_manifest(r, ref, p.scope, &plat, &body, &len, &digest, &m, err) < 0)
     goto out;
   p.m = m;
-  if (fetch_blob_small(r, ref->path, p.scope, m->config.digest, &config, &config_len, err) < 0 ||
+  if (sw_reg_get_blob_small(r, ref->path, p.scope, m->config.digest, &config, &config_len, err) <
+          0 ||
       sw_config_diff_ids(config, config_len, &p.diff_ids, err) < 0)
     goto out;
   if (sw_strv_len(p.diff_ids) != m->n_layers) {

@@ -327,17 +327,39 @@ push_blobs(push_t *p, const sw_rmanifest_t *m, unsigned jobs, sw_error_t *err)
 }
 
 int
+sw_reg_push_manifest(sw_store_t *s, const sw_ref_t *ref, const char *body, size_t len,
+                     const sw_rmanifest_t *m, const char *reference, const sw_registry_opts_t *opts,
+                     sw_error_t *err)
+{
+  _cleanup_(sw_reg_freep) sw_reg_t *r = sw_reg_new(ref->domain, opts, err);
+  push_t p = {.s = s, .chunk = chunk_size(opts)};
+  int ret = -1;
+
+  if (r == NULL)
+    return -1;
+  p.r = r;
+  p.repo = ref->path;
+  p.scope = xasprintf("repository:%s:pull,push", ref->path);
+  p.prog = sw_bars_new(opts && opts->progress, opts && opts->quiet);
+  if (push_blobs(&p, m, opts && opts->jobs ? opts->jobs : 3, err) == 0 &&
+      put_manifest(&p, reference, body, len, m->media_type, err) == 0)
+    ret = 0;
+  free(p.scope);
+  free(p.blobs);
+  free(p.line);
+  sw_bars_free(p.prog);
+  return ret;
+}
+
+int
 sw_registry_push(sw_store_t *s, const char *src, const char *dest, const sw_registry_opts_t *opts,
                  char **digest_out, sw_error_t *err)
 {
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
   _cleanup_(sw_ref_freep) sw_ref_t *ref = NULL;
-  _cleanup_(sw_reg_freep) sw_reg_t *r = NULL;
   _cleanup_(sw_rmanifest_freep) sw_rmanifest_t *m = NULL;
   _cleanup_free_ char *body = NULL, *full = NULL;
   size_t len = 0;
-  push_t p = {.s = s, .chunk = chunk_size(opts)};
-  int ret = -1;
 
   if (sw_image_find(s, src, &img, err) < 0)
     return -1;
@@ -354,29 +376,13 @@ sw_registry_push(sw_store_t *s, const char *src, const char *dest, const sw_regi
   if (ref->digest && strcmp(ref->digest, img->manifest_digest) != 0)
     return sw_error_code(err, SW_EXIT_USAGE, 0, "push %s: the image's digest is %s", full,
                          img->manifest_digest);
-  r = sw_reg_new(ref->domain, opts, err);
-  if (r == NULL)
-    return -1;
-  p.r = r;
-  p.repo = ref->path;
-  p.scope = xasprintf("repository:%s:pull,push", ref->path);
-  p.prog = sw_bars_new(opts && opts->progress, opts && opts->quiet);
-  if (push_blobs(&p, m, opts && opts->jobs ? opts->jobs : 3, err) < 0 ||
-      put_manifest(&p, ref->tag ? ref->tag : img->manifest_digest, body, len, m->media_type, err) <
-          0)
-    goto out;
+  if (sw_reg_push_manifest(s, ref, body, len, m, ref->tag ? ref->tag : img->manifest_digest, opts,
+                           err) < 0)
+    return sw_error_wrap(err, "push %s", full);
   sw_registry_source_add(s, ref->domain, ref->path, img->manifest_digest);
   if (!(opts && opts->quiet))
     printf("%s: digest: %s size: %zu\n", ref->tag ? ref->tag : full, img->manifest_digest, len);
   if (digest_out)
     *digest_out = xstrdup(img->manifest_digest);
-  ret = 0;
-out:
-  if (ret < 0)
-    sw_error_wrap(err, "push %s", full);
-  free(p.scope);
-  free(p.blobs);
-  free(p.line);
-  sw_bars_free(p.prog);
-  return ret;
+  return 0;
 }

@@ -10,6 +10,7 @@
 #ifndef SW_REGISTRY_H
 #define SW_REGISTRY_H
 
+#include "compress.h"
 #include "error.h"
 #include "image.h"
 #include "store.h"
@@ -56,5 +57,49 @@ int sw_registry_get_or_pull(sw_store_t *s, const char *ref, sw_image_t **out, sw
  * gets the manifest digest. */
 int sw_registry_push(sw_store_t *s, const char *src, const char *dest,
                      const sw_registry_opts_t *opts, char **digest_out, sw_error_t *err);
+
+/* ---- registry build cache (`build --cache-to/--cache-from type=registry`, registry-cache.c) ----
+ * The records of a build (step key → layer, time) go to a registry as an OCI manifest whose
+ * config is a cache config (cacheconfig.h) and whose layers are the steps' layer blobs. */
+#include "cacheconfig.h"
+
+#include <pthread.h>
+
+/* The records a build hit or wrote, in step order per stage (solve fills it). */
+typedef struct {
+  sw_cache_entry_t e;
+  int stage; /* plan stage index */
+} sw_cache_logged_t;
+typedef struct {
+  pthread_mutex_t lock;
+  sw_cache_logged_t *v;
+  size_t n, cap;
+} sw_cache_log_t;
+void sw_cache_log_init(sw_cache_log_t *l);
+void sw_cache_log_add(sw_cache_log_t *l, int stage, const sw_cache_entry_t *e);
+void sw_cache_log_clear(sw_cache_log_t *l);
+
+/* Records imported from --cache-from refs. */
+typedef struct sw_rcache_s sw_rcache_t;
+sw_rcache_t *sw_rcache_new(const sw_registry_opts_t *opts);
+void sw_rcache_free(sw_rcache_t *c);
+static inline void
+sw_rcache_freep(sw_rcache_t **c)
+{
+  sw_rcache_free(*c);
+}
+/* Read REF's cache manifest and config (both digest-checked and bounded). Returns -1 with err
+ * set when the ref cannot be read; the build warns and goes on without it. */
+int sw_rcache_import(sw_rcache_t *c, const char *ref, sw_error_t *err);
+size_t sw_rcache_count(const sw_rcache_t *c);
+/* The imported record for a step key, or NULL. */
+const sw_cache_entry_t *sw_rcache_find(const sw_rcache_t *c, const char *key);
+/* Bring e's layer into the store (download, sha256 checked while streaming, import with the
+ * diffID checked, unpack refusing paths out of the root); *out gets the stored layer. */
+int sw_rcache_fetch(sw_rcache_t *c, sw_store_t *s, const sw_cache_entry_t *e, sw_layer_desc_t *out,
+                    sw_error_t *err);
+/* Export entries (deduplicated by key; layers without a blob get one with comp) to REF. */
+int sw_rcache_export(sw_store_t *s, const char *ref, const sw_cache_entry_t *e, size_t n,
+                     const sw_compression_t *comp, const sw_registry_opts_t *opts, sw_error_t *err);
 
 #endif

@@ -271,6 +271,60 @@ record_blob(sw_store_t *store, json_t *j, sw_layer_desc_t *layer)
   return true;
 }
 
+/* For --cache-to: the step's record, with the layer below it and the step before it in the
+ * stage (the chain BuildKit's cache config keeps). Call with r->img the state before the step. */
+static void
+cache_log(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t created)
+{
+  sw_cache_log_t *l = r->sv->o->cache_log;
+  if (l == NULL)
+    return;
+  sw_cache_entry_t e = {.has_layer = layer != NULL, .created = created};
+  snprintf(e.key, sizeof(e.key), "%s", key);
+  if (layer)
+    e.layer = *layer;
+  if (r->img->n_layers)
+    snprintf(e.parent, sizeof(e.parent), "%s", r->img->layers[r->img->n_layers - 1].diff_id);
+  pthread_mutex_lock(&l->lock);
+  for (size_t i = l->n; i-- > 0;)
+    if (l->v[i].stage == r->st->index) {
+      snprintf(e.parent_key, sizeof(e.parent_key), "%s", l->v[i].e.key);
+      break;
+    }
+  pthread_mutex_unlock(&l->lock);
+  sw_cache_log_add(l, r->st->index, &e);
+}
+
+/* A local miss: the --cache-from records may have the key. Its layer is fetched now and the
+ * record is written to the local store too, so the next build hits locally. A fetch that fails
+ * is a warning and a miss: the step runs. */
+static int
+remote_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+              int64_t *created, sw_error_t *err)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  const sw_cache_entry_t *e = sw_rcache_find(o->cache_from, key);
+  if (e == NULL)
+    return 0;
+  if (sv_pending_join(r, err) < 0)
+    return -1;
+  memset(layer, 0, sizeof(*layer));
+  *has_layer = e->has_layer;
+  *created = e->created;
+  if (e->has_layer) {
+    sw_error_t ferr = NULL;
+    if (sw_rcache_fetch(o->cache_from, o->store, e, layer, &ferr) < 0) {
+      sw_warn("%s:%d: cache record %s: %s; running the step", o->plan->df->path,
+              r->cur ? r->cur->insn->line : 0, key, ferr->msg);
+      sw_error_release(&ferr);
+      return 0;
+    }
+  }
+  if (sv_cache_record(r, key, e->has_layer ? layer : NULL, *created, err) < 0)
+    return -1;
+  return 1;
+}
+
 int
 sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
                 int64_t *created, sw_error_t *err)
@@ -280,8 +334,10 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
     return 0;
   _cleanup_free_ char *val = NULL;
   int f = sw_cache_get(o->store, key, &val, err);
-  if (f <= 0)
+  if (f < 0)
     return f;
+  if (f == 0)
+    return o->cache_from ? remote_lookup(r, key, layer, has_layer, created, err) : 0;
   json_error_t je;
   json_t *j = json_loads(val, 0, &je);
   if (j == NULL)
@@ -301,6 +357,13 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
       sw_debug("cache record %s: layer %s is gone, running the step", key, json_string_value(l));
   }
   json_decref(j);
+  if (found == 0 && o->cache_from)
+    return remote_lookup(r, key, layer, has_layer, created, err);
+  if (found == 1 && o->cache_log) {
+    if (sv_pending_join(r, err) < 0)
+      return -1;
+    cache_log(r, key, *has_layer ? layer : NULL, *created);
+  }
   return found;
 }
 
@@ -327,6 +390,7 @@ sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, i
   int64_t size = layer ? (layer->digest[0] ? layer->size : layer->tar_size) : 0;
   if (sw_cache_put(r->sv->o->store, key, val, ids, size, err) < 0)
     return sv_wrap(r, err);
+  cache_log(r, key, layer, created);
   return 0;
 }
 

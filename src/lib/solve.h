@@ -20,6 +20,7 @@
 #include "image.h"
 #include "plan.h"
 #include "progress.h"
+#include "registry.h"
 #include "sandbox.h"
 #include "store.h"
 
@@ -29,11 +30,14 @@ typedef struct {
   sw_context_t *ctx;
   sw_progress_t *progress;
   bool no_cache;
-  sw_net_t network;      /* default for RUN (RUN --network overrides) */
-  char *const *secrets;  /* "ID=PATH" */
-  sw_compression_t comp; /* codec for new layers (codec NULL = gzip) */
-  int64_t epoch;         /* SOURCE_DATE_EPOCH, or SW_EPOCH_NONE */
-  bool allow_insecure;   /* `--allow security.insecure`: RUN --security=insecure may run */
+  sw_net_t network;          /* default for RUN (RUN --network overrides) */
+  char *const *secrets;      /* "ID=PATH" */
+  sw_compression_t comp;     /* codec for new layers (codec NULL = gzip) */
+  int64_t epoch;             /* SOURCE_DATE_EPOCH, or SW_EPOCH_NONE */
+  bool allow_insecure;       /* `--allow security.insecure`: RUN --security=insecure may run */
+  sw_rcache_t *cache_from;   /* records from --cache-from (NULL = none): a local miss whose key
+                                is there is a hit; its layer is fetched into the store */
+  sw_cache_log_t *cache_log; /* NULL, or gets every step record the build hit or wrote */
 } sw_solve_opts_t;
 
 /* Run the plan; *out gets the target stage's image (config with history, layers in the store;
