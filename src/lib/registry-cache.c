@@ -226,6 +226,11 @@ sw_rcache_export(sw_store_t *s, const char *refstr, const sw_cache_entry_t *in, 
   if (sw_ref_parse(refstr, &ref, err) < 0)
     return -1;
   full = sw_ref_string(ref);
+  if (ref->digest)
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "cache %s: name a tag (ref=HOST/REPO:TAG), not a digest: the cache "
+                         "manifest is new each build",
+                         full);
   for (size_t i = 0; i < n; i++) {
     bool dup = false;
     for (size_t j = 0; j < k && !dup; j++)
@@ -241,8 +246,7 @@ sw_rcache_export(sw_store_t *s, const char *refstr, const sw_cache_entry_t *in, 
   if (sw_cacheconfig_encode(e, k, &config, &manifest, err) < 0 ||
       sw_blob_put(s, config, strlen(config), NULL, NULL, err) < 0 ||
       sw_rmanifest_parse(manifest, strlen(manifest), NULL, &m, err) < 0 ||
-      sw_reg_push_manifest(s, ref, manifest, strlen(manifest), m, ref->tag ? ref->tag : "latest",
-                           opts, err) < 0)
+      sw_reg_push_manifest(s, ref, manifest, strlen(manifest), m, ref->tag, opts, err) < 0)
     return sw_error_wrap(err, "cache %s", full);
   return 0;
 }

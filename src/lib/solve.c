@@ -285,12 +285,16 @@ cache_log(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t
     e.layer = *layer;
   if (r->img->n_layers)
     snprintf(e.parent, sizeof(e.parent), "%s", r->img->layers[r->img->n_layers - 1].diff_id);
+  /* The step before: the stage's previous record, else the last one of the stage it is FROM
+   * (finished before this stage started). */
   pthread_mutex_lock(&l->lock);
-  for (size_t i = l->n; i-- > 0;)
-    if (l->v[i].stage == r->st->index) {
-      snprintf(e.parent_key, sizeof(e.parent_key), "%s", l->v[i].e.key);
-      break;
-    }
+  for (int st = r->st->index; st >= 0 && !e.parent_key[0];
+       st = r->sv->o->plan->stages[st].base_stage)
+    for (size_t i = l->n; i-- > 0;)
+      if (l->v[i].stage == st) {
+        snprintf(e.parent_key, sizeof(e.parent_key), "%s", l->v[i].e.key);
+        break;
+      }
   pthread_mutex_unlock(&l->lock);
   sw_cache_log_add(l, r->st->index, &e);
 }

@@ -3,8 +3,10 @@ docker-registry on loopback: a build in store A exports its cache records; a bui
 store B imports them. RUN steps report to a tiny HTTP server on the host (RUN shares the host's
 network), so "did not run" is observed, not inferred from the progress output alone."""
 import http.server
+import json
 import os
 import threading
+import urllib.request
 
 import pytest
 
@@ -151,3 +153,40 @@ def test_cache_spec_errors(stores, tmp_path, marker):
     assert p.returncode == 2 and "only type=registry" in p.stderr
     p = build(a, env, ctx, "--cache-to", "type=registry", check=False)
     assert p.returncode == 2 and "ref=" in p.stderr
+
+
+def test_cache_with_basic_auth(stores, registry_basic, marker, tmp_path):
+    a, b, env = stores
+    ctx = make_ctx(tmp_path / "ctx", dockerfile(marker), {"a.txt": "a\n", "c.txt": "c\n"})
+    cache = "%s/cache/app:auth" % registry_basic.host
+    # Without credentials: the export fails (401) and says what to do.
+    p = build(a, env, ctx, "-t", "img", "--cache-to", "type=registry,ref=" + cache, check=False)
+    assert p.returncode == 1 and "401" in p.stderr and "slipway login" in p.stderr
+    a("login", "-u", "alice", "-p", "wonderland", registry_basic.host, env=env)  # B shares it
+    build(a, env, ctx, "-t", "img", "--cache-to", "type=registry,ref=%s,mode=max" % cache)
+    marker.hits.clear()
+    p = build(b, env, ctx, "-t", "img", "--cache-from", cache)
+    assert ran(parse_steps(p.stderr)) == [], p.stderr
+    assert marker.hits == []
+    assert image_id(b) == image_id(a)
+
+
+def test_cache_corrupt_layers_are_refused(stores, registry_open, marker, tmp_path):
+    a, b, env = stores
+    ctx = make_ctx(tmp_path / "ctx", dockerfile(marker), {"a.txt": "a\n", "c.txt": "c\n"})
+    cache = "%s/cache/app:bad" % registry_open.host
+    build(a, env, ctx, "-t", "img", "--cache-to", "type=registry,ref=%s,mode=max" % cache)
+    manifest = json.loads(urllib.request.urlopen(urllib.request.Request(
+        "http://%s/v2/cache/app/manifests/bad" % registry_open.host,
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})).read())
+    assert manifest["config"]["mediaType"] == "application/vnd.buildkit.cacheconfig.v0"
+    for layer in manifest["layers"]:  # same length, other bytes
+        path = registry_open.blob_data_path(layer["digest"])
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    marker.hits.clear()
+    p = build(b, env, ctx, "-t", "img", "--cache-from", cache)
+    assert "digest mismatch" in p.stderr and "running the step" in p.stderr
+    assert sorted(marker.hits) == ["final1", "final2", "mid"]  # every step with a layer ran
+    assert b("run", "--rm", "img", "cat", "/d.txt").stdout == "c\n"
