@@ -494,18 +494,27 @@ export_cache(build_opts_t *o, sw_store_t *store, const sw_plan_t *plan, sw_cache
   return 0;
 }
 
+/* BuildKit's "importing cache manifest from REF" steps; a ref that cannot be read is a
+ * warning (the build goes on without it), as in BuildKit. */
 static sw_rcache_t *
-import_cache(build_opts_t *o, const sw_registry_opts_t *ro)
+import_cache(build_opts_t *o, const sw_registry_opts_t *ro, sw_progress_t *p)
 {
   if (o->cache_from == NULL)
     return NULL;
   sw_rcache_t *c = sw_rcache_new(ro);
   for (size_t i = 0; o->cache_from[i]; i++) {
+    _cleanup_free_ char *name = xasprintf("importing cache manifest from %s", o->cache_from[i]);
+    int id = sw_progress_begin(p, name);
+    size_t before = sw_rcache_count(c);
     sw_error_t e = NULL;
     if (sw_rcache_import(c, o->cache_from[i], &e) < 0) {
+      sw_progress_log(p, id, "cannot be read (see the warning): building without it");
       sw_warn("--cache-from %s: %s; building without it", o->cache_from[i], e->msg);
       sw_error_release(&e);
+    } else {
+      sw_progress_log(p, id, "%zu cache records", sw_rcache_count(c) - before);
     }
+    sw_progress_done(p, id);
   }
   return c;
 }
@@ -539,9 +548,9 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)
     return -1;
 
-  rcache = import_cache(o, &ro);
   sw_cache_log_init(&log);
   sw_progress_t *p = sw_progress_new(o->progress, stderr);
+  rcache = import_cache(o, &ro, p);
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
