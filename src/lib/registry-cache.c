@@ -96,19 +96,32 @@ sw_rcache_count(const sw_rcache_t *c)
   return c ? c->n : 0;
 }
 
-/* The manifest must carry a cache config; every record's layer must be one of its layers. */
+static int
+cmp_desc(const void *a, const void *b)
+{
+  const sw_desc_t *x = a, *y = b;
+  int c = strcmp(x->digest, y->digest);
+  return c ? c : (x->size > y->size) - (x->size < y->size);
+}
+
+/* Every record's layer must be one of the manifest's layers (digest and size): sorted, so a
+ * hostile config of many records costs n log n, not records x layers. */
 static int
 check_manifest(const sw_rmanifest_t *m, const sw_cache_entry_t *e, size_t n, const char *full,
                sw_error_t *err)
 {
+  _cleanup_free_ sw_desc_t *v = xcalloc(m->n_layers ? m->n_layers : 1, sizeof(*v));
+  for (size_t i = 0; i < m->n_layers; i++) {
+    if (m->layers[i].digest == NULL)
+      return sw_error(err, 0, "%s: manifest layer %zu has no digest", full, i);
+    v[i] = m->layers[i];
+  }
+  qsort(v, m->n_layers, sizeof(*v), cmp_desc);
   for (size_t i = 0; i < n; i++) {
     if (!e[i].has_layer)
       continue;
-    bool found = false;
-    for (size_t j = 0; j < m->n_layers && !found; j++)
-      found = strcmp(m->layers[j].digest, e[i].layer.digest) == 0 &&
-              m->layers[j].size == e[i].layer.size;
-    if (!found)
+    sw_desc_t k = {.digest = (char *)e[i].layer.digest, .size = e[i].layer.size};
+    if (m->n_layers == 0 || bsearch(&k, v, m->n_layers, sizeof(*v), cmp_desc) == NULL)
       return sw_error(err, 0, "%s: cache record %s names layer %s, which the manifest lacks", full,
                       e[i].key, e[i].layer.digest);
   }

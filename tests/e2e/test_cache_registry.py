@@ -122,16 +122,21 @@ def test_cache_min_exports_final_stages_only(stores, registry_open, marker, tmp_
     assert image_id(b) == image_id(a)
 
 
-def test_cache_from_unreachable_or_missing_warns(stores, registry_open, marker, tmp_path):
+def test_cache_from_unreachable_or_missing_warns(stores, registry_open, marker, tmp_path,
+                                                busybox_rootfs_tar):
     a, b, env = stores
     ctx = make_ctx(tmp_path / "ctx", dockerfile(marker), {"a.txt": "a\n", "c.txt": "c\n"})
     dead = "127.0.0.1:%d/cache/app:x" % rf.free_port()
     missing = "%s/cache/none:x" % registry_open.host
+    image = "%s/plain/image:1" % registry_open.host  # an image, not a cache (docker's habit)
+    a("import", busybox_rootfs_tar, "bb:1")
+    a("push", "-q", "bb:1", image, env=env)
     p = build(b, env, ctx, "-t", "img", "--cache-from", "type=registry,ref=" + dead,
-              "--cache-from", missing)
+              "--cache-from", missing, "--cache-from", image)
     assert "--cache-from type=registry,ref=" not in p.stderr
     assert ("--cache-from %s" % dead) in p.stderr and "building without it" in p.stderr
-    assert ("--cache-from %s" % missing) in p.stderr
+    assert ("--cache-from %s" % missing) in p.stderr and "404" in p.stderr
+    assert ("--cache-from %s" % image) in p.stderr and "not a slipway build cache" in p.stderr
     assert sorted(marker.hits) == ["final1", "final2", "mid"]
     assert b.inspect("img")["Id"].startswith("sha256:")
 
