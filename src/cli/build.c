@@ -480,8 +480,14 @@ export_cache(build_opts_t *o, sw_store_t *store, const sw_plan_t *plan, sw_cache
 {
   _cleanup_free_ sw_cache_entry_t *e = xcalloc(log->n ? log->n : 1, sizeof(*e));
   size_t n = 0;
+  /* The final image's records first: two stages that ran the same step at once wrote two
+   * records of one key (different times); the export keeps the first of a key, so the one
+   * the image used is the one a --cache-from build gets, with the same image digest. */
   for (size_t i = 0; i < log->n; i++)
-    if (o->cache_max || in_final_chain(plan, log->v[i].stage))
+    if (in_final_chain(plan, log->v[i].stage))
+      e[n++] = log->v[i].e;
+  for (size_t i = 0; o->cache_max && i < log->n; i++)
+    if (!in_final_chain(plan, log->v[i].stage))
       e[n++] = log->v[i].e;
   int id = sw_progress_begin(p, "exporting cache to registry");
   if (sw_rcache_export(store, o->cache_to, e, n, &o->comp, ro, err) < 0) {
