@@ -34,6 +34,7 @@ typedef struct {
   /* A RUN's layer still being hashed on a worker thread while the next steps start (see
    * sv_pending_join); its upper dir is r->lower[0] until then. */
   struct pending_commit *pending;
+  char **claims; /* keys of steps this stage is computing (solver.inflight), until recorded */
 } stage_run_t;
 
 struct solver {
@@ -45,6 +46,9 @@ struct solver {
   sw_error_t first_err;
   int64_t now;            /* build time: SOURCE_DATE_EPOCH or the start time */
   sw_fcache_t *snapcache; /* digests of snapshot files (COPY --from hashing) */
+  /* Keys of the steps being computed now, by whichever stage claimed them first: two stages
+   * with the same step (the same key) run it once; the other waits for the record (lock). */
+  char **inflight;
 };
 
 /* ---- helpers (solve.c) ---- */
@@ -70,7 +74,9 @@ char *sv_abs_path(stage_run_t *r, const char *p);
 sw_lowerfs_t *sv_lowerfs(stage_run_t *r);
 
 /* Cache records. lookup: 1 hit (fills *layer (zeroed if the step made no layer) and
- * *created), 0 miss. A hit whose layer is gone from the store is a miss. */
+ * *created), 0 miss. A hit whose layer is gone from the store is a miss. A miss claims the key
+ * for this stage until sv_cache_record (or the stage's end); a key another stage has claimed
+ * is waited for, then looked up again. */
 int sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
                     int64_t *created, sw_error_t *err);
 /* Record a step result (after its layer is committed) and apply it to the stage. */

@@ -329,13 +329,11 @@ remote_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has
   return 1;
 }
 
-int
-sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
-                int64_t *created, sw_error_t *err)
+static int
+lookup_once(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+            int64_t *created, sw_error_t *err)
 {
   const sw_solve_opts_t *o = r->sv->o;
-  if (o->no_cache)
-    return 0;
   _cleanup_free_ char *val = NULL;
   int f = sw_cache_get(o->store, key, &val, err);
   if (f < 0)
@@ -371,6 +369,76 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
   return found;
 }
 
+static void
+strv_remove(char **v, const char *s)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    if (strcmp(v[i], s) == 0) {
+      free(v[i]);
+      memmove(v + i, v + i + 1, sw_strv_len(v + i + 1) * sizeof(char *) + sizeof(char *));
+      return;
+    }
+}
+
+/* Give up a claimed key (recorded, or its stage is over) and wake the stages waiting for it. */
+static void
+release_claim(stage_run_t *r, const char *key)
+{
+  solver_t *sv = r->sv;
+  pthread_mutex_lock(&sv->lock);
+  strv_remove(sv->inflight, key);
+  strv_remove(r->claims, key);
+  pthread_cond_broadcast(&sv->cond);
+  pthread_mutex_unlock(&sv->lock);
+}
+
+static void
+release_claims(stage_run_t *r)
+{
+  while (r->claims && r->claims[0]) {
+    _cleanup_free_ char *k = xstrdup(r->claims[0]);
+    release_claim(r, k);
+  }
+}
+
+/* Without this, two stages that start with the same steps (FROM one base, the same RUN) would
+ * both run them at once and record two different layers under one key: the image would use
+ * one, the cache keep the other, and a no-op rebuild would give another image. BuildKit merges
+ * such vertices; here the first stage to miss runs the step and the others wait for it. */
+int
+sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+                int64_t *created, sw_error_t *err)
+{
+  solver_t *sv = r->sv;
+  if (sv->o->no_cache)
+    return 0;
+  for (;;) {
+    int f = lookup_once(r, key, layer, has_layer, created, err);
+    if (f != 0)
+      return f;
+    pthread_mutex_lock(&sv->lock);
+    if (!sw_strv_contains(sv->inflight, key)) {
+      sw_strv_push(&sv->inflight, key);
+      sw_strv_push(&r->claims, key);
+      pthread_mutex_unlock(&sv->lock);
+      return 0;
+    }
+    pthread_mutex_unlock(&sv->lock);
+    /* Our own layer still being hashed is recorded first: nobody waits on us while we wait. */
+    if (sv_pending_join(r, err) < 0)
+      return -1;
+    sw_debug("%s:%d: the same step is running in another stage: waiting for it",
+             sv->o->plan->df->path, r->cur ? r->cur->insn->line : 0);
+    pthread_mutex_lock(&sv->lock);
+    while (sw_strv_contains(sv->inflight, key) && !sv->failed)
+      pthread_cond_wait(&sv->cond, &sv->lock);
+    bool failed = sv->failed;
+    pthread_mutex_unlock(&sv->lock);
+    if (failed)
+      return sw_error(err, EINTR, "build interrupted: another stage failed");
+  }
+}
+
 int
 sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t created,
                 sw_error_t *err)
@@ -394,6 +462,7 @@ sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, i
   int64_t size = layer ? (layer->digest[0] ? layer->size : layer->tar_size) : 0;
   if (sw_cache_put(r->sv->o->store, key, val, ids, size, err) < 0)
     return sv_wrap(r, err);
+  release_claim(r, key);
   cache_log(r, key, layer, created);
   return 0;
 }
@@ -1100,6 +1169,7 @@ stage_main(void *arg)
    * own steps at once and waits at the COPY --from (sv_wait_stage). */
   bool skip = r->st->base_stage >= 0 && sv_wait_stage(r, r->st->base_stage) < 0;
   int rc = skip ? -1 : build_stage(r, &err);
+  release_claims(r); /* a failed step's key, or a record never written */
 
   pthread_mutex_lock(&sv->lock);
   if (rc < 0) {
@@ -1128,8 +1198,10 @@ free_runs(solver_t *sv)
     sw_image_free(r->img);
     sw_strv_free(r->lower);
     sw_scope_clear(&r->scope);
+    sw_strv_free(r->claims);
   }
   free(sv->runs);
+  sw_strv_free(sv->inflight);
 }
 
 /* Ctrl-C can land between a step's last check and its sandbox being registered, where

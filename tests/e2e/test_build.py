@@ -643,3 +643,26 @@ def test_run_layer_hashed_beside_next_step(b, slipway, tmp_path):
     assert "[gen 1/2] RUN echo one > /one" in cached(steps4), out4
     assert "[gen 2/2] RUN cat /one > /two" in ran(steps4), out4
     assert os.listdir(tmp) == []
+
+
+def test_identical_steps_in_parallel_stages_run_once(b, tmp_path):
+    """Two stages with the same step (same key) built at the same time: it runs once and both
+    stages get its layer, so the image is stable: a no-op rebuild gives the same image (with
+    two runs the cache kept one layer and the image used the other)."""
+    step = 'RUN ["/bin/busybox", "sh", "-c", "cat /proc/sys/kernel/random/uuid > /stamp; sleep 1"]\n'
+    ctx = make_ctx(
+        tmp_path / "ctx",
+        BASE + "FROM bb AS a\n" + step + "FROM bb AS b\n" + step
+        + "FROM bb\nCOPY --from=a /stamp /a\nCOPY --from=b /stamp /b\n",
+    )
+    img, out, steps = b.export(ctx)
+    runs = [k for k in ran(steps) if "random/uuid" in k]
+    assert len(runs) == 1, steps
+    assert len([k for k in cached(steps) if "random/uuid" in k]) == 1, steps
+    fs = {e.name: e.data for layer in img.layers() for e in layer}
+    assert fs["a"] == fs["b"] and len(fs["a"].strip()) == 36, fs
+    _, out2, steps2 = b.build(ctx)
+    assert ran(steps2) == [], steps2
+    _, out1, _ = b.build(ctx)
+    assert b.image_id(out1) == b.image_id(out2)
+    assert b.image_id(out) == b.image_id(out2)
