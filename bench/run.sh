@@ -191,13 +191,12 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 			done
 			for b in "${order[@]}"; do
 				[[ $failed != *" $b "* ]] || continue
-				[ "$scen" = noop ] || settle_after_deletions
+				settle_after_deletions
 				"${b}_build" "$CTX_DIR/$b"
 				measure "$scen" "$b"
 				[ "$b" != buildah ] || DELETED_AT=$EPOCHREALTIME # its step containers
 			done
 			[ "$scen" = noop ] || { settle_after_deletions && chroot_limit "$scen" "$rep"; }
-			DELETED_AT=
 		done
 	done
 	for b in "${order[@]}"; do
