@@ -243,11 +243,9 @@ buildkit_push() {
 	CMD=("$DOCKER" push "$1")
 }
 
+# Not `buildah rm -a` + `rmi -a`: they delete its whole store, and the next imports paid for
+# that deletion (see retire()).
 buildah_reset() {
-	if [ -d "$W/buildah/root" ]; then
-		buildah_ rm -a >/dev/null 2>&1 || true
-		buildah_ rmi -a -f >/dev/null 2>&1 || true
-	fi
 	umount_under "$W/buildah"
 	retire "$W/buildah"
 	mkdir -p "$W/buildah"
