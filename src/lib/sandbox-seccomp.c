@@ -17,6 +17,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <linux/capability.h>
 #include <seccomp.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -24,21 +25,6 @@
 #include <sys/socket.h>
 
 #define CAP(name) ((uint64_t)1 << (name))
-enum {
-  C_DAC_READ_SEARCH = 2,
-  C_SYS_MODULE = 16,
-  C_SYS_RAWIO = 17,
-  C_SYS_PTRACE = 19,
-  C_SYS_PACCT = 20,
-  C_SYS_ADMIN = 21,
-  C_SYS_BOOT = 22,
-  C_SYS_NICE = 23,
-  C_SYS_TIME = 25,
-  C_SYS_TTY_CONFIG = 26,
-  C_SYSLOG = 34,
-  C_PERFMON = 38,
-  C_BPF = 39,
-};
 
 /* Refused unless the container holds one of `caps` (0: always refused). Names unknown to
  * libseccomp or to an architecture are skipped. */
@@ -71,52 +57,52 @@ static const struct {
     {"query_module", 0},
     {"afs_syscall", 0},
     /* capability-gated, as Docker's profile groups them */
-    {"init_module", CAP(C_SYS_MODULE)},
-    {"finit_module", CAP(C_SYS_MODULE)},
-    {"delete_module", CAP(C_SYS_MODULE)},
-    {"acct", CAP(C_SYS_PACCT)},
-    {"reboot", CAP(C_SYS_BOOT)},
-    {"iopl", CAP(C_SYS_RAWIO)},
-    {"ioperm", CAP(C_SYS_RAWIO)},
-    {"settimeofday", CAP(C_SYS_TIME)},
-    {"stime", CAP(C_SYS_TIME)},
-    {"clock_settime", CAP(C_SYS_TIME)},
-    {"clock_settime64", CAP(C_SYS_TIME)},
-    {"clock_adjtime", CAP(C_SYS_TIME)},
-    {"clock_adjtime64", CAP(C_SYS_TIME)},
-    {"vhangup", CAP(C_SYS_TTY_CONFIG)},
-    {"mbind", CAP(C_SYS_NICE)},
-    {"get_mempolicy", CAP(C_SYS_NICE)},
-    {"set_mempolicy", CAP(C_SYS_NICE)},
-    {"set_mempolicy_home_node", CAP(C_SYS_NICE)},
-    {"move_pages", CAP(C_SYS_NICE)},
-    {"kcmp", CAP(C_SYS_PTRACE)},
-    {"pidfd_getfd", CAP(C_SYS_PTRACE)},
-    {"process_madvise", CAP(C_SYS_PTRACE)},
-    {"open_by_handle_at", CAP(C_DAC_READ_SEARCH)},
-    {"name_to_handle_at", CAP(C_SYS_ADMIN) | CAP(C_DAC_READ_SEARCH)},
-    {"bpf", CAP(C_SYS_ADMIN) | CAP(C_BPF)},
-    {"perf_event_open", CAP(C_SYS_ADMIN) | CAP(C_PERFMON)},
-    {"syslog", CAP(C_SYS_ADMIN) | CAP(C_SYSLOG)},
-    {"mount", CAP(C_SYS_ADMIN)},
-    {"umount", CAP(C_SYS_ADMIN)},
-    {"umount2", CAP(C_SYS_ADMIN)},
-    {"pivot_root", CAP(C_SYS_ADMIN)},
-    {"fsopen", CAP(C_SYS_ADMIN)},
-    {"fsconfig", CAP(C_SYS_ADMIN)},
-    {"fsmount", CAP(C_SYS_ADMIN)},
-    {"fspick", CAP(C_SYS_ADMIN)},
-    {"open_tree", CAP(C_SYS_ADMIN)},
-    {"move_mount", CAP(C_SYS_ADMIN)},
-    {"mount_setattr", CAP(C_SYS_ADMIN)},
-    {"unshare", CAP(C_SYS_ADMIN)},
-    {"setns", CAP(C_SYS_ADMIN)},
-    {"sethostname", CAP(C_SYS_ADMIN)},
-    {"setdomainname", CAP(C_SYS_ADMIN)},
-    {"quotactl", CAP(C_SYS_ADMIN)},
-    {"quotactl_fd", CAP(C_SYS_ADMIN)},
-    {"lookup_dcookie", CAP(C_SYS_ADMIN)},
-    {"fanotify_init", CAP(C_SYS_ADMIN)},
+    {"init_module", CAP(CAP_SYS_MODULE)},
+    {"finit_module", CAP(CAP_SYS_MODULE)},
+    {"delete_module", CAP(CAP_SYS_MODULE)},
+    {"acct", CAP(CAP_SYS_PACCT)},
+    {"reboot", CAP(CAP_SYS_BOOT)},
+    {"iopl", CAP(CAP_SYS_RAWIO)},
+    {"ioperm", CAP(CAP_SYS_RAWIO)},
+    {"settimeofday", CAP(CAP_SYS_TIME)},
+    {"stime", CAP(CAP_SYS_TIME)},
+    {"clock_settime", CAP(CAP_SYS_TIME)},
+    {"clock_settime64", CAP(CAP_SYS_TIME)},
+    {"clock_adjtime", CAP(CAP_SYS_TIME)},
+    {"clock_adjtime64", CAP(CAP_SYS_TIME)},
+    {"vhangup", CAP(CAP_SYS_TTY_CONFIG)},
+    {"mbind", CAP(CAP_SYS_NICE)},
+    {"get_mempolicy", CAP(CAP_SYS_NICE)},
+    {"set_mempolicy", CAP(CAP_SYS_NICE)},
+    {"set_mempolicy_home_node", CAP(CAP_SYS_NICE)},
+    {"move_pages", CAP(CAP_SYS_NICE)},
+    {"kcmp", CAP(CAP_SYS_PTRACE)},
+    {"pidfd_getfd", CAP(CAP_SYS_PTRACE)},
+    {"process_madvise", CAP(CAP_SYS_PTRACE)},
+    {"open_by_handle_at", CAP(CAP_DAC_READ_SEARCH)},
+    {"name_to_handle_at", CAP(CAP_SYS_ADMIN) | CAP(CAP_DAC_READ_SEARCH)},
+    {"bpf", CAP(CAP_SYS_ADMIN) | CAP(CAP_BPF)},
+    {"perf_event_open", CAP(CAP_SYS_ADMIN) | CAP(CAP_PERFMON)},
+    {"syslog", CAP(CAP_SYS_ADMIN) | CAP(CAP_SYSLOG)},
+    {"mount", CAP(CAP_SYS_ADMIN)},
+    {"umount", CAP(CAP_SYS_ADMIN)},
+    {"umount2", CAP(CAP_SYS_ADMIN)},
+    {"pivot_root", CAP(CAP_SYS_ADMIN)},
+    {"fsopen", CAP(CAP_SYS_ADMIN)},
+    {"fsconfig", CAP(CAP_SYS_ADMIN)},
+    {"fsmount", CAP(CAP_SYS_ADMIN)},
+    {"fspick", CAP(CAP_SYS_ADMIN)},
+    {"open_tree", CAP(CAP_SYS_ADMIN)},
+    {"move_mount", CAP(CAP_SYS_ADMIN)},
+    {"mount_setattr", CAP(CAP_SYS_ADMIN)},
+    {"unshare", CAP(CAP_SYS_ADMIN)},
+    {"setns", CAP(CAP_SYS_ADMIN)},
+    {"sethostname", CAP(CAP_SYS_ADMIN)},
+    {"setdomainname", CAP(CAP_SYS_ADMIN)},
+    {"quotactl", CAP(CAP_SYS_ADMIN)},
+    {"quotactl_fd", CAP(CAP_SYS_ADMIN)},
+    {"lookup_dcookie", CAP(CAP_SYS_ADMIN)},
+    {"fanotify_init", CAP(CAP_SYS_ADMIN)},
 };
 
 /* personality(2) values Docker allows: PER_LINUX, PER_LINUX32, UNAME26 of both, and the query.
@@ -191,7 +177,7 @@ add_rules(scmp_filter_ctx ctx, uint64_t caps)
   for (size_t i = 0; i < SW_ARRAY_SIZE(denied) && r == 0; i++)
     if ((denied[i].caps & caps) == 0)
       r = deny(ctx, denied[i].name, 0, NULL);
-  if (r == 0 && !(caps & CAP(C_SYS_ADMIN))) {
+  if (r == 0 && !(caps & CAP(CAP_SYS_ADMIN))) {
     /* One rule per flag: libseccomp compares masked values for equality only. */
     for (int bit = 0; bit < 32 && r == 0; bit++) {
       uint64_t f = (uint64_t)1 << bit;
