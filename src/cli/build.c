@@ -205,9 +205,17 @@ parse_args(int argc, char **argv, build_opts_t *o)
     case 'f':
       o->file = optarg;
       break;
-    case 't':
+    case 't': {
+      /* Checked now, as Docker does: a bad name must not cost a whole build first. */
+      _cleanup_free_ char *name = sw_ref_normalize(optarg, &err);
+      if (name == NULL) {
+        int rc = sw_cli_usage_error("build", "-t/--tag: %s", err->msg);
+        sw_error_release(&err);
+        return rc;
+      }
       sw_strv_push(&o->tags, optarg);
       break;
+    }
     case OPT_TARGET:
       o->target = optarg;
       break;

@@ -496,6 +496,15 @@ def test_error_copy_outside_context(b, tmp_path):
     assert rc != 0 and "outside the build context" in out
 
 
+def test_error_bad_tag_before_any_step(b, tmp_path):
+    """An invalid -t name is refused up front (exit 2), as docker build does: no step runs."""
+    rc, out = err_build(b, tmp_path, BASE + "FROM bb\nRUN echo ran > /tmp/x\n", None,
+                        "-t", "Bad:1")
+    assert rc == 2, out
+    assert "-t/--tag" in out and "Bad:1" in out and "lowercase" in out, out
+    assert "RUN echo ran" not in out and "steps run" not in out, out
+
+
 def test_error_unknown_stage_and_instruction(b, tmp_path):
     rc, out = err_build(b, tmp_path, BASE + "FROM bb AS first\nCOPY --from=later /x /x\n"
                         "FROM bb AS later\nFROM first\n")
