@@ -533,6 +533,23 @@ import_cache(build_opts_t *o, const sw_registry_opts_t *ro, sw_progress_t *p)
   return c;
 }
 
+/* The image the target stage is built on (through FROM <stage>), if stored: the smaller blobs
+ * of its imported layers, which the image will ship, are started now, beside the build. */
+static sw_reblob_t *
+start_reblob(sw_store_t *store, const sw_plan_t *plan)
+{
+  const sw_stage_t *st = &plan->stages[plan->target];
+  while (st->base_stage >= 0)
+    st = &plan->stages[st->base_stage];
+  _cleanup_(sw_image_freep) sw_image_t *base = NULL;
+  sw_error_t e = NULL;
+  if (st->scratch || sw_image_get(store, st->base, &base, &e) != 1) {
+    sw_error_release(&e); /* not stored yet (pulled by the build): made at the commit */
+    return NULL;
+  }
+  return sw_reblob_start(store, base);
+}
+
 static int
 do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
 {
@@ -542,6 +559,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   _cleanup_(sw_store_freep) sw_store_t *store = NULL;
   _cleanup_(sw_context_freep) sw_context_t *ctx = NULL;
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  _cleanup_(sw_reblob_freep) sw_reblob_t *reblob = NULL; /* freed (cancelled) before store */
   _cleanup_free_ char *ctx_cache = NULL;
   _cleanup_(sw_rcache_freep) sw_rcache_t *rcache = NULL;
   sw_registry_opts_t ro = {.insecure = o->insecure, .quiet = true};
@@ -558,6 +576,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     return -1;
   if (sw_store_open(g->root, &store, err) < 0)
     return -1;
+  reblob = start_reblob(store, plan);
   ctx_cache = sw_store_path(store, "contexts");
   if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)
     return -1;
@@ -588,11 +607,17 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0) {
     apply_labels(img, o->labels);
     int id = sw_progress_begin(p, "exporting to image");
-    /* Layers committed without a blob get it now, with the build's codec. */
+    /* Imported layers get their smaller blob; layers committed without a blob get it now,
+     * with the build's codec. */
+    double waited = 0;
     rc = unchanged(store, img, o->tags) ? 0
-         : sw_image_make_blobs(store, img, &o->comp, err) < 0
+         : sw_reblob_apply(store, reblob, img, &waited, err) < 0 ||
+                 sw_image_make_blobs(store, img, &o->comp, err) < 0
              ? -1
              : sw_image_commit(store, img, o->tags, err);
+    if (waited >= 0.05)
+      sw_progress_log(p, id, "waited %.1fs for the base's gzip -6 blob (made once per base)",
+                      waited);
     if (rc == 0) {
       sw_progress_log(p, id, "writing image %s done", img->config_digest);
       for (size_t i = 0; img->names && img->names[i]; i++)

@@ -6,7 +6,8 @@
 #include <ctype.h>
 #include <fcntl.h>
 
-#define SW_IMPORT_COMPRESSION "gzip:6"
+/* What an image built on the imported base ships it with (see reblob.c). */
+#define SW_IMPORT_SHIP_COMPRESSION "gzip:6"
 
 static const char usage_text[] =
     "Usage: slipway import [OPTIONS] FILE|- [REPOSITORY[:TAG]]\n"
@@ -20,8 +21,10 @@ static const char usage_text[] =
     "                           (repeatable), e.g. -c 'ENV PATH=/usr/bin' -c 'CMD [\"sh\"]'\n"
     "  -m, --message TEXT       history comment (default \"Imported from -\", as Docker)\n"
     "      --platform OS/ARCH   architecture to record (default: the host's)\n"
-    "      --compression ALGO   layer compression: gzip[:LEVEL] (default gzip:6), zstd[:LEVEL],\n"
-    "                           none\n"
+    "      --compression ALGO   layer compression: gzip[:LEVEL], zstd[:LEVEL] or none.\n"
+    "                           Default: the build's fast gzip now, and gzip:6 (made once,\n"
+    "                           in the background of the first build that ships the layer)\n"
+    "                           in the images built on it\n"
     "  -q, --quiet              print only the image ID\n"
     "  -h, --help               print this help\n"
     "\n"
@@ -159,7 +162,8 @@ apply_change(json_t *cfg, const char *line, sw_error_t *err)
 
 static int
 do_import(sw_store_t *s, const char *file, const char *name, char **changes, const char *message,
-          const char *arch, const sw_compression_t *comp, bool quiet, sw_error_t *err)
+          const char *arch, const sw_compression_t *comp, const char *ship, bool quiet,
+          sw_error_t *err)
 {
   _cleanup_close_ int fd = strcmp(file, "-") == 0 ? dup(0) : open(file, O_RDONLY | O_CLOEXEC);
   _cleanup_(sw_image_freep) sw_image_t *img = sw_image_new();
@@ -176,6 +180,8 @@ do_import(sw_store_t *s, const char *file, const char *name, char **changes, con
     if (apply_change(img->config, changes[i], err) < 0)
       return -1;
   if (sw_layer_import_tar(s, fd, comp, &layer, err) < 0)
+    return sw_error_wrap(err, "importing `%s`", file);
+  if (ship && sw_reblob_mark(s, layer.diff_id, ship, err) < 0)
     return sw_error_wrap(err, "importing `%s`", file);
   int64_t now = sw_build_time();
   /* `docker import FILE` streams the file to the daemon, which writes "Imported from -". */
@@ -204,14 +210,13 @@ cmd_import(int argc, char **argv, sw_global_t *g)
                                        {NULL, 0, NULL, 0}};
   _cleanup_strv_ char **changes = NULL;
   const char *message = NULL, *arch = NULL;
-  sw_compression_t comp;
+  /* The import itself is the unpacking: its blob gets the build's fast codec. A base is shipped
+   * in every image built on it, so those get a gzip -6 blob of it (10% smaller), made once by
+   * the first build that ships it (reblob.c). An explicit --compression is used as it is. */
+  sw_compression_t comp = sw_compression_default();
+  const char *ship = SW_IMPORT_SHIP_COMPRESSION;
   sw_error_t err = NULL;
   bool quiet = false;
-  /* Not the build default: an imported base is compressed once and then shipped in every image
-   * built from it, so it gets libdeflate 6 (gzip -6's size, -10% against the build layers'
-   * fast codec) for ~1.5 s more on a 300 MB rootfs. */
-  if (sw_compression_parse(SW_IMPORT_COMPRESSION, &comp, &err) < 0)
-    return sw_error_report(&err);
   int c, rc = 0;
 
   while ((c = getopt_long(argc, argv, "c:m:qh", opts, NULL)) != -1) {
@@ -228,6 +233,7 @@ cmd_import(int argc, char **argv, sw_global_t *g)
     case 'C':
       if (sw_compression_parse(optarg, &comp, &err) < 0)
         return sw_error_report(&err);
+      ship = NULL;
       break;
     case 'q':
       quiet = true;
@@ -250,7 +256,7 @@ cmd_import(int argc, char **argv, sw_global_t *g)
   _cleanup_(sw_store_freep) sw_store_t *s = sw_cli_store_open(g, &rc);
   if (s == NULL)
     return rc;
-  if (do_import(s, file, name, changes, message, arch, &comp, quiet, &err) < 0)
+  if (do_import(s, file, name, changes, message, arch, &comp, ship, quiet, &err) < 0)
     return sw_error_report(&err);
   return 0;
 }

@@ -43,6 +43,10 @@ static const char *const migrations[] = {
      * that uses the layer is committed); the row means the snapshot dir is in place. */
     "CREATE TABLE snapshots ("
     "  diff_id TEXT PRIMARY KEY, tar_size INTEGER NOT NULL, created INTEGER NOT NULL);",
+    /* 3: an imported layer stored with the fast codec gets a blob at `compression` when an
+     * image ships it (reblob.c); digest: that blob once made, else "". */
+    "CREATE TABLE reblob ("
+    "  diff_id TEXT PRIMARY KEY, compression TEXT NOT NULL, digest TEXT NOT NULL DEFAULT '');",
 };
 
 /* ---- database helpers ---- */

@@ -140,6 +140,27 @@ int sw_layer_import_path(sw_store_t *s, const char *tmp_path, const char *media_
  * hashes (diffID), recompresses (comp NULL = gzip) and unpacks the snapshot. */
 int sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
+/* ---- smaller blobs for imported layers (reblob.c) ----
+ * An imported layer is stored with the build's fast codec and marked: an image that ships it
+ * gets a blob at comp_spec ("gzip:6"), made once, in the background of the first build that
+ * ships it. */
+int sw_reblob_mark(sw_store_t *s, const char *diff_id, const char *comp_spec, sw_error_t *err);
+typedef struct sw_reblob_s sw_reblob_t;
+/* Start making the blobs that img's marked layers still lack, on a thread at SCHED_IDLE. Never
+ * fails (what cannot start is made by sw_reblob_apply); free with sw_reblob_free. */
+sw_reblob_t *sw_reblob_start(sw_store_t *s, const sw_image_t *img);
+/* Give each marked layer of img its smaller blob: the one made by r (waited for; *waited gets
+ * the seconds, may be NULL), one stored before, or one made now. r may be NULL. */
+int sw_reblob_apply(sw_store_t *s, sw_reblob_t *r, sw_image_t *img, double *waited,
+                    sw_error_t *err);
+/* Cancel what still runs (its temp file is removed) and free. */
+void sw_reblob_free(sw_reblob_t *r);
+static inline void
+sw_reblob_freep(sw_reblob_t **r)
+{
+  sw_reblob_free(*r);
+}
+
 /* Find a layer by diffID (media_type: preferred blob type or NULL). */
 int sw_layer_get(sw_store_t *s, const char *diff_id, const char *media_type, sw_layer_desc_t *out,
                  sw_error_t *err);

@@ -76,6 +76,9 @@ prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_e
                  "AND diff_id NOT IN (SELECT diff_id FROM cache_layers)",
                  &rep->layers, err) < 0)
     return -1;
+  if (sw_db_exec(s, "DELETE FROM reblob WHERE diff_id NOT IN (SELECT diff_id FROM layers)", err) <
+      0)
+    return -1;
   /* Snapshots of build steps whose blob was never made: kept by the same references (counted
    * as layers unless a layer row, counted above, had the same diffID). */
   return exec_count(s,

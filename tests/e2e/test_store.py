@@ -117,6 +117,84 @@ def test_import_compressed_and_reproducible(slipway_bin, busybox_rootfs_tar, tmp
     assert results[0][2] == [sha256_file(busybox_rootfs_tar)]
 
 
+def reblob_rows(root):
+    import sqlite3
+    db = sqlite3.connect(os.path.join(str(root), "slipway.db"))
+    try:
+        return db.execute("SELECT diff_id, compression, digest FROM reblob").fetchall()
+    finally:
+        db.close()
+
+
+def build_ctx(path, dockerfile, files):
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    for name, data in files.items():
+        with open(os.path.join(path, name), "w") as f:
+            f.write(data)
+    return str(path)
+
+
+def test_import_fast_then_gzip6_in_built_images(slipway_bin, busybox_rootfs_tar, tmp_path):
+    """import stores the build's fast gzip; an image built on it ships the base at gzip:6, the
+    very blob `import --compression gzip:6` makes, made once; the imported image keeps its own."""
+    from conftest import SlipwayRunner
+    s = SlipwayRunner(slipway_bin, tmp_path / "root")
+    s("import", busybox_rootfs_tar, "bb")
+    fast = s.inspect("bb")["Layers"][0]
+    diff_id = fast["DiffID"]
+    assert reblob_rows(tmp_path / "root") == [(diff_id, "gzip:6", "")]
+
+    ref = SlipwayRunner(slipway_bin, tmp_path / "ref")
+    ref("import", "--compression", "gzip:6", busybox_rootfs_tar, "bb")
+    want = ref.inspect("bb")["Layers"][0]
+    assert reblob_rows(tmp_path / "ref") == []  # an explicit --compression is used as it is
+    assert want["DiffID"] == diff_id and want["Digest"] != fast["Digest"]
+    assert want["Size"] < fast["Size"]
+
+    for i in range(2):
+        ctx = build_ctx(tmp_path / ("ctx%d" % i), "FROM bb\nCOPY f /f\n", {"f": "v%d\n" % i})
+        s("build", "-q", "-t", "app%d" % i, ctx)
+        shipped = s.inspect("app%d" % i)["Layers"][0]
+        assert shipped["DiffID"] == diff_id
+        assert shipped["Digest"] == want["Digest"] and shipped["Size"] == want["Size"]
+    # the blob is the layer: it decompresses to the diffID
+    blob = tmp_path / "root" / "blobs" / "sha256" / want["Digest"][7:]
+    with gzip.open(blob, "rb") as f:
+        assert "sha256:" + hashlib.sha256(f.read()).hexdigest() == diff_id
+    assert reblob_rows(tmp_path / "root") == [(diff_id, "gzip:6", want["Digest"])]
+    assert s.inspect("bb")["Layers"][0]["Digest"] == fast["Digest"]  # its manifest is unchanged
+    # the same image from the reference store (its base imported at gzip:6 already)
+    ctx = build_ctx(tmp_path / "ctxr", "FROM bb\nCOPY f /f\n", {"f": "v1\n"})
+    ref("build", "-q", "-t", "app1", ctx)
+    assert ref.inspect("app1")["Descriptor"]["digest"] == s.inspect("app1")["Descriptor"]["digest"]
+
+    for name in ("app0", "app1", "bb"):
+        s("rmi", name)
+    s("prune", "-a")
+    assert reblob_rows(tmp_path / "root") == []
+
+
+def test_import_reblob_cancelled_with_the_build(slipway, python_base_tar, tmp_path):
+    """A failing build stops the base's background recompression: nothing is left in tmp/ and
+    nothing is recorded; the next build that ships the base makes it."""
+    slipway("import", python_base_tar, "py")
+    (diff_id, comp, digest), = reblob_rows(slipway.root)
+    assert comp == "gzip:6" and digest == ""
+    ctx = build_ctx(tmp_path / "ctx", "FROM py\nRUN false\n", {})
+    p = slipway("build", "-q", ctx, check=False)
+    assert p.returncode != 0
+    assert os.listdir(os.path.join(str(slipway.root), "tmp")) == []
+    assert reblob_rows(slipway.root) == [(diff_id, "gzip:6", "")]
+    ctx = build_ctx(tmp_path / "ctx2", "FROM py\nCOPY f /f\n", {"f": "x"})
+    slipway("build", "-q", "-t", "app", ctx)
+    shipped = slipway.inspect("app")["Layers"][0]
+    assert shipped["DiffID"] == diff_id
+    assert shipped["Digest"] != slipway.inspect("py")["Layers"][0]["Digest"]
+    assert reblob_rows(slipway.root) == [(diff_id, "gzip:6", shipped["Digest"])]
+
+
 # ---- names ----
 
 def test_tag_rmi(slipway, busybox_image):
