@@ -170,7 +170,11 @@ worker(void *arg)
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
   for (size_t i = 0; i < r->n; i++) {
     job_t *j = &r->jobs[i];
+    double t0 = sw_now();
+    sw_debug("reblob: layer %s to %s in the background (SCHED_IDLE)", j->src.diff_id, j->comp_spec);
     j->rc = make(r->s, &j->src, j->comp_spec, 1, &r->cancel, &j->made, &j->err);
+    sw_debug("reblob: layer %s: %s after %.2fs", j->src.diff_id,
+             j->rc == 0 ? j->made.digest : j->err->msg, sw_now() - t0);
   }
   return NULL;
 }
@@ -241,6 +245,7 @@ sw_reblob_apply(sw_store_t *s, sw_reblob_t *r, sw_image_t *img, double *waited, 
     /* Not started (or its blob was pruned since): made now, at normal priority. */
     if (have.digest[0] == '\0') {
       atomic_bool never = false;
+      sw_debug("reblob: layer %s to %s now", l->diff_id, spec);
       if (make(s, l, spec, 0, &never, &have, err) < 0)
         return -1;
     }

@@ -155,7 +155,10 @@ def test_import_fast_then_gzip6_in_built_images(slipway_bin, busybox_rootfs_tar,
 
     for i in range(2):
         ctx = build_ctx(tmp_path / ("ctx%d" % i), "FROM bb\nCOPY f /f\n", {"f": "v%d\n" % i})
-        s("build", "-q", "-t", "app%d" % i, ctx)
+        p = s("--debug", "build", "-q", "-t", "app%d" % i, ctx)
+        # made beside the first build (started with it), found made by the second
+        assert ("to gzip:6 in the background" in p.stderr) == (i == 0), p.stderr
+        assert "to gzip:6 now" not in p.stderr, p.stderr
         shipped = s.inspect("app%d" % i)["Layers"][0]
         assert shipped["DiffID"] == diff_id
         assert shipped["Digest"] == want["Digest"] and shipped["Size"] == want["Size"]
