@@ -188,33 +188,29 @@ buildah_() {
 	buildah --root "$W/buildah/root" --runroot "$W/buildah/run" --storage-driver overlay "$@"
 }
 
-# retire DIR: move a builder's old state aside instead of deleting it; the run deletes it at its
-# end. On an ext4 without a journal (this VM's), inodes freed in the last 60 s (6 min while
-# their inode table block is dirty) are skipped one by one by the inode allocator
-# (recently_deleted() in fs/ext4/ialloc.c): right after a multi-GB `rm -rf`, perf put a third
-# of an import's cycles there, for every builder. A round's import must measure the builder,
-# not the previous round's deletion. If space runs low, the trash goes, and the run waits
-# until those inodes count as old.
-retire() {
-	[ -e "$1" ] || return 0
-	mkdir -p "$W/trash"
-	mv "$1" "$(mktemp -d "$W/trash/XXXXXX")/"
-	local avail_kb
-	avail_kb=$(df -Pk "$W" | awk 'NR == 2 { print $4 }')
-	if [ "$avail_kb" -lt $((BENCH_MIN_FREE_GB * 1024 * 1024)) ]; then
-		blog "less than ${BENCH_MIN_FREE_GB} GB free: deleting old stores, then waiting 65 s (untimed)"
-		rm -rf "$W/trash"
-		sync
-		sleep 65
-	fi
+# fresh_fs DIR: an empty ext4 of its own mounted at DIR (mkfs's defaults, so with a journal), on
+# a loop device over a sparse file DIR.img (O_DIRECT: the data is cached once, in the builder's
+# fs). Every builder (and the chroot limit) keeps its state on one, made anew every round.
+# Why: this VM's root ext4 has no journal, and without one the inode allocator skips inodes
+# freed in the last 60 s one by one, 6 min while their inode table block is dirty
+# (recently_deleted() in fs/ext4/ialloc.c): after `buildah rm` deleted its 17k-file container,
+# the next builder's import was 3-7x slower even 62 s later (perf: 60% of its cycles in
+# recently_deleted/find_inode_bit). On a filesystem of its own, no builder pays for another's
+# deletions, and the filesystem is the usual journaled ext4.
+BENCH_FS_GB=${BENCH_FS_GB:-24}
+fresh_fs() {
+	local d=$1 img=$1.img dev
+	umount_under "$d"
+	rm -rf "$d" "$img" # one inode: the old filesystem goes with its image file
+	truncate -s "${BENCH_FS_GB}G" "$img"
+	mkfs.ext4 -q -F "$img" # a sparse file: discard zeroes it, so no lazy init runs later
+	dev=$(losetup --direct-io=on --find --show "$img")
+	mkdir -p "$d"
+	mount "$dev" "$d"
+	losetup -d "$dev" # detached (autoclear) when unmounted
 }
-BENCH_MIN_FREE_GB=${BENCH_MIN_FREE_GB:-20}
 
-slipway_reset() {
-	umount_under "$W/slipway"
-	retire "$W/slipway"
-	mkdir -p "$W/slipway"
-}
+slipway_reset() { fresh_fs "$W/slipway"; }
 slipway_import() { CMD=("$SLIPWAY" --root "$W/slipway" import "$BASE_TAR" python:slim); }
 slipway_build() {
 	CMD=("$SLIPWAY" --root "$W/slipway" build --progress=plain "${BUILD_ARGS[@]}" -t "$IMG"
@@ -223,12 +219,11 @@ slipway_build() {
 slipway_save() { CMD=("$SLIPWAY" --root "$W/slipway" save -o "$1" "$IMG"); }
 slipway_push() { CMD=("$SLIPWAY" --root "$W/slipway" push "$IMG" "$1"); }
 
-# A fresh dockerd on an empty data-root (the old one retired like the other builders' stores,
-# rather than pruned, which would delete it).
+# A fresh dockerd on an empty data-root (a new filesystem, as for the others).
 buildkit_reset() {
 	[ -z "${DOCKERD_PID:-}" ] || [ ! -d "$W/docker/data" ] || {
 		dockerd_stop
-		retire "$W/docker/data"
+		fresh_fs "$W/docker/data"
 		dockerd_start
 	}
 }
@@ -243,13 +238,7 @@ buildkit_push() {
 	CMD=("$DOCKER" push "$1")
 }
 
-# Not `buildah rm -a` + `rmi -a`: they delete its whole store, and the next imports paid for
-# that deletion (see retire()).
-buildah_reset() {
-	umount_under "$W/buildah"
-	retire "$W/buildah"
-	mkdir -p "$W/buildah"
-}
+buildah_reset() { fresh_fs "$W/buildah"; }
 # Buildah has no `import`: a scratch container, the rootfs added (it unpacks local tars), commit.
 buildah_import() {
 	CMD=(bash -c 'set -e; r=$1 rr=$2 tar=$3

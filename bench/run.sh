@@ -107,7 +107,7 @@ BUILD_ARGS=(--build-arg "PIP_INDEX_URL=http://127.0.0.1:$WHEEL_PORT/simple/")
 
 # The chroot limit's starting state, prepared once, untimed (bench/chroot-baseline.sh).
 CH_WORK=$W/chroot CH_PORT=$WHEEL_PORT CH_CONTEXT=$CTX_DIR/chroot
-mkdir -p "$CH_WORK"
+fresh_fs "$CH_WORK"
 # shellcheck source=bench/chroot-baseline.sh
 SW_BASELINE_LIB=1 . "$BENCH_DIR/chroot-baseline.sh"
 fresh_ctx chroot
@@ -145,24 +145,6 @@ chroot_limit() { # MODE: the re-run commands straight in a chroot; the same edit
 	fi
 }
 
-# This VM's ext4 has no journal: for 60 s after a file is deleted, its inode number is skipped
-# one by one by the allocator (recently_deleted() in fs/ext4/ialloc.c), so a tree written in
-# that window pays for the deletion. Buildah's import deletes its working container (17k files)
-# inside the timed command: the import measured right after it was 2-4x slower for whichever
-# builder came next (slipway 2.7 s first, 11.2 and 12.0 s right after Buildah; docker import
-# 2.9 s vs 5.6 and 6.5 s). So the next import waits (untimed) until that window is over; the
-# same after Buildah's edit and bump rebuilds (it removes a container per step).
-DELETED_AT=
-settle_after_deletions() {
-	[ -n "$DELETED_AT" ] || return 0
-	local wait
-	wait=$(awk -v a="$DELETED_AT" -v b="$EPOCHREALTIME" 'BEGIN { w = 62 - (b - a); print (w > 0) ? w : 0 }')
-	blog "waiting ${wait}s for the inodes freed by the last timed command to age (untimed)"
-	sync
-	sleep "$wait"
-	DELETED_AT=
-}
-
 started=$EPOCHREALTIME
 for ROUND in $(seq 1 "$ROUNDS"); do
 	# Rotate the order every round so no builder always goes first (warm page cache, less load).
@@ -172,11 +154,9 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 	failed=" "
 
 	for b in "${order[@]}"; do
-		settle_after_deletions
 		"${b}_reset"
 		"${b}_import"
 		measure import "$b"
-		[ "$b" != buildah ] || DELETED_AT=$EPOCHREALTIME # `buildah rm` deletes its 17k-file container
 	done
 	for b in "${order[@]}" chroot; do fresh_ctx "$b"; done # pristine again every round
 	for b in "${order[@]}"; do
@@ -191,12 +171,10 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 			done
 			for b in "${order[@]}"; do
 				[[ $failed != *" $b "* ]] || continue
-				settle_after_deletions
 				"${b}_build" "$CTX_DIR/$b"
 				measure "$scen" "$b"
-				[ "$b" != buildah ] || DELETED_AT=$EPOCHREALTIME # its step containers
 			done
-			[ "$scen" = noop ] || { settle_after_deletions && chroot_limit "$scen" "$rep"; }
+			[ "$scen" = noop ] || chroot_limit "$scen" "$rep"
 		done
 	done
 	for b in "${order[@]}"; do
