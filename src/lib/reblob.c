@@ -230,6 +230,10 @@ sw_reblob_apply(sw_store_t *s, sw_reblob_t *r, sw_image_t *img, double *waited, 
     if (have.digest[0] == '\0' && r && r->running) {
       struct timespec t0, t1;
       clock_gettime(CLOCK_MONOTONIC, &t0);
+      /* Now the build waits for it: on a machine kept busy by others, SCHED_IDLE could starve
+       * it for minutes. Its codec runs on this one thread (threads = 1), so this is enough. */
+      struct sched_param sp = {.sched_priority = 0};
+      pthread_setschedparam(r->thread, SCHED_OTHER, &sp);
       join(r);
       clock_gettime(CLOCK_MONOTONIC, &t1);
       if (waited)

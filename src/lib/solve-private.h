@@ -49,6 +49,7 @@ struct solver {
   /* Keys of the steps being computed now, by whichever stage claimed them first: two stages
    * with the same step (the same key) run it once; the other waits for the record (lock). */
   char **inflight;
+  int waiting; /* stages blocked in sv_wait_stage (lock) */
 };
 
 /* ---- helpers (solve.c) ---- */

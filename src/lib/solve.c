@@ -161,8 +161,10 @@ sv_wait_stage(stage_run_t *r, int index)
   solver_t *sv = r->sv;
   stage_run_t *s = &sv->runs[index];
   pthread_mutex_lock(&sv->lock);
+  sv->waiting++;
   while (!s->done && !sv->failed)
     pthread_cond_wait(&sv->cond, &sv->lock);
+  sv->waiting--;
   bool ok = s->done && !s->failed;
   pthread_mutex_unlock(&sv->lock);
   return ok ? 0 : -1;
@@ -499,6 +501,24 @@ sv_dir_empty(const char *dir)
   return true;
 }
 
+/* Threads for compressing a layer: the CPUs shared among the stages working now, so that a
+ * final-image layer compressed beside another stage's RUN (the django example's
+ * `COPY --from=builder /install/local` beside static-builder's `cp -r`) leaves that RUN its
+ * core. The bytes are the same for any count. 0 = all CPUs. */
+static int
+comp_threads(stage_run_t *r)
+{
+  solver_t *sv = r->sv;
+  int active = 0;
+  pthread_mutex_lock(&sv->lock);
+  for (size_t i = 0; i < sv->o->plan->n_stages; i++)
+    active += sv->runs[i].st->needed && !sv->runs[i].done;
+  active -= sv->waiting;
+  pthread_mutex_unlock(&sv->lock);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return active > 1 && cpus > 0 ? (int)(cpus / active > 1 ? cpus / active : 1) : 0;
+}
+
 int
 sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, sw_error_t *err)
 {
@@ -509,9 +529,11 @@ sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, 
   *has = true;
   /* A layer of the final image needs its blob: tar, compress and hash in one pass. Any other
    * layer only needs its diffID (no compression, no blob file, no fsync). */
-  int rc = sv_in_final_image(r)
-               ? sw_layer_commit_dir(r->sv->o->store, dir, &r->sv->o->comp, out, err)
-               : sw_layer_commit_snapshot(r->sv->o->store, dir, out, err);
+  sw_compression_t comp = r->sv->o->comp;
+  if (comp.threads == 0)
+    comp.threads = comp_threads(r);
+  int rc = sv_in_final_image(r) ? sw_layer_commit_dir(r->sv->o->store, dir, &comp, out, err)
+                                : sw_layer_commit_snapshot(r->sv->o->store, dir, out, err);
   return rc < 0 ? sv_wrap(r, err) : 0;
 }
 
