@@ -140,14 +140,15 @@ def test_import_fast_then_gzip6_in_built_images(slipway_bin, busybox_rootfs_tar,
     """import stores the build's fast gzip; an image built on it ships the base at gzip:6, the
     very blob `import --compression gzip:6` makes, made once; the imported image keeps its own."""
     from conftest import SlipwayRunner
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}  # the two stores' images compared at the end
     s = SlipwayRunner(slipway_bin, tmp_path / "root")
-    s("import", busybox_rootfs_tar, "bb")
+    s("import", busybox_rootfs_tar, "bb", env=env)
     fast = s.inspect("bb")["Layers"][0]
     diff_id = fast["DiffID"]
     assert reblob_rows(tmp_path / "root") == [(diff_id, "gzip:6", "")]
 
     ref = SlipwayRunner(slipway_bin, tmp_path / "ref")
-    ref("import", "--compression", "gzip:6", busybox_rootfs_tar, "bb")
+    ref("import", "--compression", "gzip:6", busybox_rootfs_tar, "bb", env=env)
     want = ref.inspect("bb")["Layers"][0]
     assert reblob_rows(tmp_path / "ref") == []  # an explicit --compression is used as it is
     assert want["DiffID"] == diff_id and want["Digest"] != fast["Digest"]
@@ -155,7 +156,7 @@ def test_import_fast_then_gzip6_in_built_images(slipway_bin, busybox_rootfs_tar,
 
     for i in range(2):
         ctx = build_ctx(tmp_path / ("ctx%d" % i), "FROM bb\nCOPY f /f\n", {"f": "v%d\n" % i})
-        p = s("--debug", "build", "-q", "-t", "app%d" % i, ctx)
+        p = s("--debug", "build", "-q", "-t", "app%d" % i, ctx, env=env)
         # made beside the first build (started with it), found made by the second
         assert ("to gzip:6 in the background" in p.stderr) == (i == 0), p.stderr
         assert "to gzip:6 now" not in p.stderr, p.stderr
@@ -170,7 +171,7 @@ def test_import_fast_then_gzip6_in_built_images(slipway_bin, busybox_rootfs_tar,
     assert s.inspect("bb")["Layers"][0]["Digest"] == fast["Digest"]  # its manifest is unchanged
     # the same image from the reference store (its base imported at gzip:6 already)
     ctx = build_ctx(tmp_path / "ctxr", "FROM bb\nCOPY f /f\n", {"f": "v1\n"})
-    ref("build", "-q", "-t", "app1", ctx)
+    ref("build", "-q", "-t", "app1", ctx, env=env)
     assert ref.inspect("app1")["Descriptor"]["digest"] == s.inspect("app1")["Descriptor"]["digest"]
 
     for name in ("app0", "app1", "bb"):
