@@ -6,10 +6,10 @@
  * small. So import stores the layer with the build's fast codec and records a reblob row ("an
  * image that ships this diffID gets a blob at COMPRESSION"), as Docker stores an import
  * uncompressed and compresses at push. A build whose final image ships such a layer starts the
- * recompression when it starts, on one background thread at SCHED_IDLE (its codec workers
- * inherit that): it takes only the CPU the build leaves idle (apt, pip and the network leave
- * most of a cold build's). The commit waits for it, then uses the smaller blob; later builds
- * find it recorded and use it at once. The imported image itself keeps its fast blob (its
+ * recompression when it starts, on one background thread at SCHED_IDLE (the codec runs inline
+ * on it: one core at most): it takes only the CPU the build leaves idle (apt, pip and the
+ * network leave most of a cold build's). The commit waits for it, then uses the smaller blob; later
+ * builds find it recorded and use it at once. The imported image itself keeps its fast blob (its
  * manifest, hence its digest, never changes). The codec's output is deterministic, so every
  * store makes the same smaller blob from the same tar.
  *
@@ -49,7 +49,7 @@ sw_reblob_mark(sw_store_t *s, const char *diff_id, const char *comp_spec, sw_err
   if (sw_db_begin(s, err) < 0)
     return -1;
   _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(
-      s, "INSERT OR REPLACE INTO reblob (diff_id, compression, digest) VALUES (?, ?, '')", err);
+      s, "INSERT OR IGNORE INTO reblob (diff_id, compression, digest) VALUES (?, ?, '')", err);
   int r = -1;
   if (st) {
     sqlite3_bind_text(st, 1, diff_id, -1, SQLITE_STATIC);
@@ -165,7 +165,7 @@ static void *
 worker(void *arg)
 {
   sw_reblob_t *r = arg;
-  /* Only the CPU nobody else wants; the codec's threads created below inherit the policy. */
+  /* Only the CPU nobody else wants (the codec runs on this thread: threads = 1 below). */
   struct sched_param sp = {.sched_priority = 0};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
   for (size_t i = 0; i < r->n; i++) {
