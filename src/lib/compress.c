@@ -102,6 +102,7 @@ typedef struct {
   uint64_t write_seq; /* next job whose output goes out */
 
   gz_ctx_t *main_ctx;
+  bool serial; /* compress on the caller's thread only (gz_set_serial) */
   pthread_t *threads;
   int started;
   bool stop;
@@ -369,11 +370,16 @@ gz_submit(gz_enc_t *g, bool last, sw_error_t *err)
     memcpy(g->tail, j->in + j->in_len - GZ_DICT, GZ_DICT);
     g->tail_len = GZ_DICT;
   }
-  /* Small streams (one block) and single-threaded mode compress inline: no thread start-up. */
-  if (g->nthreads <= 1 || (last && g->started == 0 && g->write_seq == g->fill_seq)) {
+  /* Small streams (one block) and single-threaded mode compress inline: no thread start-up.
+   * Serial mode too, once the workers' jobs are written (the output stays in order). */
+  if (g->serial && g->write_seq != g->fill_seq && gz_collect(g, g->fill_seq, err) < 0)
+    return -1;
+  if (g->nthreads <= 1 || g->serial || (last && g->started == 0 && g->write_seq == g->fill_seq)) {
     gz_compress_job(g->main_ctx, g->be, j);
+    pthread_mutex_lock(&g->mu); /* workers may exist (serial mode after threads) */
     g->fill_seq++;
     g->claim_seq++;
+    pthread_mutex_unlock(&g->mu);
     if (gz_emit(g, j, err) < 0)
       return -1;
     g->write_seq++;
@@ -412,6 +418,12 @@ gz_enc_new(int level, int threads, sw_codec_out_fn out, void *out_arg)
   pthread_cond_init(&g->work_cv, NULL);
   pthread_cond_init(&g->done_cv, NULL);
   return (sw_codec_enc_t *)g;
+}
+
+static void
+gz_set_serial(sw_codec_enc_t *e, bool serial)
+{
+  ((gz_enc_t *)e)->serial = serial;
 }
 
 static int
@@ -809,6 +821,7 @@ const sw_codec_t sw_codec_gzip = {
     .enc_write = gz_enc_write,
     .enc_finish = gz_enc_finish,
     .enc_free = gz_enc_free,
+    .enc_set_serial = gz_set_serial,
     .dec_new = gz_dec_new,
     .dec_run = gz_dec_run,
     .dec_free = gz_dec_free,
@@ -1004,6 +1017,13 @@ sw_sink_write(sw_sink_t *s, const void *data, size_t len, sw_error_t *err)
   sw_sha256_update(s->raw_hash, data, len);
   s->raw_size += len;
   return s->codec->enc_write(s->enc, data, len, err);
+}
+
+void
+sw_sink_set_serial(sw_sink_t *s, bool serial)
+{
+  if (s->codec->enc_set_serial)
+    s->codec->enc_set_serial(s->enc, serial);
 }
 
 int

@@ -52,6 +52,9 @@ typedef struct sw_codec_s {
   int (*enc_write)(sw_codec_enc_t *e, const void *data, size_t len, sw_error_t *err);
   int (*enc_finish)(sw_codec_enc_t *e, sw_error_t *err); /* flush everything, write trailer */
   void (*enc_free)(sw_codec_enc_t *e);
+  /* Optional (NULL: ignored): compress on the calling thread only while serial is true, with
+   * the encoder's threads after. The output bytes are the same either way. */
+  void (*enc_set_serial)(sw_codec_enc_t *e, bool serial);
 
   sw_codec_dec_t *(*dec_new)(void);
   /* Consume from *in (advancing it), produce into out; *produced bytes written. Sets *done at
@@ -103,6 +106,9 @@ typedef struct {
 /* Compress into out_fd (not closed by the sink). comp NULL = sw_compression_default(). */
 sw_sink_t *sw_sink_new(const sw_compression_t *comp, int out_fd);
 int sw_sink_write(sw_sink_t *s, const void *data, size_t len, sw_error_t *err);
+/* Compress on the calling thread only (serial) or with comp's threads again; call between writes,
+ * from the writing thread. Same bytes either way (a background job that turns urgent). */
+void sw_sink_set_serial(sw_sink_t *s, bool serial);
 /* Flush, write the trailer and fill *res. The sink must still be freed. */
 int sw_sink_finish(sw_sink_t *s, sw_sink_result_t *res, sw_error_t *err);
 void sw_sink_free(sw_sink_t *s);

@@ -6,9 +6,10 @@
  * small. So import stores the layer with the build's fast codec and records a reblob row ("an
  * image that ships this diffID gets a blob at COMPRESSION"), as Docker stores an import
  * uncompressed and compresses at push. A build whose final image ships such a layer starts the
- * recompression when it starts, on one background thread at SCHED_IDLE (the codec runs inline
+ * recompression when it starts, on one background thread at SCHED_IDLE (the codec runs serially
  * on it: one core at most): it takes only the CPU the build leaves idle (apt, pip and the
- * network leave most of a cold build's). The commit waits for it, then uses the smaller blob; later
+ * network leave most of a cold build's). If the commit must wait, the job gets normal priority
+ * and all CPUs. The commit waits for it, then uses the smaller blob; later
  * builds find it recorded and use it at once. The imported image itself keeps its fast blob (its
  * manifest, hence its digest, never changes). The codec's output is deterministic, so every
  * store makes the same smaller blob from the same tar.
@@ -38,6 +39,7 @@ struct sw_reblob_s {
   pthread_t thread;
   bool running; /* thread started and not joined yet */
   atomic_bool cancel;
+  atomic_bool urgent; /* the commit waits: all CPUs, normal priority */
 };
 
 int
@@ -93,14 +95,14 @@ lookup(sw_store_t *s, const char *diff_id, char comp_spec[32], sw_layer_desc_t *
 
 /* Decompress the stored blob and compress it again with comp into a file under ROOT/tmp; check
  * the diffID; store the blob and its layer row, and note it in the reblob row. */
+/* In the background (urgent != NULL) the codec runs serially on this thread until *urgent. */
 static int
-make(sw_store_t *s, const sw_layer_desc_t *src, const char *comp_spec, int threads,
-     const atomic_bool *cancel, sw_layer_desc_t *made, sw_error_t *err)
+make(sw_store_t *s, const sw_layer_desc_t *src, const char *comp_spec, const atomic_bool *cancel,
+     const atomic_bool *urgent, sw_layer_desc_t *made, sw_error_t *err)
 {
   sw_compression_t comp;
   if (sw_compression_parse(comp_spec, &comp, err) < 0)
     return -1;
-  comp.threads = threads; /* the bytes are the same for any count */
   _cleanup_close_ int in = sw_blob_open(s, src->digest, NULL, err);
   if (in < 0)
     return -1;
@@ -111,10 +113,14 @@ make(sw_store_t *s, const sw_layer_desc_t *src, const char *comp_spec, int threa
   _cleanup_source_ sw_source_t *source =
       sw_source_new(in, sw_codec_from_media_type(src->media_type), -1);
   _cleanup_sink_ sw_sink_t *sink = sw_sink_new(&comp, out);
-  sw_source_skip_hash(source); /* the sink hashes the same bytes (diffID) */
+  sw_source_skip_hash(source);  /* the sink hashes the same bytes (diffID) */
+  bool serial = urgent != NULL; /* same bytes either way */
+  sw_sink_set_serial(sink, serial);
   sw_sink_result_t res;
   int r = 0;
   for (;;) {
+    if (serial && atomic_load(urgent))
+      sw_sink_set_serial(sink, serial = false);
     const void *data;
     ssize_t n = sw_source_read_block(source, &data, err);
     if (n < 0 || (n > 0 && sw_sink_write(sink, data, (size_t)n, err) < 0)) {
@@ -165,14 +171,14 @@ static void *
 worker(void *arg)
 {
   sw_reblob_t *r = arg;
-  /* Only the CPU nobody else wants (the codec runs on this thread: threads = 1 below). */
+  /* Only the CPU nobody else wants (the codec runs serially on this thread until urgent). */
   struct sched_param sp = {.sched_priority = 0};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
   for (size_t i = 0; i < r->n; i++) {
     job_t *j = &r->jobs[i];
     double t0 = sw_now();
     sw_debug("reblob: layer %s to %s in the background (SCHED_IDLE)", j->src.diff_id, j->comp_spec);
-    j->rc = make(r->s, &j->src, j->comp_spec, 1, &r->cancel, &j->made, &j->err);
+    j->rc = make(r->s, &j->src, j->comp_spec, &r->cancel, &r->urgent, &j->made, &j->err);
     sw_debug("reblob: layer %s: %s after %.2fs", j->src.diff_id,
              j->rc == 0 ? j->made.digest : j->err->msg, sw_now() - t0);
   }
@@ -230,10 +236,12 @@ sw_reblob_apply(sw_store_t *s, sw_reblob_t *r, sw_image_t *img, double *waited, 
     if (have.digest[0] == '\0' && r && r->running) {
       struct timespec t0, t1;
       clock_gettime(CLOCK_MONOTONIC, &t0);
-      /* Now the build waits for it: on a machine kept busy by others, SCHED_IDLE could starve
-       * it for minutes. Its codec runs on this one thread (threads = 1), so this is enough. */
+      /* Now the build waits for it: normal priority (SCHED_IDLE could starve it for minutes on
+       * a machine kept busy by others), then all CPUs (its codec threads start from it, so
+       * they inherit that priority). */
       struct sched_param sp = {.sched_priority = 0};
       pthread_setschedparam(r->thread, SCHED_OTHER, &sp);
+      atomic_store(&r->urgent, true);
       join(r);
       clock_gettime(CLOCK_MONOTONIC, &t1);
       if (waited)
@@ -250,7 +258,7 @@ sw_reblob_apply(sw_store_t *s, sw_reblob_t *r, sw_image_t *img, double *waited, 
     if (have.digest[0] == '\0') {
       atomic_bool never = false;
       sw_debug("reblob: layer %s to %s now", l->diff_id, spec);
-      if (make(s, l, spec, 0, &never, &have, err) < 0)
+      if (make(s, l, spec, &never, NULL, &have, err) < 0)
         return -1;
     }
     *l = have;

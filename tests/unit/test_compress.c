@@ -247,6 +247,42 @@ test_deterministic_across_threads(void **state)
   }
 }
 
+/* Serial mode (the calling thread only) switched on and off mid-stream, in both directions,
+ * gives the bytes of the plain threaded stream: a background job may turn urgent. */
+static void
+test_serial_switch_same_bytes(void **state)
+{
+  size_t len;
+  _cleanup_free_ uint8_t *data = make_data("btbbttbs", &len);
+  static const int levels[] = {3, 6};
+  const size_t step = 300 * 1024; /* not a block multiple */
+  for (size_t l = 0; l < SW_ARRAY_SIZE(levels); l++) {
+    sw_sink_result_t want;
+    _cleanup_close_ int ref = compress_to_fd(levels[l], 2, data, len, &want);
+    for (int pattern = 0; pattern < 3; pattern++) {
+      sw_error_t err = NULL;
+      sw_compression_t comp = {.codec = &sw_codec_gzip, .level = levels[l], .threads = 2};
+      _cleanup_close_ int fd = memfd();
+      sw_sink_t *sink = sw_sink_new(&comp, fd);
+      sw_sink_set_serial(sink, pattern != 1); /* 0: serial then threads; 1: the other way */
+      for (size_t off = 0, k = 0; off < len; off += step, k++) {
+        if (k == 4)
+          sw_sink_set_serial(sink, pattern == 1);
+        if (pattern == 2)
+          sw_sink_set_serial(sink, k % 2 == 0); /* 2: flip at every write */
+        size_t n = len - off < step ? len - off : step;
+        assert_int_equal(sw_sink_write(sink, data + off, n, &err), 0);
+      }
+      sw_sink_result_t res;
+      assert_int_equal(sw_sink_finish(sink, &res, &err), 0);
+      sw_sink_free(sink);
+      assert_string_equal(res.digest, want.digest);
+      assert_string_equal(res.diff_id, want.diff_id);
+      assert_roundtrip(fd, data, len, &res);
+    }
+  }
+}
+
 /* Raw-inflate buf (no gzip wrapper) with an optional dictionary into out; the ISA-L result. */
 static int
 inflate_raw(const uint8_t *buf, size_t len, const uint8_t *dict, size_t dict_len, uint8_t *out,
@@ -306,6 +342,7 @@ main(void)
       cmocka_unit_test(test_layouts_roundtrip_and_members),
       cmocka_unit_test(test_text_blocks_get_level_3),
       cmocka_unit_test(test_deterministic_across_threads),
+      cmocka_unit_test(test_serial_switch_same_bytes),
       cmocka_unit_test(test_dictionary_primed_blocks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
