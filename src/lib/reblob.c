@@ -94,8 +94,8 @@ lookup(sw_store_t *s, const char *diff_id, char comp_spec[32], sw_layer_desc_t *
 }
 
 /* Decompress the stored blob and compress it again with comp into a file under ROOT/tmp; check
- * the diffID; store the blob and its layer row, and note it in the reblob row. */
-/* In the background (urgent != NULL) the codec runs serially on this thread until *urgent. */
+ * the diffID; store the blob, then its layer row and the reblob row's digest in one transaction.
+ * In the background (urgent != NULL) the codec runs serially on this thread until *urgent. */
 static int
 make(sw_store_t *s, const sw_layer_desc_t *src, const char *comp_spec, const atomic_bool *cancel,
      const atomic_bool *urgent, sw_layer_desc_t *made, sw_error_t *err)
@@ -152,12 +152,12 @@ make(sw_store_t *s, const sw_layer_desc_t *src, const char *comp_spec, const ato
            sw_codec_media_type(comp.codec, false));
   made->size = (int64_t)res.size;
   made->tar_size = (int64_t)res.raw_size;
-  if (sw_blob_adopt(s, tmp, made->digest, err) < 0 || sw_layer_record(s, made, 0, err) < 0)
-    return -1;
-  if (sw_db_begin(s, err) < 0)
+  if (sw_blob_adopt(s, tmp, made->digest, err) < 0 || sw_db_begin(s, err) < 0)
     return -1;
   _cleanup_stmt_ sqlite3_stmt *st =
-      sw_db_prepare(s, "UPDATE reblob SET digest = ? WHERE diff_id = ?", err);
+      sw_layer_record(s, made, 0, err) < 0
+          ? NULL
+          : sw_db_prepare(s, "UPDATE reblob SET digest = ? WHERE diff_id = ?", err);
   r = -1;
   if (st) {
     sqlite3_bind_text(st, 1, made->digest, -1, SQLITE_STATIC);

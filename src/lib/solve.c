@@ -529,11 +529,15 @@ sv_commit_dir(stage_run_t *r, const char *dir, sw_layer_desc_t *out, bool *has, 
   *has = true;
   /* A layer of the final image needs its blob: tar, compress and hash in one pass. Any other
    * layer only needs its diffID (no compression, no blob file, no fsync). */
-  sw_compression_t comp = r->sv->o->comp;
-  if (comp.threads == 0)
-    comp.threads = comp_threads(r);
-  int rc = sv_in_final_image(r) ? sw_layer_commit_dir(r->sv->o->store, dir, &comp, out, err)
-                                : sw_layer_commit_snapshot(r->sv->o->store, dir, out, err);
+  int rc;
+  if (sv_in_final_image(r)) {
+    sw_compression_t comp = r->sv->o->comp;
+    if (comp.threads == 0)
+      comp.threads = comp_threads(r);
+    rc = sw_layer_commit_dir(r->sv->o->store, dir, &comp, out, err);
+  } else {
+    rc = sw_layer_commit_snapshot(r->sv->o->store, dir, out, err);
+  }
   return rc < 0 ? sv_wrap(r, err) : 0;
 }
 
