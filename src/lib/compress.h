@@ -6,14 +6,16 @@
  *   sw_source_t  read side: an fd of gzip / zstd / plain bytes (detected from the magic bytes) →
  *                decompressed bytes, hashing both sides too, so pull/load verify while reading.
  *
- * gzip output is cut into 1 MiB blocks compressed on worker threads. At the default level a block
- * that looks like text goes to libdeflate (a gzip member of its own) and the others to ISA-L
- * (pigz style: consecutive ISA-L blocks form one member, each block primed with the previous
- * 32 KiB as dictionary and ended by a sync flush); see gz_backend_t in compress.c. Block
+ * gzip output is cut into 1 MiB blocks compressed on worker threads. Levels 1-3 use ISA-L (pigz
+ * style: the blocks form one member, each block primed with the previous 32 KiB as dictionary and
+ * ended by a sync flush; at the default level 3 a block that looks like text gets ISA-L level 3,
+ * the others level 2); levels 4-9 use libdeflate, a gzip member per block; see gz_levels in
+ * compress.c. Block
  * boundaries and each block's backend depend only on the input, so the bytes are the same
  * whatever the thread count: layer digests are reproducible. zstd uses libzstd's own worker
  * threads (always >= 1 worker, whose output does not depend on the worker count either).
- * Memory: a few MiB per sink (threads * 2 blocks in flight).
+ * Memory: up to threads * 8 + 1 blocks of ~1.5 MiB in flight per gzip sink (a small layer touches
+ * only the blocks it fills).
  */
 #ifndef SW_COMPRESS_H
 #define SW_COMPRESS_H
