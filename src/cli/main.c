@@ -84,6 +84,17 @@ main(int argc, char **argv)
       return sw_cli_usage_error(NULL, "unknown flag `%s`", a);
     }
   }
+  /* The store's paths end up in mount options and in sandboxes that chdir: make them absolute
+   * (`--root ./store` works as it reads). */
+  _cleanup_free_ char *abs_root = NULL;
+  if (g.root[0] != '/') {
+    _cleanup_free_ char *cwd = getcwd(NULL, 0);
+    if (cwd == NULL)
+      return sw_cli_usage_error(NULL, "--root %s: cannot resolve a relative path: %s", g.root,
+                                strerror(errno));
+    abs_root = xasprintf("%s/%s", cwd, g.root);
+    g.root = abs_root;
+  }
   if (i >= argc) {
     usage(stderr);
     return SW_EXIT_USAGE;

@@ -505,6 +505,20 @@ def test_error_bad_tag_before_any_step(b, tmp_path):
     assert "RUN echo ran" not in out and "steps run" not in out, out
 
 
+def test_relative_root(slipway_bin, tmp_path):
+    """`--root store` (relative) works for a build with RUN steps and lands in ./store: the
+    sandbox's overlay options and mounts need absolute paths, so the CLI resolves it first."""
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nRUN echo ran > /ran\n")
+    p = subprocess.run([slipway_bin, "--root", "store", "build", "--progress=plain", "-t", "rel:1",
+                        "ctx"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stdout
+    assert os.path.isdir(tmp_path / "store" / "snapshots"), os.listdir(tmp_path)
+    p = subprocess.run([slipway_bin, "--root", "./store", "images"], cwd=tmp_path,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert p.returncode == 0 and "rel" in p.stdout, p.stdout
+
+
 def test_error_unknown_stage_and_instruction(b, tmp_path):
     rc, out = err_build(b, tmp_path, BASE + "FROM bb AS first\nCOPY --from=later /x /x\n"
                         "FROM bb AS later\nFROM first\n")
