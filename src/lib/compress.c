@@ -22,10 +22,12 @@
  * while the workers compress, and the block that must go out next may be a slow one (text, at
  * the higher level) or the main thread may stall on a write: a deep ring lets the workers run on
  * meanwhile. 275 MB base tar, 2 CPUs, 5 interleaved runs: 2 per thread 346-387 MB/s (median
- * 371), 8 per thread 355-418 (median 383); an earlier quiet run 382 vs 413. Cost: up to
- * 2 * 8 + 1 blocks of memory (input plus output, ~1.5 MiB each) while a big layer is written;
- * a small one touches only the blocks it fills. */
+ * 371), 8 per thread 355-418 (median 383); an earlier quiet run 382 vs 413.
+ * A block's input buffer goes back to a pool as soon as the block is compressed (its CRC is
+ * taken when it is submitted), so only GZ_IN_PER_THREAD * threads + 1 input buffers exist: the
+ * deep ring holds compressed output (~0.4 MiB a block), not 1 MiB inputs. */
 #define GZ_JOBS_PER_THREAD 8
+#define GZ_IN_PER_THREAD   2
 
 /* A block whose sample is at least this many per mille printable ASCII (text, source code,
  * JSON...) is compressed at the backend's text_level. */
@@ -38,7 +40,7 @@
 enum { JOB_FREE, JOB_READY, JOB_BUSY, JOB_DONE };
 
 typedef struct {
-  uint8_t *in;
+  uint8_t *in; /* from the pool while filled, queued or compressed; NULL otherwise */
   size_t in_len;
   uint8_t *dict;
   size_t dict_len;
@@ -105,6 +107,8 @@ typedef struct {
 
   gz_job_t *jobs;
   size_t njobs;
+  uint8_t **pool; /* free input buffers (under mu) */
+  size_t npool;
   uint64_t fill_seq;  /* the job main is filling; all before it are submitted */
   uint64_t claim_seq; /* next submitted job nobody compresses yet */
   uint64_t write_seq; /* next job whose output goes out */
@@ -250,6 +254,15 @@ gz_compress_job(gz_ctx_t *c, gz_backend_t be, gz_job_t *j)
     gz_compress_isal(c, be, j);
 }
 
+/* A job is compressed: its input buffer goes back to the pool (mu held). */
+static void
+gz_job_done(gz_enc_t *g, gz_job_t *j)
+{
+  j->state = JOB_DONE;
+  g->pool[g->npool++] = j->in;
+  j->in = NULL;
+}
+
 static void *
 gz_worker(void *arg)
 {
@@ -268,7 +281,7 @@ gz_worker(void *arg)
     pthread_mutex_unlock(&g->mu);
     gz_compress_job(c, g->be, j);
     pthread_mutex_lock(&g->mu);
-    j->state = JOB_DONE;
+    gz_job_done(g, j);
     pthread_cond_broadcast(&g->done_cv);
   }
   pthread_mutex_unlock(&g->mu);
@@ -300,18 +313,12 @@ gz_emit(gz_enc_t *g, gz_job_t *j, sw_error_t *err)
     static const uint8_t hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
     if (g->out(g->out_arg, hdr, sizeof(hdr), err) < 0)
       return -1;
-    g->member_open = true;
-    g->member_crc = 0;
-    g->member_size = 0;
+    g->member_open = true; /* the only one: member_crc/size cover the whole stream */
   }
   if (g->out(g->out_arg, j->out, j->out_len, err) < 0)
     return -1;
-  if (!j->ld) {
-    g->member_crc = crc32_gzip_refl(g->member_crc, j->in, j->in_len);
-    g->member_size += (uint32_t)j->in_len;
-    if (j->last && gz_member_close(g, err) < 0)
-      return -1;
-  }
+  if (!j->ld && j->last && gz_member_close(g, err) < 0)
+    return -1;
   j->in_len = 0;
   j->state = JOB_FREE;
   return 0;
@@ -337,7 +344,7 @@ gz_collect(gz_enc_t *g, uint64_t wait_until, sw_error_t *err)
         pthread_mutex_unlock(&g->mu);
         gz_compress_job(g->main_ctx, g->be, mine);
         pthread_mutex_lock(&g->mu);
-        mine->state = JOB_DONE;
+        gz_job_done(g, mine);
       } else {
         pthread_cond_wait(&g->done_cv, &g->mu);
       }
@@ -362,6 +369,29 @@ gz_start_threads(gz_enc_t *g)
   }
 }
 
+/* An input buffer for job j, the one main fills next (its slot is written out already). While
+ * the pool is empty, help compress a queued block, or wait for a worker to finish one. */
+static void
+gz_acquire_in(gz_enc_t *g, gz_job_t *j)
+{
+  pthread_mutex_lock(&g->mu);
+  while (g->npool == 0) {
+    if (g->claim_seq < g->fill_seq) {
+      gz_job_t *mine = &g->jobs[g->claim_seq % g->njobs];
+      g->claim_seq++;
+      mine->state = JOB_BUSY;
+      pthread_mutex_unlock(&g->mu);
+      gz_compress_job(g->main_ctx, g->be, mine);
+      pthread_mutex_lock(&g->mu);
+      gz_job_done(g, mine);
+    } else {
+      pthread_cond_wait(&g->done_cv, &g->mu);
+    }
+  }
+  j->in = g->pool[--g->npool];
+  pthread_mutex_unlock(&g->mu);
+}
+
 static int
 gz_submit(gz_enc_t *g, bool last, sw_error_t *err)
 {
@@ -374,6 +404,10 @@ gz_submit(gz_enc_t *g, bool last, sw_error_t *err)
     j->level = g->be.text_level;
   j->dict_len = j->ld ? 0 : g->tail_len;
   memcpy(j->dict, g->tail, j->dict_len);
+  if (!j->ld) { /* in stream order, here: the input buffer may be reused once compressed */
+    g->member_crc = crc32_gzip_refl(g->member_crc, j->in, j->in_len);
+    g->member_size += (uint32_t)j->in_len;
+  }
   if (j->in_len >= GZ_DICT) {
     memcpy(g->tail, j->in + j->in_len - GZ_DICT, GZ_DICT);
     g->tail_len = GZ_DICT;
@@ -385,6 +419,7 @@ gz_submit(gz_enc_t *g, bool last, sw_error_t *err)
   if (g->nthreads <= 1 || g->serial || (last && g->started == 0 && g->write_seq == g->fill_seq)) {
     gz_compress_job(g->main_ctx, g->be, j);
     pthread_mutex_lock(&g->mu); /* workers may exist (serial mode after threads) */
+    gz_job_done(g, j);
     g->fill_seq++;
     g->claim_seq++;
     pthread_mutex_unlock(&g->mu);
@@ -416,10 +451,12 @@ gz_enc_new(int level, int threads, sw_codec_out_fn out, void *out_arg)
   g->out_arg = out_arg;
   g->njobs = threads <= 1 ? 1 : (size_t)threads * GZ_JOBS_PER_THREAD + 1;
   g->jobs = xcalloc(g->njobs, sizeof(gz_job_t));
-  for (size_t i = 0; i < g->njobs; i++) {
-    g->jobs[i].in = xmalloc(GZ_BLOCK);
+  for (size_t i = 0; i < g->njobs; i++)
     g->jobs[i].dict = xmalloc(GZ_DICT);
-  }
+  size_t nin = threads <= 1 ? 1 : (size_t)threads * GZ_IN_PER_THREAD + 1;
+  g->pool = xcalloc(nin, sizeof(uint8_t *));
+  for (size_t i = 0; i < nin; i++)
+    g->pool[g->npool++] = xmalloc(GZ_BLOCK);
   g->tail = xmalloc(GZ_DICT);
   g->main_ctx = gz_ctx_new(g->be);
   pthread_mutex_init(&g->mu, NULL);
@@ -443,6 +480,8 @@ gz_enc_write(sw_codec_enc_t *e, const void *data, size_t len, sw_error_t *err)
   g->total += len;
   while (len > 0) {
     gz_job_t *j = &g->jobs[g->fill_seq % g->njobs];
+    if (j->in == NULL)
+      gz_acquire_in(g, j);
     size_t n = GZ_BLOCK - j->in_len;
     if (n > len)
       n = len;
@@ -463,8 +502,11 @@ gz_enc_finish(sw_codec_enc_t *e, sw_error_t *err)
 
   /* libdeflate members: an empty last block adds nothing, unless it is the only one. ISA-L: the
    * last block (empty or not) carries the final-block bit. */
-  if (!g->be.isal && g->jobs[g->fill_seq % g->njobs].in_len == 0 && g->total > 0)
+  gz_job_t *j = &g->jobs[g->fill_seq % g->njobs];
+  if (!g->be.isal && j->in_len == 0 && g->total > 0)
     return gz_collect(g, g->fill_seq, err);
+  if (j->in == NULL)
+    gz_acquire_in(g, j);
   return gz_submit(g, true, err);
 }
 
@@ -489,6 +531,9 @@ gz_enc_free(sw_codec_enc_t *e)
     free(g->jobs[i].out);
   }
   free(g->jobs);
+  for (size_t i = 0; i < g->npool; i++)
+    free(g->pool[i]);
+  free(g->pool);
   free(g->tail);
   gz_ctx_free(g->main_ctx);
   pthread_mutex_destroy(&g->mu);

@@ -14,8 +14,8 @@
  * boundaries and each block's backend depend only on the input, so the bytes are the same
  * whatever the thread count: layer digests are reproducible. zstd uses libzstd's own worker
  * threads (always >= 1 worker, whose output does not depend on the worker count either).
- * Memory: up to threads * 8 + 1 blocks of ~1.5 MiB in flight per gzip sink (a small layer touches
- * only the blocks it fills).
+ * Memory per gzip sink: threads * 2 + 1 input buffers of 1 MiB, and the compressed output of up
+ * to threads * 8 + 1 blocks in flight (a small layer touches only what it fills).
  */
 #ifndef SW_COMPRESS_H
 #define SW_COMPRESS_H

@@ -247,6 +247,26 @@ test_deterministic_across_threads(void **state)
   }
 }
 
+/* A stream longer than the ring of blocks in flight (8 per thread + 1) and than the pool of
+ * input buffers (2 per thread + 1): slots and buffers are reused many times over, in any order
+ * the workers finish, and the bytes still match the single-threaded stream. */
+static void
+test_long_stream_reuses_ring(void **state)
+{
+  size_t len;
+  _cleanup_free_ uint8_t *data = make_data("tbbtbbbtttbbbbtbtbtbbbbbbtttbtbbbbtbbbtbtbbbtbs", &len);
+  sw_sink_result_t first = {0};
+  static const int threads[] = {1, 2, 3};
+  for (size_t t = 0; t < SW_ARRAY_SIZE(threads); t++) {
+    sw_sink_result_t res;
+    _cleanup_close_ int fd = compress_to_fd(3, threads[t], data, len, &res);
+    assert_roundtrip(fd, data, len, &res);
+    if (t == 0)
+      first = res;
+    assert_string_equal(res.digest, first.digest);
+  }
+}
+
 /* Serial mode (the calling thread only) switched on and off mid-stream, in both directions,
  * gives the bytes of the plain threaded stream: a background job may turn urgent. */
 static void
@@ -342,6 +362,7 @@ main(void)
       cmocka_unit_test(test_layouts_roundtrip_and_members),
       cmocka_unit_test(test_text_blocks_get_level_3),
       cmocka_unit_test(test_deterministic_across_threads),
+      cmocka_unit_test(test_long_stream_reuses_ring),
       cmocka_unit_test(test_serial_switch_same_bytes),
       cmocka_unit_test(test_dictionary_primed_blocks),
   };
