@@ -10,10 +10,10 @@
  * style: the blocks form one member, each block primed with the previous 32 KiB as dictionary and
  * ended by a sync flush; at the default level 3 a block that looks like text gets ISA-L level 3,
  * the others level 2); levels 4-9 use libdeflate, a gzip member per block; see gz_levels in
- * compress.c. Block
- * boundaries and each block's backend depend only on the input, so the bytes are the same
- * whatever the thread count: layer digests are reproducible. zstd uses libzstd's own worker
- * threads (always >= 1 worker, whose output does not depend on the worker count either).
+ * compress.c. Block boundaries and each block's backend depend only on the input, so the bytes
+ * are the same whatever the thread count: layer digests are reproducible. zstd uses libzstd's
+ * own worker threads (always >= 1 worker, whose output does not depend on the worker count
+ * either).
  * Memory per gzip sink: threads * 2 + 1 input buffers of 1 MiB, and the compressed output of up
  * to threads * 8 + 1 blocks in flight (a small layer touches only what it fills).
  */
