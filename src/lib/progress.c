@@ -8,13 +8,14 @@
 #define TAIL_LINES 24 /* kept per step for error reports */
 #define TTY_LINES  6  /* output lines shown under a running step in tty mode */
 
-enum step_state { ST_RUNNING, ST_CACHED, ST_DONE, ST_ERROR };
+enum step_state { ST_RUNNING, ST_CACHED, ST_DONE, ST_ERROR, ST_CANCELED };
 
 struct step {
   char *name;
   double start, end;
   enum step_state state;
   bool counted;
+  bool hidden;            /* begun under sw_progress_defer_cached: shown once it does more */
   char *tail[TAIL_LINES]; /* ring of the last lines */
   size_t ntail;           /* lines seen in total */
   sw_buf_t partial;       /* bytes after the last newline */
@@ -36,6 +37,23 @@ struct sw_progress {
 };
 
 static void tty_render(sw_progress_t *p, bool final);
+
+static __thread bool defer_cached;
+static __thread int **track_ids; /* sw_progress_track */
+static __thread size_t *track_n;
+
+void
+sw_progress_defer_cached(bool on)
+{
+  defer_cached = on;
+}
+
+void
+sw_progress_track(int **ids, size_t *n)
+{
+  track_ids = ids;
+  track_n = n;
+}
 
 static void *
 ticker_main(void *arg)
@@ -140,8 +158,13 @@ sw_progress_begin(sw_progress_t *p, const char *name)
   s->state = ST_RUNNING;
   /* Instructions count in the summary; FROM (loading a base) and internal work do not. */
   s->counted = name[0] == '[' && !sw_str_has_prefix(name, "[internal]") && !strstr(name, "] FROM ");
+  s->hidden = defer_cached;
   int id = (int)p->nsteps;
-  if (p->mode == SW_PROGRESS_PLAIN) {
+  if (track_ids) {
+    *track_ids = xrealloc(*track_ids, (*track_n + 1) * sizeof(int));
+    (*track_ids)[(*track_n)++] = id;
+  }
+  if (p->mode == SW_PROGRESS_PLAIN && !s->hidden) {
     plain_switch(p, id);
     fflush(p->out);
   }
@@ -156,6 +179,7 @@ add_line(sw_progress_t *p, int id, struct step *s, const char *line, size_t n)
   free(s->tail[slot]);
   s->tail[slot] = xstrndup(line, n);
   s->ntail++;
+  s->hidden = false; /* plain: plain_switch prints its header first */
   if (p->mode == SW_PROGRESS_PLAIN) {
     plain_switch(p, id);
     fprintf(p->out, "#%d %.3f %.*s\n", id, sw_now() - s->start, (int)n, line);
@@ -218,6 +242,7 @@ sw_progress_log(sw_progress_t *p, int id, const char *fmt, ...)
     free(s->tail[slot]);
     s->tail[slot] = xstrdup(msg);
     s->ntail++;
+    s->hidden = false;
     if (p->mode == SW_PROGRESS_PLAIN) {
       plain_switch(p, id);
       fprintf(p->out, "#%d %s\n", id, msg);
@@ -236,9 +261,34 @@ finish(sw_progress_t *p, int id, enum step_state st, const char *msg)
     pthread_mutex_unlock(&p->lock);
     return;
   }
+  if (s->state == ST_CANCELED) { /* its result was thrown away: nothing more to say */
+    pthread_mutex_unlock(&p->lock);
+    return;
+  }
   flush_partial(p, id, s);
+  if (st == ST_CANCELED) {
+    s->counted = false;
+    if (s->state == ST_RUNNING)
+      s->end = sw_now();
+    s->state = st;
+    if (p->mode == SW_PROGRESS_PLAIN && !s->hidden) {
+      plain_switch(p, id);
+      fprintf(p->out, "#%d CANCELED\n", id);
+      fflush(p->out);
+    } else if (p->mode == SW_PROGRESS_TTY) {
+      tty_render(p, false);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return;
+  }
   s->state = st;
   s->end = sw_now();
+  if (s->hidden && st == ST_CACHED) {
+    s->counted = false; /* shown, and counted, the first time */
+    pthread_mutex_unlock(&p->lock);
+    return;
+  }
+  s->hidden = false;
   if (p->mode == SW_PROGRESS_PLAIN) {
     plain_switch(p, id);
     if (st == ST_CACHED)
@@ -270,6 +320,12 @@ void
 sw_progress_error(sw_progress_t *p, int id, const char *msg)
 {
   finish(p, id, ST_ERROR, msg);
+}
+
+void
+sw_progress_canceled(sw_progress_t *p, int id)
+{
+  finish(p, id, ST_CANCELED, NULL);
 }
 
 char *
@@ -358,10 +414,17 @@ tty_render(sw_progress_t *p, bool final)
   int nlines = 0, finished = 0;
   double now = sw_now();
 
+  size_t shown = 0;
   for (size_t i = 0; i < p->nsteps; i++) {
     struct step *s = &p->steps[i];
+    if (s->hidden)
+      continue;
+    shown++;
     double t = (s->state == ST_RUNNING ? now : s->end) - s->start;
-    const char *tag = s->state == ST_CACHED ? " CACHED" : s->state == ST_ERROR ? " ERROR" : "";
+    const char *tag = s->state == ST_CACHED     ? " CACHED"
+                      : s->state == ST_ERROR    ? " ERROR"
+                      : s->state == ST_CANCELED ? " CANCELED"
+                                                : "";
     if (s->state != ST_RUNNING)
       finished++;
     tty_line(&lines, width, " => %s%s %.1fs", s->name, tag, t);
@@ -375,7 +438,7 @@ tty_render(sw_progress_t *p, bool final)
   }
   if (p->drawn_lines > 0)
     sw_buf_printf(&b, "\033[%dA\r", p->drawn_lines);
-  tty_line(&b, width, "[+] Building %.1fs (%d/%zu)%s", now - p->start, finished, p->nsteps,
+  tty_line(&b, width, "[+] Building %.1fs (%d/%zu)%s", now - p->start, finished, shown,
            final ? " FINISHED" : "");
   /* Keep the live view within the screen: drop the oldest lines. */
   const char *body = lines.data ? lines.data : "";

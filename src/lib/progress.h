@@ -38,8 +38,19 @@ void sw_progress_log(sw_progress_t *p, int id, const char *fmt, ...)
 void sw_progress_cached(sw_progress_t *p, int id);
 void sw_progress_done(sw_progress_t *p, int id);
 void sw_progress_error(sw_progress_t *p, int id, const char *msg);
+/* The step's work was thrown away (a guess that did not hold, solve-copy.c): "#N CANCELED",
+ * whether it was still going or had ended; not counted. Later events on it are ignored. */
+void sw_progress_canceled(sw_progress_t *p, int id);
 /* The last `max_lines` lines of a step's output (for error reports); caller frees. */
 char *sw_progress_tail(sw_progress_t *p, int id, size_t max_lines);
+
+/* On the calling thread (a stage's), steps begun while on that end CACHED are not shown nor
+ * counted: the stage is being built a second time and showed them already (a prediction
+ * checked, solve.c). A step that logs, prints output, runs or fails is shown in full. */
+void sw_progress_defer_cached(bool on);
+/* On the calling thread, append the number of every step begun from now on to *ids (*n
+ * entries, reallocated); NULL stops. */
+void sw_progress_track(int **ids, size_t *n);
 
 /* Counts for the summary. */
 void sw_progress_counts(sw_progress_t *p, int *run, int *cached);

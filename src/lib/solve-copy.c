@@ -477,11 +477,157 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
   return rc;
 }
 
+/* The flags that are part of a COPY's cache key. */
+static char **
+key_flags(stage_run_t *r, const copy_flags_t *f, const sw_copy_opts_t *co)
+{
+  char **flags = xcalloc(1, sizeof(char *));
+  if (co->chown)
+    sw_strv_push_take(&flags, xasprintf("chown=%u:%u", (unsigned)co->uid, (unsigned)co->gid));
+  if (co->chmod >= 0)
+    sw_strv_push_take(&flags, xasprintf("chmod=%o", (unsigned)co->chmod));
+  if (f->link)
+    sw_strv_push(&flags, "link");
+  if (f->parents)
+    sw_strv_push(&flags, "parents");
+  for (size_t i = 0; f->excludes[i]; i++)
+    sw_strv_push_take(&flags, xasprintf("exclude=%s", f->excludes[i]));
+  if (r->sv->o->epoch != SW_EPOCH_NONE)
+    sw_strv_push_take(&flags, xasprintf("epoch=%lld", (long long)r->sv->o->epoch));
+  return flags;
+}
+
+/* A COPY --from's key without its content: the state it copies onto, from which stage, which
+ * sources (as written, expanded), where and how. Its prediction is recorded under it. */
+static void
+predict_stem(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, char *const *srcs,
+             const char *dest_abs, char *const *flags, char out[SW_KEY_SIZE])
+{
+  sw_keyhash_t *h = sw_keyhash_new("copy-from-stem");
+  sw_keyhash_str(h, f->link ? "" : r->key);
+  sw_keyhash_str(h, step->insn->kind == SW_INSN_ADD ? "ADD" : "COPY");
+  sw_keyhash_u64(h, (uint64_t)step->from_stage);
+  sw_keyhash_str(h, r->sv->o->plan->platform);
+  sw_keyhash_str(h, dest_abs);
+  sw_keyhash_strv(h, srcs);
+  sw_keyhash_strv(h, flags);
+  sw_keyhash_finish(h, out);
+}
+
+/* The stage's key after a COPY whose own key is `key`. */
+static void
+chain_key(stage_run_t *r, bool link, const char *key)
+{
+  if (link) {
+    sw_keyhash_t *h = sw_keyhash_new("link-chain");
+    sw_keyhash_str(h, r->key);
+    sw_keyhash_str(h, key);
+    sw_keyhash_finish(h, r->key);
+  } else {
+    memcpy(r->key, key, SW_KEY_SIZE);
+  }
+}
+
+/* Speculation. `COPY --from=STAGE` normally waits for STAGE to end, then hashes what it copies.
+ * In the article's Dockerfile that puts `setup.py egg_info` (the dependencies stage) in front
+ * of everything the builder stage does after a version bump, though the requirements it
+ * extracts rarely change. So while STAGE still works, the step takes the content its sources
+ * had the last time it ran (the prediction, recorded under the step's stem), and if the cache
+ * holds the step for that content, applies that layer and lets the stage go on at once. The
+ * stage is built again once it is over (build_stage_verified in solve.c): a wrong prediction
+ * costs the steps that ran on it, never a wrong image. 1: applied; 0: not possible (the step
+ * runs the ordinary way, which also reports any error). */
+static int
+speculate(stage_run_t *r, const sw_step_t *step)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  const sw_insn_t *in = step->insn;
+  if (o->no_cache || o->cache_from || o->cache_log || r->verifying || in->n_heredocs > 0 ||
+      in->n_args < 2 || sv_stage_over(r, step->from_stage))
+    return 0;
+  /* Only worth it when work follows that need not wait itself: a RUN later in the stage. */
+  const sw_stage_t *st = r->st;
+  bool seen = false, run_follows = false; /* (an ONBUILD trigger step is not in st->steps) */
+  for (size_t i = 0; i < st->n_steps; i++) {
+    run_follows = run_follows || (seen && st->steps[i].insn->kind == SW_INSN_RUN);
+    seen = seen || &st->steps[i] == step;
+  }
+  if (!run_follows)
+    return 0;
+  sw_error_t e = NULL;
+  copy_flags_t f = {0};
+  _cleanup_(sw_lowerfs_freep) sw_lowerfs_t *fs = sv_lowerfs(r);
+  _cleanup_strv_ char **srcs = xcalloc(1, sizeof(char *));
+  _cleanup_strv_ char **flags = NULL;
+  _cleanup_free_ char *dest = NULL, *dest_abs = NULL, *content = NULL, *hist = NULL;
+  _cleanup_free_ char *name = NULL;
+  sw_copy_opts_t co = {.chmod = -1};
+  int rc = 0;
+  if (copy_flags(r, in, &f, &e) < 0 || sv_expand(r, in->args[in->n_args - 1], &dest, &e) < 0)
+    goto out;
+  if (f.chown) {
+    co.chown = true;
+    if (sv_resolve_owner(fs, f.chown, &co.uid, &co.gid, &e) < 0)
+      goto out;
+  }
+  if (f.chmod && parse_chmod(r, f.chmod, &co.chmod, &e) < 0)
+    goto out;
+  for (size_t i = 0; i + 1 < in->n_args; i++) {
+    char *src = NULL;
+    if (sv_expand(r, in->args[i], &src, &e) < 0)
+      goto out;
+    sw_strv_push_take(&srcs, src);
+  }
+  dest_abs = sv_abs_path(r, dest);
+  flags = key_flags(r, &f, &co);
+  char stem[SW_KEY_SIZE], key[SW_KEY_SIZE];
+  predict_stem(r, step, &f, srcs, dest_abs, flags, stem);
+  bool confirmed = false;
+  if (sw_prediction_get(o->store, stem, &content, &confirmed, &e) <= 0 || !confirmed)
+    goto out;
+  char *args[] = {dest_abs, NULL};
+  sw_cachekey_input_t ki = {
+      .parent = f.link ? NULL : r->key,
+      .instruction = in->kind == SW_INSN_ADD ? "ADD" : "COPY",
+      .args = args,
+      .flags = flags,
+      .content = content,
+      .platform = o->plan->platform,
+  };
+  sw_cachekey_step(&ki, key);
+  sw_layer_desc_t layer;
+  bool has = false;
+  int64_t created = r->sv->now;
+  if (sv_cache_peek(r, key, &layer, &has, &created, &e) != 1)
+    goto out;
+  name = sv_step_name(r, step);
+  if (r->n_guesses == 0) /* from here on, what the stage shows may be canceled */
+    sw_progress_track(&r->spec_ids, &r->n_spec_ids);
+  int id = sw_progress_begin(o->progress, name);
+  r->guesses = xrealloc(r->guesses, (r->n_guesses + 1) * sizeof(*r->guesses));
+  r->guesses[r->n_guesses++] = (struct sv_guess){.step = step, .id = id, .at = r->n_spec_ids - 1};
+  hist = copy_history(in, &f, srcs, dest);
+  sv_apply_layer(r, has ? &layer : NULL, created, hist);
+  chain_key(r, f.link, key);
+  r->speculated = true;
+  sw_progress_log(o->progress, id,
+                  "--from=%s is still being built: going on with what it gave in the last "
+                  "build (checked when it is done)",
+                  sw_insn_flag(in, "from"));
+  rc = 1;
+out:
+  sw_error_release(&e);
+  copy_flags_clear(&f);
+  return rc;
+}
+
 int
 sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
 {
   const sw_solve_opts_t *o = r->sv->o;
   const sw_insn_t *in = step->insn;
+  if (step->from_stage >= 0 && speculate(r, step) == 1)
+    return 0;
   /* Wait for the source stage before the step shows as started. */
   if (step->from_stage >= 0 && sv_wait_stage(r, step->from_stage) < 0)
     return sw_error(err, ECANCELED, "canceled");
@@ -524,23 +670,30 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   dest_abs = sv_abs_path(r, dest);
   bool many = s.n > 1 || s.wildcard || sw_strv_len(srcs) > 1;
 
-  flags = xcalloc(1, sizeof(char *));
-  if (co.chown)
-    sw_strv_push_take(&flags, xasprintf("chown=%u:%u", (unsigned)co.uid, (unsigned)co.gid));
-  if (co.chmod >= 0)
-    sw_strv_push_take(&flags, xasprintf("chmod=%o", (unsigned)co.chmod));
-  if (f.link)
-    sw_strv_push(&flags, "link");
-  if (f.parents)
-    sw_strv_push(&flags, "parents");
-  for (size_t i = 0; f.excludes[i]; i++)
-    sw_strv_push_take(&flags, xasprintf("exclude=%s", f.excludes[i]));
-  if (o->epoch != SW_EPOCH_NONE)
-    sw_strv_push_take(&flags, xasprintf("epoch=%lld", (long long)o->epoch));
+  flags = key_flags(r, &f, &co);
   char content[SW_KEY_SIZE], key[SW_KEY_SIZE];
   sw_keyhash_u64(s.content, many);
   sw_keyhash_finish(s.content, content);
   s.content = NULL;
+  bool guessed_wrong = false;
+  if (step->from_stage >= 0 && !o->no_cache) {
+    /* What the next build predicts while this source stage still works (speculate()). */
+    char stem[SW_KEY_SIZE];
+    _cleanup_free_ char *had = NULL;
+    bool confirmed = false;
+    predict_stem(r, step, &f, srcs, dest_abs, flags, stem);
+    if (sw_prediction_get(o->store, stem, &had, &confirmed, err) < 0) {
+      sv_wrap(r, err);
+      goto out;
+    }
+    /* Confirmed when this build found what the last one did. */
+    bool same = had && strcmp(had, content) == 0;
+    if (!(same && confirmed) && sw_prediction_put(o->store, stem, content, same, err) < 0) {
+      sv_wrap(r, err);
+      goto out;
+    }
+    guessed_wrong = r->verifying && sv_guess_settle(r, step, same);
+  }
   char *args[] = {dest_abs, NULL};
   sw_cachekey_input_t ki = {
       /* --link: the layer does not depend on what is below it */
@@ -560,6 +713,11 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
   int hit = sv_cache_lookup(r, key, &layer, &has, &created, err);
   if (hit < 0)
     goto out;
+  if (guessed_wrong)
+    sw_progress_log(o->progress, id,
+                    "--from=%s gave other content than in the last build: the steps from here "
+                    "on are built again",
+                    sw_insn_flag(in, "from"));
   if (!hit) {
     double t0 = sw_now();
     if (write_layer(r, &s, &f, &co, dest_abs, many, &layer, &has, err) < 0)
@@ -571,14 +729,7 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
       goto out;
   }
   sv_apply_layer(r, has ? &layer : NULL, created, hist);
-  if (f.link) {
-    sw_keyhash_t *h = sw_keyhash_new("link-chain");
-    sw_keyhash_str(h, r->key);
-    sw_keyhash_str(h, key);
-    sw_keyhash_finish(h, r->key);
-  } else {
-    memcpy(r->key, key, sizeof(key));
-  }
+  chain_key(r, f.link, key);
   if (hit)
     sw_progress_cached(o->progress, id);
   else

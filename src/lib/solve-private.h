@@ -35,7 +35,23 @@ typedef struct {
    * sv_pending_join); its upper dir is r->lower[0] until then. */
   struct pending_commit *pending;
   char **claims; /* keys of steps this stage is computing (solver.inflight), until recorded */
+  /* Speculation (solve-copy.c): a COPY --from took its content from the prediction while the
+   * source stage still worked; the stage is then built again, `verifying`, once it is over. */
+  bool speculated, verifying;
+  int *spec_ids; /* progress numbers of the steps begun since the first guess */
+  size_t n_spec_ids;
+  struct sv_guess *guesses; /* the COPY --from steps that guessed, in order */
+  size_t n_guesses;
 } stage_run_t;
+
+/* A COPY --from that went on with its prediction: its progress entry stays open until the
+ * second pass says whether the guess held (cached) or not (it and what followed: canceled). */
+struct sv_guess {
+  const sw_step_t *step;
+  int id;
+  size_t at; /* index of id in spec_ids */
+  bool settled;
+};
 
 struct solver {
   const sw_solve_opts_t *o;
@@ -80,6 +96,15 @@ sw_lowerfs_t *sv_lowerfs(stage_run_t *r);
  * is waited for, then looked up again. */
 int sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
                     int64_t *created, sw_error_t *err);
+/* A lookup that claims nothing: 1 hit, 0 miss (nothing run, nobody waited for). */
+int sv_cache_peek(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+                  int64_t *created, sw_error_t *err);
+/* Second pass of a stage that guessed: the COPY --from `step` found its real content; `held`:
+ * it is the one guessed. Settles the progress of that guess (and of what followed it); true if
+ * `step` had guessed wrong. */
+bool sv_guess_settle(stage_run_t *r, const sw_step_t *step, bool held);
+/* Whether stage `index` is over (done or failed). */
+bool sv_stage_over(stage_run_t *r, int index);
 /* Record a step result (after its layer is committed) and apply it to the stage. */
 int sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t created,
                     sw_error_t *err);

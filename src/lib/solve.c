@@ -442,6 +442,55 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
 }
 
 int
+sv_cache_peek(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+              int64_t *created, sw_error_t *err)
+{
+  return lookup_once(r, key, layer, has_layer, created, err);
+}
+
+bool
+sv_guess_settle(stage_run_t *r, const sw_step_t *step, bool held)
+{
+  sw_progress_t *p = r->sv->o->progress;
+  bool wrong = false;
+  for (size_t i = 0; i < r->n_guesses; i++) {
+    struct sv_guess *g = &r->guesses[i];
+    if (g->step != step || g->settled)
+      continue;
+    g->settled = true;
+    if (held) {
+      sw_progress_cached(p, g->id);
+    } else {
+      for (size_t k = g->at; k < r->n_spec_ids; k++)
+        sw_progress_canceled(p, r->spec_ids[k]);
+      wrong = true;
+    }
+  }
+  return wrong;
+}
+
+static void
+guesses_clear(stage_run_t *r)
+{
+  /* Guesses a failed stage never checked: their entries are left open otherwise. */
+  for (size_t i = 0; i < r->n_guesses; i++)
+    if (!r->guesses[i].settled)
+      sw_progress_canceled(r->sv->o->progress, r->guesses[i].id);
+  free(steal_ptr(&r->guesses));
+  free(steal_ptr(&r->spec_ids));
+  r->n_guesses = r->n_spec_ids = 0;
+}
+
+bool
+sv_stage_over(stage_run_t *r, int index)
+{
+  pthread_mutex_lock(&r->sv->lock);
+  bool over = r->sv->runs[index].done;
+  pthread_mutex_unlock(&r->sv->lock);
+  return over;
+}
+
+int
 sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t created,
                 sw_error_t *err)
 {
@@ -1166,10 +1215,72 @@ build_stage_steps(stage_run_t *r, sw_error_t *err)
   return run_steps(r, r->st->steps, r->st->n_steps, err);
 }
 
+/* Back to the state before init_stage, for a second pass over the stage's steps. */
+static void
+reset_stage(stage_run_t *r)
+{
+  sw_image_free(steal_ptr(&r->img));
+  sw_strv_free(steal_ptr(&r->lower));
+  sw_scope_clear(&r->scope);
+  memset(r->key, 0, sizeof(r->key));
+  r->step_no = 0;
+  r->last_created = 0;
+  r->cmd_set = false;
+  r->cur = NULL;
+  r->speculated = false;
+}
+
+/* Speculation's check. A COPY --from of this stage took the content its source gave last time
+ * (the prediction) while that stage still ran, and the steps after it ran (or hit the cache)
+ * on that assumption: records that are true for that content, whatever the source now gives.
+ * Now that the source is done, the stage is built again the ordinary way (COPY --from waits
+ * and hashes): if the prediction held, every step hits the records just made (not shown
+ * again); if not, the steps from that COPY on run. So what the stage ends with never depends
+ * on a guess, and the stages that use it wait for this pass (done is set after it). */
+static int
+build_stage_verified(stage_run_t *r, sw_error_t *err)
+{
+  int rc = build_stage_steps(r, err);
+  sw_progress_track(NULL, NULL); /* started by the first guess */
+  if (!r->speculated) {
+    guesses_clear(r);
+    return rc;
+  }
+  if (rc < 0) {
+    /* A step after a guess failed: maybe only because of the guess (a RUN reading what the
+     * source no longer gives). Unless the build is over anyway, the second pass decides. */
+    if (r->sv->failed || sw_solve_interrupted()) {
+      guesses_clear(r);
+      return rc;
+    }
+    sw_debug("stage %s: a step failed after a guess: built again once the guess is checked (%s)",
+             r->st->name ? r->st->name : "(unnamed)", *err ? (*err)->msg : "?");
+    sw_error_release(err);
+    sw_error_t e = NULL;
+    sv_pending_join(r, &e); /* the pending step itself succeeded */
+    sw_error_release(&e);
+  } else if (sv_pending_join(r, err) < 0) {
+    guesses_clear(r);
+    return -1;
+  }
+  release_claims(r); /* a failed step's key: the second pass claims it again */
+  double t0 = sw_now();
+  reset_stage(r);
+  r->verifying = true;
+  sw_progress_defer_cached(true);
+  rc = build_stage_steps(r, err);
+  sw_progress_defer_cached(false);
+  r->verifying = false;
+  guesses_clear(r);
+  sw_debug("stage %s: prediction checked in %.3fs", r->st->name ? r->st->name : "(unnamed)",
+           sw_now() - t0);
+  return rc;
+}
+
 static int
 build_stage(stage_run_t *r, sw_error_t *err)
 {
-  if (build_stage_steps(r, err) < 0) {
+  if (build_stage_verified(r, err) < 0) {
     /* A later step failed: the pending step itself succeeded, so it is recorded (as it would
      * have been before the next step started), and the next attempt finds it cached. */
     sw_error_t e = NULL;

@@ -47,6 +47,11 @@ static const char *const migrations[] = {
      * image ships it (reblob.c); digest: that blob once made, else "". */
     "CREATE TABLE reblob ("
     "  diff_id TEXT PRIMARY KEY, compression TEXT NOT NULL, digest TEXT NOT NULL DEFAULT '');",
+    /* 4: the content hash a COPY --from step last found, by the step's key without it, and
+     * whether the step found the same the time before too: the engine runs ahead on a
+     * confirmed one while the source stage still works (solve-copy.c, speculate()). */
+    "CREATE TABLE predictions ("
+    "  stem TEXT PRIMARY KEY, content TEXT NOT NULL, confirmed INTEGER NOT NULL);",
 };
 
 /* ---- database helpers ---- */
@@ -575,6 +580,49 @@ cache_put_locked(sw_store_t *s, const char *key, const char *value, char *const 
       return sw_db_error(s, err, "write cache record layers");
   }
   return 0;
+}
+
+int
+sw_prediction_get(sw_store_t *s, const char *stem, char **content_out, bool *confirmed,
+                  sw_error_t *err)
+{
+  int r = -1;
+  *content_out = NULL;
+  *confirmed = false;
+  sw_db_lock(s);
+  _cleanup_stmt_ sqlite3_stmt *st =
+      sw_db_prepare(s, "SELECT content, confirmed FROM predictions WHERE stem = ?", err);
+  if (st) {
+    sqlite3_bind_text(st, 1, stem, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      *content_out = xstrdup((const char *)sqlite3_column_text(st, 0));
+      *confirmed = sqlite3_column_int(st, 1) != 0;
+      r = 1;
+    } else {
+      r = rc == SQLITE_DONE ? 0 : sw_db_error(s, err, "prediction lookup");
+    }
+  }
+  sw_db_unlock(s);
+  return r;
+}
+
+int
+sw_prediction_put(sw_store_t *s, const char *stem, const char *content, bool confirmed,
+                  sw_error_t *err)
+{
+  if (sw_db_begin(s, err) < 0)
+    return -1;
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(
+      s, "INSERT OR REPLACE INTO predictions (stem, content, confirmed) VALUES (?, ?, ?)", err);
+  int r = -1;
+  if (st) {
+    sqlite3_bind_text(st, 1, stem, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, content, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, confirmed ? 1 : 0);
+    r = sqlite3_step(st) == SQLITE_DONE ? 0 : sw_db_error(s, err, "record prediction");
+  }
+  return sw_db_end(s, r == 0, err);
 }
 
 int

@@ -226,6 +226,14 @@ int sw_cache_get(sw_store_t *s, const char *key, char **value_out, sw_error_t *e
 int sw_cache_put(sw_store_t *s, const char *key, const char *value, char *const *diff_ids,
                  int64_t size, sw_error_t *err);
 int sw_cache_delete(sw_store_t *s, const char *key, sw_error_t *err);
+/* Predictions: the content hash a COPY --from step found last time, by the step's key without
+ * its content (the engine's "stem"), and whether it found the same the time before
+ * (confirmed). get: 1 found (*content_out allocated), 0 none. `prune -a` drops them with the
+ * cache records. */
+int sw_prediction_get(sw_store_t *s, const char *stem, char **content_out, bool *confirmed,
+                      sw_error_t *err);
+int sw_prediction_put(sw_store_t *s, const char *stem, const char *content, bool confirmed,
+                      sw_error_t *err);
 
 /* ---- usage and garbage collection ---- */
 typedef struct {

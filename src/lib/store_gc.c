@@ -58,7 +58,9 @@ evict_lru(sw_store_t *s, int64_t keep, sw_prune_report_t *rep, sw_error_t *err)
 static int
 prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_error_t *err)
 {
-  if (o->all && exec_count(s, "DELETE FROM cache", &rep->cache_records, err) < 0)
+  int64_t predictions = 0;
+  if (o->all && (exec_count(s, "DELETE FROM cache", &rep->cache_records, err) < 0 ||
+                 exec_count(s, "DELETE FROM predictions", &predictions, err) < 0))
     return -1;
   if (!o->all && o->keep_storage > 0 && evict_lru(s, o->keep_storage, rep, err) < 0)
     return -1;

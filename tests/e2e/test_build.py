@@ -208,6 +208,92 @@ def test_cache_step_by_step(b, tmp_path):
     assert any("echo installing" in k for k in ran(s6)), out6
 
 
+SPECULATE_DOCKERFILE = BASE + """
+FROM bb AS dep
+COPY a.txt /a.txt
+RUN sleep 2 && cut -c1 /a.txt > /out
+
+FROM bb AS app
+COPY --from=dep /out /out
+COPY b.txt /b.txt
+RUN cat /out /b.txt > /res
+"""
+
+
+def step_line(out, pattern, what):
+    """Index in out of the first line matching pattern (a step's DONE/CACHED line)."""
+    for i, line in enumerate(out.splitlines()):
+        if re.search(pattern, line):
+            return i
+    raise AssertionError("no %s in:\n%s" % (what, out))
+
+
+def test_copy_from_speculation(b, tmp_path):
+    """While the stage a COPY --from copies from still runs, the copying stage goes on with the
+    content that stage gave last time (the article's version bump: egg_info re-runs, its
+    requirements do not change). Checked when the source ends: a wrong guess re-runs the steps
+    after the COPY, and the image is always the one the real content gives."""
+    ctx = make_ctx(tmp_path / "ctx", SPECULATE_DOCKERFILE, {"a.txt": "xy\n", "b.txt": "1\n"})
+    img, out, _ = b.export(ctx)
+    assert img.files()["res"].data == b"x\n1\n", out
+
+    # No guess before the source has given the same content twice in a row: the first
+    # rebuild (nothing changed) confirms it.
+    rc, out, steps = b.build(ctx)
+    assert ran(steps) == [], out
+
+    # The source re-runs (2 s) and gives the same /out: app's RUN runs meanwhile.
+    make_ctx(ctx, SPECULATE_DOCKERFILE, {"a.txt": "xz\n", "b.txt": "2\n"})
+    img, out, steps = b.export(ctx)
+    assert img.files()["res"].data == b"x\n2\n", out
+    ids = {name: n for n, name in re.findall(r"^#(\d+) (\[[^\]]*\] .*)$", out, re.M)}
+    sleep_id = next(n for name, n in ids.items() if "RUN sleep 2" in name)
+    cat_id = next(n for name, n in ids.items() if "RUN cat" in name)
+    cat_done = step_line(out, r"^#%s DONE" % cat_id, "app's RUN DONE")
+    sleep_done = step_line(out, r"^#%s DONE" % sleep_id, "dep's RUN DONE")
+    assert cat_done < sleep_done, "app did not go on while dep ran:\n" + out
+    # Each step shows once: the check pass's cache hits are not printed again.
+    assert len(set(re.findall(r"^#(\d+) \[app \d/3\] RUN cat", out, re.M))) == 1, out
+
+    # A wrong guess: /out changes. The result is the real content's, not the guess's.
+    make_ctx(ctx, SPECULATE_DOCKERFILE, {"a.txt": "wz\n", "b.txt": "3\n"})
+    img, out, _ = b.export(ctx)
+    assert img.files()["res"].data == b"w\n3\n", out
+    assert img.files()["out"].data == b"w\n", out
+    assert "--from=dep gave other content than in the last build" in out, out
+
+    # The wrong guess is not made again until the new content is confirmed: with /out
+    # changing at every build, app waits for dep (its RUN ends after dep's).
+    make_ctx(ctx, SPECULATE_DOCKERFILE, {"a.txt": "uz\n", "b.txt": "4\n"})
+    img, out, _ = b.export(ctx)
+    assert img.files()["res"].data == b"u\n4\n", out
+    ids = {name: n for n, name in re.findall(r"^#(\d+) (\[[^\]]*\] .*)$", out, re.M)}
+    sleep_id = next(n for name, n in ids.items() if "RUN sleep 2" in name)
+    cat_id = next(n for name, n in ids.items() if "RUN cat" in name)
+    assert (step_line(out, r"^#%s DONE" % sleep_id, "dep's RUN DONE") <
+            step_line(out, r"^#%s DONE" % cat_id, "app's RUN DONE")), out
+    assert "gave other content" not in out, out
+
+
+def test_copy_from_guess_that_fails_a_run(b, tmp_path):
+    """A RUN that fails only on the guessed content does not fail the build: the guess is
+    checked, the failed work shown CANCELED, and the steps run on what the source gives."""
+    df = SPECULATE_DOCKERFILE.replace("RUN cat /out /b.txt > /res",
+                                      'RUN grep -q "$(cat /out)" /b.txt && cat /out /b.txt > /res')
+    ctx = make_ctx(tmp_path / "ctx", df, {"a.txt": "xy\n", "b.txt": "x1\n"})
+    b.build(ctx)
+    b.build(ctx)  # confirms the prediction
+    make_ctx(ctx, df, {"a.txt": "wz\n", "b.txt": "w2\n"})
+    img, out, _ = b.export(ctx)
+    assert img.files()["res"].data == b"w\nw2\n", out
+    assert re.search(r"^#\d+ ERROR", out, re.M) and re.search(r"^#\d+ CANCELED", out, re.M), out
+    assert "gave other content" in out, out
+    # A failure that is real still fails the build, after the check.
+    make_ctx(ctx, df, {"a.txt": "wz\n", "b.txt": "nothing\n"})
+    rc, out, _ = b.build(ctx, check=False)
+    assert rc != 0 and "RUN grep" in out, out
+
+
 def test_no_cache_runs_everything(b, tmp_path):
     ctx = make_ctx(tmp_path / "ctx", APP_DOCKERFILE, {"requirements.txt": "a\n", "main.py": "m\n"})
     b.build(ctx)

@@ -106,14 +106,15 @@ def parse_plain(output):
             steps[num] = Step(num, rest)
             continue
         word = rest.split(" ", 1)[0].rstrip(":")
-        if word in ("CACHED", "DONE", "ERROR"):
+        if word in ("CACHED", "DONE", "ERROR", "CANCELED"):
             steps[num].status = word
     return [steps[n] for n in sorted(steps)]
 
 
 def instruction_steps(steps):
-    """Only the Dockerfile instructions, i.e. steps named `[stage i/n] ...`."""
-    return [s for s in steps if s.is_instruction]
+    """Only the Dockerfile instructions, i.e. steps named `[stage i/n] ...`; not the CANCELED
+    ones (work done on a COPY --from guess that did not hold, redone in steps of their own)."""
+    return [s for s in steps if s.is_instruction and s.status != "CANCELED"]
 
 
 def filesystem_steps(steps):
