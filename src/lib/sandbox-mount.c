@@ -612,9 +612,36 @@ static void __attribute__((noreturn)) monitor_wait(int sock)
   _exit(0);
 }
 
+/* Close every fd from 3 up but the `n` in keep (any order, negatives ignored). */
+static void
+close_all_but(int *keep, size_t n)
+{
+  for (size_t i = 1; i < n; i++) /* insertion sort: a handful of fds */
+    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned lo = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < (int)lo)
+      continue;
+    if ((unsigned)keep[i] > lo)
+      syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0U);
+    lo = (unsigned)keep[i] + 1;
+  }
+  syscall(SYS_close_range, lo, ~0U, 0U);
+}
+
 void
 sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
 {
+  /* A fork of a threaded process: it holds every fd the other threads had open, such as the
+   * output pipe and socket of a RUN another stage runs at the same time, whose end-of-file
+   * would then wait for this sandbox to end (seen: a 0.01 s RUN that took the 2 s of the
+   * other stage's). Only what this sandbox uses stays open. */
+  int keep[] = {sock, out_fd, o->stdin_fd, o->stdout_fd, o->stderr_fd};
+  close_all_but(keep, SW_ARRAY_SIZE(keep));
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
   struct monitor m = {.o = o, .sock = sock, .rootfd = -1};
   struct sigaction sa = {.sa_handler = monitor_forward, .sa_flags = SA_RESTART};
