@@ -1121,7 +1121,8 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
           ? xasprintf("[%s %*d/%d] FROM %s", st->display, width, r->step_no, st->total,
                       ref ? ref : st->base)
           : xasprintf("[%*d/%d] FROM %s", width, r->step_no, st->total, ref ? ref : st->base);
-  int id = sw_progress_begin(o->progress, name);
+  /* A second pass (speculation's check) loads the base again without showing it again. */
+  int id = r->verifying ? 0 : sw_progress_begin(o->progress, name);
   sw_image_t *base = NULL;
   int f = sw_registry_get_or_pull(o->store, st->base, &base, err);
   if (f <= 0) {
