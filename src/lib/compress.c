@@ -324,6 +324,24 @@ gz_emit(gz_enc_t *g, gz_job_t *j, sw_error_t *err)
   return 0;
 }
 
+/* With mu held: compress the next queued job on the main thread if there is one (help rather
+ * than sleep), else wait for a worker to finish one. */
+static void
+gz_help_or_wait(gz_enc_t *g)
+{
+  if (g->claim_seq < g->fill_seq) {
+    gz_job_t *mine = &g->jobs[g->claim_seq % g->njobs];
+    g->claim_seq++;
+    mine->state = JOB_BUSY;
+    pthread_mutex_unlock(&g->mu);
+    gz_compress_job(g->main_ctx, g->be, mine);
+    pthread_mutex_lock(&g->mu);
+    gz_job_done(g, mine);
+  } else {
+    pthread_cond_wait(&g->done_cv, &g->mu);
+  }
+}
+
 /* Write out, in order, the finished jobs; with wait_until, block (helping with compression
  * meanwhile) until write_seq reaches it. */
 static int
@@ -337,17 +355,7 @@ gz_collect(gz_enc_t *g, uint64_t wait_until, sw_error_t *err)
       return 0;
     }
     if (j->state != JOB_DONE) {
-      if (g->claim_seq < g->fill_seq) { /* help rather than sleep */
-        gz_job_t *mine = &g->jobs[g->claim_seq % g->njobs];
-        g->claim_seq++;
-        mine->state = JOB_BUSY;
-        pthread_mutex_unlock(&g->mu);
-        gz_compress_job(g->main_ctx, g->be, mine);
-        pthread_mutex_lock(&g->mu);
-        gz_job_done(g, mine);
-      } else {
-        pthread_cond_wait(&g->done_cv, &g->mu);
-      }
+      gz_help_or_wait(g);
       pthread_mutex_unlock(&g->mu);
       continue;
     }
@@ -375,19 +383,8 @@ static void
 gz_acquire_in(gz_enc_t *g, gz_job_t *j)
 {
   pthread_mutex_lock(&g->mu);
-  while (g->npool == 0) {
-    if (g->claim_seq < g->fill_seq) {
-      gz_job_t *mine = &g->jobs[g->claim_seq % g->njobs];
-      g->claim_seq++;
-      mine->state = JOB_BUSY;
-      pthread_mutex_unlock(&g->mu);
-      gz_compress_job(g->main_ctx, g->be, mine);
-      pthread_mutex_lock(&g->mu);
-      gz_job_done(g, mine);
-    } else {
-      pthread_cond_wait(&g->done_cv, &g->mu);
-    }
-  }
+  while (g->npool == 0)
+    gz_help_or_wait(g);
   j->in = g->pool[--g->npool];
   pthread_mutex_unlock(&g->mu);
 }
