@@ -497,6 +497,37 @@ key_flags(stage_run_t *r, const copy_flags_t *f, const sw_copy_opts_t *co)
   return flags;
 }
 
+/* --chown (resolved in the stage's /etc/passwd and /etc/group) and --chmod into co. */
+static int
+owner_and_mode(stage_run_t *r, sw_lowerfs_t *fs, const copy_flags_t *f, sw_copy_opts_t *co,
+               sw_error_t *err)
+{
+  if (f->chown) {
+    co->chown = true;
+    if (sv_resolve_owner(fs, f->chown, &co->uid, &co->gid, err) < 0)
+      return sv_wrap(r, err);
+  }
+  return f->chmod ? parse_chmod(r, f->chmod, &co->chmod, err) : 0;
+}
+
+/* The cache key of a COPY/ADD step. */
+static void
+copy_key(stage_run_t *r, const sw_insn_t *in, bool link, char *dest_abs, char *const *flags,
+         const char *content, char key[SW_KEY_SIZE])
+{
+  char *args[] = {dest_abs, NULL};
+  sw_cachekey_input_t ki = {
+      /* --link: the layer does not depend on what is below it */
+      .parent = link ? NULL : r->key,
+      .instruction = in->kind == SW_INSN_ADD ? "ADD" : "COPY",
+      .args = args,
+      .flags = flags,
+      .content = content,
+      .platform = r->sv->o->plan->platform,
+  };
+  sw_cachekey_step(&ki, key);
+}
+
 /* A COPY --from's key without its content: the state it copies onto, from which stage, which
  * sources (as written, expanded), where and how. Its prediction is recorded under it. */
 static void
@@ -563,14 +594,8 @@ speculate(stage_run_t *r, const sw_step_t *step)
   _cleanup_free_ char *name = NULL;
   sw_copy_opts_t co = {.chmod = -1};
   int rc = 0;
-  if (copy_flags(r, in, &f, &e) < 0 || sv_expand(r, in->args[in->n_args - 1], &dest, &e) < 0)
-    goto out;
-  if (f.chown) {
-    co.chown = true;
-    if (sv_resolve_owner(fs, f.chown, &co.uid, &co.gid, &e) < 0)
-      goto out;
-  }
-  if (f.chmod && parse_chmod(r, f.chmod, &co.chmod, &e) < 0)
+  if (copy_flags(r, in, &f, &e) < 0 || sv_expand(r, in->args[in->n_args - 1], &dest, &e) < 0 ||
+      owner_and_mode(r, fs, &f, &co, &e) < 0)
     goto out;
   for (size_t i = 0; i + 1 < in->n_args; i++) {
     char *src = NULL;
@@ -585,16 +610,7 @@ speculate(stage_run_t *r, const sw_step_t *step)
   bool confirmed = false;
   if (sw_prediction_get(o->store, stem, &content, &confirmed, &e) <= 0 || !confirmed)
     goto out;
-  char *args[] = {dest_abs, NULL};
-  sw_cachekey_input_t ki = {
-      .parent = f.link ? NULL : r->key,
-      .instruction = in->kind == SW_INSN_ADD ? "ADD" : "COPY",
-      .args = args,
-      .flags = flags,
-      .content = content,
-      .platform = o->plan->platform,
-  };
-  sw_cachekey_step(&ki, key);
+  copy_key(r, in, f.link, dest_abs, flags, content, key);
   sw_layer_desc_t layer;
   bool has = false;
   int64_t created = r->sv->now;
@@ -653,14 +669,7 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
                        .excludes = ex,
                        .now = r->sv->now,
                        .dest_fs = f.link ? NULL : fs};
-  if (f.chown) {
-    co.chown = true;
-    if (sv_resolve_owner(fs, f.chown, &co.uid, &co.gid, err) < 0) {
-      sv_wrap(r, err);
-      goto out;
-    }
-  }
-  if (f.chmod && parse_chmod(r, f.chmod, &co.chmod, err) < 0)
+  if (owner_and_mode(r, fs, &f, &co, err) < 0)
     goto out;
   double tg = sw_now();
   if (gather(r, step, &f, ex, &s, &srcs, &dest, err) < 0)
@@ -694,17 +703,7 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     }
     guessed_wrong = r->verifying && sv_guess_settle(r, step, same);
   }
-  char *args[] = {dest_abs, NULL};
-  sw_cachekey_input_t ki = {
-      /* --link: the layer does not depend on what is below it */
-      .parent = f.link ? NULL : r->key,
-      .instruction = in->kind == SW_INSN_ADD ? "ADD" : "COPY",
-      .args = args,
-      .flags = flags,
-      .content = content,
-      .platform = o->plan->platform,
-  };
-  sw_cachekey_step(&ki, key);
+  copy_key(r, in, f.link, dest_abs, flags, content, key);
   hist = copy_history(in, &f, srcs, dest);
 
   sw_layer_desc_t layer;

@@ -331,9 +331,9 @@ remote_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has
   return 1;
 }
 
-static int
-lookup_once(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
-            int64_t *created, sw_error_t *err)
+int
+sv_cache_peek(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
+              int64_t *created, sw_error_t *err)
 {
   const sw_solve_opts_t *o = r->sv->o;
   _cleanup_free_ char *val = NULL;
@@ -415,7 +415,7 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
   if (sv->o->no_cache)
     return 0;
   for (;;) {
-    int f = lookup_once(r, key, layer, has_layer, created, err);
+    int f = sv_cache_peek(r, key, layer, has_layer, created, err);
     if (f != 0)
       return f;
     pthread_mutex_lock(&sv->lock);
@@ -439,13 +439,6 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
     if (failed)
       return sw_error(err, EINTR, "build interrupted: another stage failed");
   }
-}
-
-int
-sv_cache_peek(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
-              int64_t *created, sw_error_t *err)
-{
-  return lookup_once(r, key, layer, has_layer, created, err);
 }
 
 bool
