@@ -55,17 +55,17 @@ TYPES = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "di
          tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo"}
 
 
-def mtime_class(t, ctx_mtime, epoch):
+def mtime_class(t, ctx_mtime, epoch, base_mtime=BASE_MTIME):
     if epoch is not None and t == epoch:
         return "epoch"
     if t == ctx_mtime:
         return "ctx"
-    if t == BASE_MTIME:
+    if t == base_mtime:
         return "base"
     return "0" if t == 0 else "build"
 
 
-def entry_of(tf, m, ctx_mtime, epoch):
+def entry_of(tf, m, ctx_mtime, epoch, base_mtime=BASE_MTIME):
     path = m.name
     while path.startswith("./"):
         path = path[2:]
@@ -92,11 +92,11 @@ def entry_of(tf, m, ctx_mtime, epoch):
     if xattrs:
         e["xattrs"] = xattrs
     if not (e.get("whiteout") or e.get("opaque")):
-        e["mtime"] = mtime_class(int(m.mtime), ctx_mtime, epoch)
+        e["mtime"] = mtime_class(int(m.mtime), ctx_mtime, epoch, base_mtime)
     return e
 
 
-def read_layer(data, ctx_mtime, epoch):
+def read_layer(data, ctx_mtime, epoch, base_mtime=BASE_MTIME):
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     elif data[:4] == b"\x28\xb5\x2f\xfd":
@@ -104,7 +104,7 @@ def read_layer(data, ctx_mtime, epoch):
     entries = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
         for m in tf:
-            entries.append(entry_of(tf, m, ctx_mtime, epoch))
+            entries.append(entry_of(tf, m, ctx_mtime, epoch, base_mtime))
     return entries
 
 
@@ -131,7 +131,7 @@ def summarise_entries(entries):
     return out
 
 
-def summarise_archive(path, ctx_mtime=CTX_MTIME, epoch=None):
+def summarise_archive(path, ctx_mtime=CTX_MTIME, epoch=None, base_mtime=BASE_MTIME):
     with tarfile.open(path) as outer:
         names = {n[2:] if n.startswith("./") else n: n for n in outer.getnames()}
 
@@ -142,7 +142,8 @@ def summarise_archive(path, ctx_mtime=CTX_MTIME, epoch=None):
             sys.exit("compare.py: %s holds %d images, expected one" % (path, len(manifest)))
         manifest = manifest[0]
         config = json.loads(member(manifest["Config"]))
-        layers = [read_layer(member(name), ctx_mtime, epoch) for name in manifest["Layers"]]
+        layers = [read_layer(member(name), ctx_mtime, epoch, base_mtime)
+                  for name in manifest["Layers"]]
     cfg = config.get("config") or {}
     history = []
     for h in config.get("history") or []:
@@ -166,6 +167,54 @@ def summarise_archive(path, ctx_mtime=CTX_MTIME, epoch=None):
         "history": history,
         "layers": out_layers,
     }
+
+
+
+def base_mtime_of(path):
+    """The time a base rootfs tar was clamped to (mmdebstrap under SOURCE_DATE_EPOCH writes no
+    later mtime, and every file it creates has exactly that one): its newest mtime."""
+    with tarfile.open(path) as tf:
+        return max(int(m.mtime) for m in tf)
+
+
+def summarise_rootfs(path, base_mtime):
+    """A base rootfs tar (what `import` is given) summarised as the layer it must become."""
+    with open(path, "rb") as f:
+        return summarise_entries(read_layer(f.read(), CTX_MTIME, None, base_mtime))
+
+
+BYTES = ("sha256", "size")
+
+
+def judge_base(want, got, base):
+    """Judge slipway's work, not the Debian archive's. `want` was recorded from Docker on the
+    base of its day; `base` is the summary of the base tar slipway was given now.
+    - An imported layer is compared with `base` itself: slipway must store exactly the tar it
+      was given, whatever the archive put in it.
+    - When `base` is not the recorded one (a security update or point release since), the
+      files a RUN step wrote by running the base's programs on the base's files (/etc/passwd
+      after useradd, a version string, bytecode) may differ for that reason alone: their bytes
+      are not compared, everything else (paths, types, modes, owners, links, xattrs,
+      whiteouts, mtime classes, layer boundaries, config, history) still is. Files COPY put
+      there come from the context and are always compared byte for byte.
+    Returns True when the base is the recorded one (a fully strict comparison)."""
+    same = True
+    for layer in want.get("layers", []):
+        if layer["made_by"].startswith("Imported from"):
+            same = same and (layer.get("count"), layer.get("sha256"), layer.get("entries")) == (
+                base.get("count"), base.get("sha256"), base.get("entries"))
+            made_by = layer["made_by"]
+            layer.clear()
+            layer.update(json.loads(json.dumps(base)), made_by=made_by)
+    if not same:
+        for summary in (want, got):
+            for layer in summary.get("layers", []):
+                if layer["made_by"].startswith("RUN ") and "entries" in layer:
+                    for e in layer["entries"]:
+                        if e["type"] == "file" and not (e.get("whiteout") or e.get("opaque")):
+                            for k in BYTES:
+                                e.pop(k, None)
+    return same
 
 
 def load(path, ctx_mtime, epoch):

@@ -34,6 +34,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+_REFUSING = []
+
+
+def refused_port():
+    """A loopback port where a connection is refused for the rest of the test session: bound
+    but never listening, so no other process (another test run at the same time) can take it
+    and answer."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _REFUSING.append(s)
+    return s.getsockname()[1]
+
+
 def _wait_http(port, proc, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -56,9 +69,23 @@ class Registry:
         self.dir = tmp / name
         self.storage = self.dir / "storage"
         self.storage.mkdir(parents=True)
-        self.port = free_port()
-        self.host = "127.0.0.1:%d" % self.port
         self.auth = auth or {}
+        self.log = open(self.dir / "registry.log", "wb")
+        # A free port is free only until someone else takes it (another test run at the same
+        # time): a registry that could not bind it exits, and we try another.
+        for attempt in range(8):
+            self.port = free_port()
+            self.host = "127.0.0.1:%d" % self.port
+            self.proc = self._start()
+            try:
+                _wait_http(self.port, self.proc)
+                return
+            except RuntimeError:
+                if self.proc.poll() is None or attempt == 7:
+                    self.stop()
+                    raise
+
+    def _start(self):
         cfg = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
@@ -71,10 +98,8 @@ class Registry:
         # docker-registry reads YAML; JSON is YAML.
         self.config = self.dir / "config.yml"
         self.config.write_text(json.dumps(cfg))
-        self.log = open(self.dir / "registry.log", "wb")
-        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        _wait_http(self.port, self.proc)
+        return subprocess.Popen([REGISTRY_BIN, "serve", str(self.config)],
+                                stdout=self.log, stderr=subprocess.STDOUT)
 
     def blob_data_path(self, digest):
         hexd = digest.split(":", 1)[1]

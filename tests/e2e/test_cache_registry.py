@@ -126,7 +126,7 @@ def test_cache_from_unreachable_or_missing_warns(stores, registry_open, marker, 
                                                 busybox_rootfs_tar):
     a, b, env = stores
     ctx = make_ctx(tmp_path / "ctx", dockerfile(marker), {"a.txt": "a\n", "c.txt": "c\n"})
-    dead = "127.0.0.1:%d/cache/app:x" % rf.free_port()
+    dead = "127.0.0.1:%d/cache/app:x" % rf.refused_port()
     missing = "%s/cache/none:x" % registry_open.host
     image = "%s/plain/image:1" % registry_open.host  # an image, not a cache (docker's habit)
     a("import", busybox_rootfs_tar, "bb:1")
@@ -144,7 +144,7 @@ def test_cache_from_unreachable_or_missing_warns(stores, registry_open, marker, 
 def test_cache_to_failure_is_an_error_after_the_image(stores, marker, tmp_path):
     a, b, env = stores
     ctx = make_ctx(tmp_path / "ctx", dockerfile(marker), {"a.txt": "a\n", "c.txt": "c\n"})
-    dead = "127.0.0.1:%d/cache/app:x" % rf.free_port()
+    dead = "127.0.0.1:%d/cache/app:x" % rf.refused_port()
     p = build(a, env, ctx, "-t", "img", "--cache-to", "type=registry,ref=" + dead, check=False)
     assert p.returncode == 1, p.stderr
     assert dead in p.stderr and "slipway login" in p.stderr

@@ -2,7 +2,13 @@
 docker-archive and compared (tests/conformance/compare.py) with the summary of the image Docker
 built from it, recorded in tests/conformance/expected/<case>.json by
 tests/conformance/record.sh (CI has no dockerd). Layers, their tar entries (type, mode, owner,
-size, bytes, link, xattrs, whiteouts, mtime class), config fields and history must match."""
+size, bytes, link, xattrs, whiteouts, mtime class), config fields and history must match.
+
+The bases (Debian's busybox-static in a rootfs of our own, and the mmdebstrap Python image) come
+from the day's Debian archive, not from slipway: `compare.judge_base` compares the imported layer
+with the tar slipway was given, and, when that is not the base Docker's recording was made on,
+leaves out the bytes of files that RUN steps wrote with the base's own programs. So a security
+update in the archive never fails the suite, and everything slipway decides is still judged."""
 import os
 import shutil
 import subprocess
@@ -35,7 +41,14 @@ def conform_store(slipway_bin, tmp_path_factory):
     tar = str(tmp_path_factory.mktemp("conform-base") / "busybox.tar")
     rootfs.write(tar)
     s("import", tar, "conform-busybox:latest", "-c", 'CMD ["sh"]')
+    s.bases = {"conform-busybox": base_of(tar)}
     return s
+
+
+def base_of(tar):
+    """What the comparator needs of a base tar: its clamp time and its summary as a layer."""
+    t = compare.base_mtime_of(tar)
+    return {"mtime": t, "summary": compare.summarise_rootfs(tar, t)}
 
 
 def without(summary, ignore):
@@ -50,7 +63,8 @@ def without(summary, ignore):
 @pytest.mark.parametrize("case", CASES)
 def test_conformance(case, conform_store, python_base_tar_if, tmp_path):
     s = conform_store
-    if uses(case, "conform-python"):
+    base = "conform-python" if uses(case, "conform-python") else "conform-busybox"
+    if base == "conform-python":
         python_base_tar_if(s)
     ctx = tmp_path / "ctx"
     shutil.copytree(os.path.join(CONFORM, "cases", case), ctx, symlinks=True)
@@ -59,9 +73,13 @@ def test_conformance(case, conform_store, python_base_tar_if, tmp_path):
     s("build", "-q", "-t", "conform-case:" + case, *caseinfo.build_flags(str(ctx)), str(ctx))
     archive = tmp_path / "image.tar"
     s("save", "--format", "docker", "-o", archive, "conform-case:" + case)
-    got = compare.summarise_archive(str(archive))
+    got = compare.summarise_archive(str(archive), base_mtime=s.bases[base]["mtime"])
     with open(os.path.join(CONFORM, "expected", case + ".json")) as f:
         want = compare.json.load(f)
+    if not compare.judge_base(want, got, s.bases[base]["summary"]):
+        print("%s: the base is not the one Docker's recording was made on (the Debian archive "
+              "moved): bytes of files written by RUN steps are not compared; "
+              "tests/conformance/record.sh %s restores the strict comparison" % (case, case))
     ignore = info.get("ignore", [])
     want, got = compare.tolerate(want), compare.tolerate(got)
     lines = compare.diff(without(want, ignore), without(got, ignore), ("docker", "slipway"))
@@ -87,8 +105,9 @@ def python_base_tar_if():
         if not done:
             p = subprocess.run([os.path.join(CONFORM, "..", "..", "scripts", "base-image.sh")],
                                stdout=subprocess.PIPE, text=True, check=True, timeout=3600)
-            s("import", p.stdout.strip().splitlines()[-1], "conform-python:latest",
-              "-c", 'CMD ["python3"]')
+            tar = p.stdout.strip().splitlines()[-1]
+            s("import", tar, "conform-python:latest", "-c", 'CMD ["python3"]')
+            s.bases["conform-python"] = base_of(tar)
             done.append(True)
     return need
 

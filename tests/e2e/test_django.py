@@ -12,8 +12,10 @@ What these tests prove, each with an assertion that can fail:
 Needs root, the base image (scripts/base-image.sh, cached) and the loopback wheelhouse
 (scripts/wheelhouse.sh). The builds need Debian's apt mirror (the article's build-essential).
 """
+import functools
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -22,8 +24,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -62,6 +64,11 @@ def wait_http(url, timeout=60, proc=None, headers=None):
             last = e
             time.sleep(0.2)
     raise AssertionError(f"{url} did not answer within {timeout}s: {last}")
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
 
 
 def get(url, headers=None):
@@ -346,12 +353,12 @@ def dj(slipway_bin, python_base_tar, tmp_path_factory):
         stdout=subprocess.PIPE,
         text=True,
     ).stdout.strip()
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", wheelhouse, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # The index is served from this process on a port the kernel picks (port 0): nothing else,
+    # not even a second test run at the same time, can take it first.
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietFiles, directory=wheelhouse))
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         index = f"http://127.0.0.1:{port}/simple/"
         assert "Django-3.2.25" in wait_http(index + "django/", timeout=20)
@@ -359,8 +366,8 @@ def dj(slipway_bin, python_base_tar, tmp_path_factory):
         sw("import", "--change", 'CMD ["python3"]', python_base_tar, "python:slim", timeout=900)
         yield sw
     finally:
-        server.terminate()
-        server.wait()
+        server.shutdown()
+        server.server_close()
         shutil.rmtree(work / "store", ignore_errors=True)
 
 

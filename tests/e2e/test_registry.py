@@ -73,7 +73,7 @@ def test_login_usage_errors(slipway_bin, reg_env):
 
 
 def test_login_unreachable_names_url(slipway_bin, reg_env):
-    port = rf.free_port()
+    port = rf.refused_port()
     env = dict(reg_env, SLIPWAY_RETRIES="1")
     p = run(slipway_bin, env, "login", "-u", "a", "-p", "b", "127.0.0.1:%d" % port, check=False)
     assert p.returncode == 1
