@@ -310,10 +310,13 @@ parse_args(int argc, char **argv, build_opts_t *o)
   return 0;
 }
 
+/* The signal that stopped the build: the exit status is 128 + it, as a shell reports. */
+static volatile sig_atomic_t stop_signal;
+
 static void
 on_signal(int sig)
 {
-  (void)sig;
+  stop_signal = sig;
   if (sw_solve_interrupted()) {
     /* A second Ctrl-C: leave now (the store stays consistent: nothing is half-committed). */
     signal(SIGINT, SIG_DFL);
@@ -674,5 +677,7 @@ cmd_build(int argc, char **argv, sw_global_t *g)
   }
   r = do_build(&o, g, &err) < 0 ? sw_error_report(&err) : 0;
   opts_free(&o);
+  if (r != 0 && stop_signal)
+    return 128 + stop_signal;
   return r;
 }
