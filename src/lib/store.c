@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static const char *const layout_dirs[] = {"blobs", "blobs/sha256", "snapshots",
-                                          "tmp",   "mounts",       "containers"};
+static const char *const layout_dirs[] = {"blobs",  "blobs/sha256", "snapshots", "tmp",
+                                          "mounts", "containers",   "trash"};
 
 /* Schema migrations: index i brings user_version i to i+1. */
 static const char *const migrations[] = {
@@ -345,6 +345,18 @@ clear_tmp(sw_store_t *s)
 }
 
 int
+sw_store_trash_at(sw_store_t *s, int dfd, const char *name, sw_error_t *err)
+{
+  static unsigned counter;
+  const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+  _cleanup_free_ char *dst = xasprintf("trash/%.80s.%d.%u", base, (int)getpid(),
+                                       __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+  if (renameat(dfd, name, s->root_fd, dst) == 0 || errno == ENOENT)
+    return 0;
+  return sw_error(err, errno, "move `%s` to `%s/%s`", name, s->root, dst);
+}
+
+int
 sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
 {
   _cleanup_(sw_store_freep) sw_store_t *s = xcalloc(1, sizeof(*s));
@@ -371,8 +383,10 @@ sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
   if (s->lock_fd < 0)
     return sw_error(err, errno, "open `%s/lock`", root);
   /* Alone on this store? Then nothing in tmp/ is in use: clear what a killed process left. */
-  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
     clear_tmp(s);
+    sw_store_empty_trash(s);
+  }
   if (take_lock(s, LOCK_SH, err) < 0)
     return -1;
 

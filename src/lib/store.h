@@ -5,6 +5,7 @@
  *   ROOT/blobs/sha256/<hex>  content-addressed blobs (layers, configs, manifests)
  *   ROOT/snapshots/<hex>/    one extracted layer each (overlay format), named by diffID hex
  *   ROOT/tmp/                staging on the same filesystem: a rename commits
+ *   ROOT/trash/              deletion renames a thing here first, then removes it
  *   ROOT/mounts/<id>/        RUN --mount=type=cache directories
  *   ROOT/containers/<name>/  `slipway run` upper/work dirs
  *

@@ -49,6 +49,19 @@ void sw_db_flush_touched(sw_store_t *s);
 /* Run a statement to completion (no rows expected). */
 int sw_db_exec(sw_store_t *s, const char *sql, sw_error_t *err);
 
+/* ---- deletion: invisible first (ROOT/trash), removed after ----
+ * A thing in the store is deleted by renaming it into ROOT/trash (atomic: readers see it
+ * complete or not at all), then removing it there. The trash is emptied only by a process that
+ * holds the store lock exclusively (store open when alone, prune, fsck): a build or a container
+ * of another process may still use what was trashed (an overlay lower dir). */
+/* Rename name (relative to dfd; AT_FDCWD for a path) into the trash. A missing name is not an
+ * error. */
+int sw_store_trash_at(sw_store_t *s, int dfd, const char *name, sw_error_t *err);
+/* Remove everything in the trash; returns the bytes freed. Lock held exclusively. */
+int64_t sw_store_empty_trash(sw_store_t *s);
+/* Disk bytes of a tree (st_blocks of regular files). */
+int64_t sw_tree_bytes(int dfd, const char *name);
+
 /* "sha256:<hex>" -> pointer to hex, NULL if malformed. */
 const char *sw_digest_hex(const char *digest);
 
