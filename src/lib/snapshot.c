@@ -105,8 +105,8 @@ sw_layer_record(sw_store_t *s, const sw_layer_desc_t *l, int64_t snapshot_size, 
  * of a complete one lost files in every later image). dir takes its place in one atomic exchange
  * and the old one goes to the trash, not removed at once: a build or a container may use it as
  * a lower dir. */
-static int
-commit_snapshot(sw_store_t *s, const char *dir, const char *diff_id, sw_error_t *err)
+int
+sw_snapshot_commit(sw_store_t *s, const char *dir, const char *diff_id, sw_error_t *err)
 {
   _cleanup_free_ char *dst = sw_snapshot_path(s, diff_id);
   for (int tries = 0; tries < 8; tries++) {
@@ -172,7 +172,7 @@ commit_layer(sw_store_t *s, const char *tmp, const char *dir, const sw_layer_des
 {
   if (sw_blob_adopt(s, tmp, l->digest, err) < 0)
     return -1;
-  if (commit_snapshot(s, dir, l->diff_id, err) < 0)
+  if (sw_snapshot_commit(s, dir, l->diff_id, err) < 0)
     return -1;
   return sw_layer_record(s, l, 0, err);
 }
@@ -256,7 +256,7 @@ sw_layer_commit_hashed(sw_store_t *s, const char *dir, const char *diff_id, int6
   sw_error_t ignored = NULL;
   snprintf(l.diff_id, sizeof(l.diff_id), "%s", diff_id);
   l.tar_size = tar_size;
-  if (commit_snapshot(s, dir, l.diff_id, err) < 0 ||
+  if (sw_snapshot_commit(s, dir, l.diff_id, err) < 0 ||
       record_snapshot(s, l.diff_id, l.tar_size, err) < 0)
     return sw_error_wrap(err, "committing layer from `%s`", dir);
   /* Built before (and its blob made by an image commit)? Then the layer is complete. */
@@ -434,7 +434,7 @@ record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const 
   }
   info.media_type = sw_codec_media_type(codec_of(codec, fd), false);
   fill_desc(out, &info, media_type);
-  if (dir && commit_snapshot(s, dir, out->diff_id, err) < 0) {
+  if (dir && sw_snapshot_commit(s, dir, out->diff_id, err) < 0) {
     drop_dir(dir);
     return sw_error_wrap(err, "importing layer %s", digest);
   }
@@ -566,7 +566,8 @@ sw_snapshot_ensure(sw_store_t *s, const char *diff_id, sw_error_t *err)
   opts.name = l.digest;
   opts.codec = sw_codec_from_media_type(l.media_type);
   opts.expect_diff_id = diff_id;
-  if (sw_layer_apply(fd, dir, &opts, NULL, err) < 0 || commit_snapshot(s, dir, diff_id, err) < 0) {
+  if (sw_layer_apply(fd, dir, &opts, NULL, err) < 0 ||
+      sw_snapshot_commit(s, dir, diff_id, err) < 0) {
     sw_rm_rf(dir, &ignored);
     sw_error_release(&ignored);
     return sw_error_wrap(err, "unpacking layer %s", diff_id);

@@ -329,6 +329,20 @@ take_lock(sw_store_t *s, int op, sw_error_t *err)
   return 0;
 }
 
+int
+sw_store_lock_exclusive(sw_store_t *s, sw_error_t *err)
+{
+  /* Drop ours first, else two processes trading up would wait on each other. */
+  flock(s->lock_fd, LOCK_UN);
+  return take_lock(s, LOCK_EX, err);
+}
+
+void
+sw_store_lock_shared(sw_store_t *s)
+{
+  flock(s->lock_fd, LOCK_SH);
+}
+
 static void
 clear_tmp(sw_store_t *s)
 {

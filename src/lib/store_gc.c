@@ -245,18 +245,13 @@ sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *re
   memset(rep, 0, sizeof(*rep));
   sw_db_flush_touched(s);
 
-  /* Shared → exclusive: drop ours first, else two pruners would wait on each other. */
-  flock(s->lock_fd, LOCK_UN);
-  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n", s->root);
-    if (flock(s->lock_fd, LOCK_EX) < 0)
-      return sw_error(err, errno, "lock `%s/lock`", s->root);
-  }
+  if (sw_store_lock_exclusive(s, err) < 0)
+    return -1;
   int r = sw_db_begin(s, err);
   if (r == 0)
     r = sw_db_end(s, prune_rows(s, o, rep, err) == 0, err);
   if (r == 0)
     r = gc_files(s, o->all, rep, err);
-  flock(s->lock_fd, LOCK_SH);
+  sw_store_lock_shared(s);
   return r;
 }

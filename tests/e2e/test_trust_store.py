@@ -72,6 +72,8 @@ def test_sigkilled_prune_does_not_poison_rebuild(slipway, busybox_image, tmp_pat
     assert slipway("run", "--rm", "child", "cat", "/count").stdout.strip() == str(N_FILES)
     # the killed prune's trash was emptied by the next command alone on the store
     assert os.listdir(os.path.join(slipway.root, "trash")) == []
+    p = slipway("fsck")
+    assert "no problems" in p.stdout
 
 
 def test_rebuild_replaces_leftover_snapshot_dir(slipway, busybox_image, tmp_path):
@@ -88,3 +90,69 @@ def test_rebuild_replaces_leftover_snapshot_dir(slipway, busybox_image, tmp_path
         open(os.path.join(snap, "d", "f%05d" % i), "w").close()
     slipway("build", "-t", "many", ctx, env=SDE)
     assert count_in_image(slipway, "many") == N_FILES
+
+
+def fsck(slipway, *args):
+    p = slipway("fsck", *args, check=False)
+    assert p.returncode in (0, 1), p.stderr
+    return p
+
+
+def layer_dir(slipway, diff_id):
+    return os.path.join(slipway.root, "snapshots", diff_id.split(":")[1])
+
+
+def test_fsck_finds_and_repairs_damaged_snapshots_and_blobs(slipway, busybox_image, tmp_path):
+    ctx = tmp_path / "ctx"
+    (ctx / "d").mkdir(parents=True)
+    for i in range(50):
+        (ctx / "d" / ("f%02d" % i)).write_text("x" * i)
+    # stage `mid` is not shipped: its layer is a snapshot with no blob
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox AS mid\nRUN mkdir /m && echo 12345 > /m/a && echo 6789 > /m/b\n"
+        "FROM busybox\nCOPY d /d\nCOPY --from=mid /m/b /b\n")
+    slipway("build", "-t", "app", ctx)
+    p = fsck(slipway)
+    assert p.returncode == 0, p.stdout
+    assert "no problems" in p.stdout
+
+    # a shipped layer's snapshot loses files (what a killed deletion left)
+    app = slipway.inspect("app")
+    copy_layer = app["RootFS"]["Layers"][1]
+    os.unlink(os.path.join(layer_dir(slipway, copy_layer), "d", "f07"))
+    os.unlink(os.path.join(layer_dir(slipway, copy_layer), "d", "f08"))
+    # the intermediate stage's snapshot (no blob) loses one
+    mids = [n for n in os.listdir(os.path.join(slipway.root, "snapshots"))
+            if os.path.exists(os.path.join(slipway.root, "snapshots", n, "m", "b"))]
+    assert len(mids) == 1
+    os.unlink(os.path.join(slipway.root, "snapshots", mids[0], "m", "b"))
+    p = fsck(slipway)
+    assert p.returncode == 1
+    assert "2 missing, 0 extra, 0 changed (first: missing `d/f07`)" in p.stdout, p.stdout
+    assert "used by image docker.io/library/app:latest" in p.stdout
+    assert "sha256:%s" % mids[0] in p.stdout and "files are missing or changed" in p.stdout
+
+    p = fsck(slipway, "--repair")
+    assert p.returncode == 0, p.stdout
+    assert p.stdout.count("repaired:") == 2, p.stdout
+    assert fsck(slipway).returncode == 0
+    assert slipway("run", "--rm", "app", "sh", "-c", "ls /d | wc -l").stdout.strip() == "50"
+    # the damaged build-step snapshot and its cache records went: the rebuild makes it again
+    out = slipway("build", "-t", "app", ctx).stderr
+    assert "RUN mkdir /m" in out
+    assert slipway("run", "--rm", "app", "cat", "/b").stdout == "6789\n"
+
+    # a blob whose bytes changed: reported with what it holds; repair drops what used it
+    blob = os.path.join(slipway.root, "blobs", "sha256", app["Id"].split(":")[1])
+    with open(blob, "ab") as f:
+        f.write(b" ")
+    p = fsck(slipway)
+    assert p.returncode == 1
+    assert "blob %s holds data of digest" % app["Id"] in p.stdout, p.stdout
+    p = fsck(slipway, "--repair")
+    assert p.returncode == 0, p.stdout
+    assert "image docker.io/library/app:latest removed" in p.stdout
+    assert slipway("inspect", "app", check=False).returncode != 0
+    assert fsck(slipway).returncode == 0
+    slipway("build", "-t", "app", ctx)
+    assert fsck(slipway).returncode == 0
