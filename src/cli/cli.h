@@ -22,6 +22,7 @@ typedef struct {
   X(tag, "Give an image another name")                                                             \
   X(rmi, "Remove one or more images")                                                              \
   X(prune, "Remove build cache and unreferenced data")                                             \
+  X(fsck, "Check the store and repair it")                                                         \
   X(save, "Save an image to a docker-archive or oci-archive file")                                 \
   X(load, "Load an image from a docker-archive or oci-archive file")                               \
   X(import, "Create an image from a root filesystem tarball")                                      \

@@ -131,6 +131,20 @@ hash_fd(int fd, char *digest, sw_error_t *err)
 }
 
 int
+sw_blob_verify(sw_store_t *s, const char *digest, sw_error_t *err)
+{
+  char got[SW_DIGEST_LEN + 1];
+  _cleanup_close_ int fd = sw_blob_open(s, digest, NULL, err);
+  if (fd < 0)
+    return -1;
+  if (hash_fd(fd, got, err) < 0)
+    return sw_error_wrap(err, "blob %s", digest);
+  if (strcmp(got, digest) != 0)
+    return sw_error(err, 0, "blob %s holds data of digest %s", digest, got), 0;
+  return 1;
+}
+
+int
 sw_blob_put_file(sw_store_t *s, const char *tmp_path, const char *expected, char **digest_out,
                  sw_error_t *err)
 {

@@ -100,16 +100,57 @@ sw_layer_record(sw_store_t *s, const sw_layer_desc_t *l, int64_t snapshot_size, 
   return sw_db_end(s, r == 0, err);
 }
 
-/* Rename dir to the snapshot of diff_id; if that snapshot exists, drop dir (same content). */
-static int
-commit_snapshot(sw_store_t *s, const char *dir, const char *diff_id, sw_error_t *err)
+/* Rename dir (complete) to the snapshot of diff_id. A directory already there is never
+ * adopted: it may be what a killed process left (issue 18: a half-deleted snapshot kept in place
+ * of a complete one lost files in every later image). dir takes its place in one atomic exchange
+ * and the old one goes to the trash, not removed at once: a build or a container may use it as
+ * a lower dir. */
+int
+sw_snapshot_commit(sw_store_t *s, const char *dir, const char *diff_id, sw_error_t *err)
 {
   _cleanup_free_ char *dst = sw_snapshot_path(s, diff_id);
-  if (rename(dir, dst) == 0)
-    return 0;
-  if (errno == EEXIST || errno == ENOTEMPTY)
-    return sw_rm_rf(dir, err);
+  for (int tries = 0; tries < 8; tries++) {
+    if (rename(dir, dst) == 0)
+      return 0;
+    if (errno != EEXIST && errno != ENOTEMPTY)
+      break;
+    if (renameat2(AT_FDCWD, dir, AT_FDCWD, dst, RENAME_EXCHANGE) == 0)
+      return sw_store_trash_at(s, AT_FDCWD, dir, err);
+    if (errno == ENOENT)
+      continue; /* dst went away meanwhile: plain rename again */
+    if (errno != EINVAL && errno != ENOSYS)
+      break;
+    /* No RENAME_EXCHANGE on this filesystem: trash it, then rename (dst is missing for a
+     * moment; a reader then unpacks it from its blob or retries). */
+    if (sw_store_trash_at(s, AT_FDCWD, dst, err) < 0)
+      return -1;
+  }
   return sw_error(err, errno, "rename `%s` to `%s`", dir, dst);
+}
+
+/* Is the snapshot of diff_id in place and recorded (a layer or snapshot row names it)? A
+ * directory without a row may be a leftover of a killed process: not trusted. */
+static bool
+snapshot_recorded(sw_store_t *s, const char *diff_id)
+{
+  _cleanup_free_ char *path = sw_snapshot_path(s, diff_id);
+  sw_error_t ignored = NULL;
+  if (access(path, F_OK) < 0)
+    return false;
+  sw_db_lock(s);
+  _cleanup_stmt_ sqlite3_stmt *st =
+      sw_db_prepare(s,
+                    "SELECT 1 FROM layers WHERE diff_id = ?1 "
+                    "UNION ALL SELECT 1 FROM snapshots WHERE diff_id = ?1 LIMIT 1",
+                    &ignored);
+  bool found = false;
+  if (st) {
+    sqlite3_bind_text(st, 1, diff_id, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+  }
+  sw_db_unlock(s);
+  sw_error_release(&ignored);
+  return found;
 }
 
 static void
@@ -131,7 +172,7 @@ commit_layer(sw_store_t *s, const char *tmp, const char *dir, const sw_layer_des
 {
   if (sw_blob_adopt(s, tmp, l->digest, err) < 0)
     return -1;
-  if (commit_snapshot(s, dir, l->diff_id, err) < 0)
+  if (sw_snapshot_commit(s, dir, l->diff_id, err) < 0)
     return -1;
   return sw_layer_record(s, l, 0, err);
 }
@@ -215,7 +256,7 @@ sw_layer_commit_hashed(sw_store_t *s, const char *dir, const char *diff_id, int6
   sw_error_t ignored = NULL;
   snprintf(l.diff_id, sizeof(l.diff_id), "%s", diff_id);
   l.tar_size = tar_size;
-  if (commit_snapshot(s, dir, l.diff_id, err) < 0 ||
+  if (sw_snapshot_commit(s, dir, l.diff_id, err) < 0 ||
       record_snapshot(s, l.diff_id, l.tar_size, err) < 0)
     return sw_error_wrap(err, "committing layer from `%s`", dir);
   /* Built before (and its blob made by an image commit)? Then the layer is complete. */
@@ -363,7 +404,6 @@ record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const 
 {
   sw_layer_info_t info = {0};
   _cleanup_close_ int fd = sw_blob_open(s, digest, NULL, err);
-  _cleanup_free_ char *snap = expected_diff_id ? sw_snapshot_path(s, expected_diff_id) : NULL;
   _cleanup_free_ char *dir = NULL;
   sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
 
@@ -371,7 +411,8 @@ record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const 
   o.name = digest;
   if (fd < 0)
     return sw_error_wrap(err, "importing layer %s", digest);
-  if (snap && access(snap, F_OK) == 0) { /* unpacked already: hash only */
+  if (expected_diff_id &&
+      snapshot_recorded(s, expected_diff_id)) { /* unpacked already: hash only */
     sw_sink_result_t res;
     if (stream_layer(fd, codec, -1, NULL, &res, err) < 0)
       return sw_error_wrap(err, "importing layer %s", digest);
@@ -393,7 +434,7 @@ record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const 
   }
   info.media_type = sw_codec_media_type(codec_of(codec, fd), false);
   fill_desc(out, &info, media_type);
-  if (dir && commit_snapshot(s, dir, out->diff_id, err) < 0) {
+  if (dir && sw_snapshot_commit(s, dir, out->diff_id, err) < 0) {
     drop_dir(dir);
     return sw_error_wrap(err, "importing layer %s", digest);
   }
@@ -525,7 +566,8 @@ sw_snapshot_ensure(sw_store_t *s, const char *diff_id, sw_error_t *err)
   opts.name = l.digest;
   opts.codec = sw_codec_from_media_type(l.media_type);
   opts.expect_diff_id = diff_id;
-  if (sw_layer_apply(fd, dir, &opts, NULL, err) < 0 || commit_snapshot(s, dir, diff_id, err) < 0) {
+  if (sw_layer_apply(fd, dir, &opts, NULL, err) < 0 ||
+      sw_snapshot_commit(s, dir, diff_id, err) < 0) {
     sw_rm_rf(dir, &ignored);
     sw_error_release(&ignored);
     return sw_error_wrap(err, "unpacking layer %s", diff_id);

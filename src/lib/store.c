@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static const char *const layout_dirs[] = {"blobs", "blobs/sha256", "snapshots",
-                                          "tmp",   "mounts",       "containers"};
+static const char *const layout_dirs[] = {"blobs",  "blobs/sha256", "snapshots", "tmp",
+                                          "mounts", "containers",   "trash"};
 
 /* Schema migrations: index i brings user_version i to i+1. */
 static const char *const migrations[] = {
@@ -329,6 +329,20 @@ take_lock(sw_store_t *s, int op, sw_error_t *err)
   return 0;
 }
 
+int
+sw_store_lock_exclusive(sw_store_t *s, sw_error_t *err)
+{
+  /* Drop ours first, else two processes trading up would wait on each other. */
+  flock(s->lock_fd, LOCK_UN);
+  return take_lock(s, LOCK_EX, err);
+}
+
+void
+sw_store_lock_shared(sw_store_t *s)
+{
+  flock(s->lock_fd, LOCK_SH);
+}
+
 static void
 clear_tmp(sw_store_t *s)
 {
@@ -342,6 +356,18 @@ clear_tmp(sw_store_t *s)
       sw_debug("clearing `%s`: %s", tmp, err->msg);
       sw_error_release(&err);
     }
+}
+
+int
+sw_store_trash_at(sw_store_t *s, int dfd, const char *name, sw_error_t *err)
+{
+  static unsigned counter;
+  const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+  _cleanup_free_ char *dst = xasprintf("trash/%.80s.%d.%u", base, (int)getpid(),
+                                       __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+  if (renameat(dfd, name, s->root_fd, dst) == 0 || errno == ENOENT)
+    return 0;
+  return sw_error(err, errno, "move `%s` to `%s/%s`", name, s->root, dst);
 }
 
 int
@@ -371,8 +397,10 @@ sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
   if (s->lock_fd < 0)
     return sw_error(err, errno, "open `%s/lock`", root);
   /* Alone on this store? Then nothing in tmp/ is in use: clear what a killed process left. */
-  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
     clear_tmp(s);
+    sw_store_empty_trash(s);
+  }
   if (take_lock(s, LOCK_SH, err) < 0)
     return -1;
 

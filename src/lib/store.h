@@ -5,6 +5,7 @@
  *   ROOT/blobs/sha256/<hex>  content-addressed blobs (layers, configs, manifests)
  *   ROOT/snapshots/<hex>/    one extracted layer each (overlay format), named by diffID hex
  *   ROOT/tmp/                staging on the same filesystem: a rename commits
+ *   ROOT/trash/              deletion renames a thing here first, then removes it
  *   ROOT/mounts/<id>/        RUN --mount=type=cache directories
  *   ROOT/containers/<name>/  `slipway run` upper/work dirs
  *
@@ -83,6 +84,9 @@ bool sw_blob_exists(sw_store_t *s, const char *digest);
 char *sw_blob_path(sw_store_t *s, const char *digest);
 /* Open read-only (O_CLOEXEC); *size_out may be NULL. */
 int sw_blob_open(sw_store_t *s, const char *digest, int64_t *size_out, sw_error_t *err);
+/* Hash a stored blob: 1 it matches its digest, 0 it does not (err says what it holds), -1 it
+ * cannot be read (err). */
+int sw_blob_verify(sw_store_t *s, const char *digest, sw_error_t *err);
 /* Read a whole blob (at most max bytes; 0 = no limit), NUL-terminated. */
 int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size_t *len,
                  sw_error_t *err);
@@ -258,5 +262,23 @@ typedef struct {
  * processes using this ROOT). */
 int sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *rep,
                    sw_error_t *err);
+
+/* ---- consistency check (store_fsck.c) ----
+ * Takes the lock exclusively. Every layer blob is unpacked (digest and diffID verified) and
+ * compared with its snapshot entry by entry; snapshots without a blob are re-hashed (tar size);
+ * every other blob is hashed; images' and cache records' references are followed. Each problem
+ * (and each repair) is a line on out. repair: replace bad snapshots from their blobs, drop what
+ * cannot be mended (bad blobs, their rows, images and cache records naming what is gone) and
+ * empty the trash. */
+typedef struct {
+  bool repair;
+  FILE *out;
+} sw_fsck_opts_t;
+typedef struct {
+  int64_t blobs, snapshots, images, records; /* checked */
+  int64_t problems, repaired;
+} sw_fsck_report_t;
+int sw_store_fsck(sw_store_t *s, const sw_fsck_opts_t *opts, sw_fsck_report_t *rep,
+                  sw_error_t *err);
 
 #endif

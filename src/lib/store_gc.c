@@ -1,7 +1,9 @@
 /* slipway: prune and garbage collection. GC runs with the store lock held exclusively, so no
  * other process is between writing a blob/snapshot and recording the row that references it.
  * Rows go first (one transaction), then files not named by any remaining row are removed: a
- * crash in the middle leaves orphan files that the next GC removes, never a row without data. */
+ * crash in the middle leaves orphan files that the next GC removes, never a row without data.
+ * A snapshot is never deleted in place: it is renamed into ROOT/trash first, so a kill during
+ * the removal of its files leaves nothing partial under snapshots/ (issue 18). */
 #include "store_internal.h"
 
 #include <fcntl.h>
@@ -135,8 +137,8 @@ is_referenced(char **refs, size_t n, char kind, const char *name)
   return bsearch(&k, refs, n, sizeof(char *), cmp_strp) != NULL;
 }
 
-static int64_t
-tree_bytes(int dfd, const char *name)
+int64_t
+sw_tree_bytes(int dfd, const char *name)
 {
   struct stat st;
   if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -155,14 +157,36 @@ tree_bytes(int dfd, const char *name)
   }
   while ((e = readdir(d)))
     if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-      n += tree_bytes(dirfd(d), e->d_name);
+      n += sw_tree_bytes(dirfd(d), e->d_name);
   closedir(d);
   return n;
 }
 
-/* Remove entries of ROOT/sub not referenced (kind 'b' or 's'); kind 0 removes everything. */
+int64_t
+sw_store_empty_trash(sw_store_t *s)
+{
+  _cleanup_free_ char *path = sw_store_path(s, "trash");
+  _cleanup_dir_ DIR *d = opendir(path);
+  struct dirent *e;
+  sw_error_t err = NULL;
+  int64_t bytes = 0;
+  while (d && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    bytes += sw_tree_bytes(dirfd(d), e->d_name);
+    if (sw_rm_rf_at(dirfd(d), e->d_name, &err) < 0) {
+      sw_warn("emptying `%s`: %s", path, err->msg);
+      sw_error_release(&err);
+    }
+  }
+  return bytes;
+}
+
+/* Drop entries of ROOT/sub not referenced (kind 'b' or 's'; kind 0 drops everything). trash:
+ * a tree others may read (snapshot, cache mount) goes out of sight first (the caller empties
+ * the trash); else removed in place (a blob file: unlink is atomic; tmp/: nobody reads it). */
 static int
-sweep(sw_store_t *s, const char *sub, char kind, char **refs, size_t n, int64_t *count,
+sweep(sw_store_t *s, const char *sub, char kind, bool trash, char **refs, size_t n, int64_t *count,
       int64_t *bytes, sw_error_t *err)
 {
   _cleanup_free_ char *path = sw_store_path(s, sub);
@@ -175,8 +199,14 @@ sweep(sw_store_t *s, const char *sub, char kind, char **refs, size_t n, int64_t 
       continue;
     if (kind && is_referenced(refs, n, kind, e->d_name))
       continue;
-    *bytes += tree_bytes(dirfd(d), e->d_name);
-    if (sw_rm_rf_at(dirfd(d), e->d_name, err) < 0)
+    int r;
+    if (trash) {
+      r = sw_store_trash_at(s, dirfd(d), e->d_name, err);
+    } else {
+      *bytes += sw_tree_bytes(dirfd(d), e->d_name);
+      r = sw_rm_rf_at(dirfd(d), e->d_name, err);
+    }
+    if (r < 0)
       return sw_error_wrap(err, "garbage collection in `%s`", path);
     if (count)
       (*count)++;
@@ -195,14 +225,15 @@ gc_files(sw_store_t *s, bool all, sw_prune_report_t *rep, sw_error_t *err)
     return -1;
   size_t n = sw_strv_len(refs);
   qsort(refs, n, sizeof(char *), cmp_strp);
-  if (sweep(s, "blobs/sha256", 'b', refs, n, &rep->blobs, &rep->bytes, err) < 0 ||
-      sweep(s, "snapshots", 's', refs, n, NULL, &rep->bytes, err) < 0 ||
-      sweep(s, "tmp", 0, refs, n, NULL, &rep->bytes, err) < 0)
+  if (sweep(s, "blobs/sha256", 'b', false, refs, n, &rep->blobs, &rep->bytes, err) < 0 ||
+      sweep(s, "snapshots", 's', true, refs, n, NULL, &rep->bytes, err) < 0 ||
+      sweep(s, "tmp", 0, false, refs, n, NULL, &rep->bytes, err) < 0)
     return -1;
   /* RUN --mount=type=cache directories are build cache too: -a drops them (docker builder
    * prune -a does). */
-  if (all && sweep(s, "mounts", 0, refs, n, NULL, &rep->bytes, err) < 0)
+  if (all && sweep(s, "mounts", 0, true, refs, n, NULL, &rep->bytes, err) < 0)
     return -1;
+  rep->bytes += sw_store_empty_trash(s);
   return 0;
 }
 
@@ -214,18 +245,13 @@ sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *re
   memset(rep, 0, sizeof(*rep));
   sw_db_flush_touched(s);
 
-  /* Shared → exclusive: drop ours first, else two pruners would wait on each other. */
-  flock(s->lock_fd, LOCK_UN);
-  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n", s->root);
-    if (flock(s->lock_fd, LOCK_EX) < 0)
-      return sw_error(err, errno, "lock `%s/lock`", s->root);
-  }
+  if (sw_store_lock_exclusive(s, err) < 0)
+    return -1;
   int r = sw_db_begin(s, err);
   if (r == 0)
     r = sw_db_end(s, prune_rows(s, o, rep, err) == 0, err);
   if (r == 0)
     r = gc_files(s, o->all, rep, err);
-  flock(s->lock_fd, LOCK_SH);
+  sw_store_lock_shared(s);
   return r;
 }

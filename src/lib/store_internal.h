@@ -49,6 +49,27 @@ void sw_db_flush_touched(sw_store_t *s);
 /* Run a statement to completion (no rows expected). */
 int sw_db_exec(sw_store_t *s, const char *sql, sw_error_t *err);
 
+/* Trade this process's shared store lock for the exclusive one (waits for the other slipway
+ * processes on the store: GC, fsck), and back. */
+int sw_store_lock_exclusive(sw_store_t *s, sw_error_t *err);
+void sw_store_lock_shared(sw_store_t *s);
+
+/* ---- deletion: invisible first (ROOT/trash), removed after ----
+ * A thing in the store is deleted by renaming it into ROOT/trash (atomic: readers see it
+ * complete or not at all), then removing it there. The trash is emptied only by a process that
+ * holds the store lock exclusively (store open when alone, prune, fsck): a build or a container
+ * of another process may still use what was trashed (an overlay lower dir). */
+/* Rename name (relative to dfd; AT_FDCWD for a path) into the trash. A missing name is not an
+ * error. */
+int sw_store_trash_at(sw_store_t *s, int dfd, const char *name, sw_error_t *err);
+/* Remove everything in the trash; returns the bytes freed. Lock held exclusively. */
+int64_t sw_store_empty_trash(sw_store_t *s);
+/* Put the complete directory dir in place as the snapshot of diff_id (what was there goes to
+ * the trash). dir is consumed on success. */
+int sw_snapshot_commit(sw_store_t *s, const char *dir, const char *diff_id, sw_error_t *err);
+/* Disk bytes of a tree (st_blocks of regular files). */
+int64_t sw_tree_bytes(int dfd, const char *name);
+
 /* "sha256:<hex>" -> pointer to hex, NULL if malformed. */
 const char *sw_digest_hex(const char *digest);
 

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: see sw_sha256_new */
 #include <openssl/sha.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -458,10 +459,29 @@ rm_rf_children(int dfd, const char *what, sw_error_t *err)
   return 0;
 }
 
+/* Test hook: SLIPWAY_TEST_STOP_AFTER_UNLINKS=N stops the process (SIGSTOP) after its Nth file
+ * removal, so that a test can SIGKILL it at a known point of a deletion (tests/e2e). */
+static void
+unlink_hook(void)
+{
+  static long limit = -1;
+  static long count;
+  if (limit < 0) {
+    const char *v = getenv("SLIPWAY_TEST_STOP_AFTER_UNLINKS");
+    limit = v && *v ? strtol(v, NULL, 10) : 0;
+  }
+  if (limit > 0 && __atomic_add_fetch(&count, 1, __ATOMIC_RELAXED) == limit)
+    raise(SIGSTOP);
+}
+
 int
 sw_rm_rf_at(int dirfd, const char *name, sw_error_t *err)
 {
-  if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+  if (unlinkat(dirfd, name, 0) == 0) {
+    unlink_hook();
+    return 0;
+  }
+  if (errno == ENOENT)
     return 0;
   if (errno != EISDIR && errno != EPERM)
     return sw_error(err, errno, "remove `%s`", name);
