@@ -139,7 +139,7 @@ overlay_new_api(char *const *lowers, const char *upper, const char *work, const 
       goto fail;
   if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     goto fail;
-  mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+  mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
   if (mnt < 0)
     goto fail;
   if (move_mount(mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -182,7 +182,7 @@ overlay_old_api(char *const *lowers, const char *upper, const char *work, const 
   if (upper)
     sw_buf_printf(&data, ",upperdir=%s,workdir=%s", upper, work);
   sw_buf_puts(&data, ",redirect_dir=off,metacopy=off,index=off,xino=off");
-  int r = mount("overlay", target, "overlay", 0, data.data);
+  int r = mount("overlay", target, "overlay", MS_NODEV, data.data);
   int e = errno;
   if (chdir("/") < 0)
     return -1;
@@ -291,15 +291,16 @@ fs_new(const char *type, const char *const *kv, unsigned int attrs)
   return fsmount(fs, FSMOUNT_CLOEXEC, attrs);
 }
 
+/* A clone of the tree at `path` with `attrs` (MOUNT_ATTR_*) set on it and every mount below. */
 static int
-bind_tree(int dirfd, const char *path, bool readonly)
+bind_tree(int dirfd, const char *path, uint64_t attrs)
 {
   int t =
       open_tree(dirfd, path,
                 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (*path ? 0 : AT_EMPTY_PATH));
-  if (t < 0 || !readonly)
+  if (t < 0 || attrs == 0)
     return t;
-  struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+  struct mount_attr a = {.attr_set = attrs};
   if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) < 0) {
     close(t);
     return -1;
@@ -309,11 +310,36 @@ bind_tree(int dirfd, const char *path, bool readonly)
 
 /* ---- /dev ---- */
 
+/* Docker's default devices: the only ones the container can open. Every filesystem it can
+ * write or that comes from an image is mounted nodev (the root overlay, /dev, tmpfs, bind,
+ * cache and layers mounts), so a node it creates with CAP_MKNOD, or that its image ships, cannot
+ * be opened (EACCES), as Docker's devices cgroup denies it. These nodes are made on a tmpfs of
+ * the monitor's that allows devices, and each is bind-mounted onto a file of the nodev /dev. */
 static const struct {
   const char *name;
   unsigned int major, minor;
 } devices[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+
+#define NODES_DIR SB_RUNDIR "/nodes"
+
+static void
+bind_devices(struct monitor *m)
+{
+  if (mkdir(NODES_DIR, 0755) < 0 ||
+      mount("tmpfs", NODES_DIR, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k") < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: mount tmpfs on `%s`", NODES_DIR);
+  for (size_t i = 0; i < SW_ARRAY_SIZE(devices); i++) {
+    _cleanup_free_ char *node = xasprintf(NODES_DIR "/%s", devices[i].name);
+    _cleanup_free_ char *host = xasprintf("/dev/%s", devices[i].name);
+    _cleanup_free_ char *target = xasprintf("/dev/%s", devices[i].name);
+    /* No mknod (e.g. a restricted parent): bind the host's node instead. */
+    bool made = mknod(node, S_IFCHR | 0666, makedev(devices[i].major, devices[i].minor)) == 0;
+    _cleanup_close_ int t = bind_tree(AT_FDCWD, made ? node : host, 0);
+    if (t < 0 || attach(m, t, target, false) < 0)
+      sb_fail(m->sock, 1, errno, "sandbox: create /dev/%s", devices[i].name);
+  }
+}
 
 static void
 setup_dev(struct monitor *m)
@@ -325,23 +351,11 @@ setup_dev(struct monitor *m)
   static const char *const links[][2] = {
       {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
       {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
-  _cleanup_close_ int dev = fs_new("tmpfs", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+  _cleanup_close_ int dev =
+      fs_new("tmpfs", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
 
   if (dev < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount tmpfs for /dev");
-  for (size_t i = 0; i < SW_ARRAY_SIZE(devices); i++) {
-    if (mknodat(dev, devices[i].name, S_IFCHR | 0666,
-                makedev(devices[i].major, devices[i].minor)) == 0)
-      continue;
-    /* No mknod (e.g. a restricted parent): bind the host's node instead. */
-    _cleanup_free_ char *host = xasprintf("/dev/%s", devices[i].name);
-    int fd = openat(dev, devices[i].name, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-    if (fd >= 0)
-      close(fd);
-    _cleanup_close_ int t = bind_tree(AT_FDCWD, host, false);
-    if (t < 0 || move_mount(t, "", dev, devices[i].name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-      sb_fail(m->sock, 1, errno, "sandbox: create /dev/%s", devices[i].name);
-  }
   mkdirat(dev, "pts", 0755);
   mkdirat(dev, "shm", 01777);
   mkdirat(dev, "mqueue", 0755);
@@ -349,7 +363,9 @@ setup_dev(struct monitor *m)
     symlinkat(links[i][1], dev, links[i][0]);
   if (attach(m, dev, "/dev", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev");
+  bind_devices(m);
 
+  /* devpts has no mknod: its nodes are the ptys made through its ptmx. */
   _cleanup_close_ int pts = fs_new("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
   if (pts < 0 || attach(m, pts, "/dev/pts", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev/pts");
@@ -372,7 +388,7 @@ setup_sys_and_etc(struct monitor *m)
     sw_debug("sandbox: cannot mount /sys: %s", strerror(errno));
 
   for (size_t i = 0; i < SW_ARRAY_SIZE(etc); i++) {
-    _cleanup_close_ int t = bind_tree(AT_FDCWD, etc[i], true);
+    _cleanup_close_ int t = bind_tree(AT_FDCWD, etc[i], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
     /* An image whose resolv.conf is a dangling link keeps it: no DNS config, as in Docker. */
     if (t >= 0 && attach(m, t, etc[i], false) < 0)
       sw_debug("sandbox: cannot bind %s: %s", etc[i], strerror(errno));
@@ -417,7 +433,8 @@ prepare_layer_mounts(struct monitor *m)
       sb_fail(m->sock, SW_EXIT_FAILURE, errno, "mount source `%s` for `%s`",
               mt->source ? mt->source : "/", mt->target);
     m->target_dir[i] = S_ISDIR(sb.st_mode);
-    m->layer_trees[i] = bind_tree(src, "", mt->readonly);
+    m->layer_trees[i] =
+        bind_tree(src, "", MOUNT_ATTR_NODEV | (mt->readonly ? MOUNT_ATTR_RDONLY : 0));
     if (m->layer_trees[i] < 0)
       sb_fail(m->sock, 1, errno, "sandbox: clone mount `%s`", mt->target);
   }
@@ -432,7 +449,8 @@ setup_mounts(struct monitor *m)
     const sw_mount_t *mt = &o->mounts[i];
     _cleanup_close_ int tree = m->layer_trees[i];
     if (mt->kind == SW_MOUNT_BIND) {
-      tree = bind_tree(AT_FDCWD, mt->source, mt->readonly);
+      tree = bind_tree(AT_FDCWD, mt->source,
+                       MOUNT_ATTR_NODEV | (mt->readonly ? MOUNT_ATTR_RDONLY : 0));
     } else if (mt->kind == SW_MOUNT_TMPFS) {
       char mode[16], size[32];
       snprintf(mode, sizeof(mode), "%o", mt->mode ? (unsigned)mt->mode : 01777u);

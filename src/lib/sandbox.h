@@ -7,6 +7,8 @@
  * full, random, urandom, tty, pts, ptmx, shm as tmpfs, fd/stdin/stdout/stderr links), a
  * read-only /sys, the host's /etc/resolv.conf and /etc/hosts (read-only binds), extra bind/tmpfs
  * mounts, pivot_root, user/groups from the rootfs's /etc/passwd and /etc/group, env, cwd.
+ * Every filesystem it can write or that comes from an image is nodev: it can open only the
+ * default devices above, whatever it mknods or its image ships.
  *
  * The upper dir stays a pure overlay diff: mounted with redirect_dir=off, metacopy=off,
  * index=off, xino=off, so deletions are classic whiteouts (char 0/0) and opaque dirs carry

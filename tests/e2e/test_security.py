@@ -7,7 +7,9 @@ for."""
 import os
 import re
 import shutil
+import stat
 import subprocess
+import tarfile
 
 import pytest
 
@@ -18,6 +20,7 @@ SYS_ADMIN = 1 << 21
 PROBE_C = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/keyctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +45,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "getpid")) report(a, syscall(SYS_getpid));
     else if (!strcmp(a, "clone3")) report(a, syscall(SYS_clone3, NULL, 0));
     else if (!strcmp(a, "swapoff")) report(a, syscall(SYS_swapoff, "/nonexistent"));
+    else if (!strncmp(a, "open=", 5)) report(a, open(a + 5, O_RDONLY));
+    else if (!strncmp(a, "openrw=", 7)) report(a, open(a + 7, O_RDWR));
     else if (!strcmp(a, "fork")) {
       pid_t p = fork();
       if (p == 0) _exit(0);
@@ -338,3 +343,125 @@ def test_build_security_insecure_needs_the_entitlement(slipway, tmp_path):
     p = slipway("build", "--progress=plain", str(ctx), check=False)
     assert p.returncode != 0 and "--security must be sandbox or insecure (not `weird`)" in \
         p.stdout + p.stderr
+
+
+# ---- devices: only Docker's defaults can be opened, whatever the container creates or ships ----
+
+EACCES = "errno 13 EACCES"
+ALLOWED = ["null", "zero", "full", "random", "urandom"]
+
+
+def opens(out):
+    """`probe open=P openrw=Q` lines -> {"P": "ok" | "errno 13 EACCES", ...}."""
+    return {m[1]: m[2] for m in re.finditer(r"^open(?:rw)?=(\S+): (ok|errno \d+ \w+)$", out,
+                                            re.M)}
+
+
+@pytest.fixture(scope="session")
+def host_disk(tmp_path_factory):
+    """(major, minor) of a block device that a node made on the host opens (the root's disk if
+    it can, else the first that can: the host itself may be confined): what a container must not
+    reach. So an EACCES inside comes from the sandbox, not from a node that works nowhere."""
+    d = tmp_path_factory.mktemp("blk")
+    root = [ln.split()[2] for ln in open("/proc/self/mountinfo") if ln.split()[4] == "/"]
+    for name in root + sorted(os.listdir("/sys/dev/block")):
+        major, minor = map(int, name.split(":"))
+        node = d / ("%d_%d" % (major, minor))
+        if not os.path.exists("/sys/dev/block/" + name):
+            continue
+        if not node.exists():
+            os.mknod(node, 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+        try:
+            os.close(os.open(node, os.O_RDONLY))
+            return major, minor
+        except OSError:
+            continue
+    pytest.skip("no block device opens on this host")
+
+
+def test_mknod_in_run_cannot_be_opened(slipway_bin, tmp_path, rootfs, host_disk):
+    """mknod works (CAP_MKNOD, as in Docker) on every writable filesystem of `run`: the root,
+    /dev, /dev/shm, /tmp of the image, a -v bind; opening the node fails. A node already on the
+    host under a -v bind cannot be opened either. Docker's default devices still work."""
+    major, minor = host_disk
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    os.mknod(vol / "hostnode", 0o666 | stat.S_IFBLK, os.makedev(major, minor))
+    made = ["/disk", "/dev/disk", "/dev/shm/disk", "/tmp/disk", "/vol/disk"]
+    script = "".join("mknod %s b %d %d && " % (p, major, minor) for p in made) + \
+        "mknod /zero c 1 5 && mknod /dev/zero2 c 1 5 && chmod 666 /disk /zero && echo made; " + \
+        "probe " + " ".join("open=" + p for p in made + ["/zero", "/dev/zero2", "/vol/hostnode"]) + \
+        " " + " ".join("openrw=/dev/" + d for d in ALLOWED) + \
+        "; echo x > /dev/null && head -c 4 /dev/zero | wc -c"
+    r = run(slipway_bin, tmp_path, rootfs, "-v", "%s:/vol" % vol, "--", "sh", "-c", script)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "made" in r.stdout, r.stdout + r.stderr
+    res = opens(r.stdout)
+    for p in made + ["/zero", "/dev/zero2", "/vol/hostnode"]:
+        assert res[p] == EACCES, (p, r.stdout)
+    for d in ALLOWED:
+        assert res["/dev/" + d] == "ok", (d, r.stdout)
+    assert r.stdout.rstrip().endswith("4")
+
+
+def shipping_image(slipway, tmp_path, rootfs, major, minor):
+    """`ship:latest`: the security rootfs plus a 0666 block node of the host's disk (/disk) and a
+    0666 char node (/zero, 1:5), imported from a tar as an image would bring them."""
+    tar = tmp_path / "ship.tar"
+    with tarfile.open(tar, "w", format=tarfile.PAX_FORMAT) as tf:
+        tf.add(rootfs, arcname=".")
+        for name, kind, dev in (("disk", tarfile.BLKTYPE, (major, minor)),
+                                ("zero", tarfile.CHRTYPE, (1, 5))):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, (ti.devmajor, ti.devminor) = kind, 0o666, dev
+            tf.addfile(ti)
+    slipway("import", str(tar), "ship:latest")
+    return "ship:latest"
+
+
+def test_shipped_device_nodes_cannot_be_opened(slipway, tmp_path, rootfs, host_disk):
+    major, minor = host_disk
+    img = shipping_image(slipway, tmp_path, rootfs, major, minor)
+    r = slipway("run", "--rm", img, "ls", "-ln", "/disk", "/zero")
+    assert re.search(r"^brw-rw-rw-\s+1 0\s+0\s+%d,\s+%d .* /disk$" % (major, minor), r.stdout,
+                     re.M), r.stdout  # the image really has the nodes
+    assert re.search(r"^crw-rw-rw-\s+1 0\s+0\s+1,\s+5 .* /zero$", r.stdout, re.M), r.stdout
+    for flags in ([], ["--cap-drop", "ALL", "-u", "1000"], ["-u", "app"]):
+        r = slipway("run", "--rm", *flags, img, "probe", "open=/disk", "openrw=/disk",
+                    "open=/zero", "openrw=/dev/null", "open=/dev/urandom", check=False)
+        assert r.returncode == 0, r.stderr
+        res = opens(r.stdout)
+        assert res["/disk"] == EACCES and res["/zero"] == EACCES, (flags, r.stdout)
+        assert res["/dev/null"] == "ok" and res["/dev/urandom"] == "ok", (flags, r.stdout)
+
+
+def test_build_run_steps_cannot_open_devices(slipway, tmp_path, rootfs, host_disk):
+    """Every door of a RUN step: mknod on the root, in /dev, in a cache, tmpfs and rw context
+    mount, a node from the base image, one from another stage mounted with --mount from=. Each
+    RUN fails the build unless the open is refused; writing to /dev/null works."""
+    major, minor = host_disk
+    shipping_image(slipway, tmp_path, rootfs, major, minor)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM ship:latest AS nodes\n"
+        "RUN mknod /n b {M} {m}\n"
+        "FROM ship:latest\n"
+        "RUN mknod /disk2 b {M} {m} && mknod /dev/disk b {M} {m} && chmod 666 /disk2"
+        " && probe open=/disk2 open=/dev/disk open=/disk open=/zero | tee /out"
+        " && test $(grep -c 'errno 13 EACCES' /out) = 4\n"
+        "RUN --mount=type=cache,target=/c mknod /c/disk b {M} {m}"
+        " && probe openrw=/c/disk | grep -q EACCES && rm /c/disk\n"
+        "RUN --mount=type=tmpfs,target=/t mknod /t/disk b {M} {m}"
+        " && probe open=/t/disk | grep -q EACCES\n"
+        "RUN --mount=type=bind,target=/ctx,rw mknod /ctx/disk b {M} {m}"
+        " && probe open=/ctx/disk | grep -q EACCES\n"
+        "RUN --mount=type=bind,from=nodes,target=/other"
+        " probe open=/other/n open=/other/disk | grep -c EACCES | grep -qx 2\n"
+        "RUN echo ok > /dev/null && probe openrw=/dev/null openrw=/dev/zero > /devs"
+        " && test $(grep -c ': ok' /devs) = 2 && echo wrote-null\n"
+        .format(M=major, m=minor))
+    p = slipway("build", "--progress=plain", "--no-cache", str(ctx), check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    assert "wrote-null" in out
