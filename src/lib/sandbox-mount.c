@@ -34,9 +34,11 @@ extern char **environ;
 struct monitor {
   const sw_sandbox_opts_t *o;
   int sock;
-  int rootfd;       /* O_PATH of the root overlay, before pivot_root */
-  int *layer_trees; /* per mount: detached tree for LAYERS mounts, else -1 */
-  bool *target_dir; /* per mount: the target is a directory (else a file) */
+  int rootfd;               /* O_PATH of the root overlay, before pivot_root */
+  int *layer_trees;         /* per mount: detached tree for LAYERS mounts, else -1 */
+  bool *target_dir;         /* per mount: the target is a directory (else a file) */
+  const struct winsize *ws; /* tty: the caller's window size, or NULL */
+  int tty;                  /* tty: the slave of the container's pty, else -1 */
 };
 
 static int
@@ -369,6 +371,8 @@ setup_dev(struct monitor *m)
   _cleanup_close_ int pts = fs_new("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
   if (pts < 0 || attach(m, pts, "/dev/pts", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev/pts");
+  if (m->o->tty)
+    m->tty = sb_pty_open(m->sock, pts, m->ws);
   _cleanup_close_ int shm =
       fs_new("tmpfs", shm_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   if (shm < 0 || attach(m, shm, "/dev/shm", true) < 0)
@@ -571,7 +575,7 @@ static void __attribute__((noreturn)) exec_fail(int sock, const char *cmd, int e
 }
 
 static void __attribute__((noreturn))
-container_main(const sw_sandbox_opts_t *o, int sock, int out_fd)
+container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
 {
   _cleanup_free_ char *passwd = NULL, *group = NULL;
   sw_error_t err = NULL;
@@ -588,9 +592,12 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd)
   sw_error_release(&err);
   if (sw_user_resolve(o->user, passwd, group, &u, &err) < 0)
     sb_fail(sock, err->code, 0, "%s", err->msg);
-  setup_stdio(o, sock, out_fd);
-  if (!o->tty)
-    setsid();
+  if (tty >= 0) {
+    sb_pty_attach(sock, tty, u.uid);
+  } else {
+    setup_stdio(o, sock, out_fd);
+    setsid(); /* a terminal's Ctrl-C reaches slipway, which forwards it */
+  }
   if (chdir(o->cwd ? o->cwd : "/") < 0)
     sb_fail(sock, 1, errno, "working directory `%s`", o->cwd);
   sb_security_restrict(o, sock);
@@ -652,7 +659,7 @@ close_all_but(int *keep, size_t n)
 }
 
 void
-sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
+sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const struct winsize *ws)
 {
   /* A fork of a threaded process: it holds every fd the other threads had open, such as the
    * output pipe and socket of a RUN another stage runs at the same time, whose end-of-file
@@ -661,7 +668,7 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
   int keep[] = {sock, out_fd, o->stdin_fd, o->stdout_fd, o->stderr_fd};
   close_all_but(keep, SW_ARRAY_SIZE(keep));
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-  struct monitor m = {.o = o, .sock = sock, .rootfd = -1};
+  struct monitor m = {.o = o, .sock = sock, .rootfd = -1, .ws = ws, .tty = -1};
   struct sigaction sa = {.sa_handler = monitor_forward, .sa_flags = SA_RESTART};
 
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -696,9 +703,11 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
   if (pid < 0)
     sb_fail(sock, 1, errno, "sandbox: fork the container's process");
   if (pid == 0)
-    container_main(o, sock, out_fd);
+    container_main(o, sock, out_fd, m.tty);
   init_pid = pid;
   if (out_fd >= 0)
     close(out_fd);
+  if (m.tty >= 0)
+    close(m.tty); /* the master reads EIO once pid 1 and its children are gone */
   monitor_wait(sock);
 }

@@ -3,13 +3,20 @@
 --cap-add/--cap-drop/--privileged, --security-opt no-new-privileges (off by default: setuid
 binaries work), masked and read-only /proc and /sys paths, and the seccomp filter. A tiny static
 C helper (`probe`, compiled here) reports euid and the errno of syscalls busybox has no applet
-for."""
+for. Escapes (issue 18): device nodes the container makes or its image ships cannot be opened,
+and the container never holds the caller's terminal (TIOCSTI), driven through a real pty."""
+import fcntl
 import os
 import re
+import select
 import shutil
 import stat
+import struct
 import subprocess
 import tarfile
+import termios
+import time
+import uuid
 
 import pytest
 
@@ -26,6 +33,7 @@ PROBE_C = r"""
 #include <stdlib.h>
 #include <string.h>
 #include <sys/personality.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +53,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "getpid")) report(a, syscall(SYS_getpid));
     else if (!strcmp(a, "clone3")) report(a, syscall(SYS_clone3, NULL, 0));
     else if (!strcmp(a, "swapoff")) report(a, syscall(SYS_swapoff, "/nonexistent"));
+    else if (!strncmp(a, "sti", 3) && a[3] >= '0' && a[3] <= '2' && a[4] == '=') {
+      /* push a[5..] and a newline into the input of the terminal on fd a[3] (TIOCSTI) */
+      long r = 0;
+      for (const char *c = a + 5; r == 0; c++) {
+        r = ioctl(a[3] - '0', TIOCSTI, *c ? c : "\n");
+        if (!*c) break;
+      }
+      char what[5] = {a[0], a[1], a[2], a[3], 0};
+      report(what, r);
+    }
     else if (!strncmp(a, "open=", 5)) report(a, open(a + 5, O_RDONLY));
     else if (!strncmp(a, "openrw=", 7)) report(a, open(a + 7, O_RDWR));
     else if (!strcmp(a, "fork")) {
@@ -465,3 +483,127 @@ def test_build_run_steps_cannot_open_devices(slipway, tmp_path, rootfs, host_dis
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     assert "wrote-null" in out
+
+
+# ---- terminals: the container never holds an fd of the caller's terminal ----
+
+
+def tty_start(argv, rows=24, cols=80):
+    """Start argv with a new pty as its stdio and controlling terminal, as a user's shell starts
+    a command: returns (process, master, slave). The test keeps the slave open, so a reader of
+    the master never sees end-of-file: tty_read() stops when the process has exited."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                         preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    return p, master, slave
+
+
+def tty_read(p, master, until=None, timeout=30):
+    """What the terminal shows, until `until` (bytes) appears or else until p has exited and
+    nothing more comes."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            out += os.read(master, 65536)
+            if until is not None and until in out:
+                return out
+        elif until is None and p.poll() is not None:
+            return out
+    p.kill()
+    raise AssertionError("timed out waiting for %r on the terminal; it shows %r" % (until, out))
+
+
+def queued_input(slave):
+    """Bytes waiting in the terminal's input queue: what the user's shell would read next."""
+    return struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0" * 4))[0]
+
+
+def store_run(slipway_bin, tmp_path, rootfs, *args):
+    return [slipway_bin, "--root", str(tmp_path / "store"), "run", "--rm", *args, "--rootfs",
+            str(rootfs)]
+
+
+def test_tty_is_a_new_pty_relayed_with_window_size(slipway_bin, tmp_path, rootfs):
+    """-it: the container's stdio is a pty of its own devpts (tty prints /dev/pts/N), with the
+    caller's window size and its changes; input and output are relayed, the caller's terminal
+    is raw while attached and restored after, and the exit code is slipway's."""
+    script = ("tty; stty size; test -t 0 && test -t 1 && test -t 2 && echo all-tty; "
+              "readlink /proc/self/fd/0; echo ready; read x; stty size; echo got=$x; exit 3")
+    p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-it") +
+                        ["sh", "-c", script], rows=33, cols=101)
+    before = termios.tcgetattr(s)
+    try:
+        out = tty_read(p, m, until=b"ready\r\n")
+        assert re.search(rb"^/dev/pts/\d+\r$", out, re.M), out
+        assert b"33 101\r\n" in out and b"all-tty\r\n" in out, out
+        assert re.search(rb"^/dev/pts/\d+\r\nready", out, re.M), out  # fd 0 is that pty
+        assert not termios.tcgetattr(s)[3] & termios.ICANON  # raw while attached
+        fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # SIGWINCH
+        os.write(m, b"hello\r")
+        out = tty_read(p, m)
+        assert p.wait(timeout=30) == 3
+        assert b"40 120\r\n" in out and b"got=hello\r\n" in out, out
+        after = termios.tcgetattr(s)
+        assert after == before and after[3] & termios.ICANON and after[3] & termios.ECHO
+    finally:
+        os.close(m)
+        os.close(s)
+
+
+def test_without_tty_stdio_are_pipes(slipway_bin, tmp_path, rootfs):
+    """Run from a terminal without -t: the container's fds 0-2 are pipes (relayed), never the
+    caller's terminal; stdin reaches it and its end-of-file too; the exit code is relayed."""
+    script = ("for i in 0 1 2; do test -t $i || echo not-tty-$i; readlink /proc/self/fd/$i; "
+              "done; echo ready; sed 's/^/cat:/'; exit 5")
+    p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-i") + ["sh", "-c", script])
+    try:
+        out = tty_read(p, m, until=b"ready")
+        for i in range(3):
+            assert b"not-tty-%d" % i in out, out
+        assert len(re.findall(rb"^pipe:\[\d+\]\r$", out, re.M)) == 3, out
+        os.write(m, b"line\n\x04")  # a line, then end-of-file (the caller's tty is canonical)
+        out = tty_read(p, m)
+        assert p.wait(timeout=30) == 5
+        assert b"cat:line" in out, out
+    finally:
+        os.close(m)
+        os.close(s)
+    r = subprocess.run(store_run(slipway_bin, tmp_path, rootfs, "-it") + ["true"],
+                       stdin=subprocess.PIPE, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "the input device is not a TTY" in r.stderr
+
+
+@pytest.mark.parametrize("flags", [["-it"], ["-t"], ["-i", "--cap-add", "SYS_ADMIN"]],
+                         ids=["it", "t", "no-tty-sys-admin"])
+def test_tiocsti_cannot_type_into_the_callers_shell(slipway_bin, tmp_path, rootfs, flags):
+    """The container pushes `touch MARKER` into the input of the terminal on each of its fds
+    (TIOCSTI) and exits. Then a shell starts on the caller's terminal, as the user's shell would
+    read its next command: it must not find the line, and MARKER must not exist on the host.
+    With -t the ioctl succeeds (the container's own pty); without -t (even with CAP_SYS_ADMIN,
+    which allows TIOCSTI on any terminal) the fds are pipes: ENOTTY."""
+    legacy = "/proc/sys/dev/tty/legacy_tiocsti"
+    if os.path.exists(legacy) and open(legacy).read().strip() == "0":
+        pytest.skip("TIOCSTI is disabled on this kernel (dev.tty.legacy_tiocsti=0)")
+    marker = tmp_path / ("PWNED-" + uuid.uuid4().hex)
+    inject = ["sti%d=touch %s" % (i, marker) for i in range(3)]
+    p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, *flags) + ["probe", *inject])
+    try:
+        out = tty_read(p, m).decode(errors="replace")
+        assert p.wait(timeout=30) == 0, out
+        queued = queued_input(s)
+        sh = subprocess.Popen(["/bin/sh"], stdin=s, stdout=s, stderr=s, start_new_session=True,
+                              preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.write(m, b"echo shell-$((6*7))\nexit\n")
+        shown = tty_read(sh, m)
+        assert sh.wait(timeout=30) == 0
+        assert b"shell-42" in shown  # the shell did read and run what the terminal gave it
+        assert not marker.exists(), shown
+        assert queued == 0, out
+        res = probe_results(out.replace("\r", ""))
+        want = "ok" if flags[0] in ("-it", "-t") else "errno 25 ENOTTY"  # the container's own pty
+        assert [res["sti%d" % i] for i in range(3)] == [want] * 3, out
+    finally:
+        os.close(m)
+        os.close(s)
