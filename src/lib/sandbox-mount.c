@@ -343,6 +343,19 @@ bind_devices(struct monitor *m)
   }
 }
 
+/* `tty`: the container's pty, and its slave bound on /dev/console, as Docker (runc) does. */
+static void
+tty_console(struct monitor *m, int pts)
+{
+  unsigned int n;
+
+  m->tty = sb_pty_open(m->sock, pts, m->ws, &n);
+  _cleanup_free_ char *name = xasprintf("%u", n);
+  _cleanup_close_ int t = bind_tree(pts, name, 0);
+  if (t < 0 || attach(m, t, "/dev/console", false) < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: bind the pty on /dev/console");
+}
+
 static void
 setup_dev(struct monitor *m)
 {
@@ -372,7 +385,7 @@ setup_dev(struct monitor *m)
   if (pts < 0 || attach(m, pts, "/dev/pts", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev/pts");
   if (m->o->tty)
-    m->tty = sb_pty_open(m->sock, pts, m->ws);
+    tty_console(m, pts);
   _cleanup_close_ int shm =
       fs_new("tmpfs", shm_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   if (shm < 0 || attach(m, shm, "/dev/shm", true) < 0)

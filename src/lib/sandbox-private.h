@@ -55,9 +55,10 @@ void sb_seccomp_load(const sw_sandbox_opts_t *o, int sock);
 /* sandbox-stdio.c: the container's stdio, so that it never holds the caller's terminal. */
 
 /* Monitor: open a new pty on the container's devpts (`pts`: its mount), with the caller's
- * window size, send the master to the caller and return the slave. pid 1: make the slave its
- * controlling terminal (new session) and stdin/out/err, owned by `uid`. */
-int sb_pty_open(int sock, int pts, const struct winsize *ws);
+ * window size, send the master to the caller and return the slave (*index: N of pts/N).
+ * pid 1: make the slave its controlling terminal (new session) and stdin/out/err, owned by
+ * `uid`. */
+int sb_pty_open(int sock, int pts, const struct winsize *ws, unsigned int *index);
 void sb_pty_attach(int sock, int slave, uid_t uid);
 
 /* Caller: one direction of the relay. */

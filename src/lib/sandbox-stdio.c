@@ -21,12 +21,12 @@
 /* ---- the monitor and pid 1 ---- */
 
 int
-sb_pty_open(int sock, int pts, const struct winsize *ws)
+sb_pty_open(int sock, int pts, const struct winsize *ws, unsigned int *index)
 {
   int unlock = 0;
   int master = openat(pts, "ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 
-  if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0)
+  if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, index) < 0)
     sb_fail(sock, 1, errno, "sandbox: open a pty in the container's /dev/pts");
   int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0)

@@ -526,11 +526,12 @@ def store_run(slipway_bin, tmp_path, rootfs, *args):
 
 
 def test_tty_is_a_new_pty_relayed_with_window_size(slipway_bin, tmp_path, rootfs):
-    """-it: the container's stdio is a pty of its own devpts (tty prints /dev/pts/N), with the
-    caller's window size and its changes; input and output are relayed, the caller's terminal
+    """-it: the container's stdio is a pty of its own devpts (tty prints /dev/pts/N; it is
+    /dev/console too), with the caller's window size and its changes; input and output are relayed, the caller's terminal
     is raw while attached and restored after, and the exit code is slipway's."""
     script = ("tty; stty size; test -t 0 && test -t 1 && test -t 2 && echo all-tty; "
-              "readlink /proc/self/fd/0; echo ready; read x; stty size; echo got=$x; exit 3")
+              "echo on-console > /dev/console; readlink /proc/self/fd/0; echo ready; read x; "
+              "stty size; echo got=$x; exit 3")
     p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-it") +
                         ["sh", "-c", script], rows=33, cols=101)
     before = termios.tcgetattr(s)
@@ -538,6 +539,7 @@ def test_tty_is_a_new_pty_relayed_with_window_size(slipway_bin, tmp_path, rootfs
         out = tty_read(p, m, until=b"ready\r\n")
         assert re.search(rb"^/dev/pts/\d+\r$", out, re.M), out
         assert b"33 101\r\n" in out and b"all-tty\r\n" in out, out
+        assert b"on-console\r\n" in out  # /dev/console is the pty too, as in Docker
         assert re.search(rb"^/dev/pts/\d+\r\nready", out, re.M), out  # fd 0 is that pty
         assert not termios.tcgetattr(s)[3] & termios.ICANON  # raw while attached
         fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # SIGWINCH
