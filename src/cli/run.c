@@ -440,6 +440,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   snprintf(hostname, sizeof(hostname), "%s", f->hostname ? f->hostname : strrchr(c.dir, '/') + 1);
   if (sw_env_get(env, "HOSTNAME") == NULL)
     sw_env_set(&env, "HOSTNAME", hostname);
+  if (f->tty && sw_env_get(env, "TERM") == NULL) /* Docker's default for -t */
+    sw_env_set(&env, "TERM", "xterm");
 
   sw_sandbox_opts_init(&o);
   o.lowerdirs = lowers;

@@ -10,6 +10,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -529,7 +530,7 @@ def test_tty_is_a_new_pty_relayed_with_window_size(slipway_bin, tmp_path, rootfs
     """-it: the container's stdio is a pty of its own devpts (tty prints /dev/pts/N; it is
     /dev/console too), with the caller's window size and its changes; input and output are relayed, the caller's terminal
     is raw while attached and restored after, and the exit code is slipway's."""
-    script = ("tty; stty size; test -t 0 && test -t 1 && test -t 2 && echo all-tty; "
+    script = ("tty; stty size; env | grep ^TERM=; test -t 0 && test -t 1 && test -t 2 && echo all-tty; "
               "echo on-console > /dev/console; readlink /proc/self/fd/0; echo ready; read x; "
               "stty size; echo got=$x; exit 3")
     p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-it") +
@@ -540,6 +541,7 @@ def test_tty_is_a_new_pty_relayed_with_window_size(slipway_bin, tmp_path, rootfs
         assert re.search(rb"^/dev/pts/\d+\r$", out, re.M), out
         assert b"33 101\r\n" in out and b"all-tty\r\n" in out, out
         assert b"on-console\r\n" in out  # /dev/console is the pty too, as in Docker
+        assert b"TERM=xterm\r\n" in out, out
         assert re.search(rb"^/dev/pts/\d+\r\nready", out, re.M), out  # fd 0 is that pty
         assert not termios.tcgetattr(s)[3] & termios.ICANON  # raw while attached
         fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # SIGWINCH
@@ -552,6 +554,27 @@ def test_tty_is_a_new_pty_relayed_with_window_size(slipway_bin, tmp_path, rootfs
     finally:
         os.close(m)
         os.close(s)
+
+
+def test_tty_restored_after_a_signal_and_an_error(slipway_bin, tmp_path, rootfs):
+    """SIGTERM to slipway while attached (-it, raw): forwarded, the container's trap exits 7,
+    and the caller's terminal is back in its mode; so after a command that cannot start."""
+    script = 'trap "echo trapped; exit 7" TERM; echo ready; while :; do sleep 0.1; done'
+    for cmd, code in ((["sh", "-c", script], 7), (["no-such-command"], 127)):
+        p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-it") + cmd)
+        before = termios.tcgetattr(s)
+        try:
+            if code == 7:
+                tty_read(p, m, until=b"ready")
+                assert not termios.tcgetattr(s)[3] & termios.ICANON
+                p.send_signal(signal.SIGTERM)
+            out = tty_read(p, m)
+            assert p.wait(timeout=30) == code, out
+            assert termios.tcgetattr(s) == before, out
+            assert b"trapped" in out if code == 7 else b"no-such-command" in out, out
+        finally:
+            os.close(m)
+            os.close(s)
 
 
 def test_without_tty_stdio_are_pipes(slipway_bin, tmp_path, rootfs):
