@@ -43,7 +43,7 @@ usage(FILE *f)
         "      --name NAME          name of the container (its directory in the store)\n"
         "      --hostname NAME      the container's host name\n"
         "  -i, --interactive        keep stdin attached\n"
-        "  -t, --tty                keep the terminal (the process stays in its session)\n"
+        "  -t, --tty                give the process a terminal of its own (a new pty, relayed)\n"
         "      --rootfs DIR         run on a root filesystem directory instead of an image\n"
         "      --cap-add CAP        add a Linux capability (NET_ADMIN, CAP_SYS_ADMIN, ALL)\n"
         "      --cap-drop CAP       drop a Linux capability (ALL: keep only the --cap-add ones)\n"
@@ -399,6 +399,9 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
 
   if (sw_caps_tweak(f->cap_add, f->cap_drop, f->privileged, &caps, err) < 0)
     return -1;
+  /* Docker's rule: a pty's input never ends, so `-it` would wait forever after a pipe's. */
+  if (f->tty && f->interactive && !isatty(STDIN_FILENO))
+    return sw_error(err, 0, "the input device is not a TTY: drop -t, or run from a terminal");
 
   if (sw_store_open(g->root, &s, err) < 0)
     return -1;
@@ -437,6 +440,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   snprintf(hostname, sizeof(hostname), "%s", f->hostname ? f->hostname : strrchr(c.dir, '/') + 1);
   if (sw_env_get(env, "HOSTNAME") == NULL)
     sw_env_set(&env, "HOSTNAME", hostname);
+  if (f->tty && sw_env_get(env, "TERM") == NULL) /* Docker's default for -t */
+    sw_env_set(&env, "TERM", "xterm");
 
   sw_sandbox_opts_init(&o);
   o.lowerdirs = lowers;

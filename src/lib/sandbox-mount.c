@@ -34,9 +34,11 @@ extern char **environ;
 struct monitor {
   const sw_sandbox_opts_t *o;
   int sock;
-  int rootfd;       /* O_PATH of the root overlay, before pivot_root */
-  int *layer_trees; /* per mount: detached tree for LAYERS mounts, else -1 */
-  bool *target_dir; /* per mount: the target is a directory (else a file) */
+  int rootfd;               /* O_PATH of the root overlay, before pivot_root */
+  int *layer_trees;         /* per mount: detached tree for LAYERS mounts, else -1 */
+  bool *target_dir;         /* per mount: the target is a directory (else a file) */
+  const struct winsize *ws; /* tty: the caller's window size, or NULL */
+  int tty;                  /* tty: the slave of the container's pty, else -1 */
 };
 
 static int
@@ -139,7 +141,7 @@ overlay_new_api(char *const *lowers, const char *upper, const char *work, const 
       goto fail;
   if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     goto fail;
-  mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+  mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
   if (mnt < 0)
     goto fail;
   if (move_mount(mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -182,7 +184,7 @@ overlay_old_api(char *const *lowers, const char *upper, const char *work, const 
   if (upper)
     sw_buf_printf(&data, ",upperdir=%s,workdir=%s", upper, work);
   sw_buf_puts(&data, ",redirect_dir=off,metacopy=off,index=off,xino=off");
-  int r = mount("overlay", target, "overlay", 0, data.data);
+  int r = mount("overlay", target, "overlay", MS_NODEV, data.data);
   int e = errno;
   if (chdir("/") < 0)
     return -1;
@@ -291,15 +293,16 @@ fs_new(const char *type, const char *const *kv, unsigned int attrs)
   return fsmount(fs, FSMOUNT_CLOEXEC, attrs);
 }
 
+/* A clone of the tree at `path` with `attrs` (MOUNT_ATTR_*) set on it and every mount below. */
 static int
-bind_tree(int dirfd, const char *path, bool readonly)
+bind_tree(int dirfd, const char *path, uint64_t attrs)
 {
   int t =
       open_tree(dirfd, path,
                 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (*path ? 0 : AT_EMPTY_PATH));
-  if (t < 0 || !readonly)
+  if (t < 0 || attrs == 0)
     return t;
-  struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+  struct mount_attr a = {.attr_set = attrs};
   if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) < 0) {
     close(t);
     return -1;
@@ -309,11 +312,49 @@ bind_tree(int dirfd, const char *path, bool readonly)
 
 /* ---- /dev ---- */
 
+/* Docker's default devices: the only ones the container can open. Every filesystem it can
+ * write or that comes from an image is mounted nodev (the root overlay, /dev, tmpfs, bind,
+ * cache and layers mounts), so a node it creates with CAP_MKNOD, or that its image ships, cannot
+ * be opened (EACCES), as Docker's devices cgroup denies it. These nodes are made on a tmpfs of
+ * the monitor's that allows devices, and each is bind-mounted onto a file of the nodev /dev. */
 static const struct {
   const char *name;
   unsigned int major, minor;
 } devices[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+
+#define NODES_DIR SB_RUNDIR "/nodes"
+
+static void
+bind_devices(struct monitor *m)
+{
+  if (mkdir(NODES_DIR, 0755) < 0 ||
+      mount("tmpfs", NODES_DIR, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k") < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: mount tmpfs on `%s`", NODES_DIR);
+  for (size_t i = 0; i < SW_ARRAY_SIZE(devices); i++) {
+    _cleanup_free_ char *node = xasprintf(NODES_DIR "/%s", devices[i].name);
+    _cleanup_free_ char *host = xasprintf("/dev/%s", devices[i].name);
+    _cleanup_free_ char *target = xasprintf("/dev/%s", devices[i].name);
+    /* No mknod (e.g. a restricted parent): bind the host's node instead. */
+    bool made = mknod(node, S_IFCHR | 0666, makedev(devices[i].major, devices[i].minor)) == 0;
+    _cleanup_close_ int t = bind_tree(AT_FDCWD, made ? node : host, 0);
+    if (t < 0 || attach(m, t, target, false) < 0)
+      sb_fail(m->sock, 1, errno, "sandbox: create /dev/%s", devices[i].name);
+  }
+}
+
+/* `tty`: the container's pty, and its slave bound on /dev/console, as Docker (runc) does. */
+static void
+tty_console(struct monitor *m, int pts)
+{
+  unsigned int n;
+
+  m->tty = sb_pty_open(m->sock, pts, m->ws, &n);
+  _cleanup_free_ char *name = xasprintf("%u", n);
+  _cleanup_close_ int t = bind_tree(pts, name, 0);
+  if (t < 0 || attach(m, t, "/dev/console", false) < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: bind the pty on /dev/console");
+}
 
 static void
 setup_dev(struct monitor *m)
@@ -325,23 +366,11 @@ setup_dev(struct monitor *m)
   static const char *const links[][2] = {
       {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
       {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
-  _cleanup_close_ int dev = fs_new("tmpfs", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+  _cleanup_close_ int dev =
+      fs_new("tmpfs", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
 
   if (dev < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount tmpfs for /dev");
-  for (size_t i = 0; i < SW_ARRAY_SIZE(devices); i++) {
-    if (mknodat(dev, devices[i].name, S_IFCHR | 0666,
-                makedev(devices[i].major, devices[i].minor)) == 0)
-      continue;
-    /* No mknod (e.g. a restricted parent): bind the host's node instead. */
-    _cleanup_free_ char *host = xasprintf("/dev/%s", devices[i].name);
-    int fd = openat(dev, devices[i].name, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-    if (fd >= 0)
-      close(fd);
-    _cleanup_close_ int t = bind_tree(AT_FDCWD, host, false);
-    if (t < 0 || move_mount(t, "", dev, devices[i].name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-      sb_fail(m->sock, 1, errno, "sandbox: create /dev/%s", devices[i].name);
-  }
   mkdirat(dev, "pts", 0755);
   mkdirat(dev, "shm", 01777);
   mkdirat(dev, "mqueue", 0755);
@@ -349,10 +378,14 @@ setup_dev(struct monitor *m)
     symlinkat(links[i][1], dev, links[i][0]);
   if (attach(m, dev, "/dev", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev");
+  bind_devices(m);
 
+  /* devpts has no mknod: its nodes are the ptys made through its ptmx. */
   _cleanup_close_ int pts = fs_new("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
   if (pts < 0 || attach(m, pts, "/dev/pts", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev/pts");
+  if (m->o->tty)
+    tty_console(m, pts);
   _cleanup_close_ int shm =
       fs_new("tmpfs", shm_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   if (shm < 0 || attach(m, shm, "/dev/shm", true) < 0)
@@ -372,7 +405,7 @@ setup_sys_and_etc(struct monitor *m)
     sw_debug("sandbox: cannot mount /sys: %s", strerror(errno));
 
   for (size_t i = 0; i < SW_ARRAY_SIZE(etc); i++) {
-    _cleanup_close_ int t = bind_tree(AT_FDCWD, etc[i], true);
+    _cleanup_close_ int t = bind_tree(AT_FDCWD, etc[i], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
     /* An image whose resolv.conf is a dangling link keeps it: no DNS config, as in Docker. */
     if (t >= 0 && attach(m, t, etc[i], false) < 0)
       sw_debug("sandbox: cannot bind %s: %s", etc[i], strerror(errno));
@@ -417,7 +450,8 @@ prepare_layer_mounts(struct monitor *m)
       sb_fail(m->sock, SW_EXIT_FAILURE, errno, "mount source `%s` for `%s`",
               mt->source ? mt->source : "/", mt->target);
     m->target_dir[i] = S_ISDIR(sb.st_mode);
-    m->layer_trees[i] = bind_tree(src, "", mt->readonly);
+    m->layer_trees[i] =
+        bind_tree(src, "", MOUNT_ATTR_NODEV | (mt->readonly ? MOUNT_ATTR_RDONLY : 0));
     if (m->layer_trees[i] < 0)
       sb_fail(m->sock, 1, errno, "sandbox: clone mount `%s`", mt->target);
   }
@@ -432,7 +466,8 @@ setup_mounts(struct monitor *m)
     const sw_mount_t *mt = &o->mounts[i];
     _cleanup_close_ int tree = m->layer_trees[i];
     if (mt->kind == SW_MOUNT_BIND) {
-      tree = bind_tree(AT_FDCWD, mt->source, mt->readonly);
+      tree = bind_tree(AT_FDCWD, mt->source,
+                       MOUNT_ATTR_NODEV | (mt->readonly ? MOUNT_ATTR_RDONLY : 0));
     } else if (mt->kind == SW_MOUNT_TMPFS) {
       char mode[16], size[32];
       snprintf(mode, sizeof(mode), "%o", mt->mode ? (unsigned)mt->mode : 01777u);
@@ -553,7 +588,7 @@ static void __attribute__((noreturn)) exec_fail(int sock, const char *cmd, int e
 }
 
 static void __attribute__((noreturn))
-container_main(const sw_sandbox_opts_t *o, int sock, int out_fd)
+container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
 {
   _cleanup_free_ char *passwd = NULL, *group = NULL;
   sw_error_t err = NULL;
@@ -570,9 +605,12 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd)
   sw_error_release(&err);
   if (sw_user_resolve(o->user, passwd, group, &u, &err) < 0)
     sb_fail(sock, err->code, 0, "%s", err->msg);
-  setup_stdio(o, sock, out_fd);
-  if (!o->tty)
-    setsid();
+  if (tty >= 0) {
+    sb_pty_attach(sock, tty, u.uid);
+  } else {
+    setup_stdio(o, sock, out_fd);
+    setsid(); /* a terminal's Ctrl-C reaches slipway, which forwards it */
+  }
   if (chdir(o->cwd ? o->cwd : "/") < 0)
     sb_fail(sock, 1, errno, "working directory `%s`", o->cwd);
   sb_security_restrict(o, sock);
@@ -634,7 +672,7 @@ close_all_but(int *keep, size_t n)
 }
 
 void
-sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
+sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const struct winsize *ws)
 {
   /* A fork of a threaded process: it holds every fd the other threads had open, such as the
    * output pipe and socket of a RUN another stage runs at the same time, whose end-of-file
@@ -643,7 +681,7 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
   int keep[] = {sock, out_fd, o->stdin_fd, o->stdout_fd, o->stderr_fd};
   close_all_but(keep, SW_ARRAY_SIZE(keep));
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-  struct monitor m = {.o = o, .sock = sock, .rootfd = -1};
+  struct monitor m = {.o = o, .sock = sock, .rootfd = -1, .ws = ws, .tty = -1};
   struct sigaction sa = {.sa_handler = monitor_forward, .sa_flags = SA_RESTART};
 
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -678,9 +716,11 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
   if (pid < 0)
     sb_fail(sock, 1, errno, "sandbox: fork the container's process");
   if (pid == 0)
-    container_main(o, sock, out_fd);
+    container_main(o, sock, out_fd, m.tty);
   init_pid = pid;
   if (out_fd >= 0)
     close(out_fd);
+  if (m.tty >= 0)
+    close(m.tty); /* the master reads EIO once pid 1 and its children are gone */
   monitor_wait(sock);
 }

@@ -6,13 +6,17 @@
 #include "sandbox.h"
 #include "util.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 
 /* A host directory used only as a mount point inside each sandbox's private mount namespace:
  * the monitor mounts a tmpfs on it (stub layer + root mount point), invisible to the host. */
 #define SB_RUNDIR "/run/slipway"
 
-enum { SB_MSG_ERROR = 1, SB_MSG_STUB, SB_MSG_EXIT };
+enum { SB_MSG_ERROR = 1, SB_MSG_STUB, SB_MSG_EXIT, SB_MSG_PTY };
 
 struct sb_msg {
   int type;
@@ -21,15 +25,19 @@ struct sb_msg {
   char text[4096];
 };
 
+/* Send an fd (SCM_RIGHTS) with an empty message of `type`: the pty master (SB_MSG_PTY). */
+void sb_send_fd(int sock, int type, int fd);
+
 /* Send a message (text formatted); sb_fail() sends an error and _exit()s. */
 void sb_send(int sock, int type, int value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void sb_fail(int sock, int code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5), noreturn));
 
-/* The monitor: runs in the forked child, never returns. */
-void sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent)
-    __attribute__((noreturn));
+/* The monitor: runs in the forked child, never returns. ws: the caller's window size for a
+ * `tty` sandbox's pty, or NULL. */
+void sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent,
+                const struct winsize *ws) __attribute__((noreturn));
 
 /* sandbox-security.c, called by pid 1 in this order: masked and read-only /proc and /sys
  * paths (after /proc is mounted); bounding/ambient sets, no_new_privs and seccomp (before the
@@ -43,5 +51,56 @@ void sb_security_caps(const sw_sandbox_opts_t *o, int sock);
  * capability set); install it in pid 1 (called by sb_security_restrict). */
 int sb_seccomp_prepare(const sw_sandbox_opts_t *o, sw_error_t *err);
 void sb_seccomp_load(const sw_sandbox_opts_t *o, int sock);
+
+/* sandbox-stdio.c: the container's stdio, so that it never holds the caller's terminal. */
+
+/* Monitor: open a new pty on the container's devpts (`pts`: its mount), with the caller's
+ * window size, send the master to the caller and return the slave (*index: N of pts/N).
+ * pid 1: make the slave its controlling terminal (new session) and stdin/out/err, owned by
+ * `uid`. */
+int sb_pty_open(int sock, int pts, const struct winsize *ws, unsigned int *index);
+void sb_pty_attach(int sock, int slave, uid_t uid);
+
+/* Caller: one direction of the relay. */
+typedef struct {
+  int from, to;
+  bool to_container;
+  bool eof;
+  bool discard; /* the reader is gone: read and drop */
+  size_t off, len;
+  char buf[16384];
+} sb_stream_t;
+
+typedef struct {
+  sb_stream_t s[4];
+  size_t n;
+  int in, out;          /* tty: the caller's fds relayed to/from the master (in: -1 = none) */
+  int master;           /* tty: the pty master, once the monitor sent it */
+  int container_end[3]; /* pipes given to the container in place of a terminal */
+  int pipe_end[3];      /* their ends that the relay keeps */
+  struct winsize ws;
+  bool have_ws;
+  bool raw, winch_set, pipe_ignored;
+  struct termios saved;
+  struct sigaction old_winch, old_pipe;
+  sigset_t old_mask, poll_mask;
+} sb_stdio_t;
+
+/* Before fork: replace the caller's terminal fds in `oc` (a copy of the options) by pipes, or
+ * for `tty` note the fds to relay and the window size. */
+int sb_stdio_prepare(sb_stdio_t *io, sw_sandbox_opts_t *oc, sw_error_t *err);
+/* After fork: close the container's ends; raw mode for an attached tty. */
+void sb_stdio_started(sb_stdio_t *io);
+/* The pty master arrived (SB_MSG_PTY): relay it. */
+void sb_stdio_set_pty(sb_stdio_t *io, int master);
+/* The relay's share of the poll loop: fill up to SW_ARRAY_SIZE(io->s) entries, then handle
+ * them; the mask to pass to ppoll() (NULL: the current one). */
+size_t sb_stdio_pollfds(sb_stdio_t *io, struct pollfd *p);
+void sb_stdio_handle(sb_stdio_t *io, const struct pollfd *p);
+const sigset_t *sb_stdio_poll_mask(const sb_stdio_t *io);
+/* Output from the container is still to be relayed. */
+bool sb_stdio_busy(const sb_stdio_t *io);
+/* Restore the terminal and signals, close what is left. */
+void sb_stdio_finish(sb_stdio_t *io);
 
 #endif

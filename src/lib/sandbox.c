@@ -50,6 +50,28 @@ sb_fail(int sock, int code, int errnum, const char *fmt, ...)
   _exit(code ? code : 1);
 }
 
+void
+sb_send_fd(int sock, int type, int fd)
+{
+  struct sb_msg m = {.type = type};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } c;
+  struct iovec iov = {.iov_base = &m, .iov_len = offsetof(struct sb_msg, text) + 1};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+  memset(c.buf, 0, sizeof(c.buf));
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+    ;
+}
+
 /* ---- running sandboxes, for sw_sandbox_kill_all() and signal forwarding ---- */
 
 #define MAX_RUNNING 64
@@ -169,13 +191,36 @@ struct run_state {
   char **stubs;
   bool have_exit;
   int wstatus;
+  sb_stdio_t io;
 };
 
+/* A message, and the fd it may carry (the pty master). */
+static ssize_t
+recv_message(int sock, struct sb_msg *m, int *fd)
+{
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } c;
+  struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+
+  *fd = -1;
+  ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+  for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+        cm->cmsg_len == CMSG_LEN(sizeof(int)))
+      memcpy(fd, CMSG_DATA(cm), sizeof(int));
+  return n;
+}
+
 static void
-read_message(struct run_state *rs, const sw_sandbox_opts_t *o, bool *sock_open)
+read_message(struct run_state *rs, bool *sock_open)
 {
   struct sb_msg m;
-  ssize_t n = recv(rs->sock, &m, sizeof(m), 0);
+  int fd;
+  ssize_t n = recv_message(rs->sock, &m, &fd);
 
   if (n < 0 && errno == EINTR)
     return;
@@ -184,7 +229,9 @@ read_message(struct run_state *rs, const sw_sandbox_opts_t *o, bool *sock_open)
     return;
   }
   m.text[sizeof(m.text) - 1] = '\0';
-  if (m.type == SB_MSG_ERROR && rs->child_err == NULL)
+  if (m.type == SB_MSG_PTY && fd >= 0)
+    sb_stdio_set_pty(&rs->io, steal_fd(&fd));
+  else if (m.type == SB_MSG_ERROR && rs->child_err == NULL)
     sw_error_code(&rs->child_err, m.code ? m.code : SW_EXIT_FAILURE, m.value, "%s", m.text);
   else if (m.type == SB_MSG_STUB)
     sw_strv_push(&rs->stubs, m.text);
@@ -192,31 +239,38 @@ read_message(struct run_state *rs, const sw_sandbox_opts_t *o, bool *sock_open)
     rs->have_exit = true;
     rs->wstatus = m.value;
   }
+  if (fd >= 0)
+    close(fd);
 }
 
+/* Until the monitor is gone and all output is relayed: its messages, the output callback's
+ * pipe, and the stdio relay (sandbox-stdio.c). */
 static void
 pump(struct run_state *rs, const sw_sandbox_opts_t *o)
 {
   bool sock_open = true, out_open = rs->out >= 0;
   char buf[65536];
 
-  while (sock_open || out_open) {
-    struct pollfd p[2] = {{.fd = sock_open ? rs->sock : -1, .events = POLLIN},
-                          {.fd = out_open ? rs->out : -1, .events = POLLIN}};
-    if (poll(p, 2, -1) < 0) {
+  while (sock_open || out_open || sb_stdio_busy(&rs->io)) {
+    struct pollfd p[2 + SW_ARRAY_SIZE(rs->io.s)] = {
+        {.fd = sock_open ? rs->sock : -1, .events = POLLIN},
+        {.fd = out_open ? rs->out : -1, .events = POLLIN}};
+    size_t n = 2 + sb_stdio_pollfds(&rs->io, p + 2);
+    if (ppoll(p, n, NULL, sb_stdio_poll_mask(&rs->io)) < 0) {
       if (errno == EINTR)
         continue;
       break;
     }
     if (p[0].revents)
-      read_message(rs, o, &sock_open);
+      read_message(rs, &sock_open);
     if (p[1].revents) {
-      ssize_t n = read(rs->out, buf, sizeof(buf));
-      if (n > 0)
-        o->on_output(o->output_ctx, buf, (size_t)n);
-      else if (n == 0 || errno != EINTR)
+      ssize_t r = read(rs->out, buf, sizeof(buf));
+      if (r > 0)
+        o->on_output(o->output_ctx, buf, (size_t)r);
+      else if (r == 0 || errno != EINTR)
         out_open = false;
     }
+    sb_stdio_handle(&rs->io, p + 2);
   }
 }
 
@@ -249,7 +303,8 @@ wait_status(int wstatus, sw_sandbox_status_t *st)
 }
 
 static int
-spawn(const sw_sandbox_opts_t *o, int sv[2], int outp[2], pid_t *out_pid, sw_error_t *err)
+spawn(const sw_sandbox_opts_t *o, const sb_stdio_t *io, int sv[2], int outp[2], pid_t *out_pid,
+      sw_error_t *err)
 {
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -260,7 +315,7 @@ spawn(const sw_sandbox_opts_t *o, int sv[2], int outp[2], pid_t *out_pid, sw_err
     close(sv[0]);
     if (outp[0] >= 0)
       close(outp[0]);
-    sb_monitor(o, sv[1], outp[1], parent);
+    sb_monitor(o, sv[1], outp[1], parent, o->tty && io->have_ws ? &io->ws : NULL);
     _exit(1);
   }
   *out_pid = pid;
@@ -268,22 +323,30 @@ spawn(const sw_sandbox_opts_t *o, int sv[2], int outp[2], pid_t *out_pid, sw_err
 }
 
 int
-sw_sandbox_run(const sw_sandbox_opts_t *o, sw_sandbox_status_t *st, sw_error_t *err)
+sw_sandbox_run(const sw_sandbox_opts_t *opts, sw_sandbox_status_t *st, sw_error_t *err)
 {
   int sv[2], outp[2] = {-1, -1};
   struct sigaction old[SW_ARRAY_SIZE(forwarded)];
   struct run_state rs = {.out = -1};
+  sw_sandbox_opts_t copy = *opts, *o = &copy; /* with pipes in place of a terminal */
   pid_t pid;
   int wstatus = 0;
 
   if (check_opts(o, err) < 0 || sb_seccomp_prepare(o, err) < 0)
     return -1;
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+  if (sb_stdio_prepare(&rs.io, o, err) < 0) {
+    sb_stdio_finish(&rs.io);
+    return -1;
+  }
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    sb_stdio_finish(&rs.io);
     return sw_error(err, errno, "socketpair");
+  }
   if (o->on_output && pipe2(outp, O_CLOEXEC) < 0) {
     int e = errno;
     close(sv[0]);
     close(sv[1]);
+    sb_stdio_finish(&rs.io);
     return sw_error(err, e, "pipe");
   }
   if (o->forward_signals) {
@@ -293,7 +356,7 @@ sw_sandbox_run(const sw_sandbox_opts_t *o, sw_sandbox_status_t *st, sw_error_t *
     for (size_t i = 0; i < SW_ARRAY_SIZE(forwarded); i++)
       sigaction(forwarded[i], &sa, &old[i]);
   }
-  int r = spawn(o, sv, outp, &pid, err);
+  int r = spawn(o, &rs.io, sv, outp, &pid, err);
   close(sv[1]);
   if (outp[1] >= 0)
     close(outp[1]);
@@ -301,11 +364,13 @@ sw_sandbox_run(const sw_sandbox_opts_t *o, sw_sandbox_status_t *st, sw_error_t *
   rs.out = outp[0];
   if (r == 0) {
     running_add(pid);
+    sb_stdio_started(&rs.io);
     pump(&rs, o);
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
       ;
     running_del(pid);
   }
+  sb_stdio_finish(&rs.io);
   if (o->forward_signals)
     for (size_t i = 0; i < SW_ARRAY_SIZE(forwarded); i++)
       sigaction(forwarded[i], &old[i], NULL);

@@ -7,6 +7,8 @@
  * full, random, urandom, tty, pts, ptmx, shm as tmpfs, fd/stdin/stdout/stderr links), a
  * read-only /sys, the host's /etc/resolv.conf and /etc/hosts (read-only binds), extra bind/tmpfs
  * mounts, pivot_root, user/groups from the rootfs's /etc/passwd and /etc/group, env, cwd.
+ * Every filesystem it can write or that comes from an image is nodev: it can open only the
+ * default devices above, whatever it mknods or its image ships.
  *
  * The upper dir stays a pure overlay diff: mounted with redirect_dir=off, metacopy=off,
  * index=off, xino=off, so deletions are classic whiteouts (char 0/0) and opaque dirs carry
@@ -103,8 +105,12 @@ typedef struct {
    * SIGINT/SIGTERM kills the container (pid 1 ignores signals it has no handler for, as in
    * Docker). */
   bool forward_signals;
-  /* Keep the caller's session and controlling terminal (`run -t`); otherwise the process gets
-   * a new session, so a terminal's Ctrl-C reaches slipway, not the container directly. */
+  /* The process never holds an fd of the caller's terminal (sandbox-stdio.c): it gets a new
+   * session, and a stdio fd that is a terminal is replaced by a pipe that sw_sandbox_run()
+   * relays. With `tty` (`run -t`), its stdin/out/err is instead a new pty of its own devpts,
+   * its controlling terminal; the caller relays the master to stdout_fd and, unless stdin_fd
+   * is SW_STDIO_NULL, stdin_fd to the master (a terminal stdin is put in raw mode meanwhile),
+   * and passes on window size changes (SIGWINCH). stderr_fd is then unused. */
   bool tty;
 
   /* Security, as `docker run` applies it by default (sandbox-security.c). caps: what a root

@@ -3,11 +3,21 @@
 --cap-add/--cap-drop/--privileged, --security-opt no-new-privileges (off by default: setuid
 binaries work), masked and read-only /proc and /sys paths, and the seccomp filter. A tiny static
 C helper (`probe`, compiled here) reports euid and the errno of syscalls busybox has no applet
-for."""
+for. Escapes (issue 18): device nodes the container makes or its image ships cannot be opened,
+and the container never holds the caller's terminal (TIOCSTI), driven through a real pty."""
+import fcntl
 import os
 import re
+import select
 import shutil
+import signal
+import stat
+import struct
 import subprocess
+import tarfile
+import termios
+import time
+import uuid
 
 import pytest
 
@@ -18,11 +28,13 @@ SYS_ADMIN = 1 << 21
 PROBE_C = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/keyctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/personality.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +54,18 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "getpid")) report(a, syscall(SYS_getpid));
     else if (!strcmp(a, "clone3")) report(a, syscall(SYS_clone3, NULL, 0));
     else if (!strcmp(a, "swapoff")) report(a, syscall(SYS_swapoff, "/nonexistent"));
+    else if (!strncmp(a, "sti", 3) && a[3] >= '0' && a[3] <= '2' && a[4] == '=') {
+      /* push a[5..] and a newline into the input of the terminal on fd a[3] (TIOCSTI) */
+      long r = 0;
+      for (const char *c = a + 5; r == 0; c++) {
+        r = ioctl(a[3] - '0', TIOCSTI, *c ? c : "\n");
+        if (!*c) break;
+      }
+      char what[5] = {a[0], a[1], a[2], a[3], 0};
+      report(what, r);
+    }
+    else if (!strncmp(a, "open=", 5)) report(a, open(a + 5, O_RDONLY));
+    else if (!strncmp(a, "openrw=", 7)) report(a, open(a + 7, O_RDWR));
     else if (!strcmp(a, "fork")) {
       pid_t p = fork();
       if (p == 0) _exit(0);
@@ -338,3 +362,273 @@ def test_build_security_insecure_needs_the_entitlement(slipway, tmp_path):
     p = slipway("build", "--progress=plain", str(ctx), check=False)
     assert p.returncode != 0 and "--security must be sandbox or insecure (not `weird`)" in \
         p.stdout + p.stderr
+
+
+# ---- devices: only Docker's defaults can be opened, whatever the container creates or ships ----
+
+EACCES = "errno 13 EACCES"
+ALLOWED = ["null", "zero", "full", "random", "urandom"]
+
+
+def opens(out):
+    """`probe open=P openrw=Q` lines -> {"P": "ok" | "errno 13 EACCES", ...}."""
+    return {m[1]: m[2] for m in re.finditer(r"^open(?:rw)?=(\S+): (ok|errno \d+ \w+)$", out,
+                                            re.M)}
+
+
+@pytest.fixture(scope="session")
+def host_disk(tmp_path_factory):
+    """(major, minor) of a block device that a node made on the host opens (the root's disk if
+    it can, else the first that can: the host itself may be confined): what a container must not
+    reach. So an EACCES inside comes from the sandbox, not from a node that works nowhere."""
+    d = tmp_path_factory.mktemp("blk")
+    root = [ln.split()[2] for ln in open("/proc/self/mountinfo") if ln.split()[4] == "/"]
+    for name in root + sorted(os.listdir("/sys/dev/block")):
+        major, minor = map(int, name.split(":"))
+        node = d / ("%d_%d" % (major, minor))
+        if not os.path.exists("/sys/dev/block/" + name):
+            continue
+        if not node.exists():
+            os.mknod(node, 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+        try:
+            os.close(os.open(node, os.O_RDONLY))
+            return major, minor
+        except OSError:
+            continue
+    pytest.skip("no block device opens on this host")
+
+
+def test_mknod_in_run_cannot_be_opened(slipway_bin, tmp_path, rootfs, host_disk):
+    """mknod works (CAP_MKNOD, as in Docker) on every writable filesystem of `run`: the root,
+    /dev, /dev/shm, /tmp of the image, a -v bind; opening the node fails. A node already on the
+    host under a -v bind cannot be opened either. Docker's default devices still work."""
+    major, minor = host_disk
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    os.mknod(vol / "hostnode", 0o666 | stat.S_IFBLK, os.makedev(major, minor))
+    made = ["/disk", "/dev/disk", "/dev/shm/disk", "/tmp/disk", "/vol/disk"]
+    script = "".join("mknod %s b %d %d && " % (p, major, minor) for p in made) + \
+        "mknod /zero c 1 5 && mknod /dev/zero2 c 1 5 && chmod 666 /disk /zero && echo made; " + \
+        "probe " + " ".join("open=" + p for p in made + ["/zero", "/dev/zero2", "/vol/hostnode"]) + \
+        " " + " ".join("openrw=/dev/" + d for d in ALLOWED) + \
+        "; echo x > /dev/null && head -c 4 /dev/zero | wc -c"
+    r = run(slipway_bin, tmp_path, rootfs, "-v", "%s:/vol" % vol, "--", "sh", "-c", script)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "made" in r.stdout, r.stdout + r.stderr
+    res = opens(r.stdout)
+    for p in made + ["/zero", "/dev/zero2", "/vol/hostnode"]:
+        assert res[p] == EACCES, (p, r.stdout)
+    for d in ALLOWED:
+        assert res["/dev/" + d] == "ok", (d, r.stdout)
+    assert r.stdout.rstrip().endswith("4")
+
+
+def shipping_image(slipway, tmp_path, rootfs, major, minor):
+    """`ship:latest`: the security rootfs plus a 0666 block node of the host's disk (/disk) and a
+    0666 char node (/zero, 1:5), imported from a tar as an image would bring them."""
+    tar = tmp_path / "ship.tar"
+    with tarfile.open(tar, "w", format=tarfile.PAX_FORMAT) as tf:
+        tf.add(rootfs, arcname=".")
+        for name, kind, dev in (("disk", tarfile.BLKTYPE, (major, minor)),
+                                ("zero", tarfile.CHRTYPE, (1, 5))):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, (ti.devmajor, ti.devminor) = kind, 0o666, dev
+            tf.addfile(ti)
+    slipway("import", str(tar), "ship:latest")
+    return "ship:latest"
+
+
+def test_shipped_device_nodes_cannot_be_opened(slipway, tmp_path, rootfs, host_disk):
+    major, minor = host_disk
+    img = shipping_image(slipway, tmp_path, rootfs, major, minor)
+    r = slipway("run", "--rm", img, "ls", "-ln", "/disk", "/zero")
+    assert re.search(r"^brw-rw-rw-\s+1 0\s+0\s+%d,\s+%d .* /disk$" % (major, minor), r.stdout,
+                     re.M), r.stdout  # the image really has the nodes
+    assert re.search(r"^crw-rw-rw-\s+1 0\s+0\s+1,\s+5 .* /zero$", r.stdout, re.M), r.stdout
+    for flags in ([], ["--cap-drop", "ALL", "-u", "1000"], ["-u", "app"]):
+        r = slipway("run", "--rm", *flags, img, "probe", "open=/disk", "openrw=/disk",
+                    "open=/zero", "openrw=/dev/null", "open=/dev/urandom", check=False)
+        assert r.returncode == 0, r.stderr
+        res = opens(r.stdout)
+        assert res["/disk"] == EACCES and res["/zero"] == EACCES, (flags, r.stdout)
+        assert res["/dev/null"] == "ok" and res["/dev/urandom"] == "ok", (flags, r.stdout)
+
+
+def test_build_run_steps_cannot_open_devices(slipway, tmp_path, rootfs, host_disk):
+    """Every door of a RUN step: mknod on the root, in /dev, in a cache, tmpfs and rw context
+    mount, a node from the base image, one from another stage mounted with --mount from=. Each
+    RUN fails the build unless the open is refused; writing to /dev/null works."""
+    major, minor = host_disk
+    shipping_image(slipway, tmp_path, rootfs, major, minor)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM ship:latest AS nodes\n"
+        "RUN mknod /n b {M} {m}\n"
+        "FROM ship:latest\n"
+        "RUN mknod /disk2 b {M} {m} && mknod /dev/disk b {M} {m} && chmod 666 /disk2"
+        " && probe open=/disk2 open=/dev/disk open=/disk open=/zero | tee /out"
+        " && test $(grep -c 'errno 13 EACCES' /out) = 4\n"
+        "RUN --mount=type=cache,target=/c mknod /c/disk b {M} {m}"
+        " && probe openrw=/c/disk | grep -q EACCES && rm /c/disk\n"
+        "RUN --mount=type=tmpfs,target=/t mknod /t/disk b {M} {m}"
+        " && probe open=/t/disk | grep -q EACCES\n"
+        "RUN --mount=type=bind,target=/ctx,rw mknod /ctx/disk b {M} {m}"
+        " && probe open=/ctx/disk | grep -q EACCES\n"
+        "RUN --mount=type=bind,from=nodes,target=/other"
+        " probe open=/other/n open=/other/disk | grep -c EACCES | grep -qx 2\n"
+        "RUN echo ok > /dev/null && probe openrw=/dev/null openrw=/dev/zero > /devs"
+        " && test $(grep -c ': ok' /devs) = 2 && echo wrote-null\n"
+        .format(M=major, m=minor))
+    p = slipway("build", "--progress=plain", "--no-cache", str(ctx), check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    assert "wrote-null" in out
+
+
+# ---- terminals: the container never holds an fd of the caller's terminal ----
+
+
+def tty_start(argv, rows=24, cols=80):
+    """Start argv with a new pty as its stdio and controlling terminal, as a user's shell starts
+    a command: returns (process, master, slave). The test keeps the slave open, so a reader of
+    the master never sees end-of-file: tty_read() stops when the process has exited."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                         preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    return p, master, slave
+
+
+def tty_read(p, master, until=None, timeout=30):
+    """What the terminal shows, until `until` (bytes) appears or else until p has exited and
+    nothing more comes."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            out += os.read(master, 65536)
+            if until is not None and until in out:
+                return out
+        elif until is None and p.poll() is not None:
+            return out
+    p.kill()
+    raise AssertionError("timed out waiting for %r on the terminal; it shows %r" % (until, out))
+
+
+def queued_input(slave):
+    """Bytes waiting in the terminal's input queue: what the user's shell would read next."""
+    return struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0" * 4))[0]
+
+
+def store_run(slipway_bin, tmp_path, rootfs, *args):
+    return [slipway_bin, "--root", str(tmp_path / "store"), "run", "--rm", *args, "--rootfs",
+            str(rootfs)]
+
+
+def test_tty_is_a_new_pty_relayed_with_window_size(slipway_bin, tmp_path, rootfs):
+    """-it: the container's stdio is a pty of its own devpts (tty prints /dev/pts/N; it is
+    /dev/console too), with the caller's window size and its changes; input and output are relayed, the caller's terminal
+    is raw while attached and restored after, and the exit code is slipway's."""
+    script = ("tty; stty size; env | grep ^TERM=; test -t 0 && test -t 1 && test -t 2 && echo all-tty; "
+              "echo on-console > /dev/console; readlink /proc/self/fd/0; echo ready; read x; "
+              "stty size; echo got=$x; exit 3")
+    p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-it") +
+                        ["sh", "-c", script], rows=33, cols=101)
+    before = termios.tcgetattr(s)
+    try:
+        out = tty_read(p, m, until=b"ready\r\n")
+        assert re.search(rb"^/dev/pts/\d+\r$", out, re.M), out
+        assert b"33 101\r\n" in out and b"all-tty\r\n" in out, out
+        assert b"on-console\r\n" in out  # /dev/console is the pty too, as in Docker
+        assert b"TERM=xterm\r\n" in out, out
+        assert re.search(rb"^/dev/pts/\d+\r\nready", out, re.M), out  # fd 0 is that pty
+        assert not termios.tcgetattr(s)[3] & termios.ICANON  # raw while attached
+        fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # SIGWINCH
+        os.write(m, b"hello\r")
+        out = tty_read(p, m)
+        assert p.wait(timeout=30) == 3
+        assert b"40 120\r\n" in out and b"got=hello\r\n" in out, out
+        after = termios.tcgetattr(s)
+        assert after == before and after[3] & termios.ICANON and after[3] & termios.ECHO
+    finally:
+        os.close(m)
+        os.close(s)
+
+
+def test_tty_restored_after_a_signal_and_an_error(slipway_bin, tmp_path, rootfs):
+    """SIGTERM to slipway while attached (-it, raw): forwarded, the container's trap exits 7,
+    and the caller's terminal is back in its mode; so after a command that cannot start."""
+    script = 'trap "echo trapped; exit 7" TERM; echo ready; while :; do sleep 0.1; done'
+    for cmd, code in ((["sh", "-c", script], 7), (["no-such-command"], 127)):
+        p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-it") + cmd)
+        before = termios.tcgetattr(s)
+        try:
+            if code == 7:
+                tty_read(p, m, until=b"ready")
+                assert not termios.tcgetattr(s)[3] & termios.ICANON
+                p.send_signal(signal.SIGTERM)
+            out = tty_read(p, m)
+            assert p.wait(timeout=30) == code, out
+            assert termios.tcgetattr(s) == before, out
+            assert b"trapped" in out if code == 7 else b"no-such-command" in out, out
+        finally:
+            os.close(m)
+            os.close(s)
+
+
+def test_without_tty_stdio_are_pipes(slipway_bin, tmp_path, rootfs):
+    """Run from a terminal without -t: the container's fds 0-2 are pipes (relayed), never the
+    caller's terminal; stdin reaches it and its end-of-file too; the exit code is relayed."""
+    script = ("for i in 0 1 2; do test -t $i || echo not-tty-$i; readlink /proc/self/fd/$i; "
+              "done; echo ready; sed 's/^/cat:/'; exit 5")
+    p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, "-i") + ["sh", "-c", script])
+    try:
+        out = tty_read(p, m, until=b"ready")
+        for i in range(3):
+            assert b"not-tty-%d" % i in out, out
+        assert len(re.findall(rb"^pipe:\[\d+\]\r$", out, re.M)) == 3, out
+        os.write(m, b"line\n\x04")  # a line, then end-of-file (the caller's tty is canonical)
+        out = tty_read(p, m)
+        assert p.wait(timeout=30) == 5
+        assert b"cat:line" in out, out
+    finally:
+        os.close(m)
+        os.close(s)
+    r = subprocess.run(store_run(slipway_bin, tmp_path, rootfs, "-it") + ["true"],
+                       stdin=subprocess.PIPE, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "the input device is not a TTY" in r.stderr
+
+
+@pytest.mark.parametrize("flags", [["-it"], ["-t"], ["-i", "--cap-add", "SYS_ADMIN"]],
+                         ids=["it", "t", "no-tty-sys-admin"])
+def test_tiocsti_cannot_type_into_the_callers_shell(slipway_bin, tmp_path, rootfs, flags):
+    """The container pushes `touch MARKER` into the input of the terminal on each of its fds
+    (TIOCSTI) and exits. Then a shell starts on the caller's terminal, as the user's shell would
+    read its next command: it must not find the line, and MARKER must not exist on the host.
+    With -t the ioctl succeeds (the container's own pty); without -t (even with CAP_SYS_ADMIN,
+    which allows TIOCSTI on any terminal) the fds are pipes: ENOTTY."""
+    legacy = "/proc/sys/dev/tty/legacy_tiocsti"
+    if os.path.exists(legacy) and open(legacy).read().strip() == "0":
+        pytest.skip("TIOCSTI is disabled on this kernel (dev.tty.legacy_tiocsti=0)")
+    marker = tmp_path / ("PWNED-" + uuid.uuid4().hex)
+    inject = ["sti%d=touch %s" % (i, marker) for i in range(3)]
+    p, m, s = tty_start(store_run(slipway_bin, tmp_path, rootfs, *flags) + ["probe", *inject])
+    try:
+        out = tty_read(p, m).decode(errors="replace")
+        assert p.wait(timeout=30) == 0, out
+        queued = queued_input(s)
+        sh = subprocess.Popen(["/bin/sh"], stdin=s, stdout=s, stderr=s, start_new_session=True,
+                              preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.write(m, b"echo shell-$((6*7))\nexit\n")
+        shown = tty_read(sh, m)
+        assert sh.wait(timeout=30) == 0
+        assert b"shell-42" in shown  # the shell did read and run what the terminal gave it
+        assert not marker.exists(), shown
+        assert queued == 0, out
+        res = probe_results(out.replace("\r", ""))
+        want = "ok" if flags[0] in ("-it", "-t") else "errno 25 ENOTTY"  # the container's own pty
+        assert [res["sti%d" % i] for i in range(3)] == [want] * 3, out
+    finally:
+        os.close(m)
+        os.close(s)
