@@ -22,8 +22,7 @@ struct fsck {
   char **verified; /* blob digests hashed already (layer blobs, while unpacked) */
 };
 
-static void __attribute__((format(printf, 2, 3)))
-problem(struct fsck *f, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) problem(struct fsck *f, const char *fmt, ...)
 {
   va_list ap;
   f->rep->problems++;
@@ -34,8 +33,7 @@ problem(struct fsck *f, const char *fmt, ...)
   fputc('\n', f->o->out);
 }
 
-static void __attribute__((format(printf, 2, 3)))
-repaired(struct fsck *f, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) repaired(struct fsck *f, const char *fmt, ...)
 {
   va_list ap;
   f->rep->repaired++;
@@ -245,7 +243,8 @@ check_snapshot_against(struct fsck *f, const char *diff_id, char *fresh)
   if (d.missing + d.extra + d.changed == 0)
     return;
   _cleanup_free_ char *who = users_of(f, diff_id);
-  problem(f, "snapshot `%s` of layer %s (%s) differs from its blob: %zu missing, %zu extra, %zu "
+  problem(f,
+          "snapshot `%s` of layer %s (%s) differs from its blob: %zu missing, %zu extra, %zu "
           "changed (first: %s)",
           snap, diff_id, who, d.missing, d.extra, d.changed, d.first);
   free(d.first);
@@ -302,9 +301,8 @@ static int
 check_layers(struct fsck *f, sw_error_t *err)
 {
   /* One blob per diffID is enough to check its snapshot; every blob is hashed. */
-  _cleanup_strv_ char **v =
-      rows(f->s, "SELECT digest, diff_id, media_type FROM layers ORDER BY diff_id, digest", NULL,
-           err);
+  _cleanup_strv_ char **v = rows(
+      f->s, "SELECT digest, diff_id, media_type FROM layers ORDER BY diff_id, digest", NULL, err);
   if (v == NULL)
     return -1;
   for (char **c = v; *c; c += 3)
@@ -329,7 +327,8 @@ repair_snapshot_row(struct fsck *f, const char *diff_id)
     sw_error_release(&err);
     return;
   }
-  repaired(f, "snapshot %s and the cache records that use it removed (the next build makes "
+  repaired(f,
+           "snapshot %s and the cache records that use it removed (the next build makes "
            "it again)",
            diff_id);
 }
@@ -353,7 +352,8 @@ check_snapshot_only(struct fsck *f, const char *diff_id, int64_t recorded)
       /* Same tar size with another diffID: mtimes clamped by another SOURCE_DATE_EPOCH. */
       return;
     } else {
-      problem(f, "snapshot `%s` of layer %s (%s): its tar is %lld bytes, %lld when committed: "
+      problem(f,
+              "snapshot `%s` of layer %s (%s): its tar is %lld bytes, %lld when committed: "
               "files are missing or changed",
               snap, diff_id, who, (long long)size, (long long)recorded);
     }
@@ -408,14 +408,16 @@ check_images(struct fsck *f, sw_error_t *err)
                                       c[0], err);
     if (lost == NULL)
       return -1;
-    const char *bad = !sw_blob_exists(f->s, c[0]) ? "manifest"
+    const char *bad = !sw_blob_exists(f->s, c[0])   ? "manifest"
                       : !sw_blob_exists(f->s, c[1]) ? "config"
-                      : lost[0]                       ? "layer"
-                                                      : NULL;
+                      : lost[0]                     ? "layer"
+                                                    : NULL;
     if (bad == NULL)
       continue;
     problem(f, "image %s: its %s blob %s is not in the store", c[2], bad,
-            strcmp(bad, "manifest") == 0 ? c[0] : strcmp(bad, "config") == 0 ? c[1] : lost[0]);
+            strcmp(bad, "manifest") == 0 ? c[0]
+            : strcmp(bad, "config") == 0 ? c[1]
+                                         : lost[0]);
     if (f->o->repair)
       repair_image(f, c[0], c[2]);
   }
