@@ -9,7 +9,7 @@ SHELL    := /bin/bash
 CC       ?= gcc
 BUILD    ?= build
 PKGS     := libarchive libzstd libcrypto jansson libcurl sqlite3 libdeflate libseccomp
-CPPFLAGS += -D_GNU_SOURCE -DSW_VERSION=\"$(shell cat VERSION 2>/dev/null || echo 0.1.0)\"
+CPPFLAGS += -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -DSW_VERSION=\"$(shell cat VERSION 2>/dev/null || echo 0.1.0)\"
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \
             -fno-strict-aliasing -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -32,7 +32,7 @@ PYTEST   ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 5
 
 .PHONY: all deps test unit e2e asan fuzz fuzz-run format format-check lint check demo base-image \
-        bench clean
+        bench clean man man-md install uninstall deb
 
 all: $(BUILD)/slipway
 
@@ -117,6 +117,44 @@ format-check:
 lint:
 	@if git grep -nE '\b(sprintf|vsprintf|strcpy|strcat|gets|system)\s*\(' -- 'src/*.c' 'src/*.h'; then \
 	  echo "lint: banned function (use snprintf/xasprintf/sw_buf_*/fork+exec)"; exit 1; fi
+
+# Installation (PREFIX, DESTDIR as usual): the binary, a man page for slipway and for each
+# command (roff made from docs/man/*.md by Debian's go-md2man), bash, zsh and fish completions.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+MAN_MD    := $(sort $(wildcard docs/man/*.1.md))
+MAN_PAGES := $(MAN_MD:docs/man/%.md=$(BUILD)/man/%)
+COMPLETIONS := bash-completion/completions/slipway:completions/slipway.bash \
+               zsh/vendor-completions/_slipway:completions/_slipway \
+               fish/vendor_completions.d/slipway.fish:completions/slipway.fish
+
+$(BUILD)/man/%.1: docs/man/%.1.md
+	@mkdir -p $(dir $@)
+	go-md2man -in $< -out $@
+
+man: $(MAN_PAGES)
+
+# The markdown sources are written from the binary's --help texts: run after changing one.
+man-md: $(BUILD)/slipway
+	/usr/bin/python3 scripts/man-md.py $(BUILD)/slipway docs/man
+
+install: all man
+	install -D -m 755 $(BUILD)/slipway $(DESTDIR)$(BINDIR)/slipway
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	@set -e; for c in $(COMPLETIONS); do \
+	  echo "install -D -m 644 $${c#*:} $(DESTDIR)$(DATADIR)/$${c%%:*}"; \
+	  install -D -m 644 $${c#*:} $(DESTDIR)$(DATADIR)/$${c%%:*}; done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/slipway $(MAN_PAGES:$(BUILD)/man/%=$(DESTDIR)$(MANDIR)/man1/%)
+	@set -e; for c in $(COMPLETIONS); do rm -f $(DESTDIR)$(DATADIR)/$${c%%:*}; done
+
+# A Debian package of the tree (debian/): ../slipway_VERSION_ARCH.deb
+deb:
+	dpkg-buildpackage -b -us -uc
 
 base-image:
 	./scripts/base-image.sh

@@ -375,7 +375,8 @@ setup_dev(struct monitor *m)
   mkdirat(dev, "shm", 01777);
   mkdirat(dev, "mqueue", 0755);
   for (size_t i = 0; i < SW_ARRAY_SIZE(links); i++)
-    symlinkat(links[i][1], dev, links[i][0]);
+    if (symlinkat(links[i][1], dev, links[i][0]) < 0)
+      sb_fail(m->sock, 1, errno, "sandbox: symlink /dev/%s", links[i][0]);
   if (attach(m, dev, "/dev", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev");
   bind_devices(m);
