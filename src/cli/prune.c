@@ -7,7 +7,9 @@ static const char usage_text[] =
     "Usage: slipway prune [OPTIONS]\n"
     "\n"
     "Free space in the store: remove data (layers, snapshots, blobs, temp files) that no image\n"
-    "and no build cache record uses. Waits for other slipway processes on the same store.\n"
+    "and no build cache record uses, and what killed commands left (the writable layer of a\n"
+    "`run --rm`, the temp file of a `save -o`), listed. Waits for other slipway processes on\n"
+    "the same store.\n"
     "\n"
     "Options:\n"
     "      --keep-storage SIZE  evict least recently used build cache records until the cache\n"
@@ -59,6 +61,9 @@ cmd_prune(int argc, char **argv, sw_global_t *g)
   if (sw_store_prune(s, &o, &rep, &err) < 0)
     return sw_error_report(&err);
   char size[32];
+  for (char **l = rep.leftovers; l && *l; l++)
+    printf("Removed what a killed command left: %s\n", *l);
+  sw_strv_free(rep.leftovers);
   sw_format_size((uint64_t)rep.bytes, size, sizeof(size));
   printf("Deleted: %lld cache records, %lld images, %lld layers, %lld blobs\n",
          (long long)rep.cache_records, (long long)rep.images, (long long)rep.layers,

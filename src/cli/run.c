@@ -338,6 +338,7 @@ new_container_dir(sw_store_t *s, const char *name, char **id_out, sw_error_t *er
 
 struct container {
   char *dir, *upper, *work;
+  sw_lease_t *lease; /* --rm: prune removes the dir if this process is killed */
 };
 
 static int
@@ -375,6 +376,7 @@ container_done(struct container *c, bool rm, const sw_sandbox_status_t *st, bool
     sw_rm_rf(w, &err); /* overlay's scratch space is useless once the container stopped */
     sw_error_release(&err);
   }
+  sw_lease_free(c->lease); /* after the removal: a kill before it leaves the lease stale */
   free(c->dir);
   free(c->upper);
   free(c->work);
@@ -433,7 +435,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
     add_env(&env, *e);
   if (parse_volumes(f->volumes, &mounts, &n_mounts, err) < 0)
     return -1;
-  if (prepare_container(s, f->name, &c, err) < 0) {
+  if (prepare_container(s, f->name, &c, err) < 0 ||
+      (f->rm && (c.lease = sw_lease_new(s, c.dir, err)) == NULL)) {
     container_done(&c, true, &st, false);
     return -1;
   }

@@ -239,6 +239,10 @@ sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names
     return r < 0 ? sw_error_wrap(err, "saving to `%s`", path) : 0;
   }
   _cleanup_free_ char *tmp = strcmp(path, "-") == 0 ? NULL : xasprintf("%s.tmp.%d", path, getpid());
+  /* A kill leaves tmp behind: the lease lets prune remove it once this process is gone. */
+  sw_lease_t *lease = tmp ? sw_lease_new(s, tmp, err) : NULL;
+  if (tmp && lease == NULL)
+    return sw_error_wrap(err, "saving to `%s`", path);
   o.a = archive_write_new();
   archive_write_set_format_pax_restricted(o.a);
   archive_write_set_bytes_in_last_block(o.a, 1);
@@ -255,6 +259,7 @@ sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names
     r = sw_error(err, errno, "rename `%s` to `%s`", tmp, path);
   if (r < 0 && tmp)
     unlink(tmp);
+  sw_lease_free(lease);
   return r < 0 ? sw_error_wrap(err, "saving to `%s`", path) : 0;
 }
 

@@ -9,7 +9,7 @@
 #include <time.h>
 
 static const char *const layout_dirs[] = {"blobs",  "blobs/sha256", "snapshots", "tmp",
-                                          "mounts", "containers",   "trash"};
+                                          "mounts", "containers",   "trash",     "leases"};
 
 /* Schema migrations: index i brings user_version i to i+1. */
 static const char *const migrations[] = {

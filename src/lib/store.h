@@ -255,13 +255,27 @@ typedef struct {
 } sw_prune_opts_t;
 typedef struct {
   int64_t cache_records, images, layers, blobs;
-  int64_t bytes; /* reclaimed */
+  int64_t bytes;    /* reclaimed */
+  char **leftovers; /* "PATH (SIZE)" of each leftover of a killed command removed (strv) */
 } sw_prune_report_t;
 /* Prune by opts then GC: remove blobs, layers/snapshots and tmp/ leftovers referenced by no
- * image and no kept cache record. Takes the store lock exclusively (waits for other slipway
+ * image and no kept cache record, and what killed commands left (stale leases, below). Free
+ * rep->leftovers with sw_strv_free. Takes the store lock exclusively (waits for other slipway
  * processes using this ROOT). */
 int sw_store_prune(sw_store_t *s, const sw_prune_opts_t *opts, sw_prune_report_t *rep,
                    sw_error_t *err);
+
+/* ---- leftovers of killed commands (store_lease.c) ----
+ * A command that makes something outside the store's rows (a `run --rm` container's writable
+ * layer under ROOT/containers/, an output file's temp twin `F.tmp.<pid>`) leases it:
+ * ROOT/leases/<name> names its path and stays flock'ed while the owner lives. When the owner
+ * dies without releasing it (SIGKILL), the lock goes with it and prune removes the path and
+ * reports it. Release the lease (sw_lease_free) once the thing is removed or kept for good. */
+typedef struct sw_lease_s sw_lease_t;
+sw_lease_t *sw_lease_new(sw_store_t *s, const char *path, sw_error_t *err);
+void sw_lease_free(sw_lease_t *l);
+/* Remove the paths of stale leases (their owners are gone); each is added to rep. */
+void sw_lease_sweep(sw_store_t *s, sw_prune_report_t *rep);
 
 /* ---- consistency check (store_fsck.c) ----
  * Takes the lock exclusively. Every layer blob is unpacked (digest and diffID verified) and

@@ -233,6 +233,7 @@ gc_files(sw_store_t *s, bool all, sw_prune_report_t *rep, sw_error_t *err)
    * prune -a does). */
   if (all && sweep(s, "mounts", 0, true, refs, n, NULL, &rep->bytes, err) < 0)
     return -1;
+  sw_lease_sweep(s, rep);
   rep->bytes += sw_store_empty_trash(s);
   return 0;
 }

@@ -156,3 +156,63 @@ def test_fsck_finds_and_repairs_damaged_snapshots_and_blobs(slipway, busybox_ima
     assert fsck(slipway).returncode == 0
     slipway("build", "-t", "app", ctx)
     assert fsck(slipway).returncode == 0
+
+
+def prune_leftovers(slipway):
+    out = slipway("prune").stdout
+    return [line.split(": ", 1)[1] for line in out.splitlines()
+            if line.startswith("Removed what a killed command left: ")], out
+
+
+def test_sigkilled_run_rm_leaves_nothing_after_prune(slipway, busybox_image):
+    proc = subprocess.Popen([slipway.binary, "--root", slipway.root, "run", "--rm", busybox_image,
+                             "sh", "-c", "head -c 3000000 /bin/busybox > /big; sleep 1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    containers = os.path.join(slipway.root, "containers")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [c for c in os.listdir(containers)
+                 if os.path.exists(os.path.join(containers, c, "upper", "big"))]
+        if found:
+            break
+        time.sleep(0.02)
+    assert found, "the container never started"
+    time.sleep(0.2)  # let head finish writing (only the size reported depends on it)
+    proc.kill()
+    proc.wait()
+    left, out = prune_leftovers(slipway)
+    assert left == ["%s (%s)" % (os.path.join(containers, found[0]), left[0].split(" (")[1][:-1])]
+    assert not os.path.exists(os.path.join(containers, found[0]))
+    assert os.listdir(os.path.join(slipway.root, "leases")) == []
+    assert prune_leftovers(slipway)[0] == []
+    # a container run without --rm stays (as docker keeps it), and so does a finished one
+    slipway("run", "--name", "kept", busybox_image, "true")
+    assert prune_leftovers(slipway)[0] == []
+    assert os.path.exists(os.path.join(containers, "kept"))
+
+
+def test_sigkilled_save_leaves_nothing_after_prune(slipway, busybox_image, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "big").write_bytes(os.urandom(48 << 20))
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY big /big\n")
+    slipway("build", "-t", "big", ctx)
+    out = tmp_path / "out.tar"
+    for attempt in range(10):
+        proc = subprocess.Popen([slipway.binary, "--root", slipway.root, "save", "-o", out, "big"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tmp = "%s.tmp.%d" % (out, proc.pid)
+        while proc.poll() is None and not os.path.exists(tmp):
+            pass
+        proc.kill()
+        proc.wait()
+        if os.path.exists(tmp):
+            break
+        # the save finished before the poll saw its temp file: try again
+        os.unlink(out)
+    assert os.path.exists(tmp), "never caught save mid-way"
+    assert not os.path.exists(out)
+    left, _ = prune_leftovers(slipway)
+    assert len(left) == 1 and left[0].startswith(tmp + " ("), left
+    assert not os.path.exists(tmp)
+    assert os.listdir(os.path.join(slipway.root, "leases")) == []
