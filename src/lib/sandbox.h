@@ -1,12 +1,13 @@
 /* slipway sandbox: run one process in a container. Used by RUN build steps (solve.c) and by
  * `slipway run`.
  *
- * What the process gets: new mount, pid, ipc and uts namespaces (and an empty network namespace
- * with `lo` up when network is NONE); an overlayfs root stacked from snapshot dirs with a fresh
- * upper dir (or a read-only root when there is no upper dir); /proc, a minimal /dev (null, zero,
- * full, random, urandom, tty, pts, ptmx, shm as tmpfs, fd/stdin/stdout/stderr links), a
- * read-only /sys, the host's /etc/resolv.conf and /etc/hosts (read-only binds), extra bind/tmpfs
- * mounts, pivot_root, user/groups from the rootfs's /etc/passwd and /etc/group, env, cwd.
+ * What the process gets: new mount, pid, ipc and uts namespaces (and a network namespace of its
+ * own unless network is HOST: `lo` up, plus slirp4netns's `eth0` for PRIVATE); an overlayfs root
+ * stacked from snapshot dirs with a fresh upper dir (or a read-only root when there is no upper
+ * dir); /proc, a minimal /dev (null, zero, full, random, urandom, tty, pts, ptmx, shm as tmpfs,
+ * fd/stdin/stdout/stderr links), a read-only /sys, the host's /etc/resolv.conf and /etc/hosts
+ * (read-only binds; PRIVATE: its own, writable), extra bind/tmpfs mounts, pivot_root,
+ * user/groups from the rootfs's /etc/passwd and /etc/group, env, cwd.
  * Every filesystem it can write or that comes from an image is nodev: it can open only the
  * default devices above, whatever it mknods or its image ships.
  *
@@ -21,8 +22,9 @@
  * Process tree: caller ─ monitor (outside the pid namespace; forwards signals, reaps) ─ pid 1
  * of the namespace = the user's process (Docker semantics: no init). When pid 1 exits the kernel
  * kills the rest of the namespace. The monitor dies with the thread that called
- * sw_sandbox_run() (PR_SET_PDEATHSIG), and pid 1 with the monitor: a killed slipway leaves
- * nothing running. Safe to call from several threads at once (the child is made by fork()).
+ * sw_sandbox_run() (PR_SET_PDEATHSIG), and pid 1 and slirp4netns (PRIVATE, the monitor's other
+ * child) with the monitor: a killed slipway leaves nothing running. Safe to call from several
+ * threads at once (the child is made by fork()).
  */
 #ifndef SW_SANDBOX_H
 #define SW_SANDBOX_H
