@@ -15,6 +15,7 @@
 #include "sandbox-private.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -281,6 +282,23 @@ helper_main(int sock, int go, int ready, int ex, pid_t monitor, const char *api)
           "(install it: apt-get install slirp4netns; or use --network host)");
 }
 
+/* An API socket whose monitor is gone: that run was killed in the moment between slirp4netns's
+ * start and the socket's removal. */
+static void
+sweep_stale_sockets(void)
+{
+  _cleanup_dir_ DIR *d = opendir(SB_RUNDIR);
+  struct dirent *e;
+
+  while (d && (e = readdir(d)) != NULL) {
+    int pid = 0, len = 0;
+    if (sscanf(e->d_name, "net-%d.sock%n", &pid, &len) != 1 || len == 0 || e->d_name[len])
+      continue;
+    if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH)
+      unlinkat(dirfd(d), e->d_name, 0);
+  }
+}
+
 void
 sb_net_fork(struct sb_net *n, const sw_sandbox_opts_t *o, int sock)
 {
@@ -292,8 +310,10 @@ sb_net_fork(struct sb_net *n, const sw_sandbox_opts_t *o, int sock)
     return;
   if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 || pipe2(ex, O_CLOEXEC) < 0)
     sb_fail(sock, 1, errno, "sandbox: network: pipe");
-  if (o->n_ports > 0)
+  if (o->n_ports > 0) {
+    sweep_stale_sockets();
     n->api = xasprintf(SB_RUNDIR "/net-%d.sock", (int)monitor);
+  }
   pid_t pid = fork();
   if (pid < 0)
     sb_fail(sock, 1, errno, "sandbox: network: fork");
