@@ -100,10 +100,9 @@ build --target builder -t foo:demo-builder
 
 step "slipway run --rm foo:demo   (the article's docker-entrypoint.sh: migrate, then gunicorn)"
 app_port=$(free_port)
-# The entrypoint binds [::]:80; slipway run shares the host's network, so the demo moves gunicorn
-# to a free loopback port (examples/django/foo/gunicorn_conf.py) without changing the entrypoint.
-"$sw" run --rm -e GUNICORN_WORKERS=2 -e GUNICORN_CMD_ARGS=--config=python:foo.gunicorn_conf \
-	-e "FOO_BIND=127.0.0.1:$app_port" foo:demo &
+# The entrypoint binds [::]:80 in the container's own network; -p publishes it on a free
+# loopback port of the host.
+"$sw" run --rm -e GUNICORN_WORKERS=2 -p "127.0.0.1:$app_port:80" foo:demo &
 run_pid=$!
 for _ in $(seq 300); do
 	curl -fs "http://127.0.0.1:$app_port/" >/dev/null && break

@@ -19,6 +19,8 @@ struct run_flags {
   const char *workdir, *user, *entrypoint, *name, *hostname, *rootfs;
   bool has_entrypoint;
   sw_net_t network;
+  char **publish;
+  bool publish_all;
   char **volumes;
   char **cap_add, **cap_drop;
   bool privileged, no_new_privs, seccomp_unconfined;
@@ -38,7 +40,11 @@ usage(FILE *f)
         "  -w, --workdir DIR        working directory inside the container\n"
         "  -u, --user USER[:GROUP]  user name or uid (and group) to run as\n"
         "      --entrypoint CMD     override the image's ENTRYPOINT (and drop its CMD)\n"
-        "      --network host|none  share the host's network (default) or only loopback\n"
+        "      --network NET        `default`: a network of its own, NATed by slirp4netns;\n"
+        "                           `host`: share the host's; `none`: only loopback\n"
+        "  -p, --publish [IP:][HOST:]CONTAINER[/udp]  publish a container port on the host\n"
+        "                           (no HOST port: a free one, printed)\n"
+        "  -P, --publish-all        publish every EXPOSEd port on a free host port\n"
         "  -v, --volume HOST:CTR[:ro]  bind mount a host path\n"
         "      --name NAME          name of the container (its directory in the store)\n"
         "      --hostname NAME      the container's host name\n"
@@ -129,7 +135,7 @@ parse_flags(int argc, char **argv, struct run_flags *f)
     O_CAP_ADD,
     O_CAP_DROP,
     O_PRIVILEGED,
-    O_SECURITY_OPT
+    O_SECURITY_OPT,
   };
   static const struct option longopts[] = {
       {"rm", no_argument, NULL, O_RM},
@@ -140,6 +146,8 @@ parse_flags(int argc, char **argv, struct run_flags *f)
       {"entrypoint", required_argument, NULL, O_ENTRYPOINT},
       {"network", required_argument, NULL, O_NETWORK},
       {"net", required_argument, NULL, O_NETWORK},
+      {"publish", required_argument, NULL, 'p'},
+      {"publish-all", no_argument, NULL, 'P'},
       {"volume", required_argument, NULL, 'v'},
       {"name", required_argument, NULL, O_NAME},
       {"hostname", required_argument, NULL, O_HOSTNAME},
@@ -154,7 +162,7 @@ parse_flags(int argc, char **argv, struct run_flags *f)
       {NULL, 0, NULL, 0}};
   int c;
 
-  while ((c = getopt_long(argc, argv, "+e:w:u:v:ith", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+e:w:u:v:p:Pith", longopts, NULL)) != -1) {
     switch (c) {
     case O_RM:
       f->rm = true;
@@ -176,12 +184,20 @@ parse_flags(int argc, char **argv, struct run_flags *f)
       f->has_entrypoint = true;
       break;
     case O_NETWORK:
-      if (strcmp(optarg, "host") == 0 || strcmp(optarg, "default") == 0)
+      if (strcmp(optarg, "default") == 0 || strcmp(optarg, "bridge") == 0)
+        f->network = SW_NET_PRIVATE;
+      else if (strcmp(optarg, "host") == 0)
         f->network = SW_NET_HOST;
       else if (strcmp(optarg, "none") == 0)
         f->network = SW_NET_NONE;
       else
-        return sw_cli_usage_error("run", "--network `%s`: use `host` or `none`", optarg);
+        return sw_cli_usage_error("run", "--network `%s`: use `default`, `host` or `none`", optarg);
+      break;
+    case 'p':
+      sw_strv_push(&f->publish, optarg);
+      break;
+    case 'P':
+      f->publish_all = true;
       break;
     case 'v':
       sw_strv_push(&f->volumes, optarg);
@@ -262,6 +278,74 @@ parse_volumes(char **vols, sw_mount_t **out, size_t *n, sw_error_t *err)
   }
   *out = m;
   *n = count;
+  return 0;
+}
+
+struct published {
+  sw_port_t *ports;
+  int *fds; /* sw_port_reserve's sockets, held until the container exits */
+  size_t n;
+};
+
+static void
+published_clear(struct published *p)
+{
+  for (size_t i = 0; i < p->n; i++)
+    if (p->fds[i] >= 0)
+      close(p->fds[i]);
+  free(p->ports);
+  free(p->fds);
+}
+
+static void
+published_add(struct published *p, const sw_port_t *port)
+{
+  for (size_t i = 0; i < p->n; i++) /* -p wins over -P for the same container port */
+    if (p->ports[i].container_port == port->container_port && p->ports[i].udp == port->udp &&
+        port->host_port == 0)
+      return;
+  p->ports = xrealloc(p->ports, (p->n + 1) * sizeof(*p->ports));
+  p->fds = xrealloc(p->fds, (p->n + 1) * sizeof(*p->fds));
+  p->ports[p->n] = *port;
+  p->fds[p->n++] = -1;
+}
+
+/* -p specs, then -P's EXPOSEd ports (as Docker: EXPOSE alone publishes nothing); each host
+ * port checked and held, a free one picked for `-p CONTAINER` and printed as `docker port`
+ * would. */
+static int
+publish_ports(const struct run_flags *f, json_t *cc, struct published *p, sw_error_t *err)
+{
+  const char *key;
+  json_t *v;
+  sw_port_t port;
+
+  for (char **s = f->publish; s && *s; s++) {
+    if (sw_port_parse(*s, &port, err) < 0)
+      return -1;
+    published_add(p, &port);
+  }
+  if (f->publish_all)
+    json_object_foreach(json_object_get(cc, "ExposedPorts"), key, v)
+    {
+      if (sw_port_parse(key, &port, err) < 0)
+        return sw_error_wrap(err, "-P: the image's EXPOSE");
+      published_add(p, &port);
+    }
+  if (p->n > 0 && f->network == SW_NET_HOST) {
+    sw_warn("published ports are discarded when using the host's network (--network host)");
+    p->n = 0;
+  }
+  for (size_t i = 0; i < p->n; i++) {
+    bool pick = p->ports[i].host_port == 0;
+    if (sw_port_reserve(&p->ports[i], &p->fds[i], err) < 0)
+      return -1;
+    if (pick) {
+      char line[64];
+      sw_port_format(&p->ports[i], line, sizeof(line));
+      fprintf(stderr, "%s\n", line);
+    }
+  }
   return 0;
 }
 
@@ -392,6 +476,7 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   _cleanup_strv_ char **lowers = NULL, **argv = NULL, **env = NULL;
   _cleanup_free_ sw_mount_t *mounts = NULL;
   struct container c = {0};
+  _cleanup_(published_clear) struct published pub = {0};
   sw_sandbox_status_t st = {0};
   sw_sandbox_opts_t o;
   json_t *cc = NULL;
@@ -435,6 +520,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
     add_env(&env, *e);
   if (parse_volumes(f->volumes, &mounts, &n_mounts, err) < 0)
     return -1;
+  if (publish_ports(f, cc, &pub, err) < 0)
+    return -1;
   if (prepare_container(s, f->name, &c, err) < 0 ||
       (f->rm && (c.lease = sw_lease_new(s, c.dir, err)) == NULL)) {
     container_done(&c, true, &st, false);
@@ -455,6 +542,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   o.cwd = f->workdir ? f->workdir : json_str(cc, "WorkingDir");
   o.user = f->user ? f->user : json_str(cc, "User");
   o.network = f->network;
+  o.ports = pub.ports;
+  o.n_ports = pub.n;
   o.hostname = hostname;
   o.mounts = mounts;
   o.n_mounts = n_mounts;
@@ -476,7 +565,7 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
 int
 cmd_run(int argc, char **argv, sw_global_t *g)
 {
-  struct run_flags f = {.network = SW_NET_HOST};
+  struct run_flags f = {.network = SW_NET_PRIVATE};
   sw_error_t err = NULL;
   int status = 0, r;
 
@@ -499,6 +588,7 @@ out:
   sw_strv_free(f.env);
   sw_strv_free(f.env_files);
   sw_strv_free(f.volumes);
+  sw_strv_free(f.publish);
   sw_strv_free(f.cap_add);
   sw_strv_free(f.cap_drop);
   return r < 0 ? 0 : r;

@@ -39,6 +39,7 @@ struct monitor {
   bool *target_dir;         /* per mount: the target is a directory (else a file) */
   const struct winsize *ws; /* tty: the caller's window size, or NULL */
   int tty;                  /* tty: the slave of the container's pty, else -1 */
+  struct sb_net net;
 };
 
 static int
@@ -405,8 +406,12 @@ setup_sys_and_etc(struct monitor *m)
   if (sys >= 0 && attach(m, sys, "/sys", true) < 0)
     sw_debug("sandbox: cannot mount /sys: %s", strerror(errno));
 
+  /* The container's own network gets its own files (writable, as Docker's), else the host's. */
+  bool own = sb_net_etc(m->o, SB_RUNDIR, m->sock);
   for (size_t i = 0; i < SW_ARRAY_SIZE(etc); i++) {
-    _cleanup_close_ int t = bind_tree(AT_FDCWD, etc[i], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
+    _cleanup_free_ char *src = own ? xasprintf(SB_RUNDIR "%s", strrchr(etc[i], '/')) : NULL;
+    _cleanup_close_ int t =
+        bind_tree(AT_FDCWD, own ? src : etc[i], (own ? 0 : MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NODEV);
     /* An image whose resolv.conf is a dangling link keeps it: no DNS config, as in Docker. */
     if (t >= 0 && attach(m, t, etc[i], false) < 0)
       sw_debug("sandbox: cannot bind %s: %s", etc[i], strerror(errno));
@@ -489,27 +494,13 @@ setup_mounts(struct monitor *m)
 /* ---- namespaces ---- */
 
 static void
-loopback_up(int sock)
-{
-  _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct ifreq ifr = {0};
-
-  memcpy(ifr.ifr_name, "lo", 3);
-  if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-    sb_fail(sock, 1, errno, "sandbox: network `none`: find `lo`");
-  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-    sb_fail(sock, 1, errno, "sandbox: network `none`: bring `lo` up");
-}
-
-static void
 enter_namespaces(struct monitor *m)
 {
   const sw_sandbox_opts_t *o = m->o;
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   const char *host = o->hostname ? o->hostname : "slipway";
 
-  if (o->network == SW_NET_NONE)
+  if (o->network != SW_NET_HOST)
     flags |= CLONE_NEWNET;
   if (unshare(flags) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: create namespaces (slipway needs root)");
@@ -517,8 +508,7 @@ enter_namespaces(struct monitor *m)
     sb_fail(m->sock, 1, errno, "sandbox: make mounts private");
   if (sethostname(host, strlen(host)) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: set hostname `%s`", host);
-  if (o->network == SW_NET_NONE)
-    loopback_up(m->sock);
+  sb_net_setup(&m->net, o, m->sock);
   if (mount("tmpfs", SB_RUNDIR, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m") < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount tmpfs on `%s`", SB_RUNDIR);
   if (mkdir(STUB_DIR, 0755) < 0 || mkdir(ROOT_DIR, 0755) < 0)
@@ -637,7 +627,7 @@ monitor_forward(int sig)
     kill(init_pid, sig);
 }
 
-static void __attribute__((noreturn)) monitor_wait(int sock)
+static void __attribute__((noreturn)) monitor_wait(int sock, struct sb_net *net)
 {
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
   int wstatus;
@@ -645,6 +635,7 @@ static void __attribute__((noreturn)) monitor_wait(int sock)
   while (waitpid(init_pid, &wstatus, 0) < 0)
     if (errno != EINTR)
       sb_fail(sock, 1, errno, "sandbox: wait for the container");
+  sb_net_stop(net);
   for (size_t i = 0; i < SW_ARRAY_SIZE(sigs); i++)
     signal(sigs[i], SIG_IGN);
   sb_send(sock, SB_MSG_EXIT, wstatus, "exit");
@@ -695,6 +686,7 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const
   m.layer_trees = xcalloc(o->n_mounts + 1, sizeof(int));
   m.target_dir = xcalloc(o->n_mounts + 1, sizeof(bool));
 
+  sb_net_fork(&m.net, o, sock);
   enter_namespaces(&m);
   prepare_layer_mounts(&m);
   make_stub_layer(&m);
@@ -723,5 +715,5 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const
     close(out_fd);
   if (m.tty >= 0)
     close(m.tty); /* the master reads EIO once pid 1 and its children are gone */
-  monitor_wait(sock);
+  monitor_wait(sock, &m.net);
 }

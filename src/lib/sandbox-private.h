@@ -47,6 +47,33 @@ void sb_security_mounts(const sw_sandbox_opts_t *o, int sock);
 void sb_security_restrict(const sw_sandbox_opts_t *o, int sock);
 void sb_security_caps(const sw_sandbox_opts_t *o, int sock);
 
+/* sandbox-net.c, called by the monitor. sb_net_fork() before it leaves the host's namespaces
+ * (SW_NET_PRIVATE: forks the helper that will exec slirp4netns, in the host's namespaces);
+ * sb_net_setup() right after unshare(), while the host's SB_RUNDIR is still visible (`lo` up;
+ * SW_NET_PRIVATE: start slirp4netns on the new namespace, wait until `eth0` is configured,
+ * publish the ports); sb_net_etc() writes the container's resolv.conf and hosts into `dir`
+ * and returns true when it did (SW_NET_PRIVATE; else the host's are bound); sb_net_stop()
+ * kills and reaps slirp4netns once pid 1 has exited, so nothing outlives the sandbox. The
+ * helper also dies with the monitor (PR_SET_PDEATHSIG, and slirp4netns's --exit-fd). */
+struct sb_net {
+  pid_t helper;
+  int go;    /* write end: one byte tells the helper to exec slirp4netns */
+  int ready; /* read end of slirp4netns's --ready-fd */
+  int exit;  /* write end of slirp4netns's --exit-fd, held until the monitor exits */
+  char *api; /* slirp4netns's API socket (only with ports), removed once they are published */
+};
+void sb_net_fork(struct sb_net *n, const sw_sandbox_opts_t *o, int sock);
+void sb_net_setup(struct sb_net *n, const sw_sandbox_opts_t *o, int sock);
+bool sb_net_etc(const sw_sandbox_opts_t *o, const char *dir, int sock);
+void sb_net_stop(struct sb_net *n);
+
+/* The container's /etc/resolv.conf and /etc/hosts on SW_NET_PRIVATE (pure; for unit tests):
+ * the host's resolv.conf with slirp4netns's 10.0.2.3 first and the loopback and IPv6
+ * nameservers dropped (unreachable from the namespace), search and options kept; hosts with
+ * localhost and the container's own name on 10.0.2.100. */
+char *sb_net_resolv_conf(const char *host_text);
+char *sb_net_hosts(const char *hostname);
+
 /* sandbox-seccomp.c: compile the filter for o->caps in the caller, before fork (cached per
  * capability set); install it in pid 1 (called by sb_security_restrict). */
 int sb_seccomp_prepare(const sw_sandbox_opts_t *o, sw_error_t *err);

@@ -170,6 +170,14 @@ check_opts(const sw_sandbox_opts_t *o, sw_error_t *err)
     if (m->kind == SW_MOUNT_LAYERS && (m->layers == NULL || m->layers[0] == NULL))
       return sw_error(err, 0, "sandbox: mount at `%s` has no layers", m->target);
   }
+  if (o->n_ports > 0 && o->network != SW_NET_PRIVATE)
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "publishing ports (-p) needs the container's own network, not "
+                         "--network %s",
+                         o->network == SW_NET_NONE ? "none" : "host");
+  for (size_t i = 0; i < o->n_ports; i++)
+    if (o->ports[i].host_port == 0 || o->ports[i].container_port == 0)
+      return sw_error(err, 0, "sandbox: published port %zu has no host port", i);
   /* The root is mounted `volatile` (no syncs to the upper fs: the engine commits a layer
    * itself); overlayfs then refuses a work dir that a previous mount left marked dirty. */
   if (o->workdir) {

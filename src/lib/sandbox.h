@@ -1,12 +1,13 @@
 /* slipway sandbox: run one process in a container. Used by RUN build steps (solve.c) and by
  * `slipway run`.
  *
- * What the process gets: new mount, pid, ipc and uts namespaces (and an empty network namespace
- * with `lo` up when network is NONE); an overlayfs root stacked from snapshot dirs with a fresh
- * upper dir (or a read-only root when there is no upper dir); /proc, a minimal /dev (null, zero,
- * full, random, urandom, tty, pts, ptmx, shm as tmpfs, fd/stdin/stdout/stderr links), a
- * read-only /sys, the host's /etc/resolv.conf and /etc/hosts (read-only binds), extra bind/tmpfs
- * mounts, pivot_root, user/groups from the rootfs's /etc/passwd and /etc/group, env, cwd.
+ * What the process gets: new mount, pid, ipc and uts namespaces (and a network namespace of its
+ * own unless network is HOST: `lo` up, plus slirp4netns's `eth0` for PRIVATE); an overlayfs root
+ * stacked from snapshot dirs with a fresh upper dir (or a read-only root when there is no upper
+ * dir); /proc, a minimal /dev (null, zero, full, random, urandom, tty, pts, ptmx, shm as tmpfs,
+ * fd/stdin/stdout/stderr links), a read-only /sys, the host's /etc/resolv.conf and /etc/hosts
+ * (read-only binds; PRIVATE: its own, writable), extra bind/tmpfs mounts, pivot_root,
+ * user/groups from the rootfs's /etc/passwd and /etc/group, env, cwd.
  * Every filesystem it can write or that comes from an image is nodev: it can open only the
  * default devices above, whatever it mknods or its image ships.
  *
@@ -21,8 +22,9 @@
  * Process tree: caller ─ monitor (outside the pid namespace; forwards signals, reaps) ─ pid 1
  * of the namespace = the user's process (Docker semantics: no init). When pid 1 exits the kernel
  * kills the rest of the namespace. The monitor dies with the thread that called
- * sw_sandbox_run() (PR_SET_PDEATHSIG), and pid 1 with the monitor: a killed slipway leaves
- * nothing running. Safe to call from several threads at once (the child is made by fork()).
+ * sw_sandbox_run() (PR_SET_PDEATHSIG), and pid 1 and slirp4netns (PRIVATE, the monitor's other
+ * child) with the monitor: a killed slipway leaves nothing running. Safe to call from several
+ * threads at once (the child is made by fork()).
  */
 #ifndef SW_SANDBOX_H
 #define SW_SANDBOX_H
@@ -37,7 +39,19 @@
 typedef enum {
   SW_NET_HOST = 0, /* share the host's network namespace (Docker's build default) */
   SW_NET_NONE,     /* a new network namespace with only `lo`, up */
+  SW_NET_PRIVATE,  /* a new network namespace with `lo` and `eth0` (10.0.2.100/24), whose traffic
+                      slirp4netns NATs into the host's network (sandbox-net.c): the host's
+                      loopback is out of reach, `ports` are published, DNS goes through
+                      slirp4netns's forwarder at 10.0.2.3 (`slipway run`'s default) */
 } sw_net_t;
+
+/* A port published from the host into an SW_NET_PRIVATE sandbox (`-p`). */
+typedef struct {
+  bool udp;
+  char host_ip[16];        /* IPv4, "0.0.0.0" = every address */
+  uint16_t host_port;      /* 0 = any free port (sw_port_reserve picks one) */
+  uint16_t container_port; /* reached at the container's 10.0.2.100 */
+} sw_port_t;
 
 typedef enum {
   SW_MOUNT_BIND = 0, /* bind `source` (a host path: file or dir, e.g. a cache dir, a secret file) */
@@ -83,6 +97,9 @@ typedef struct {
 
   sw_net_t network;
   const char *hostname; /* NULL = "slipway" */
+  /* SW_NET_PRIVATE only: ports to publish, each with its host port set (sw_port_reserve). */
+  const sw_port_t *ports;
+  size_t n_ports;
 
   const sw_mount_t *mounts; /* applied in order, after /proc, /dev, /sys and /etc binds */
   size_t n_mounts;
@@ -146,6 +163,21 @@ int sw_sandbox_run(const sw_sandbox_opts_t *opts, sw_sandbox_status_t *st, sw_er
  * Async-signal-safe: for the engine's SIGINT handler. sw_sandbox_run() then returns with the
  * process killed by SIGKILL. */
 void sw_sandbox_kill_all(void);
+
+/* ---- published ports (sandbox-net.c) ---- */
+
+/* Docker's `-p` forms: `HOST:CONTAINER`, `IP:HOST:CONTAINER`, `IP::CONTAINER` and `CONTAINER`
+ * (host port 0: any free one), each with an optional `/tcp` or `/udp`. Ranges, IPv6 host
+ * addresses and sctp are refused with a usage error (exit 2) naming the spec. */
+int sw_port_parse(const char *spec, sw_port_t *out, sw_error_t *err);
+/* Check that the host address and port can be bound, and with host_port 0 pick a free one
+ * (written back). *fd: a TCP socket bound to the port (SO_REUSEADDR, never listening), which
+ * keeps other programs' bind(0) off the port until the caller closes it (after the run:
+ * slirp4netns's listener binds beside it); -1 for UDP, where a second bound socket would take
+ * datagrams. The error names the port: "0.0.0.0:80 is already in use". */
+int sw_port_reserve(sw_port_t *p, int *fd, sw_error_t *err);
+/* "80/tcp -> 0.0.0.0:32768", as `docker port` prints it; out: at least 64 bytes. */
+void sw_port_format(const sw_port_t *p, char *out, size_t len);
 
 /* ---- capabilities (pure logic; sandbox-security.c) ---- */
 

@@ -287,16 +287,10 @@ class Slipway:
         return Image(out)
 
     def start(self, image, *args, env=None, volumes=(), rm=True, name=None):
-        """`slipway run` in the background, serving on a free loopback port (see
-        examples/django/foo/gunicorn_conf.py: the entrypoint itself binds [::]:80)."""
+        """`slipway run` in the background on its own network, the entrypoint's [::]:80
+        published on a free loopback port (`-p 127.0.0.1:PORT:80`)."""
         port = free_port()
-        env = dict(
-            {
-                "GUNICORN_CMD_ARGS": "--config=python:foo.gunicorn_conf",
-                "FOO_BIND": f"127.0.0.1:{port}",
-            },
-            **(env or {}),
-        )
+        env = dict(env or {})
         cmd = [self.binary, "run"]
         if rm:
             cmd.append("--rm")
@@ -306,7 +300,7 @@ class Slipway:
             cmd += ["-e", f"{k}={v}"]
         for v in volumes:
             cmd += ["-v", v]
-        cmd += [image, *args]
+        cmd += ["-p", f"127.0.0.1:{port}:80", image, *args]
         log = open(os.path.join(self.workdir, f"run-{port}.log"), "w+")
         proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return Container(proc, port, log)
