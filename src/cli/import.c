@@ -180,7 +180,8 @@ do_import(sw_store_t *s, const char *file, const char *name, char **changes, con
     if (apply_change(img->config, changes[i], err) < 0)
       return -1;
   if (sw_layer_import_tar(s, fd, comp, &layer, err) < 0)
-    return sw_error_wrap(err, "importing `%s`", file);
+    return sw_error_wrap(err, "importing `%s`%s%s%s (nothing was stored)", file,
+                         name ? " as `" : "", name ? name : "", name ? "`" : "");
   if (ship && sw_reblob_mark(s, layer.diff_id, ship, err) < 0)
     return sw_error_wrap(err, "importing `%s`", file);
   int64_t now = sw_build_time();

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sys/sysmacros.h>
 
 #define MAX_LINKS 40
 #define IO_BUF    (1 << 17)
@@ -34,6 +35,7 @@ node_free(sw_ctx_node_t *n)
   for (size_t i = 0; i < n->nkids; i++)
     node_free(n->kids[i]);
   free(n->kids);
+  sw_strv_free(n->excluded);
   free(n->name);
   free(n->rel);
   free(n->link);
@@ -223,8 +225,10 @@ list_dir(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err)
     _cleanup_free_ char *rel = rel_join(dir->rel, de->d_name);
     bool excluded = sw_context_ignored(c, rel);
     bool is_dir = de->d_type == DT_DIR || de->d_type == DT_UNKNOWN;
-    if (excluded && !(is_dir && may_reinclude(c, rel)))
-      continue; /* pruned: never stat'ed, never read */
+    if (excluded && !(is_dir && may_reinclude(c, rel))) {
+      sw_strv_push(&dir->excluded, de->d_name); /* pruned: never stat'ed, never read */
+      continue;
+    }
     sw_ctx_node_t *n = NULL;
     int r = make_node(dirfd(d), dir->rel, de->d_name, &n, err);
     if (r == -ENOENT)
@@ -237,6 +241,7 @@ list_dir(sw_context_t *c, sw_ctx_node_t *dir, sw_error_t *err)
         node_free(n);
         if (err && *err)
           return -1;
+        sw_strv_push(&dir->excluded, de->d_name);
         continue;
       }
     }
@@ -612,6 +617,93 @@ sw_excludes_match(const sw_excludes_t *e, const char *rel)
   return e && sw_ignore_match(e->ig, rel);
 }
 
+/* ---- the filtered view for RUN --mount=type=bind ---- */
+
+/* A directory of the mask, made only when something below it is hidden. */
+struct lazy_dir {
+  struct lazy_dir *up;
+  const char *name;
+  const struct stat *st; /* of the context directory it stands for */
+  int fd;
+};
+
+static int
+lazy_fd(struct lazy_dir *z, sw_error_t *err)
+{
+  if (z->fd >= 0)
+    return z->fd;
+  int pfd = lazy_fd(z->up, err);
+  if (pfd < 0)
+    return -1;
+  if (mkdirat(pfd, z->name, 0700) < 0 && errno != EEXIST)
+    return sw_error(err, errno, "mkdir `%s` in the --mount view", z->name);
+  z->fd = openat(pfd, z->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (z->fd < 0)
+    return sw_error(err, errno, "open `%s` in the --mount view", z->name);
+  return z->fd;
+}
+
+/* The context directory's metadata on its copy, after its children were made (mtime). */
+static int
+lazy_finish(struct lazy_dir *z, sw_error_t *err)
+{
+  if (z->fd < 0)
+    return 0;
+  struct timespec ts[2] = {z->st->st_atim, z->st->st_mtim};
+  int r = fchown(z->fd, z->st->st_uid, z->st->st_gid) < 0 ||
+                  fchmod(z->fd, z->st->st_mode & 07777) < 0 || futimens(z->fd, ts) < 0
+              ? sw_error(err, errno, "set metadata of `%s` in the --mount view", z->name)
+              : 0;
+  close(z->fd);
+  z->fd = -1;
+  return r;
+}
+
+static int
+mask_walk(sw_context_t *c, sw_ctx_node_t *node, struct lazy_dir *z, size_t *n, sw_error_t *err)
+{
+  if (list_dir(c, node, err) < 0)
+    return -1;
+  for (size_t i = 0; node->excluded && node->excluded[i]; i++) {
+    int fd = lazy_fd(z, err);
+    if (fd < 0)
+      return -1;
+    if (mknodat(fd, node->excluded[i], S_IFCHR | 0, makedev(0, 0)) < 0)
+      return sw_error(err, errno, "hide `%s` in the --mount view", node->excluded[i]);
+    (*n)++;
+  }
+  for (size_t i = 0; i < node->nkids; i++) {
+    sw_ctx_node_t *k = node->kids[i];
+    if (!S_ISDIR(k->st.st_mode))
+      continue;
+    struct lazy_dir kz = {.up = z, .name = k->name, .st = &k->st, .fd = -1};
+    int r = mask_walk(c, k, &kz, n, err);
+    if (r == 0)
+      r = lazy_finish(&kz, err);
+    if (kz.fd >= 0)
+      close(kz.fd);
+    if (r < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+mask_impl(sw_context_t *c, sw_ctx_node_t *node, const char *dir, size_t *n, sw_error_t *err)
+{
+  struct lazy_dir root = {.name = dir, .st = &node->st};
+  *n = 0;
+  root.fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root.fd < 0)
+    return sw_error(err, errno, "open `%s`", dir);
+  int r = mask_walk(c, node, &root, n, err);
+  if (r == 0)
+    r = lazy_finish(&root, err);
+  if (root.fd >= 0)
+    close(root.fd);
+  return r;
+}
+
 /* ---- the public entry points: one lock, since stages run in threads ---- */
 
 #define LOCKED(c, call)                                                                            \
@@ -639,6 +731,12 @@ int
 sw_context_file_bytes(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err)
 {
   LOCKED(c, file_bytes_impl(c, node, err));
+}
+
+int
+sw_context_mask(sw_context_t *c, sw_ctx_node_t *node, const char *dir, size_t *n, sw_error_t *err)
+{
+  LOCKED(c, mask_impl(c, node, dir, n, err));
 }
 
 int

@@ -1,10 +1,10 @@
 /* slipway: the build context.
  *
  * Owns the view of the context directory that COPY/ADD and `RUN --mount=type=bind` (without
- * from=) read: a lazily walked tree that honours .dockerignore (an ignored directory is pruned
- * unless an exception may re-include something under it), source selection for COPY (paths,
- * globs, symlinks resolved inside the context only: `COPY ../x` and links pointing out are
- * refused), and Merkle content hashes for cache keys: names, permission bits, sizes, link
+ * from=; through sw_context_mask) read: a lazily walked tree that honours .dockerignore (an ignored
+ * directory is pruned unless an exception may re-include something under it), source selection for
+ * COPY (paths, globs, symlinks resolved inside the context only: `COPY ../x` and links pointing out
+ * are refused), and Merkle content hashes for cache keys: names, permission bits, sizes, link
  * targets and bytes; never mtimes, owners or inode numbers.
  *
  * Hashing bytes is the only expensive part, so a file's byte digest is cached by
@@ -30,6 +30,7 @@ struct sw_ctx_node {
   bool listed;          /* kids loaded */
   sw_ctx_node_t **kids; /* included children, sorted by name */
   size_t nkids;
+  char **excluded; /* names of the children .dockerignore excludes (NULL: none), once listed */
   bool hashed;
   char hash[SW_HASH_HEX_SIZE];  /* Merkle node hash (no exclude patterns) */
   char bytes[SW_HASH_HEX_SIZE]; /* sha256 of a regular file's bytes, "" until known */
@@ -77,6 +78,16 @@ int sw_context_hash_excluding(sw_context_t *c, sw_ctx_node_t *node, char *const 
 
 /* sha256 hex of a regular file node's bytes, via the stat cache. */
 int sw_context_file_bytes(sw_context_t *c, sw_ctx_node_t *node, sw_error_t *err);
+
+/* `RUN --mount=type=bind` of a context directory must show what COPY would see, no more: write
+ * into `dir` (an empty directory) an overlayfs layer that hides, from the host directory of
+ * `node`, every entry .dockerignore excludes: a whiteout (char device 0/0) per excluded name,
+ * under copies of the directories that lead to it (their mode, owner and times: overlayfs shows
+ * the upper-most copy of a directory). Mounted as lowerdir=DIR:HOST. *n gets the number of
+ * whiteouts (0: nothing to hide, the directory can be bound as it is). Call after
+ * sw_context_hash of node (the key covers exactly what the layer leaves visible). */
+int sw_context_mask(sw_context_t *c, sw_ctx_node_t *node, const char *dir, size_t *n,
+                    sw_error_t *err);
 
 /* Host path of a node (malloc'd). */
 char *sw_context_host_path(const sw_context_t *c, const sw_ctx_node_t *node);

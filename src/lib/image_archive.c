@@ -276,8 +276,9 @@ blob_entry_digest(const char *name, char *out)
   return sw_digest_valid(out);
 }
 
-/* The archive being loaded: an unpacked/OCI directory, plus blobs that were streamed straight
- * into the store while unpacking (they are not in the directory). */
+/* The archive being loaded: an unpacked/OCI directory, minus the blobs the store holds already
+ * (not unpacked again: read from the store). Nothing else enters the store before every layer
+ * of every image is staged: a refused layer leaves nothing behind. */
 static sw_store_t *load_store;
 
 static int
@@ -292,31 +293,6 @@ openat2_in_root(int root, const char *name, int flags, sw_error_t *err)
   if (fd < 0)
     return sw_error(err, errno, "archive entry `%s`", name);
   return fd;
-}
-
-/* Stream a blobs/sha256/<hex> entry into the store, verified: no copy in tmp/. */
-static int
-unpack_blob(struct archive *a, const char *digest, sw_error_t *err)
-{
-  if (sw_blob_exists(load_store, digest))
-    return 0;
-  sw_blob_writer_t *w = sw_blob_writer_new(load_store, err);
-  const void *buf;
-  size_t len;
-  la_int64_t off;
-  int r;
-  if (w == NULL)
-    return -1;
-  while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
-    if (sw_blob_writer_write(w, buf, len, err) < 0) {
-      sw_blob_writer_free(w);
-      return -1;
-    }
-  if (r != ARCHIVE_EOF) {
-    sw_blob_writer_free(w);
-    return sw_error(err, 0, "entry for %s: %s", digest, archive_error_string(a));
-  }
-  return sw_blob_writer_commit(w, digest, NULL, err);
 }
 
 /* Create the directories of name under root, never following a symlink. */
@@ -356,7 +332,8 @@ entry_name_ok(const char *n)
   return true;
 }
 
-/* Unpack the archive's regular files, directories and symlinks into dir (in ROOT/tmp). */
+/* Unpack the archive's regular files, directories and symlinks into dir (in ROOT/tmp); blobs
+ * are checked against their names when they are imported. */
 static int
 unpack(const char *path, int dirfd_, sw_error_t *err)
 {
@@ -398,11 +375,9 @@ unpack(const char *path, int dirfd_, sw_error_t *err)
         r = sw_error(err, errno, "`%s`: entry `%s`", path, name);
         goto out;
       }
-    } else if (type == AE_IFREG && blob_entry_digest(name, digest)) {
-      if (unpack_blob(a, digest, err) < 0) {
-        r = -1;
-        goto out;
-      }
+    } else if (type == AE_IFREG && blob_entry_digest(name, digest) &&
+               sw_blob_exists(load_store, digest)) {
+      continue; /* stored already: openat2_in_root reads it from the store */
     } else if (type == AE_IFREG) {
       struct open_how how = {.flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                              .mode = 0644,
@@ -450,44 +425,102 @@ load_json_in_root(int root, const char *name, sw_error_t *err)
   return j;
 }
 
-/* Store the file `name` of the unpacked archive as a blob; verify against expected. */
-static int
-put_blob_file(sw_store_t *s, int root, const char *name, const char *expected, char **digest,
-              sw_error_t *err)
+/* A load in two phases: every layer of every image is staged (verified and unpacked under
+ * ROOT/tmp, sw_layer_stage), then, only if all were, the layers, configs, manifests and images
+ * are committed. */
+typedef struct {
+  sw_image_t *img;
+  char **names;
+  char *config; /* bytes of the config blob */
+  size_t config_len;
+  char *manifest; /* OCI: bytes of the manifest blob (its digest is img->manifest_digest) */
+  size_t manifest_len;
+} pending_t;
+
+typedef struct {
+  sw_store_t *s;
+  int root;
+  const char *tmp; /* the unpacked archive in ROOT/tmp (its blobs become the store's), or NULL */
+  sw_layer_staged_t *staged;
+  size_t nstaged;
+  pending_t *pending;
+  size_t npending;
+} load_t;
+
+static void
+load_clear(load_t *ld)
 {
-  _cleanup_free_ char *text = NULL;
-  size_t len;
-  if (read_in_root(root, name, &text, &len, err) < 0)
-    return -1;
-  return sw_blob_put(s, text, len, expected, digest, err);
+  for (size_t i = 0; i < ld->nstaged; i++)
+    sw_layer_staged_clear(&ld->staged[i]);
+  free(ld->staged);
+  for (size_t i = 0; i < ld->npending; i++) {
+    sw_image_free(ld->pending[i].img);
+    sw_strv_free(ld->pending[i].names);
+    free(ld->pending[i].config);
+    free(ld->pending[i].manifest);
+  }
+  free(ld->pending);
 }
 
-/* Import a layer file: compressed blobs are kept as they are, plain tars are compressed. */
+/* A layer staged earlier in this load (same blob, or same diffID for an unnamed tar). */
+static const sw_layer_staged_t *
+staged_find(const load_t *ld, const char *digest, const char *diff_id)
+{
+  for (size_t i = 0; i < ld->nstaged; i++) {
+    const sw_layer_desc_t *d = &ld->staged[i].desc;
+    if (digest ? strcmp(d->digest, digest) == 0 : diff_id && strcmp(d->diff_id, diff_id) == 0)
+      return &ld->staged[i];
+  }
+  return NULL;
+}
+
+/* Stage a layer file: compressed blobs are kept as they are, plain tars are compressed. */
 static int
-import_layer_file(sw_store_t *s, int root, const char *name, const char *media_type,
-                  const char *expected_digest, const char *diff_id, sw_layer_desc_t *out,
-                  sw_error_t *err)
+stage_layer_file(load_t *ld, const char *name, const char *media_type, const char *expected_digest,
+                 const char *diff_id, sw_layer_desc_t *out, sw_error_t *err)
 {
   char named[SW_DIGEST_LEN + 1];
   if (expected_digest == NULL && blob_entry_digest(name, named))
     expected_digest = named; /* content-addressed entry (docker 25+, OCI) */
-  if (expected_digest && sw_layer_get_by_digest(s, expected_digest, out, err) == 1)
+  const sw_layer_staged_t *have = staged_find(ld, expected_digest, diff_id);
+  if (have) {
+    *out = have->desc;
     return 0;
-  if (expected_digest == NULL && diff_id && sw_layer_get(s, diff_id, NULL, out, err) == 1)
+  }
+  if (expected_digest == NULL && diff_id && sw_layer_get(ld->s, diff_id, NULL, out, err) == 1)
     return 0;
-  _cleanup_close_ int fd = openat2_in_root(root, name, O_RDONLY, err);
+  _cleanup_close_ int fd = openat2_in_root(ld->root, name, O_RDONLY, err);
   unsigned char magic[4] = {0};
   if (fd < 0)
     return -1;
   ssize_t n = pread(fd, magic, sizeof(magic), 0);
   const sw_codec_t *c = sw_codec_detect(magic, n > 0 ? (size_t)n : 0);
-  if (c->kind != SW_COMPRESS_NONE || expected_digest)
-    return sw_layer_import(s, fd, media_type, expected_digest, diff_id, out, err);
-  if (sw_layer_import_tar(s, fd, NULL, out, err) < 0)
+  sw_layer_staged_t st;
+  int r;
+  if (c->kind != SW_COMPRESS_NONE || expected_digest) {
+    /* A blob of the unpacked archive becomes the store's blob (renamed, not copied), if it is
+     * a regular file reached without a symlink: what is read is what is renamed. */
+    _cleanup_free_ char *kept = NULL;
+    _cleanup_close_ int own = -1;
+    struct stat kst;
+    if (ld->tmp && expected_digest) {
+      struct open_how how = {.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
+                             .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+      own = (int)syscall(SYS_openat2, ld->root, name, &how, sizeof(how));
+      if (own >= 0 && fstat(own, &kst) == 0 && S_ISREG(kst.st_mode))
+        kept = xasprintf("%s/%s", ld->tmp, name);
+    }
+    r = sw_layer_stage(ld->s, kept ? own : fd, kept, media_type, expected_digest, diff_id, &st,
+                       err);
+  } else {
+    /* Checked against the config's diffID, which names the layer in messages. */
+    r = sw_layer_stage_tar(ld->s, fd, NULL, diff_id, &st, err);
+  }
+  if (r < 0)
     return -1;
-  if (diff_id && strcmp(diff_id, out->diff_id) != 0)
-    return sw_error(err, 0, "layer `%s`: diffID %s does not match the config's %s", name,
-                    out->diff_id, diff_id);
+  ld->staged = xrealloc(ld->staged, (ld->nstaged + 1) * sizeof(*ld->staged));
+  ld->staged[ld->nstaged++] = st;
+  *out = st.desc;
   return 0;
 }
 
@@ -498,66 +531,74 @@ push_image(sw_image_t ***v, size_t *n, sw_image_t *img)
   (*v)[(*n)++] = img;
 }
 
+static void
+push_pending(load_t *ld, pending_t p)
+{
+  ld->pending = xrealloc(ld->pending, (ld->npending + 1) * sizeof(*ld->pending));
+  ld->pending[ld->npending++] = p;
+}
+
+/* The name an image goes by in messages: its first tag, else its manifest or config digest. */
+static const char *
+image_label(char *const *names, const char *digest)
+{
+  return names && names[0] ? names[0] : digest;
+}
+
 static int
-load_docker_one(sw_store_t *s, int root, json_t *entry, sw_image_t **out, sw_error_t *err)
+load_docker_one(load_t *ld, json_t *entry, sw_error_t *err)
 {
   const char *cfg_name = json_string_value(json_object_get(entry, "Config"));
   json_t *layers = json_object_get(entry, "Layers"), *tags = json_object_get(entry, "RepoTags");
-  _cleanup_(sw_image_freep) sw_image_t *img = xcalloc(1, sizeof(*img));
-  _cleanup_strv_ char **names = xcalloc(1, sizeof(char *));
-  char *cd = NULL;
+  pending_t p = {.img = xcalloc(1, sizeof(sw_image_t)), .names = xcalloc(1, sizeof(char *))};
+  sw_image_t *img = p.img;
   size_t i;
   json_t *v;
+  json_error_t je;
+  char cd[SW_DIGEST_LEN + 1];
 
+  push_pending(ld, p); /* freed with the load */
   if (cfg_name == NULL || !json_is_array(layers))
     return sw_error(err, 0, "manifest.json: entry without Config or Layers");
-  if (put_blob_file(s, root, cfg_name, NULL, &cd, err) < 0)
+  pending_t *pp = &ld->pending[ld->npending - 1];
+  json_array_foreach(tags, i, v) if (json_is_string(v))
+      sw_strv_push(&pp->names, json_string_value(v));
+  if (read_in_root(ld->root, cfg_name, &pp->config, &pp->config_len, err) < 0)
     return -1;
-  img->config_digest = cd;
-  img->config = load_json_in_root(root, cfg_name, err);
+  sw_sha256_hex(pp->config, pp->config_len, cd + 7);
+  memcpy(cd, "sha256:", 7);
+  img->config_digest = xstrdup(cd);
+  img->config_size = (int64_t)pp->config_len;
+  img->config = json_loadb(pp->config, pp->config_len, 0, &je);
   if (img->config == NULL)
-    return -1;
+    return sw_error(err, 0, "`%s`: invalid JSON: %s", cfg_name, je.text);
   json_t *ids = json_object_get(json_object_get(img->config, "rootfs"), "diff_ids");
   if (json_array_size(ids) != json_array_size(layers))
     return sw_error(err, 0, "`%s`: %zu diff_ids for %zu layers", cfg_name, json_array_size(ids),
                     json_array_size(layers));
-  struct stat st;
-  _cleanup_free_ char *cpath = sw_blob_path(s, cd);
-  if (stat(cpath, &st) == 0)
-    img->config_size = st.st_size;
   json_array_foreach(layers, i, v)
   {
     sw_layer_desc_t l;
     const char *diff_id = json_string_value(json_array_get(ids, i));
     if (!json_is_string(v) ||
-        import_layer_file(s, root, json_string_value(v), NULL, NULL, diff_id, &l, err) < 0)
-      return sw_error_wrap(err, "layer %zu", i);
+        stage_layer_file(ld, json_string_value(v), NULL, NULL, diff_id, &l, err) < 0)
+      return sw_error_wrap(err, "image `%s` (layer %zu)", image_label(pp->names, cd), i);
     img->layers = xrealloc(img->layers, (img->n_layers + 1) * sizeof(*img->layers));
     img->layers[img->n_layers++] = l;
   }
-  json_array_foreach(tags, i, v) if (json_is_string(v)) sw_strv_push(&names, json_string_value(v));
-  if (sw_image_commit_raw(s, img, names, err) < 0)
-    return -1;
-  *out = steal_ptr(&img);
   return 0;
 }
 
 static int
-load_docker(sw_store_t *s, int root, sw_image_t ***out, size_t *n, sw_error_t *err)
+load_docker(load_t *ld, sw_error_t *err)
 {
-  json_t *man = load_json_in_root(root, "manifest.json", err);
+  json_t *man = load_json_in_root(ld->root, "manifest.json", err);
   size_t i;
   json_t *v;
   int r = 0;
   if (man == NULL)
     return -1;
-  json_array_foreach(man, i, v)
-  {
-    sw_image_t *img = NULL;
-    if ((r = load_docker_one(s, root, v, &img, err)) < 0)
-      break;
-    push_image(out, n, img);
-  }
+  json_array_foreach(man, i, v) if ((r = load_docker_one(ld, v, err)) < 0) break;
   json_decref(man);
   return r;
 }
@@ -578,40 +619,51 @@ oci_entry_name(json_t *desc)
 }
 
 static int
-load_oci_manifest(sw_store_t *s, int root, const char *digest, const char *name, sw_image_t **out,
-                  sw_error_t *err)
+load_oci_manifest(load_t *ld, const char *digest, const char *name, sw_error_t *err)
 {
   _cleanup_free_ char *bname = xasprintf("blobs/sha256/%s", digest + 7);
-  _cleanup_free_ char *text = NULL, *cfg = NULL;
-  _cleanup_(sw_image_freep) sw_image_t *img = xcalloc(1, sizeof(*img));
-  size_t len;
-  char *names[] = {(char *)name, NULL};
+  pending_t p = {.img = xcalloc(1, sizeof(sw_image_t)), .names = xcalloc(1, sizeof(char *))};
+  sw_image_t *img = p.img;
+  char got[SW_DIGEST_LEN + 1];
+  json_error_t je;
 
-  if (read_in_root(root, bname, &text, &len, err) < 0 || sw_manifest_parse(text, len, img, err) < 0)
+  if (name)
+    sw_strv_push(&p.names, name);
+  push_pending(ld, p); /* freed with the load */
+  pending_t *pp = &ld->pending[ld->npending - 1];
+  if (read_in_root(ld->root, bname, &pp->manifest, &pp->manifest_len, err) < 0 ||
+      sw_manifest_parse(pp->manifest, pp->manifest_len, img, err) < 0)
     return sw_error_wrap(err, "manifest %s", digest);
+  free(img->manifest_digest);
+  img->manifest_digest = xstrdup(digest);
+  const char *label = image_label(pp->names, digest);
   _cleanup_free_ char *cname = xasprintf("blobs/sha256/%s", img->config_digest + 7);
-  if (put_blob_file(s, root, cname, img->config_digest, NULL, err) < 0)
-    return -1;
-  json_t *config = load_json_in_root(root, cname, err);
-  if (config == NULL || sw_image_set_config(img, config, err) < 0)
-    return -1;
+  if (read_in_root(ld->root, cname, &pp->config, &pp->config_len, err) < 0)
+    return sw_error_wrap(err, "image `%s`", label);
+  memcpy(got, "sha256:", 7);
+  sw_sha256_hex(pp->config, pp->config_len, got + 7);
+  if (strcmp(got, img->config_digest) != 0)
+    return sw_error(err, 0, "image `%s`: config %s: digest mismatch: got %s", label,
+                    img->config_digest, got);
+  json_t *config = json_loadb(pp->config, pp->config_len, 0, &je);
+  if (config == NULL)
+    return sw_error(err, 0, "image `%s`: config `%s`: invalid JSON: %s", label, cname, je.text);
+  if (sw_image_set_config(img, config, err) < 0)
+    return sw_error_wrap(err, "image `%s`", label);
   for (size_t i = 0; i < img->n_layers; i++) {
     sw_layer_desc_t l;
     _cleanup_free_ char *lname = xasprintf("blobs/sha256/%s", img->layers[i].digest + 7);
-    if (import_layer_file(s, root, lname, img->layers[i].media_type, img->layers[i].digest,
-                          img->layers[i].diff_id, &l, err) < 0)
-      return -1;
+    if (stage_layer_file(ld, lname, img->layers[i].media_type, img->layers[i].digest,
+                         img->layers[i].diff_id, &l, err) < 0)
+      return sw_error_wrap(err, "image `%s`", label); /* the error names the layer */
   }
-  if (sw_blob_put(s, text, len, digest, NULL, err) < 0)
-    return -1;
-  return sw_image_commit_manifest(s, digest, name ? names : NULL, out, err);
+  return 0;
 }
 
 static int
-load_oci(sw_store_t *s, int root, const char *index_name, sw_image_t ***out, size_t *n, int depth,
-         sw_error_t *err)
+load_oci(load_t *ld, const char *index_name, int depth, sw_error_t *err)
 {
-  json_t *idx = load_json_in_root(root, index_name, err);
+  json_t *idx = load_json_in_root(ld->root, index_name, err);
   json_t *ms = json_object_get(idx, "manifests"), *d;
   size_t i;
   int r = 0;
@@ -627,7 +679,7 @@ load_oci(sw_store_t *s, int root, const char *index_name, sw_image_t ***out, siz
     }
     if ((strcmp(mt, SW_MT_OCI_INDEX) == 0 || strcmp(mt, SW_MT_DOCKER_LIST) == 0) && depth < 4) {
       _cleanup_free_ char *sub = xasprintf("blobs/sha256/%s", digest + 7);
-      if ((r = load_oci(s, root, sub, out, n, depth + 1, err)) < 0)
+      if ((r = load_oci(ld, sub, depth + 1, err)) < 0)
         break;
       continue;
     }
@@ -636,13 +688,40 @@ load_oci(sw_store_t *s, int root, const char *index_name, sw_image_t ***out, siz
     if (arch && strcmp(arch, sw_host_arch()) != 0)
       continue; /* another platform of a multi-platform index */
     _cleanup_free_ char *name = oci_entry_name(d);
-    sw_image_t *img = NULL;
-    if ((r = load_oci_manifest(s, root, digest, name, &img, err)) < 0)
+    if ((r = load_oci_manifest(ld, digest, name, err)) < 0)
       break;
-    push_image(out, n, img);
   }
   json_decref(idx);
   return r;
+}
+
+/* Phase two: every layer was staged; now make them, the configs, manifests and images
+ * visible. */
+static int
+load_commit(load_t *ld, sw_image_t ***out, size_t *n, sw_error_t *err)
+{
+  for (size_t i = 0; i < ld->nstaged; i++)
+    if (sw_layer_stage_commit(ld->s, &ld->staged[i], err) < 0)
+      return sw_error_wrap(err, "layer %s", ld->staged[i].desc.digest);
+  for (size_t i = 0; i < ld->npending; i++) {
+    pending_t *p = &ld->pending[i];
+    sw_image_t *img = NULL;
+    if (sw_blob_put(ld->s, p->config, p->config_len, p->img->config_digest, NULL, err) < 0)
+      return -1;
+    if (p->manifest) {
+      if (sw_blob_put(ld->s, p->manifest, p->manifest_len, p->img->manifest_digest, NULL, err) <
+              0 ||
+          sw_image_commit_manifest(ld->s, p->img->manifest_digest, p->names[0] ? p->names : NULL,
+                                   &img, err) < 0)
+        return -1;
+    } else {
+      if (sw_image_commit_raw(ld->s, p->img, p->names, err) < 0)
+        return -1;
+      img = steal_ptr(&p->img);
+    }
+    push_image(out, n, img);
+  }
+  return 0;
 }
 
 int
@@ -653,6 +732,7 @@ sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, s
   struct stat st;
   sw_error_t ignored = NULL;
   int r = -1;
+  bool staged = false; /* a failure before: nothing was stored */
 
   *out = NULL;
   *n = 0;
@@ -673,12 +753,17 @@ sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, s
     sw_error(err, errno, "open `%s`", tmp ? tmp : path);
     goto out;
   }
+  load_t ld = {.s = s, .root = root, .tmp = tmp};
   if (faccessat(root, "manifest.json", F_OK, 0) == 0)
-    r = load_docker(s, root, out, n, err);
+    r = load_docker(&ld, err);
   else if (faccessat(root, "index.json", F_OK, 0) == 0)
-    r = load_oci(s, root, "index.json", out, n, 0, err);
+    r = load_oci(&ld, "index.json", 0, err);
   else
     r = sw_error(err, 0, "neither manifest.json (docker-archive) nor index.json (OCI) found");
+  staged = r == 0;
+  if (r == 0)
+    r = load_commit(&ld, out, n, err);
+  load_clear(&ld);
 out:
   load_store = NULL;
   if (tmp)
@@ -688,7 +773,7 @@ out:
     sw_image_list_free(*out, *n);
     *out = NULL;
     *n = 0;
-    return sw_error_wrap(err, "loading `%s`", path);
+    return sw_error_wrap(err, "loading `%s`%s", path, staged ? "" : " (nothing was stored)");
   }
   return 0;
 }

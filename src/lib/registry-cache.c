@@ -212,15 +212,20 @@ sw_rcache_fetch(sw_rcache_t *c, sw_store_t *s, const sw_cache_entry_t *e, sw_lay
     _cleanup_free_ char *tmp = NULL;
     if (sw_reg_download_blob(src->r, s, src->repo, src->scope, &d, NULL, 0, &tmp, err) < 0)
       return -1;
+    /* Strict, as every door: a layer that would leave its root is refused, nothing stored. */
     int rc = sw_layer_import_path(s, tmp, l->media_type, l->digest, l->diff_id, out, err);
     unlink(tmp);
-    if (rc < 0)
-      return sw_error_wrap(err, "cache layer %s of %s/%s", l->digest, sw_reg_host(src->r),
-                           src->repo);
+    if (rc < 0) {
+      sw_error_wrap(err, "cache layer %s of %s/%s", l->digest, sw_reg_host(src->r), src->repo);
+      return -2;
+    }
     sw_registry_source_add(s, sw_reg_host(src->r), src->repo, l->digest);
   }
-  if (sw_snapshot_ensure(s, l->diff_id, err) < 0)
-    return sw_error_wrap(err, "applying cache layer %s", l->digest);
+  if (sw_snapshot_ensure(s, l->diff_id, err) < 0) {
+    sw_error_wrap(err, "applying cache layer %s of %s/%s", l->digest, sw_reg_host(src->r),
+                  src->repo);
+    return -2;
+  }
   return 0;
 }
 

@@ -3,9 +3,10 @@
  * Two phases so that a bad blob leaves nothing behind: first every missing layer blob is
  * downloaded in parallel into ROOT/tmp, hashed while it streams and checked against its digest
  * (a mismatch aborts the pull, removes every temp file and names the blob); only when all are
- * good are they imported (sw_layer_import: stored, applied to a snapshot with the diffID
- * checked, refused if the tar tries to escape its root), then the config, the manifest and the
- * image's name are recorded. */
+ * good are they staged (sw_layer_stage: unpacked under ROOT/tmp with the diffID checked,
+ * refused if the tar tries to leave its root), and only when every layer is staged are they
+ * committed, then the config, the manifest and the image's name: a refused layer leaves nothing
+ * stored. */
 #include "registry-private.h"
 
 #include <fcntl.h>
@@ -21,6 +22,7 @@ typedef struct {
   const sw_rmanifest_t *m;
   char **diff_ids;
   char **tmp; /* per layer: downloaded file in ROOT/tmp, or NULL if already in the store */
+  sw_layer_staged_t *staged;
   sw_bars_t *prog;
   size_t *line;
 } pull_t;
@@ -236,29 +238,35 @@ download_job(void *ctx, size_t i, sw_error_t *err)
   return download_layer(p, i, err);
 }
 
-/* Import a downloaded blob (the store unpacks it in the same pass), then make sure its snapshot
- * exists: a layer that tries to escape its root is refused by the pull, not by the first build
- * that uses it. Layers that were already in the store are unpacked too if they are not yet. */
+/* Stage a downloaded blob (unpacked under ROOT/tmp in the same read; the download itself
+ * becomes the blob at the commit, renamed, not copied): a layer that tries to leave its root is
+ * refused by the pull, not by the first build that uses it. Layers that were already in the
+ * store are unpacked too if they are not yet. */
 static int
-import_job(void *ctx, size_t i, sw_error_t *err)
+stage_job(void *ctx, size_t i, sw_error_t *err)
 {
   pull_t *p = ctx;
   const sw_desc_t *d = &p->m->layers[i];
-  sw_layer_desc_t out;
+  _cleanup_close_ int fd = p->tmp[i] ? open(p->tmp[i], O_RDONLY | O_CLOEXEC) : -1;
 
-  if (p->tmp[i]) {
-    /* The download itself becomes the blob (renamed, not copied), unpacked in the same read. */
-    if (sw_layer_import_path(p->s, p->tmp[i], d->media_type, d->digest, p->diff_ids[i], &out, err) <
-        0)
+  if (p->tmp[i] && fd < 0)
+    return sw_error(err, errno, "open `%s`", p->tmp[i]);
+  if (sw_layer_stage(p->s, fd, p->tmp[i], d->media_type, d->digest, p->diff_ids[i], &p->staged[i],
+                     err) < 0)
+    return sw_error_wrap(err, "layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
+  return 0;
+}
+
+static int
+commit_layers(pull_t *p, sw_error_t *err)
+{
+  for (size_t i = 0; i < p->m->n_layers; i++) {
+    const sw_desc_t *d = &p->m->layers[i];
+    if (sw_layer_stage_commit(p->s, &p->staged[i], err) < 0)
       return sw_error_wrap(err, "layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
-    unlink(p->tmp[i]); /* ENOENT once adopted; a leftover if the blob was there already */
-    free(p->tmp[i]);
-    p->tmp[i] = NULL;
+    if (p->line[i] != (size_t)-1)
+      sw_bars_done(p->prog, p->line[i], "Pull complete");
   }
-  if (sw_snapshot_ensure(p->s, p->diff_ids[i], err) < 0)
-    return sw_error_wrap(err, "applying layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
-  if (p->line[i] != (size_t)-1)
-    sw_bars_done(p->prog, p->line[i], "Pull complete");
   return 0;
 }
 
@@ -269,9 +277,12 @@ pull_cleanup(pull_t *p)
 {
   for (size_t i = 0; p->tmp && i < p->m->n_layers; i++)
     if (p->tmp[i]) {
-      unlink(p->tmp[i]);
+      unlink(p->tmp[i]); /* ENOENT once adopted */
       free(p->tmp[i]);
     }
+  for (size_t i = 0; p->staged && i < p->m->n_layers; i++)
+    sw_layer_staged_clear(&p->staged[i]);
+  free(p->staged);
   free(p->tmp);
   free(p->line);
   free(p->scope);
@@ -318,6 +329,7 @@ pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
   size_t n = p->m->n_layers;
   p->tmp = xcalloc(n ? n : 1, sizeof(char *));
   p->line = xcalloc(n ? n : 1, sizeof(size_t));
+  p->staged = xcalloc(n ? n : 1, sizeof(*p->staged));
   for (size_t i = 0; i < n; i++) {
     const sw_desc_t *d = &p->m->layers[i];
     sw_layer_desc_t have;
@@ -342,7 +354,9 @@ pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
   }
   if (sw_parallel(n, jobs, download_job, p, err) < 0)
     return -1;
-  return sw_parallel(n, jobs > 2 ? 2 : jobs, import_job, p, err);
+  if (sw_parallel(n, jobs > 2 ? 2 : jobs, stage_job, p, err) < 0)
+    return -1;
+  return commit_layers(p, err);
 }
 
 int

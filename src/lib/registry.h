@@ -95,7 +95,9 @@ size_t sw_rcache_count(const sw_rcache_t *c);
 /* The imported record for a step key, or NULL. */
 const sw_cache_entry_t *sw_rcache_find(const sw_rcache_t *c, const char *key);
 /* Bring e's layer into the store (download, sha256 checked while streaming, import with the
- * diffID checked, unpack refusing paths out of the root); *out gets the stored layer. */
+ * diffID checked, unpack refusing paths out of the root); *out gets the stored layer. -1: it
+ * could not be downloaded; -2: it was downloaded but refused (a hostile or wrong layer:
+ * nothing stored; the build must fail rather than run the step). */
 int sw_rcache_fetch(sw_rcache_t *c, sw_store_t *s, const sw_cache_entry_t *e, sw_layer_desc_t *out,
                     sw_error_t *err);
 /* Export entries (deduplicated by key; layers without a blob get one with comp) to REF. */

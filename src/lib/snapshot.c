@@ -349,31 +349,25 @@ stream_layer(int in_fd, const sw_codec_t *codec, int tee_fd, sw_sink_t *sink, sw
   return 0;
 }
 
-/* Apply in_fd into a fresh temp dir while streaming it (o: codec, tee_fd, tar_sink; info as
- * sw_layer_apply fills it). *dir_out: that dir, or NULL if the tar could not be applied: the
- * stream was still read to its end, and the snapshot is left to sw_snapshot_ensure. */
+/* Apply in_fd into a fresh temp dir while streaming it (o: codec, tee_fd, tar_sink, expected
+ * digests; info as sw_layer_apply fills it). Strict: a tar that cannot be applied (an entry that
+ * would leave the root, go through a symlink, link outside...) is an error, reported once the
+ * stream was read to its end and verified, so that a corrupt blob is named as such rather than
+ * by the garbage entry it happens to produce. Every door that takes a layer comes here. */
 static int
 stream_unpack(sw_store_t *s, int in_fd, sw_layer_apply_opts_t *o, sw_layer_info_t *info,
               char **dir_out, sw_error_t *err)
 {
   _cleanup_free_ char *dir = sw_store_mkdtemp(s, "unpack-", err);
-  sw_error_t why = NULL, ignored = NULL;
+  sw_error_t ignored = NULL;
   if (dir == NULL)
     return -1;
   o->finish_stream = true;
-  int r = sw_layer_apply(in_fd, dir, o, info, &why);
+  int r = sw_layer_apply(in_fd, dir, o, info, err);
   if (r < 0 && sw_rm_rf(dir, &ignored) < 0)
     sw_error_release(&ignored);
-  if (r == -1) {
-    *err = why;
+  if (r < 0)
     return -1;
-  }
-  if (r == -2) {
-    sw_debug("not unpacked now (unpacked on first use): %s", why->msg);
-    sw_error_release(&why);
-    *dir_out = NULL;
-    return 0;
-  }
   *dir_out = steal_ptr(&dir);
   return 0;
 }
@@ -396,107 +390,153 @@ codec_of(const sw_codec_t *codec, int fd)
   return sw_codec_detect(magic, m > 0 ? (size_t)m : 0);
 }
 
-/* The blob is stored already (streamed in by load, or by a registry client): read it once
- * for the diffID, check, and record the row. */
+void
+sw_layer_staged_clear(sw_layer_staged_t *st)
+{
+  if (st->tmp && !st->kept)
+    unlink(st->tmp);
+  free(st->tmp);
+  drop_dir(st->dir);
+  free(st->dir);
+  memset(st, 0, sizeof(*st));
+}
+
+/* The blob is stored already (a layer row may exist too): unpack it into st->dir unless its
+ * snapshot is in place; without a row, read it once for the diffID (checked). */
 static int
-record_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const char *media_type,
-              const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
+stage_stored(sw_store_t *s, const char *digest, const sw_codec_t *codec, const char *media_type,
+             const char *expected_diff_id, sw_layer_staged_t *st, sw_error_t *err)
 {
   sw_layer_info_t info = {0};
+  const char *diff_id = st->row ? st->desc.diff_id : expected_diff_id;
+  _cleanup_free_ char *snap = diff_id ? sw_snapshot_path(s, diff_id) : NULL;
+  if (st->row && access(snap, F_OK) == 0)
+    return 0; /* stored and unpacked: nothing to do */
   _cleanup_close_ int fd = sw_blob_open(s, digest, NULL, err);
-  _cleanup_free_ char *dir = NULL;
   sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
 
+  if (fd < 0)
+    return sw_error_wrap(err, "layer %s", digest);
   o.codec = codec;
   o.name = digest;
-  if (fd < 0)
-    return sw_error_wrap(err, "importing layer %s", digest);
-  if (expected_diff_id &&
-      snapshot_recorded(s, expected_diff_id)) { /* unpacked already: hash only */
+  o.expect_digest = digest;
+  o.expect_diff_id = diff_id;
+  /* Unpacked already (a directory with a row: one without may be a killed process's
+   * leftover, never trusted): hash only. */
+  if (diff_id && snapshot_recorded(s, diff_id)) {
     sw_sink_result_t res;
     if (stream_layer(fd, codec, -1, NULL, &res, err) < 0)
-      return sw_error_wrap(err, "importing layer %s", digest);
+      return -1;
     memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
     memcpy(info.digest, res.digest, sizeof(info.digest));
     info.size = res.size;
     info.tar_size = res.raw_size;
-  } else if (stream_unpack(s, fd, &o, &info, &dir, err) < 0) {
-    return sw_error_wrap(err, "importing layer %s", digest);
+    if (strcmp(info.digest, digest) != 0)
+      return sw_error(err, 0, "layer %s: stored blob has digest %s", digest, info.digest);
+    if (expected_diff_id && strcmp(expected_diff_id, info.diff_id) != 0)
+      return sw_error(err, 0, "layer %s: diffID mismatch: the config says %s, the layer is %s",
+                      digest, expected_diff_id, info.diff_id);
+  } else if (stream_unpack(s, fd, &o, &info, &st->dir, err) < 0) {
+    return -1;
   }
-  if (strcmp(info.digest, digest) != 0) {
-    drop_dir(dir);
-    return sw_error(err, 0, "layer %s: stored blob has digest %s", digest, info.digest);
+  if (!st->row) {
+    info.media_type = sw_codec_media_type(codec_of(codec, fd), false);
+    fill_desc(&st->desc, &info, media_type);
   }
-  if (expected_diff_id && strcmp(expected_diff_id, info.diff_id) != 0) {
-    drop_dir(dir);
-    return sw_error(err, 0, "layer %s: diffID mismatch: the config says %s, the layer is %s",
-                    digest, expected_diff_id, info.diff_id);
-  }
-  info.media_type = sw_codec_media_type(codec_of(codec, fd), false);
-  fill_desc(out, &info, media_type);
-  if (dir && sw_snapshot_commit(s, dir, out->diff_id, err) < 0) {
-    drop_dir(dir);
-    return sw_error_wrap(err, "importing layer %s", digest);
-  }
-  return sw_layer_record(s, out, 0, err);
+  return 0;
 }
 
-/* Import the blob read from in_fd. kept: a file under ROOT/tmp that holds these very bytes
- * (a download), renamed into blobs/ on success; NULL: they are copied into a new temp file. */
-static int
-import_blob(sw_store_t *s, int in_fd, const char *kept, const char *media_type,
-            const char *expected_digest, const char *expected_diff_id, sw_layer_desc_t *out,
-            sw_error_t *err)
+int
+sw_layer_stage(sw_store_t *s, int in_fd, const char *kept, const char *media_type,
+               const char *expected_digest, const char *expected_diff_id, sw_layer_staged_t *st,
+               sw_error_t *err)
 {
-  _cleanup_free_ char *tmp = NULL, *dir = NULL;
   _cleanup_close_ int fd = -1;
   sw_layer_info_t info = {0};
   sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
   const char *what = expected_digest ? expected_digest : "blob";
-
-  if (expected_digest) {
-    int r = sw_layer_get_by_digest(s, expected_digest, out, err);
-    if (r != 0)
-      return r < 0 ? -1 : 0;
-  }
   const sw_codec_t *codec = media_type ? sw_codec_from_media_type(media_type) : NULL;
-  if (expected_digest && sw_blob_exists(s, expected_digest))
-    return record_stored(s, expected_digest, codec, media_type, expected_diff_id, out, err);
-  if (kept)
-    tmp = xstrdup(kept);
-  else if ((fd = sw_store_mkstemp(s, "layer-", &tmp, err)) < 0)
+
+  memset(st, 0, sizeof(*st));
+  if (expected_digest) {
+    int r = sw_layer_get_by_digest(s, expected_digest, &st->desc, err);
+    if (r < 0)
+      return -1;
+    st->row = r == 1;
+    if (st->row && expected_diff_id && strcmp(st->desc.diff_id, expected_diff_id) != 0)
+      return sw_error(err, 0, "layer %s: the config says its diffID is %s, but it is %s",
+                      expected_digest, expected_diff_id, st->desc.diff_id);
+    if (st->row || sw_blob_exists(s, expected_digest)) {
+      if (stage_stored(s, expected_digest, codec, media_type, expected_diff_id, st, err) < 0) {
+        sw_layer_staged_clear(st);
+        return -1; /* the error names the layer */
+      }
+      return 0;
+    }
+  }
+  if (kept) {
+    st->tmp = xstrdup(kept);
+    st->kept = true;
+  } else if ((fd = sw_store_mkstemp(s, "layer-", &st->tmp, err)) < 0) {
     return -1;
+  }
   o.codec = codec;
   o.tee_fd = fd;
   o.name = what;
-  if (stream_unpack(s, in_fd, &o, &info, &dir, err) < 0)
-    goto fail;
-  if (expected_digest && strcmp(expected_digest, info.digest) != 0) {
-    sw_error(err, 0, "digest mismatch: expected %s, got %s", expected_digest, info.digest);
-    goto fail;
+  o.expect_digest = expected_digest;
+  o.expect_diff_id = expected_diff_id;
+  if (stream_unpack(s, in_fd, &o, &info, &st->dir, err) < 0) {
+    sw_layer_staged_clear(st);
+    return -1; /* the error names the layer ("layer sha256:…: entry `x`: …") */
   }
-  if (expected_diff_id && strcmp(expected_diff_id, info.diff_id) != 0) {
-    sw_error(err, 0, "diffID mismatch: the config says %s, the layer is %s", expected_diff_id,
-             info.diff_id);
-    goto fail;
-  }
-  fill_desc(out, &info, media_type);
-  if (dir ? commit_layer(s, tmp, dir, out, err) < 0
-          : sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
-    return sw_error_wrap(err, "importing layer %s", what);
+  fill_desc(&st->desc, &info, media_type);
   return 0;
-fail:
-  if (!kept)
-    unlink(tmp);
-  drop_dir(dir);
-  return sw_error_wrap(err, "importing layer %s", what);
+}
+
+int
+sw_layer_stage_commit(sw_store_t *s, sw_layer_staged_t *st, sw_error_t *err)
+{
+  if (st->tmp) {
+    int r = sw_blob_adopt(s, st->tmp, st->desc.digest, err);
+    free(st->tmp);
+    st->tmp = NULL;
+    if (r < 0)
+      return -1;
+  }
+  if (st->dir) {
+    int r = sw_snapshot_commit(s, st->dir, st->desc.diff_id, err);
+    free(st->dir);
+    st->dir = NULL;
+    if (r < 0)
+      return -1;
+  }
+  if (!st->row && sw_layer_record(s, &st->desc, 0, err) < 0)
+    return -1;
+  st->row = true;
+  return 0;
+}
+
+/* Stage then commit: the one-layer doors. */
+static int
+import_staged(sw_store_t *s, sw_layer_staged_t *st, sw_layer_desc_t *out, sw_error_t *err)
+{
+  int r = sw_layer_stage_commit(s, st, err);
+  if (r < 0)
+    sw_error_wrap(err, "importing layer %s", st->desc.digest);
+  else
+    *out = st->desc;
+  sw_layer_staged_clear(st);
+  return r;
 }
 
 int
 sw_layer_import(sw_store_t *s, int in_fd, const char *media_type, const char *expected_digest,
                 const char *expected_diff_id, sw_layer_desc_t *out, sw_error_t *err)
 {
-  return import_blob(s, in_fd, NULL, media_type, expected_digest, expected_diff_id, out, err);
+  sw_layer_staged_t st;
+  if (sw_layer_stage(s, in_fd, NULL, media_type, expected_digest, expected_diff_id, &st, err) < 0)
+    return -1;
+  return import_staged(s, &st, out, err);
 }
 
 int
@@ -505,23 +545,26 @@ sw_layer_import_path(sw_store_t *s, const char *tmp_path, const char *media_type
                      sw_layer_desc_t *out, sw_error_t *err)
 {
   _cleanup_close_ int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
+  sw_layer_staged_t st;
   if (fd < 0)
     return sw_error(err, errno, "open `%s`", tmp_path);
-  return import_blob(s, fd, tmp_path, media_type, expected_digest, expected_diff_id, out, err);
+  if (sw_layer_stage(s, fd, tmp_path, media_type, expected_digest, expected_diff_id, &st, err) < 0)
+    return -1;
+  return import_staged(s, &st, out, err);
 }
 
 int
-sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp, sw_layer_desc_t *out,
-                    sw_error_t *err)
+sw_layer_stage_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
+                   const char *expected_diff_id, sw_layer_staged_t *st, sw_error_t *err)
 {
   sw_compression_t c = comp && comp->codec ? *comp : sw_compression_default();
-  _cleanup_free_ char *tmp = NULL, *dir = NULL;
-  _cleanup_close_ int fd = sw_store_mkstemp(s, "layer-", &tmp, err);
   _cleanup_sink_ sw_sink_t *sink = NULL;
   sw_sink_result_t res;
   sw_layer_info_t info = {0};
   sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
 
+  memset(st, 0, sizeof(*st));
+  _cleanup_close_ int fd = sw_store_mkstemp(s, "layer-", &st->tmp, err);
   if (fd < 0)
     return -1;
   sink = sw_sink_new(&c, fd);
@@ -529,22 +572,51 @@ sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp, sw_l
    * workers, digest) while this thread creates the snapshot's files. */
   o.tar_sink = sink;
   o.skip_source_hash = true;
-  if (stream_unpack(s, in_fd, &o, NULL, &dir, err) < 0 || sw_sink_finish(sink, &res, err) < 0) {
-    unlink(tmp);
-    drop_dir(dir);
+  if (stream_unpack(s, in_fd, &o, NULL, &st->dir, err) < 0) {
+    /* The stream was read to its end: a tar that is not the one expected is reported as such
+     * (the garbage entry is a symptom); else name the refused layer by its diffID (that of a
+     * layer of a docker-archive, `sha256sum` of the tar): "layer: …" → "layer sha256:…: …". */
+    sw_error_t ignored = NULL;
+    if (sw_sink_finish(sink, &res, &ignored) == 0) {
+      if (expected_diff_id && strcmp(expected_diff_id, res.diff_id) != 0) {
+        sw_error_release(err);
+        sw_error(err, 0, "layer %s: diffID mismatch: expected %s", res.diff_id, expected_diff_id);
+      } else if (sw_str_has_prefix((*err)->msg, "layer: ")) {
+        char *named = xasprintf("layer %s: %s", res.diff_id, (*err)->msg + strlen("layer: "));
+        free((*err)->msg);
+        (*err)->msg = named;
+      }
+    }
+    sw_error_release(&ignored);
+    sw_layer_staged_clear(st);
     return -1;
+  }
+  if (sw_sink_finish(sink, &res, err) < 0) {
+    sw_layer_staged_clear(st);
+    return -1;
+  }
+  if (expected_diff_id && strcmp(expected_diff_id, res.diff_id) != 0) {
+    sw_layer_staged_clear(st);
+    return sw_error(err, 0, "layer %s: diffID mismatch: expected %s", res.diff_id,
+                    expected_diff_id);
   }
   memcpy(info.diff_id, res.diff_id, sizeof(info.diff_id));
   memcpy(info.digest, res.digest, sizeof(info.digest));
   info.size = res.size;
   info.tar_size = res.raw_size;
   info.media_type = sw_codec_media_type(c.codec, false);
-  fill_desc(out, &info, NULL);
-  if (dir)
-    return commit_layer(s, tmp, dir, out, err);
-  if (sw_blob_adopt(s, tmp, out->digest, err) < 0 || sw_layer_record(s, out, 0, err) < 0)
-    return -1;
+  fill_desc(&st->desc, &info, NULL);
   return 0;
+}
+
+int
+sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp, sw_layer_desc_t *out,
+                    sw_error_t *err)
+{
+  sw_layer_staged_t st;
+  if (sw_layer_stage_tar(s, in_fd, comp, NULL, &st, err) < 0)
+    return -1;
+  return import_staged(s, &st, out, err);
 }
 
 int

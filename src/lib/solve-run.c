@@ -21,7 +21,8 @@ typedef struct {
   size_t nlists;
   int *locks;
   size_t nlocks;
-  char **env; /* secret env additions (process only) */
+  char **env;     /* secret env additions (process only) */
+  char **tmpdirs; /* removed when the step is over (context --mount views) */
 } mounts_t;
 
 static void
@@ -37,6 +38,12 @@ mounts_free(mounts_t *ms)
     close(ms->locks[i]);
   free(ms->locks);
   sw_strv_free(ms->env);
+  for (size_t i = 0; ms->tmpdirs && ms->tmpdirs[i]; i++) {
+    sw_error_t e = NULL;
+    if (sw_rm_rf(ms->tmpdirs[i], &e) < 0)
+      sw_error_release(&e);
+  }
+  sw_strv_free(ms->tmpdirs);
 }
 
 static const char *
@@ -100,6 +107,27 @@ mount_cache(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *t
   return 0;
 }
 
+/* The context as COPY sees it: .dockerignore'd entries hidden by a whiteout layer over the
+ * host directory (sw_context_mask); it costs a few mknods, however big the context. */
+static int
+context_view(stage_run_t *r, mounts_t *ms, sw_ctx_node_t *node, const char *host, char ***layers,
+             sw_error_t *err)
+{
+  char *mask = sw_store_mkdtemp(r->sv->o->store, "mount-view-", err);
+  size_t hidden = 0;
+  if (mask == NULL)
+    return sv_wrap(r, err);
+  sw_strv_push_take(&ms->tmpdirs, mask);
+  if (sw_context_mask(r->sv->o->ctx, node, mask, &hidden, err) < 0)
+    return sv_wrap(r, err);
+  char **v = hold_list(ms, xcalloc(3, sizeof(char *)));
+  if (hidden)
+    v[0] = xstrdup(mask);
+  v[hidden ? 1 : 0] = xstrdup(host);
+  *layers = v;
+  return 0;
+}
+
 static int
 mount_bind_context(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *target,
                    sw_error_t *err)
@@ -116,26 +144,24 @@ mount_bind_context(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const 
     free(nodes);
     return sv_fail(r, err, "--mount source `%s` must name exactly one path", src);
   }
-  char hash[SW_HASH_HEX_SIZE];
-  int rc = sw_context_hash(ctx, nodes[0], hash, err);
-  char *host = sw_context_host_path(ctx, nodes[0]);
-  bool is_dir = S_ISDIR(nodes[0]->st.st_mode);
+  sw_ctx_node_t *node = nodes[0];
   free(nodes);
-  if (rc < 0) {
-    free(host);
+  char hash[SW_HASH_HEX_SIZE];
+  /* The key covers the content the mount shows: what .dockerignore leaves, as for COPY. */
+  if (sw_context_hash(ctx, node, hash, err) < 0)
     return -1;
-  }
-  hold(ms, host);
+  const char *host = hold(ms, sw_context_host_path(ctx, node));
   sw_mount_t *m = add_mount(ms);
   m->target = target;
-  if (!rm->readonly && is_dir) {
-    /* Writes to a read-write bind of the context are thrown away: never into the context. */
-    char **layers = hold_list(ms, xcalloc(2, sizeof(char *)));
-    layers[0] = xstrdup(host);
+  char **layers = NULL;
+  if (S_ISDIR(node->st.st_mode) && context_view(r, ms, node, host, &layers, err) < 0)
+    return -1;
+  if (layers && (layers[1] || !rm->readonly)) {
+    /* Hidden entries, or writes (thrown away: never into the context): an overlay. */
     m->kind = SW_MOUNT_LAYERS;
     m->layers = layers;
     m->source = "/";
-    m->readonly = false;
+    m->readonly = rm->readonly;
   } else {
     m->kind = SW_MOUNT_BIND;
     m->source = host;

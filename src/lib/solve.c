@@ -302,8 +302,9 @@ cache_log(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, int64_t
 }
 
 /* A local miss: the --cache-from records may have the key. Its layer is fetched now and the
- * record is written to the local store too, so the next build hits locally. A fetch that fails
- * is a warning and a miss: the step runs. */
+ * record is written to the local store too, so the next build hits locally. A download that
+ * fails is a warning and a miss: the step runs. A layer refused at the door (it would leave its
+ * root, or is not what the record says) fails the build: the cache is hostile or broken. */
 static int
 remote_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
               int64_t *created, sw_error_t *err)
@@ -319,7 +320,13 @@ remote_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has
   *created = e->created;
   if (e->has_layer) {
     sw_error_t ferr = NULL;
-    if (sw_rcache_fetch(o->cache_from, o->store, e, layer, &ferr) < 0) {
+    int f = sw_rcache_fetch(o->cache_from, o->store, e, layer, &ferr);
+    if (f == -2) {
+      *err = ferr;
+      return sw_error_wrap(err, "%s:%d: --cache-from record %s", o->plan->df->path,
+                           r->cur ? r->cur->insn->line : 0, key);
+    }
+    if (f < 0) {
       sw_warn("%s:%d: cache record %s: %s; running the step", o->plan->df->path,
               r->cur ? r->cur->insn->line : 0, key, ferr->msg);
       sw_error_release(&ferr);

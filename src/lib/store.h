@@ -96,8 +96,10 @@ int sw_blob_read(sw_store_t *s, const char *digest, size_t max, char **out, size
  * ROOT/snapshots/<diffID hex>. The row exists only when the blob is in place. The snapshot of a
  * committed directory is in place at once; imported/loaded/pulled layers are unpacked while they
  * are imported (same single pass), except a tar that cannot be unpacked, which is stored anyway
- * and unpacked (or refused) on first use: call sw_snapshot_ensure (or sw_image_lowerdirs, which
- * does) before using a snapshot.
+ * and unpacked on first use: call sw_snapshot_ensure (or sw_image_lowerdirs, which
+ * does) before using a snapshot. A layer that cannot be unpacked (an entry that would leave its
+ * root: `..`, absolute names, links out or through symlinks, whiteouts outside) is refused at
+ * the door by every import below, before anything of it is visible.
  * A diffID may have several blobs (gzip and zstd); lookups prefer the given media type. */
 
 /* Commit an overlay-format directory made under ROOT/tmp (a RUN upper dir, a COPY dir):
@@ -144,6 +146,30 @@ int sw_layer_import_path(sw_store_t *s, const char *tmp_path, const char *media_
  * hashes (diffID), recompresses (comp NULL = gzip) and unpacks the snapshot. */
 int sw_layer_import_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
                         sw_layer_desc_t *out, sw_error_t *err);
+/* A layer read, verified and unpacked under ROOT/tmp, not yet visible. A door that takes
+ * several layers (load, pull) stages them all before it commits any, so a refused layer leaves
+ * nothing stored: no blob, no snapshot, no row. */
+typedef struct {
+  sw_layer_desc_t desc;
+  char *tmp; /* the blob's temp file, renamed into blobs/ by the commit; NULL: stored already */
+  bool kept; /* tmp is the caller's (a download): sw_layer_staged_clear leaves it */
+  char *dir; /* the unpacked snapshot in tmp/; NULL: in place already */
+  bool row;  /* the layer row exists */
+} sw_layer_staged_t;
+/* sw_layer_import in two halves. kept: a file under ROOT/tmp holding the bytes of in_fd (it
+ * becomes the blob), or NULL (they are copied). A stored layer is a hit (in_fd not read; its
+ * snapshot unpacked from the blob if missing). */
+int sw_layer_stage(sw_store_t *s, int in_fd, const char *kept, const char *media_type,
+                   const char *expected_digest, const char *expected_diff_id,
+                   sw_layer_staged_t *out, sw_error_t *err);
+/* sw_layer_import_tar's first half; expected_diff_id (may be NULL) is checked, and wins over a
+ * refused entry (a corrupt tar yields garbage entries). */
+int sw_layer_stage_tar(sw_store_t *s, int in_fd, const sw_compression_t *comp,
+                       const char *expected_diff_id, sw_layer_staged_t *out, sw_error_t *err);
+/* Blob, then snapshot, then row. */
+int sw_layer_stage_commit(sw_store_t *s, sw_layer_staged_t *st, sw_error_t *err);
+/* Remove what was not committed (a kept file stays) and reset. */
+void sw_layer_staged_clear(sw_layer_staged_t *st);
 /* ---- smaller blobs for imported layers (reblob.c) ----
  * An imported layer is stored with the build's fast codec and marked: an image that ships it
  * gets a blob at comp_spec ("gzip:6"), made once, in the background of the first build that

@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 
 static char dir[256], cache[300];
@@ -280,6 +281,63 @@ test_stat_cache(void **state)
   sw_context_free(c);
 }
 
+static bool
+is_whiteout(const char *path)
+{
+  struct stat st;
+  return lstat(path, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+/* RUN --mount=type=bind of the context: the mask hides exactly what .dockerignore excludes,
+ * with directories made only on the way to a hidden entry, carrying the originals' modes. */
+static void
+test_mask(void **state)
+{
+  _cleanup_(sw_context_freep) sw_context_t *c = NULL;
+  sw_error_t err = NULL;
+  char hash[SW_HASH_HEX_SIZE], mask[300], p[400];
+  size_t n = 0;
+  snprintf(p, sizeof(p), "%s/build", dir);
+  assert_int_equal(chmod(p, 0750), 0);
+  c = open_ctx();
+  assert_int_equal(sw_context_hash(c, sw_context_root(c), hash, &err), 0);
+  snprintf(mask, sizeof(mask), "%s.mask", dir);
+  assert_int_equal(mkdir(mask, 0700), 0);
+  assert_int_equal(sw_context_mask(c, sw_context_root(c), mask, &n, &err), 0);
+  assert_int_equal(n, 3);
+  snprintf(p, sizeof(p), "%s/logs", mask);
+  assert_true(is_whiteout(p));
+  snprintf(p, sizeof(p), "%s/x.tmp", mask);
+  assert_true(is_whiteout(p));
+  snprintf(p, sizeof(p), "%s/build/out.o", mask);
+  assert_true(is_whiteout(p));
+  snprintf(p, sizeof(p), "%s/build/keep.txt", mask);
+  assert_int_equal(access(p, F_OK), -1); /* re-included: shows through */
+  struct stat st;
+  snprintf(p, sizeof(p), "%s/build", mask);
+  assert_int_equal(stat(p, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0750);
+  snprintf(p, sizeof(p), "%s/app", mask);
+  assert_int_equal(access(p, F_OK), -1); /* nothing hidden below: not made */
+  assert_int_equal(stat(mask, &st), 0);
+  struct stat dst;
+  assert_int_equal(stat(dir, &dst), 0);
+  assert_int_equal(st.st_mode & 07777, dst.st_mode & 07777);
+
+  /* a subdirectory source: only what is below it */
+  sw_ctx_node_t **nodes = NULL;
+  assert_int_equal(match(c, "app", &nodes), 1);
+  char mask2[320];
+  snprintf(mask2, sizeof(mask2), "%s.mask2", dir);
+  assert_int_equal(mkdir(mask2, 0700), 0);
+  assert_int_equal(sw_context_mask(c, nodes[0], mask2, &n, &err), 0);
+  assert_int_equal(n, 0);
+  free(nodes);
+  sw_rm_rf(mask, &err);
+  sw_rm_rf(mask2, &err);
+  sw_error_release(&err);
+}
+
 int
 main(void)
 {
@@ -289,6 +347,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_outside_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hashes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stat_cache, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mask, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

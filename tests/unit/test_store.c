@@ -219,17 +219,93 @@ test_import_tar_unpacks(void **state)
   while (d && (de = readdir(d)))
     assert_true(de->d_name[0] == '.');
 
-  /* a tar that cannot be unpacked is still imported (as before eager unpacking); its first
-   * use says why */
+  /* a tar that would leave its root is refused at the door, named by its diffID, and nothing
+   * of it is stored: no blob, no snapshot, no row, nothing left in tmp/ */
   _cleanup_close_ int bad = one_file_tar("../evil");
-  ok(sw_layer_import_tar(f->s, bad, NULL, &l, &err), &err);
-  assert_true(sw_blob_exists(f->s, l.digest));
-  _cleanup_free_ char *snap2 = sw_snapshot_path(f->s, l.diff_id);
-  assert_int_equal(access(snap2, F_OK), -1);
-  assert_int_equal(sw_snapshot_ensure(f->s, l.diff_id, &err), -1);
+  sw_layer_desc_t none;
+  memset(&none, 0, sizeof(none));
+  assert_int_equal(sw_layer_import_tar(f->s, bad, NULL, &none, &err), -1);
   assert_non_null(strstr(err->msg, "escapes"));
+  assert_non_null(strstr(err->msg, "layer sha256:"));
+  assert_non_null(strstr(err->msg, "entry `../evil`"));
   sw_error_release(&err);
+  assert_int_equal(none.digest[0], '\0');
   assert_false(exists(f->root, "../evil"));
+  _cleanup_free_ char *blobs = xasprintf("%s/blobs/sha256", f->root);
+  size_t nblobs = 0;
+  _cleanup_dir_ DIR *bd = opendir(blobs);
+  while (bd && (de = readdir(bd)))
+    nblobs += de->d_name[0] != '.';
+  assert_int_equal(nblobs, 1); /* the good layer's only */
+  rewinddir(d);
+  while (d && (de = readdir(d)))
+    assert_true(de->d_name[0] == '.');
+}
+
+static size_t
+count_entries(const char *root, const char *rel)
+{
+  _cleanup_free_ char *p = xasprintf("%s/%s", root, rel);
+  _cleanup_dir_ DIR *d = opendir(p);
+  struct dirent *de;
+  size_t n = 0;
+  while (d && (de = readdir(d)))
+    n += de->d_name[0] != '.';
+  return n;
+}
+
+/* The doors that take several layers stage them: a staged layer is verified and unpacked but
+ * invisible (no row, blob or snapshot) until committed; cleared, it leaves nothing. */
+static void
+test_stage_then_commit(void **state)
+{
+  fx_t *f = *state;
+  sw_error_t err = NULL;
+  sw_layer_staged_t a, b;
+  sw_layer_desc_t l;
+
+  _cleanup_close_ int fa = one_file_tar("a.txt");
+  _cleanup_close_ int fb = one_file_tar("b.txt");
+  ok(sw_layer_stage_tar(f->s, fa, NULL, NULL, &a, &err), &err);
+  ok(sw_layer_stage_tar(f->s, fb, NULL, NULL, &b, &err), &err);
+  assert_non_null(a.tmp);
+  assert_non_null(a.dir);
+  assert_int_equal(sw_layer_get(f->s, a.desc.diff_id, NULL, &l, &err), 0);
+  assert_false(sw_blob_exists(f->s, a.desc.digest));
+  assert_int_equal(count_entries(f->root, "snapshots"), 0);
+  assert_int_equal(count_entries(f->root, "blobs/sha256"), 0);
+
+  /* one committed, one dropped */
+  ok(sw_layer_stage_commit(f->s, &a, &err), &err);
+  sw_layer_staged_clear(&b);
+  assert_int_equal(sw_layer_get(f->s, a.desc.diff_id, NULL, &l, &err), 1);
+  assert_true(sw_blob_exists(f->s, a.desc.digest));
+  _cleanup_free_ char *snap = sw_snapshot_path(f->s, a.desc.diff_id);
+  _cleanup_free_ char *file = xasprintf("%s/a.txt", snap);
+  assert_int_equal(access(file, F_OK), 0);
+  sw_layer_staged_clear(&a);
+  assert_int_equal(count_entries(f->root, "snapshots"), 1);
+  assert_int_equal(count_entries(f->root, "blobs/sha256"), 1);
+  assert_int_equal(count_entries(f->root, "tmp"), 0);
+
+  /* a stored layer is a hit: nothing to commit but the (idempotent) row */
+  _cleanup_close_ int fa2 = one_file_tar("a.txt");
+  sw_layer_staged_t again;
+  char digest[SW_DIGEST_LEN + 1];
+  snprintf(digest, sizeof(digest), "%s", l.digest);
+  ok(sw_layer_stage(f->s, fa2, NULL, NULL, digest, l.diff_id, &again, &err), &err);
+  assert_true(again.row);
+  assert_null(again.tmp);
+  assert_null(again.dir);
+  ok(sw_layer_stage_commit(f->s, &again, &err), &err);
+  sw_layer_staged_clear(&again);
+
+  /* a wrong diffID wins over what the tar holds, and leaves nothing */
+  _cleanup_close_ int fc = one_file_tar("../evil");
+  assert_int_equal(sw_layer_stage_tar(f->s, fc, NULL, D1, &b, &err), -1);
+  assert_non_null(strstr(err->msg, "diffID mismatch"));
+  sw_error_release(&err);
+  assert_int_equal(count_entries(f->root, "tmp"), 0);
 }
 
 static sw_image_t *
@@ -518,6 +594,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_layers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_import_tar_unpacks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stage_then_commit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_images, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cache_and_txn, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
