@@ -1,6 +1,6 @@
 """A full store filesystem (issue 18 §5): the store lives on a small tmpfs the test mounts and
 fills. Readers (images, inspect, history, save to another filesystem) and deleters (rmi, prune)
-still work; a writer (build) fails naming ENOSPC and the filesystem; after prune, builds
+still work; a writer (build, pull) fails naming ENOSPC and the filesystem; after prune, builds
 work again. Needs root (mount); the mount is removed by the fixture's finalizer."""
 import errno
 import os
@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+import registry_fixtures as rf
 from conftest import SlipwayRunner
 
 
@@ -111,3 +112,25 @@ def test_full_store_without_reserve_still_reads(slipway_bin, busybox_rootfs_tar,
     os.unlink(small_fs / "filler")
     s("rmi", "bb")
     assert "bb" not in s("images").stdout
+
+
+def test_pull_into_full_store_names_the_disk(slipway_bin, reg_env, registry_open, small_fs,
+                                             tmp_path):
+    layer = rf.make_tar([("data", "file", os.urandom(3 << 20))])
+    layout = tmp_path / "layout"
+    rf.write_oci_layout(layout, [{"layers": [rf.busybox_tar(), layer]}])
+    ref = "%s/full/disk:latest" % registry_open.host
+    rf.skopeo_push_layout(layout, "latest", ref)
+    root = small_fs / "root"
+    env = dict(reg_env, SLIPWAY_ROOT=str(root))
+    subprocess.run([slipway_bin, "images"], env=env, check=True, capture_output=True)
+    fill(small_fs, leave=1 << 20)
+    p = subprocess.run([slipway_bin, "pull", ref], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 1
+    assert "No space left on device" in p.stderr, p.stderr
+    assert "Failure writing output" not in p.stderr
+    assert "write `%s/tmp/pull-" % root in p.stderr
+    assert "store's filesystem (`%s`, mounted on `%s`) is full" % (root, small_fs) in p.stderr
+    assert "http://%s/v2/full/disk/blobs/sha256:" % registry_open.host in p.stderr
+    assert os.listdir(root / "tmp") == []
