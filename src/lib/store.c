@@ -74,16 +74,27 @@ sw_store_full_note(const char *root)
                    root, mnt, strerror(ENOSPC));
 }
 
-/* Did the last database call fail for want of space? */
+/* Is there no room for 64 KiB (SQLite's -shm index and a few WAL frames) on root's filesystem?
+ * Asked of the filesystem itself: statvfs counts as free what ext4 keeps for its own use. */
+static bool
+fs_full(const char *root)
+{
+  _cleanup_free_ char *tmp = xasprintf("%s/tmp", root);
+  _cleanup_close_ int fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return errno == ENOSPC;
+  return posix_fallocate(fd, 0, 64 << 10) == ENOSPC;
+}
+
+/* Did the last database call fail for want of space? (SQLite does not keep the errno of every
+ * failed call: an -shm it could not extend is a bare SQLITE_IOERR_SHMSIZE.) */
 static bool
 db_full(sw_store_t *s)
 {
-  int rc = sqlite3_extended_errcode(s->db), primary = rc & 0xff;
+  int primary = sqlite3_extended_errcode(s->db) & 0xff;
   if (primary == SQLITE_FULL || sqlite3_system_errno(s->db) == ENOSPC)
     return true;
-  int64_t avail = sw_fs_free_bytes(s->root);
-  return (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) && avail >= 0 &&
-         avail < (64 << 10);
+  return (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) && fs_full(s->root);
 }
 
 int
@@ -91,9 +102,7 @@ sw_store_error_full(const char *root, sw_error_t *err)
 {
   if (err == NULL || *err == NULL || strstr((*err)->msg, "store's filesystem"))
     return -1;
-  int64_t avail = sw_fs_free_bytes(root);
-  if ((*err)->status != ENOSPC && strstr((*err)->msg, strerror(ENOSPC)) == NULL &&
-      !(avail >= 0 && avail < (1 << 20)))
+  if ((*err)->status != ENOSPC && strstr((*err)->msg, strerror(ENOSPC)) == NULL && !fs_full(root))
     return -1;
   _cleanup_free_ char *note = sw_store_full_note(root);
   char *msg = xasprintf("%s; %s", (*err)->msg, note);

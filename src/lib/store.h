@@ -43,7 +43,8 @@ int sw_store_open_mode(const char *root, sw_store_mode_t mode, sw_store_t **out,
 /* "the store's filesystem (`ROOT`, mounted on `M`) is full (No space left on device): free space
  * or run `slipway prune`" (malloc'd). */
 char *sw_store_full_note(const char *root);
-/* When *err is an ENOSPC, or ROOT's filesystem is (nearly) full, append that note; returns -1. */
+/* When *err is an ENOSPC, or ROOT's filesystem has no room for 64 KiB, append that note;
+ * returns -1. */
 int sw_store_error_full(const char *root, sw_error_t *err);
 void sw_store_free(sw_store_t *s);
 static inline void
