@@ -675,7 +675,12 @@ cmd_build(int argc, char **argv, sw_global_t *g)
     opts_free(&o);
     return r < 0 ? 0 : r;
   }
-  r = do_build(&o, g, &err) < 0 ? sw_error_report(&err) : 0;
+  if (do_build(&o, g, &err) < 0) {
+    sw_store_error_full(g->root, &err);
+    r = sw_error_report(&err);
+  } else {
+    r = 0;
+  }
   opts_free(&o);
   if (r != 0 && stop_signal)
     return 128 + stop_signal;

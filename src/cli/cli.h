@@ -9,7 +9,8 @@
 #include <getopt.h>
 
 typedef struct {
-  const char *root; /* --root / SLIPWAY_ROOT / /var/lib/slipway */
+  const char *root;    /* --root / SLIPWAY_ROOT / /var/lib/slipway */
+  const char *command; /* the subcommand's name */
 } sw_global_t;
 
 /* Each returns the process exit status. argv[0] is the subcommand name. */
@@ -36,7 +37,8 @@ typedef struct {
 SW_COMMANDS(X)
 #undef X
 
-/* Store commands (cli_store.c): open g->root, reporting errors; NULL on failure (*rc set). */
+/* Store commands (cli_store.c): open g->root, reporting errors; NULL on failure (*rc set).
+ * Readers and deleters (by g->command) still work when the store's filesystem is full. */
 struct sw_store_s;
 struct sw_store_s *sw_cli_store_open(sw_global_t *g, int *rc);
 /* "3 minutes ago", "2 days ago", as docker prints CREATED. */

@@ -5,12 +5,27 @@
 
 #include <time.h>
 
+/* What each store command does with the store, for a full filesystem (sw_store_open_mode). */
+static sw_store_mode_t
+store_mode(const char *command)
+{
+  static const char *const readers[] = {"images", "inspect", "history", "save"};
+  static const char *const deleters[] = {"rmi", "prune"};
+  for (size_t i = 0; command && i < SW_ARRAY_SIZE(readers); i++)
+    if (strcmp(command, readers[i]) == 0)
+      return SW_STORE_READ;
+  for (size_t i = 0; command && i < SW_ARRAY_SIZE(deleters); i++)
+    if (strcmp(command, deleters[i]) == 0)
+      return SW_STORE_FREE;
+  return SW_STORE_WRITE;
+}
+
 struct sw_store_s *
 sw_cli_store_open(sw_global_t *g, int *rc)
 {
   sw_store_t *s = NULL;
   sw_error_t err = NULL;
-  if (sw_store_open(g->root, &s, &err) < 0) {
+  if (sw_store_open_mode(g->root, store_mode(g->command), &s, &err) < 0) {
     *rc = sw_error_report(&err);
     return NULL;
   }

@@ -257,7 +257,9 @@ cmd_import(int argc, char **argv, sw_global_t *g)
   _cleanup_(sw_store_freep) sw_store_t *s = sw_cli_store_open(g, &rc);
   if (s == NULL)
     return rc;
-  if (do_import(s, file, name, changes, message, arch, &comp, ship, quiet, &err) < 0)
+  if (do_import(s, file, name, changes, message, arch, &comp, ship, quiet, &err) < 0) {
+    sw_store_error_full(g->root, &err);
     return sw_error_report(&err);
+  }
   return 0;
 }

@@ -49,8 +49,10 @@ cmd_load(int argc, char **argv, sw_global_t *g)
   _cleanup_(sw_store_freep) sw_store_t *s = sw_cli_store_open(g, &rc);
   if (s == NULL)
     return rc;
-  if (sw_archive_load(s, in, &imgs, &n, &err) < 0)
+  if (sw_archive_load(s, in, &imgs, &n, &err) < 0) {
+    sw_store_error_full(g->root, &err);
     return sw_error_report(&err);
+  }
   for (size_t i = 0; i < n && !quiet; i++) {
     if (imgs[i]->names == NULL || imgs[i]->names[0] == NULL)
       printf("Loaded image ID: %s\n", imgs[i]->config_digest);

@@ -110,6 +110,7 @@ main(int argc, char **argv)
   for (size_t c = 0; c < SW_ARRAY_SIZE(commands); c++)
     if (strcmp(argv[i], commands[c].name) == 0) {
       optind = 1;
+      g.command = commands[c].name;
       return commands[c].fn(argc - i, argv + i, &g);
     }
   return sw_cli_usage_error(NULL, "unknown command `%s`", argv[i]);

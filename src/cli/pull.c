@@ -87,7 +87,9 @@ cmd_pull(int argc, char **argv, sw_global_t *g)
   if (optind + 1 != argc)
     return sw_cli_usage_error("pull", "pull takes exactly one IMAGE");
   if (sw_store_open(g->root, &s, &err) < 0 ||
-      sw_registry_pull(s, argv[optind], &ro, &img, &err) < 0)
+      sw_registry_pull(s, argv[optind], &ro, &img, &err) < 0) {
+    sw_store_error_full(g->root, &err);
     return sw_error_report(&err);
+  }
   return 0;
 }

@@ -5,6 +5,8 @@
 #include "registry-private.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <time.h>
 
@@ -29,6 +31,7 @@ struct sw_reg_s {
   size_t n_tokens;
   unsigned attempts, retry_base_ms;
   long stall_seconds;
+  unsigned blob_timeout_s; /* base of every request's deadline (sw_transfer_deadline_s) */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -101,6 +104,7 @@ sw_reg_new(const char *host, const sw_registry_opts_t *opts, sw_error_t *err)
   r->attempts = env_uint("SLIPWAY_RETRIES", 4) + 1;
   r->retry_base_ms = env_uint("SLIPWAY_RETRY_BASE_MS", 500);
   r->stall_seconds = env_uint("SLIPWAY_HTTP_STALL_SECONDS", 60);
+  r->blob_timeout_s = env_uint("SLIPWAY_BLOB_TIMEOUT", 60);
   if (load_creds(r, opts, err) < 0) {
     sw_reg_free(r);
     return NULL;
@@ -156,6 +160,12 @@ sw_reg_retry_base_ms(const sw_reg_t *r)
   return r->retry_base_ms;
 }
 
+double
+sw_reg_deadline_s(const sw_reg_t *r, uint64_t size)
+{
+  return sw_transfer_deadline_s(r->blob_timeout_s, size);
+}
+
 const char *
 sw_reg_base(const sw_reg_t *r)
 {
@@ -179,6 +189,7 @@ sw_http_resp_clear(sw_http_resp_t *r)
   free(r->docker_digest);
   free(r->www_auth);
   free(r->range);
+  free(r->retry_after);
   free(r->url);
   memset(r, 0, sizeof(*r));
 }
@@ -188,7 +199,7 @@ sw_http_resp_clear(sw_http_resp_t *r)
 typedef struct {
   const sw_http_req_t *req;
   sw_http_resp_t *resp;
-  uint64_t sent;
+  uint64_t sent, received;
   bool too_big;
 } xfer_t;
 
@@ -204,7 +215,7 @@ on_header(char *buf, size_t size, size_t n, void *ud)
   if (sw_str_has_prefix(line, "HTTP/")) {
     /* a new response (after a redirect or 100-continue): forget the previous headers */
     char **fields[] = {&x->resp->location, &x->resp->content_type, &x->resp->docker_digest,
-                       &x->resp->www_auth, &x->resp->range};
+                       &x->resp->www_auth, &x->resp->range,        &x->resp->retry_after};
     for (size_t i = 0; i < SW_ARRAY_SIZE(fields); i++) {
       free(*fields[i]);
       *fields[i] = NULL;
@@ -229,6 +240,8 @@ on_header(char *buf, size_t size, size_t n, void *ud)
     slot = &x->resp->www_auth;
   else if (strcasecmp(line, "range") == 0)
     slot = &x->resp->range;
+  else if (strcasecmp(line, "retry-after") == 0)
+    slot = &x->resp->retry_after;
   if (slot && *slot == NULL)
     *slot = xstrdup(v);
   return len;
@@ -243,14 +256,18 @@ on_body(char *buf, size_t size, size_t n, void *ud)
 
   curl_easy_getinfo(thread_curl(), CURLINFO_RESPONSE_CODE, &status);
   /* Only a success body goes to the sink; an error body is kept for the message. */
-  if (x->req->sink && status >= 200 && status < 300)
-    return x->req->sink(buf, len, x->req->sink_ud);
+  if (x->req->sink && status >= 200 && status < 300) {
+    size_t took = x->req->sink(buf, len, x->req->sink_ud);
+    x->received += took;
+    return took;
+  }
   size_t max = x->req->max_body && !(x->req->sink) ? x->req->max_body : 1 << 16;
   if (x->resp->body.len + len > max) {
     x->too_big = true;
     return 0;
   }
   sw_buf_append(&x->resp->body, buf, len);
+  x->received += len;
   return len;
 }
 
@@ -294,8 +311,9 @@ on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, 
   return 0;
 }
 
+/* One request; timeout_ms > 0 bounds the whole of it (the request's deadline). */
 static CURLcode
-attempt(sw_reg_t *r, const sw_http_req_t *req, const char *url, const char *auth,
+attempt(sw_reg_t *r, const sw_http_req_t *req, const char *url, const char *auth, long timeout_ms,
         sw_http_resp_t *resp, char *errbuf)
 {
   CURL *h = thread_curl();
@@ -313,8 +331,11 @@ attempt(sw_reg_t *r, const sw_http_req_t *req, const char *url, const char *auth
   curl_easy_setopt(h, CURLOPT_USERAGENT, "slipway/" SW_VERSION);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  /* Below 1 KiB/s for stall_seconds is a stall; the deadline bounds a slow drip too. */
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, r->stall_seconds);
+  if (timeout_ms > 0)
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -356,6 +377,8 @@ attempt(sw_reg_t *r, const sw_http_req_t *req, const char *url, const char *auth
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(hdrs);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+  resp->received = x.received;
+  resp->sent = x.sent;
   char *eff = NULL;
   curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff);
   free(resp->url);
@@ -436,10 +459,10 @@ token_fetch(sw_reg_t *r, const sw_auth_challenge_t *c, const char *scope, sw_err
     return sw_error(err, 0, "%s: refusing to send credentials to the plain-HTTP token realm `%s`",
                     r->host, c->realm);
   for (unsigned n = 1; n <= r->attempts; n++) {
-    rc = attempt(r, &req, url, basic, &resp, errbuf);
+    rc = attempt(r, &req, url, basic, 0, &resp, errbuf);
     if (!sw_retry_wanted(resp.status, rc) || n == r->attempts)
       break;
-    unsigned ms = sw_retry_delay_ms(r->retry_base_ms, n);
+    unsigned ms = sw_retry_wait_ms(r->retry_base_ms, n, rc ? NULL : resp.retry_after, time(NULL));
     fprintf(stderr, "slipway: retry %u/%u: GET %s: %s; waiting %.1fs\n", n, r->attempts - 1, url,
             rc ? errbuf : "server error", ms / 1000.0);
     usleep(ms * 1000);
@@ -539,6 +562,40 @@ auth_challenged(sw_reg_t *r, const char *www_auth, const char *scope, bool sent_
 
 /* ---- the request loop ---- */
 
+/* The request ran out of time: name what moved, so a stall reads differently from a refusal. */
+static int
+deadline_error(sw_reg_t *r, const sw_http_req_t *req, const char *url, const sw_http_resp_t *resp,
+               double started, sw_error_t *err)
+{
+  bool up = req->body_fd >= 0 || req->body;
+  uint64_t moved = up ? resp->sent : resp->received;
+  _cleanup_free_ char *of = req->xfer_size ? xasprintf(" of %" PRIu64, req->xfer_size) : NULL;
+  sw_error(err, 0,
+           "%s %s: the registry stalled or is too slow: %s %" PRIu64 "%s bytes, then the "
+           "transfer's deadline passed after %.0f s (%u s + 1 s per 100 KiB; set "
+           "SLIPWAY_BLOB_TIMEOUT=SECONDS to change the base)",
+           req->method, url, up ? "sent" : "received", moved, of ? of : "", sw_now() - started,
+           r->blob_timeout_s);
+  (*err)->status = ETIMEDOUT; /* callers must not start over: the time is spent */
+  return -1;
+}
+
+/* A transfer error: curl's words, what moved, and how many attempts were made. */
+static int
+transfer_error(sw_reg_t *r, const sw_http_req_t *req, const char *url, const sw_http_resp_t *resp,
+               const char *errbuf, unsigned n, sw_error_t *err)
+{
+  bool up = req->body_fd >= 0 || req->body;
+  _cleanup_free_ char *moved =
+      req->xfer_size ? xasprintf(" (%s %" PRIu64 " of %" PRIu64 " bytes)", up ? "sent" : "received",
+                                 up ? resp->sent : resp->received, req->xfer_size)
+                     : NULL;
+  _cleanup_free_ char *gave_up =
+      n > 1 ? xasprintf(" (gave up after %u attempts; is the registry up?)", n) : NULL;
+  return sw_error(err, 0, "%s %s: %s%s%s", req->method, url, errbuf[0] ? errbuf : "failed",
+                  moved ? moved : "", gave_up ? gave_up : "");
+}
+
 static int
 reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *err)
 {
@@ -546,12 +603,18 @@ reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *
   char errbuf[CURL_ERROR_SIZE];
   bool reauthed = false;
   unsigned n = 1;
+  double started = sw_now();
+  double deadline =
+      req->deadline > 0 ? req->deadline : started + sw_reg_deadline_s(r, req->xfer_size);
 
   for (;;) {
     _cleanup_free_ char *auth = NULL;
     if (auth_for(r, req->scope, &auth, err) < 0)
       return -1;
-    CURLcode rc = attempt(r, req, url, auth, resp, errbuf);
+    long left_ms = (long)((deadline - sw_now()) * 1000);
+    if (r->blob_timeout_s && left_ms <= 0)
+      return deadline_error(r, req, url, resp, started, err);
+    CURLcode rc = attempt(r, req, url, auth, r->blob_timeout_s ? left_ms : 0, resp, errbuf);
     if (rc == CURLE_OK && resp->status == 401 && !reauthed &&
         auth_challenged(r, resp->www_auth, req->scope, auth != NULL)) {
       reauthed = true;
@@ -559,21 +622,31 @@ reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *
         req->restart(req->sink_ud);
       continue;
     }
+    if (rc == CURLE_OPERATION_TIMEDOUT && r->blob_timeout_s && sw_now() >= deadline - 0.05)
+      return deadline_error(r, req, url, resp, started, err);
     if (!sw_retry_wanted(resp->status, rc) || req->no_retry ||
         (rc == CURLE_WRITE_ERROR || rc == CURLE_READ_ERROR || rc == CURLE_ABORTED_BY_CALLBACK)) {
       if (rc != CURLE_OK)
-        return sw_error(err, 0, "%s %s: %s", req->method, url, errbuf[0] ? errbuf : "failed");
+        return transfer_error(r, req, url, resp, errbuf, 1, err);
       return 0;
     }
     if (n >= r->attempts) {
       if (rc != CURLE_OK)
-        return sw_error(err, 0, "%s %s: %s (gave up after %u attempts; is the registry up?)",
-                        req->method, url, errbuf, n);
+        return transfer_error(r, req, url, resp, errbuf, n, err);
       return 0; /* the caller reports the 5xx */
     }
-    unsigned ms = sw_retry_delay_ms(r->retry_base_ms, n);
+    unsigned ms = sw_retry_wait_ms(r->retry_base_ms, n, rc == CURLE_OK ? resp->retry_after : NULL,
+                                   time(NULL));
     _cleanup_free_ char *why =
-        rc != CURLE_OK ? xstrdup(errbuf) : xasprintf("HTTP %ld", resp->status);
+        rc != CURLE_OK ? xstrdup(errbuf)
+        : resp->retry_after && sw_retry_after_ms(resp->retry_after, time(NULL)) >= 0
+            ? xasprintf("HTTP %ld, Retry-After: %s", resp->status, resp->retry_after)
+            : xasprintf("HTTP %ld", resp->status);
+    if (r->blob_timeout_s && sw_now() + ms / 1000.0 >= deadline) {
+      if (rc != CURLE_OK)
+        return transfer_error(r, req, url, resp, errbuf, n, err);
+      return 0; /* no time left to wait as asked: the caller reports the status */
+    }
     fprintf(stderr, "slipway: retry %u/%u: %s %s: %s; waiting %.1fs\n", n, r->attempts - 1,
             req->method, url, why, ms / 1000.0);
     usleep(ms * 1000);

@@ -678,6 +678,77 @@ sw_retry_delay_ms(unsigned base_ms, unsigned n)
   return d > 10000 ? 10000 : d;
 }
 
+/* Retry-After's HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, or the obsolete RFC 850 and asctime
+ * forms; English names whatever the locale. -1 when it is none of them. */
+static time_t
+http_date(const char *v)
+{
+  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  char mon[4] = "", gmt[4] = "";
+  int day, year, h, m, sec, end = 0;
+  if (sscanf(v, "%*[A-Za-z], %d %3s %d %d:%d:%d %3s%n", &day, mon, &year, &h, &m, &sec, gmt,
+             &end) == 7 ||
+      sscanf(v, "%*[A-Za-z], %d-%3s-%d %d:%d:%d %3s%n", &day, mon, &year, &h, &m, &sec, gmt,
+             &end) == 7) {
+    if (strcmp(gmt, "GMT") != 0)
+      return -1;
+    if (year < 100) /* RFC 850's two-digit year */
+      year += year < 70 ? 2000 : 1900;
+  } else if (sscanf(v, "%*3[A-Za-z] %3s %d %d:%d:%d %d%n", mon, &day, &h, &m, &sec, &year, &end) !=
+             6) {
+    return -1;
+  }
+  const char *p = strlen(mon) == 3 ? strstr(months, mon) : NULL;
+  if (p == NULL || (p - months) % 3 != 0 || v[end] != '\0' || day < 1 || day > 31 || h > 23 ||
+      m > 59 || sec > 60 || year < 1970)
+    return -1;
+  struct tm tm = {.tm_year = year - 1900,
+                  .tm_mon = (int)(p - months) / 3,
+                  .tm_mday = day,
+                  .tm_hour = h,
+                  .tm_min = m,
+                  .tm_sec = sec};
+  return timegm(&tm);
+}
+
+long
+sw_retry_after_ms(const char *value, time_t now)
+{
+  if (value == NULL)
+    return -1;
+  while (*value == ' ' || *value == '\t')
+    value++;
+  size_t len = strlen(value);
+  while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+    len--;
+  _cleanup_free_ char *v = xstrndup(value, len);
+  long ms;
+  if (*v >= '0' && *v <= '9' && strspn(v, "0123456789") == len) {
+    ms = len > 6 ? SW_RETRY_AFTER_MAX_MS : strtol(v, NULL, 10) * 1000;
+  } else {
+    time_t t = http_date(v);
+    if (t < 0)
+      return -1;
+    ms = t <= now                                 ? 0
+         : t - now > SW_RETRY_AFTER_MAX_MS / 1000 ? SW_RETRY_AFTER_MAX_MS
+                                                  : (long)(t - now) * 1000;
+  }
+  return ms > SW_RETRY_AFTER_MAX_MS ? SW_RETRY_AFTER_MAX_MS : ms;
+}
+
+unsigned
+sw_retry_wait_ms(unsigned base_ms, unsigned n, const char *retry_after, time_t now)
+{
+  long ra = sw_retry_after_ms(retry_after, now);
+  return ra >= 0 ? (unsigned)ra : sw_retry_delay_ms(base_ms, n);
+}
+
+double
+sw_transfer_deadline_s(unsigned base_s, uint64_t size)
+{
+  return (double)base_s + (double)size / SW_TRANSFER_MIN_RATE;
+}
+
 /* ---- registry hosts (references themselves are parsed by image.h: sw_ref_parse) ---- */
 
 const char *

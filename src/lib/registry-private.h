@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- media types ---- */
 #define SW_MANIFEST_ACCEPT                                                                         \
@@ -108,6 +109,16 @@ char *sw_registry_error_body(const char *body, size_t len);
 bool sw_retry_wanted(long http_status, int curl_code);
 /* Backoff before attempt n (1-based retry count): base * 2^(n-1), capped at 10 s. */
 unsigned sw_retry_delay_ms(unsigned base_ms, unsigned n);
+/* A Retry-After header value (delay-seconds or an HTTP-date, compared with now) in ms, capped at
+ * SW_RETRY_AFTER_MAX_MS (a date in the past: 0); -1 when value is NULL or malformed. */
+#define SW_RETRY_AFTER_MAX_MS 60000L
+long sw_retry_after_ms(const char *value, time_t now);
+/* The wait before retry n: the server's Retry-After when it sent one (429, 503), else backoff. */
+unsigned sw_retry_wait_ms(unsigned base_ms, unsigned n, const char *retry_after, time_t now);
+/* A transfer's deadline: base seconds (SLIPWAY_BLOB_TIMEOUT, 60 by default) plus its size at
+ * SW_TRANSFER_MIN_RATE, so that a drip-feeding registry cannot keep a pull running forever. */
+#define SW_TRANSFER_MIN_RATE (100.0 * 1024)
+double sw_transfer_deadline_s(unsigned base_s, uint64_t size);
 
 /* ---- registry hosts (references: sw_ref_parse in image.h) ---- */
 /* Host that serves the API for a reference host (docker.io → registry-1.docker.io). */
@@ -138,6 +149,11 @@ typedef struct {
                     starts a new session instead */
   void (*progress)(void *ud, uint64_t now, uint64_t total);
   void *progress_ud;
+  /* The request, with its retries, fails once past its deadline: `deadline` (sw_now() seconds)
+   * when set, else sw_transfer_deadline_s() of xfer_size (the body's size when known) from the
+   * start. */
+  uint64_t xfer_size;
+  double deadline;
 } sw_http_req_t;
 
 typedef struct {
@@ -148,7 +164,9 @@ typedef struct {
   char *docker_digest;
   char *www_auth;
   char *range;
-  char *url; /* the URL that answered (after redirects) */
+  char *retry_after;
+  char *url;               /* the URL that answered (after redirects) */
+  uint64_t received, sent; /* body bytes of the last attempt */
 } sw_http_resp_t;
 
 void sw_http_resp_clear(sw_http_resp_t *r);
@@ -173,6 +191,8 @@ int sw_reg_status_error(sw_reg_t *r, const char *method, const char *url,
 /* The session's retry budget (attempts, including the first) and backoff base. */
 unsigned sw_reg_attempts(const sw_reg_t *r);
 unsigned sw_reg_retry_base_ms(const sw_reg_t *r);
+/* The deadline, in seconds from now, of a transfer of size bytes (SLIPWAY_BLOB_TIMEOUT). */
+double sw_reg_deadline_s(const sw_reg_t *r, uint64_t size);
 /* Absolute URL for a path or a Location header value. */
 char *sw_reg_url(const sw_reg_t *r, const char *path_or_url);
 

@@ -123,6 +123,7 @@ typedef struct {
   int fd;
   sw_sha256_t *h;
   uint64_t written, limit;
+  int write_errno; /* why the file could not be written (ENOSPC …) */
   bool write_failed, too_long;
 } blob_sink_t;
 
@@ -135,6 +136,7 @@ blob_sink_write(const void *p, size_t n, void *ud)
     return 0;
   }
   if (sw_write_all(b->fd, p, n) < 0) {
+    b->write_errno = errno;
     b->write_failed = true;
     return 0;
   }
@@ -150,8 +152,10 @@ blob_sink_restart(void *ud)
   sw_sha256_free(b->h);
   b->h = sw_sha256_new();
   b->written = 0;
-  if (ftruncate(b->fd, 0) < 0 || lseek(b->fd, 0, SEEK_SET) < 0)
+  if (ftruncate(b->fd, 0) < 0 || lseek(b->fd, 0, SEEK_SET) < 0) {
+    b->write_errno = errno;
     b->write_failed = true;
+  }
 }
 
 int
@@ -182,26 +186,38 @@ sw_reg_download_blob(sw_reg_t *r, sw_store_t *s, const char *repo, const char *s
                        .sink_ud = &b,
                        .follow = true,
                        .progress = prog ? sw_bars_cb : NULL,
-                       .progress_ud = &pl};
-  if (sw_reg_do(r, &req, &resp, err) < 0) {
-    if (b.too_long)
-      sw_error(err, 0,
-               "blob %s from %s: more data than the manifest's size %" PRId64
-               "; nothing was stored",
-               d->digest, url, d->size);
+                       .progress_ud = &pl,
+                       .xfer_size = (uint64_t)d->size};
+  int rc = sw_reg_do(r, &req, &resp, err);
+  if (b.write_failed) {
+    sw_error(err, b.write_errno, "blob %s from %s: write `%s`", d->digest, url, tmp);
+    sw_store_error_full(sw_store_root(s), err);
     goto out;
   }
+  if (b.too_long) {
+    sw_error(err, 0,
+             "blob %s from %s: size differs: the manifest says %" PRId64
+             " bytes, the registry sent more; nothing was stored",
+             d->digest, url, d->size);
+    goto out;
+  }
+  if (rc < 0)
+    goto out;
   if (resp.status != 200) {
     sw_reg_status_error(r, "GET", path, &resp, err);
     goto out;
   }
-  if (b.write_failed) {
-    sw_error(err, errno, "write `%s`", tmp);
-    goto out;
-  }
   sw_sha256_final_hex(b.h, got);
   b.h = NULL;
-  if (strcmp(got, d->digest + 7) != 0 || b.written != (uint64_t)d->size) {
+  if (b.written != (uint64_t)d->size) {
+    sw_error(err, 0,
+             "blob %s from %s: size differs: the manifest says %" PRId64
+             " bytes, the registry sent %" PRIu64 " (sha256:%s%s); nothing was stored",
+             d->digest, url, d->size, b.written, got,
+             strcmp(got, d->digest + 7) == 0 ? ", the right digest: the manifest is wrong" : "");
+    goto out;
+  }
+  if (strcmp(got, d->digest + 7) != 0) {
     sw_error(err, 0,
              "blob %s from %s: digest mismatch (received sha256:%s, %" PRIu64
              " bytes); the registry sent corrupt data, nothing was stored",

@@ -138,7 +138,8 @@ with_digest(const char *location, const char *digest)
 /* PUT (final, with ?digest=) or PATCH (a chunk) [off, off+len) of fd to url. */
 static int
 upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off, uint64_t len,
-            long want, char **location, sw_bars_line_t *pl, bool *transient, sw_error_t *err)
+            double deadline, long want, char **location, sw_bars_line_t *pl, bool *transient,
+            sw_error_t *err)
 {
   _cleanup_free_ char *range =
       len ? xasprintf("Content-Range: %" PRIu64 "-%" PRIu64, off, off + len - 1) : NULL;
@@ -153,11 +154,14 @@ upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off
                        .body_size = len,
                        .progress = sw_bars_cb,
                        .progress_ud = pl,
-                       .no_retry = true};
+                       .no_retry = true,
+                       .xfer_size = len,
+                       .deadline = deadline};
   sw_http_resp_t resp = {0};
 
   if (sw_reg_do(p->r, &req, &resp, err) < 0) {
-    *transient = true; /* no response: dropped connection, timeout */
+    /* no response: dropped connection, stall; past the blob's deadline, giving up */
+    *transient = (*err)->status != ETIMEDOUT;
     return -1;
   }
   if (resp.status != want) {
@@ -174,8 +178,9 @@ upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off
   return 0;
 }
 
+/* Upload blob i in the session at location (consumed); deadline: sw_now() seconds. */
 static int
-upload_blob(push_t *p, size_t i, char *location, bool *transient, sw_error_t *err)
+upload_blob(push_t *p, size_t i, char *location, double deadline, bool *transient, sw_error_t *err)
 {
   const push_blob_t *b = &p->blobs[i];
   _cleanup_close_ int fd = -1;
@@ -188,16 +193,17 @@ upload_blob(push_t *p, size_t i, char *location, bool *transient, sw_error_t *er
     return -1;
   if ((uint64_t)size <= p->chunk) {
     _cleanup_free_ char *url = with_digest(loc, b->digest);
-    return upload_send(p, "PUT", url, fd, 0, (uint64_t)size, 201, NULL, &pl, transient, err);
+    return upload_send(p, "PUT", url, fd, 0, (uint64_t)size, deadline, 201, NULL, &pl, transient,
+                       err);
   }
   for (uint64_t off = 0; off < (uint64_t)size; off += p->chunk) {
     uint64_t n = (uint64_t)size - off < p->chunk ? (uint64_t)size - off : p->chunk;
     _cleanup_free_ char *url = xstrdup(loc);
-    if (upload_send(p, "PATCH", url, fd, off, n, 202, &loc, &pl, transient, err) < 0)
+    if (upload_send(p, "PATCH", url, fd, off, n, deadline, 202, &loc, &pl, transient, err) < 0)
       return -1;
   }
   _cleanup_free_ char *url = with_digest(loc, b->digest);
-  return upload_send(p, "PUT", url, fd, 0, 0, 201, NULL, &pl, transient, err);
+  return upload_send(p, "PUT", url, fd, 0, 0, deadline, 201, NULL, &pl, transient, err);
 }
 
 /* Upload in a session (location, consumed); when it fails on the way (dropped connection, 5xx)
@@ -208,12 +214,14 @@ upload_with_retries(push_t *p, size_t i, char *location, sw_error_t *err)
 {
   const char *digest = p->blobs[i].digest;
   unsigned attempts = sw_reg_attempts(p->r);
+  /* One deadline for the blob, whatever the sessions and chunks it takes. */
+  double deadline = sw_now() + sw_reg_deadline_s(p->r, (uint64_t)p->blobs[i].size);
 
   for (unsigned n = 1;; n++) {
     bool transient = false;
     if (location == NULL && upload_start(p, digest, NULL, &location, err) < 0)
       return -1;
-    if (upload_blob(p, i, steal_ptr(&location), &transient, err) == 0)
+    if (upload_blob(p, i, steal_ptr(&location), deadline, &transient, err) == 0)
       return 0;
     if (!transient)
       return -1;

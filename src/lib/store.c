@@ -56,12 +56,69 @@ static const char *const migrations[] = {
 
 /* ---- database helpers ---- */
 
+/* ---- a full filesystem ----
+ * SQLite needs a little room to open a WAL database (its -shm index) and to commit (WAL
+ * frames), so on a full filesystem every command would fail, even those that free space.
+ * ROOT/reserve holds STORE_RESERVE bytes set aside while there is room: a command that frees
+ * space (rmi, prune) or only reads (images, inspect, history, save) releases it when it finds
+ * the filesystem full, and the next open that finds room again makes it anew. A reader works
+ * with no reserve left too: in exclusive locking mode SQLite keeps the WAL index in memory. */
+#define STORE_RESERVE ((int64_t)4 << 20)
+
+char *
+sw_store_full_note(const char *root)
+{
+  _cleanup_free_ char *mnt = sw_mount_point(root);
+  return xasprintf("the store's filesystem (`%s`, mounted on `%s`) is full (%s): free space or "
+                   "run `slipway prune`",
+                   root, mnt, strerror(ENOSPC));
+}
+
+/* Is there no room for 64 KiB (SQLite's -shm index and a few WAL frames) on root's filesystem?
+ * Asked of the filesystem itself: statvfs counts as free what ext4 keeps for its own use. */
+static bool
+fs_full(const char *root)
+{
+  _cleanup_free_ char *tmp = xasprintf("%s/tmp", root);
+  _cleanup_close_ int fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return errno == ENOSPC;
+  return posix_fallocate(fd, 0, 64 << 10) == ENOSPC;
+}
+
+/* Did the last database call fail for want of space? (SQLite does not keep the errno of every
+ * failed call: an -shm it could not extend is a bare SQLITE_IOERR_SHMSIZE.) */
+static bool
+db_full(sw_store_t *s)
+{
+  int primary = sqlite3_extended_errcode(s->db) & 0xff;
+  if (primary == SQLITE_FULL || sqlite3_system_errno(s->db) == ENOSPC)
+    return true;
+  return (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) && fs_full(s->root);
+}
+
+int
+sw_store_error_full(const char *root, sw_error_t *err)
+{
+  if (err == NULL || *err == NULL || strstr((*err)->msg, "store's filesystem"))
+    return -1;
+  if ((*err)->status != ENOSPC && strstr((*err)->msg, strerror(ENOSPC)) == NULL && !fs_full(root))
+    return -1;
+  _cleanup_free_ char *note = sw_store_full_note(root);
+  char *msg = xasprintf("%s; %s", (*err)->msg, note);
+  free((*err)->msg);
+  (*err)->msg = msg;
+  return -1;
+}
+
 int
 sw_db_error(sw_store_t *s, sw_error_t *err, const char *what)
 {
   int rc = sqlite3_errcode(s->db);
-  return sw_error(err, 0, "store `%s`: %s: %s%s", s->root, what, sqlite3_errmsg(s->db),
-                  rc == SQLITE_BUSY ? " (another slipway holds the database; retry)" : "");
+  _cleanup_free_ char *note = db_full(s) ? sw_store_full_note(s->root) : NULL;
+  return sw_error(err, 0, "store `%s`: %s: %s%s%s%s", s->root, what, sqlite3_errmsg(s->db),
+                  rc == SQLITE_BUSY ? " (another slipway holds the database; retry)" : "",
+                  note ? "; " : "", note ? note : "");
 }
 
 /* The statement cache: process-wide (few stores are open; callers hold their store's mutex, this
@@ -358,6 +415,90 @@ clear_tmp(sw_store_t *s)
     }
 }
 
+/* ROOT/reserve (see STORE_RESERVE), made when missing and the filesystem has ample room. */
+static void
+reserve_make(sw_store_t *s)
+{
+  if (faccessat(s->root_fd, "reserve", F_OK, 0) == 0 ||
+      sw_fs_free_bytes(s->root) < 4 * STORE_RESERVE)
+    return;
+  _cleanup_close_ int fd =
+      openat(s->root_fd, "reserve", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  if (posix_fallocate(fd, 0, STORE_RESERVE) != 0) {
+    sw_debug("store `%s`: cannot set space aside in `reserve`", s->root);
+    unlinkat(s->root_fd, "reserve", 0);
+  }
+}
+
+/* Give the reserve back to the filesystem; false when there was none. */
+static bool
+reserve_release(sw_store_t *s)
+{
+  struct stat st;
+  if (fstatat(s->root_fd, "reserve", &st, 0) < 0 || unlinkat(s->root_fd, "reserve", 0) < 0)
+    return false;
+  return st.st_size > 0;
+}
+
+static int
+db_open(sw_store_t *s, bool exclusive, sw_error_t *err)
+{
+  _cleanup_free_ char *dbpath = sw_store_path(s, "slipway.db");
+  if (sqlite3_open_v2(dbpath, &s->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      NULL) != SQLITE_OK)
+    return sw_error(err, 0, "open database `%s`: %s", dbpath,
+                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+  sqlite3_busy_timeout(s->db, 60000);
+  /* WAL + synchronous=NORMAL: a crash may lose the last commits but never corrupts; data files
+   * are fsynced before the rows naming them are committed. */
+  if ((exclusive && sw_db_exec(s, "PRAGMA locking_mode=EXCLUSIVE", err) < 0) ||
+      sw_db_exec(s, "PRAGMA journal_mode=WAL", err) < 0 ||
+      sw_db_exec(s, "PRAGMA synchronous=NORMAL", err) < 0 ||
+      sw_db_exec(s, "PRAGMA foreign_keys=ON", err) < 0 || migrate(s, err) < 0)
+    return -1;
+  return 0;
+}
+
+static void
+db_close(sw_store_t *s)
+{
+  stmt_cache_drop(s->db);
+  sqlite3_close_v2(s->db);
+  s->db = NULL;
+}
+
+/* Open the database; on a full filesystem, a reader reads in exclusive locking mode (which needs
+ * no room) and a deleter gets the reserve's room (see STORE_RESERVE). */
+static int
+db_open_mode(sw_store_t *s, sw_store_mode_t mode, sw_error_t *err)
+{
+  if (db_open(s, false, err) == 0)
+    return 0;
+  if (mode == SW_STORE_WRITE || s->db == NULL || !db_full(s))
+    return -1;
+  db_close(s);
+  sw_error_release(err);
+  if (mode == SW_STORE_READ) {
+    sw_debug("store `%s`: filesystem full, reading in exclusive locking mode", s->root);
+    return db_open(s, true, err);
+  }
+  if (!reserve_release(s)) {
+    _cleanup_free_ char *mnt = sw_mount_point(s->root);
+    return sw_error(err, ENOSPC,
+                    "store `%s`: its filesystem (mounted on `%s`) is full, and the room set aside "
+                    "for deletions was used already: free some space there by other means, then "
+                    "run `slipway prune`",
+                    s->root, mnt);
+  }
+  _cleanup_free_ char *note = sw_store_full_note(s->root);
+  fprintf(stderr, "slipway: %s; released the %d MiB set aside for this\n", note,
+          (int)(STORE_RESERVE >> 20));
+  return db_open(s, false, err);
+}
+
 int
 sw_store_trash_at(sw_store_t *s, int dfd, const char *name, sw_error_t *err)
 {
@@ -372,6 +513,12 @@ sw_store_trash_at(sw_store_t *s, int dfd, const char *name, sw_error_t *err)
 
 int
 sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
+{
+  return sw_store_open_mode(root, SW_STORE_WRITE, out, err);
+}
+
+int
+sw_store_open_mode(const char *root, sw_store_mode_t mode, sw_store_t **out, sw_error_t *err)
 {
   _cleanup_(sw_store_freep) sw_store_t *s = xcalloc(1, sizeof(*s));
   pthread_mutexattr_t attr;
@@ -404,19 +551,12 @@ sw_store_open(const char *root, sw_store_t **out, sw_error_t *err)
   if (take_lock(s, LOCK_SH, err) < 0)
     return -1;
 
-  _cleanup_free_ char *dbpath = sw_store_path(s, "slipway.db");
-  if (sqlite3_open_v2(dbpath, &s->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      NULL) != SQLITE_OK)
-    return sw_error(err, 0, "open database `%s`: %s", dbpath,
-                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
-  sqlite3_busy_timeout(s->db, 60000);
-  /* WAL + synchronous=NORMAL: a crash may lose the last commits but never corrupts; data files
-   * are fsynced before the rows naming them are committed. */
-  if (sw_db_exec(s, "PRAGMA journal_mode=WAL", err) < 0 ||
-      sw_db_exec(s, "PRAGMA synchronous=NORMAL", err) < 0 ||
-      sw_db_exec(s, "PRAGMA foreign_keys=ON", err) < 0 || migrate(s, err) < 0)
+  if (db_open_mode(s, mode, err) < 0) {
+    if (s->db && db_full(s))
+      sw_store_error_full(root, err);
     return -1;
+  }
+  reserve_make(s);
   *out = steal_ptr(&s);
   return 0;
 }
@@ -428,8 +568,7 @@ sw_store_free(sw_store_t *s)
     return;
   if (s->db) {
     sw_db_flush_touched(s);
-    stmt_cache_drop(s->db);
-    sqlite3_close_v2(s->db);
+    db_close(s);
   }
   sw_strv_free(s->touched);
   if (s->lock_fd >= 0)

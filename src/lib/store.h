@@ -8,6 +8,7 @@
  *   ROOT/trash/              deletion renames a thing here first, then removes it
  *   ROOT/mounts/<id>/        RUN --mount=type=cache directories
  *   ROOT/containers/<name>/  `slipway run` upper/work dirs
+ *   ROOT/reserve             space set aside for a full filesystem (sw_store_open_mode)
  *
  * Concurrency: one sw_store_t may be shared by threads (one SQLite connection behind a
  * recursive mutex; each call is its own transaction unless the thread has opened one with
@@ -34,6 +35,17 @@ typedef struct sw_store_s sw_store_t;
 /* Create ROOT and its layout if missing, open the database (migrating its schema) and take
  * the shared lock. */
 int sw_store_open(const char *root, sw_store_t **out, sw_error_t *err);
+/* What a command does with the store, which decides what it may do when the store's filesystem
+ * is full: a writer fails (naming the filesystem), a deleter (rmi, prune) may release ROOT/reserve
+ * to commit its deletions, a reader may too, or read in SQLite's exclusive locking mode. */
+typedef enum { SW_STORE_WRITE, SW_STORE_READ, SW_STORE_FREE } sw_store_mode_t;
+int sw_store_open_mode(const char *root, sw_store_mode_t mode, sw_store_t **out, sw_error_t *err);
+/* "the store's filesystem (`ROOT`, mounted on `M`) is full (No space left on device): free space
+ * or run `slipway prune`" (malloc'd). */
+char *sw_store_full_note(const char *root);
+/* When *err is an ENOSPC, or ROOT's filesystem has no room for 64 KiB, append that note;
+ * returns -1. */
+int sw_store_error_full(const char *root, sw_error_t *err);
 void sw_store_free(sw_store_t *s);
 static inline void
 sw_store_freep(sw_store_t **s)

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 int sw_verbose;
@@ -400,6 +401,34 @@ sw_fsync_dir(const char *path)
   if (fd < 0)
     return -1;
   return fsync(fd);
+}
+
+char *
+sw_mount_point(const char *path)
+{
+  _cleanup_free_ char *cur = sw_path_clean_abs(path);
+  struct stat st, up;
+  if (stat(cur, &st) < 0)
+    return steal_ptr(&cur);
+  while (strcmp(cur, "/") != 0) {
+    char *slash = strrchr(cur, '/');
+    _cleanup_free_ char *parent =
+        slash == cur ? xstrdup("/") : xstrndup(cur, (size_t)(slash - cur));
+    if (stat(parent, &up) < 0 || up.st_dev != st.st_dev)
+      break;
+    free(cur);
+    cur = steal_ptr(&parent);
+  }
+  return steal_ptr(&cur);
+}
+
+int64_t
+sw_fs_free_bytes(const char *path)
+{
+  struct statvfs v;
+  if (statvfs(path, &v) < 0)
+    return -1;
+  return (int64_t)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * (int64_t)v.f_frsize;
 }
 
 int

@@ -146,6 +146,12 @@ int sw_rm_rf(const char *path, sw_error_t *err);
 int sw_rm_rf_at(int dirfd, const char *name, sw_error_t *err);
 /* fsync a directory (after a rename into it). */
 int sw_fsync_dir(const char *path);
+/* The mount point of the filesystem holding path (walks up while st_dev stays the same;
+ * malloc'd; path itself when it cannot be stat'ed). */
+char *sw_mount_point(const char *path);
+/* Bytes the caller may still write on path's filesystem (root may use ext4's reserved blocks);
+ * -1 when statvfs fails. */
+int64_t sw_fs_free_bytes(const char *path);
 
 /* ---- time ---- */
 /* pthread_cond_timedwait for at most ms milliseconds (lock held by the caller). */

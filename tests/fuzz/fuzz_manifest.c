@@ -1,6 +1,6 @@
 /* libFuzzer target: everything a registry sends that the client parses: manifests and indexes
- * (with platform selection), image configs, WWW-Authenticate challenges, error bodies, and
- * docker config.json entries. The first byte picks the parser. */
+ * (with platform selection), image configs, WWW-Authenticate challenges and Retry-After values,
+ * error bodies, and docker config.json entries. The first byte picks the parser. */
 #include "registry-private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,10 +27,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     break;
   }
-  case 1: {
+  case 1: { /* response headers */
     sw_auth_challenge_t c = {0};
     if (sw_auth_challenge_parse(s, &c, &err) == 0)
       sw_auth_challenge_clear(&c);
+    if (sw_retry_after_ms(s, 784111777) > SW_RETRY_AFTER_MAX_MS)
+      abort(); /* the cap is what keeps a hostile registry from parking a pull */
     break;
   }
   case 2: {

@@ -295,6 +295,42 @@ test_error_body_and_retry(void **state)
 }
 
 static void
+test_retry_after(void **state)
+{
+  /* 1994-11-06 08:49:37 UTC, the RFC's example date */
+  const time_t t = 784111777;
+  assert_int_equal(sw_retry_after_ms("3", t), 3000);
+  assert_int_equal(sw_retry_after_ms(" 0 ", t), 0);
+  assert_int_equal(sw_retry_after_ms("120", t), SW_RETRY_AFTER_MAX_MS);
+  assert_int_equal(sw_retry_after_ms("99999999999", t), SW_RETRY_AFTER_MAX_MS);
+  assert_int_equal(sw_retry_after_ms("Sun, 06 Nov 1994 08:49:47 GMT", t), 10000);
+  assert_int_equal(sw_retry_after_ms("Sunday, 06-Nov-94 08:49:42 GMT", t), 5000);
+  assert_int_equal(sw_retry_after_ms("Sun Nov  6 08:49:39 1994", t), 2000);
+  assert_int_equal(sw_retry_after_ms("Sun, 06 Nov 1994 08:00:00 GMT", t), 0); /* past */
+  assert_int_equal(sw_retry_after_ms("Sun, 06 Nov 1994 10:00:00 GMT", t), SW_RETRY_AFTER_MAX_MS);
+  assert_int_equal(sw_retry_after_ms(NULL, t), -1);
+  assert_int_equal(sw_retry_after_ms("", t), -1);
+  assert_int_equal(sw_retry_after_ms("-3", t), -1);
+  assert_int_equal(sw_retry_after_ms("3s", t), -1);
+  assert_int_equal(sw_retry_after_ms("1.5", t), -1);
+  assert_int_equal(sw_retry_after_ms("Sun, 06 Foo 1994 08:49:47 GMT", t), -1);
+  assert_int_equal(sw_retry_after_ms("Sun, 06 Nov 1994 08:49:47 CET", t), -1);
+  assert_int_equal(sw_retry_after_ms("Sun, 06 Nov 1994 08:49:47 GMT trailing", t), -1);
+  assert_int_equal(sw_retry_after_ms("Sun, 06 Nov 1994 25:49:47 GMT", t), -1);
+
+  /* the server's wait wins over the backoff (429 and 503 alike); none or garbage: backoff */
+  assert_int_equal(sw_retry_wait_ms(100, 1, "3", t), 3000);
+  assert_int_equal(sw_retry_wait_ms(100, 3, "0", t), 0);
+  assert_int_equal(sw_retry_wait_ms(100, 1, NULL, t), 100);
+  assert_int_equal(sw_retry_wait_ms(100, 2, "soon", t), 200);
+
+  /* deadlines: the base, plus 1 s per 100 KiB */
+  assert_true(sw_transfer_deadline_s(60, 0) == 60.0);
+  assert_true(sw_transfer_deadline_s(60, 1024 * 1024) == 70.24);
+  assert_true(sw_transfer_deadline_s(2, 100 * 1024) == 3.0);
+}
+
+static void
 test_hosts(void **state)
 {
   assert_string_equal(sw_registry_api_host("docker.io"), "registry-1.docker.io");
@@ -312,12 +348,19 @@ int
 main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_challenge_bearer),     cmocka_unit_test(test_challenge_basic_and_multi),
-      cmocka_unit_test(test_challenge_bad),        cmocka_unit_test(test_base64),
-      cmocka_unit_test(test_config_lookup),        cmocka_unit_test(test_config_set),
-      cmocka_unit_test(test_index_select),         cmocka_unit_test(test_manifest_image),
-      cmocka_unit_test(test_manifest_bad),         cmocka_unit_test(test_config_diff_ids),
-      cmocka_unit_test(test_error_body_and_retry), cmocka_unit_test(test_hosts),
+      cmocka_unit_test(test_challenge_bearer),
+      cmocka_unit_test(test_challenge_basic_and_multi),
+      cmocka_unit_test(test_challenge_bad),
+      cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_config_lookup),
+      cmocka_unit_test(test_config_set),
+      cmocka_unit_test(test_index_select),
+      cmocka_unit_test(test_manifest_image),
+      cmocka_unit_test(test_manifest_bad),
+      cmocka_unit_test(test_config_diff_ids),
+      cmocka_unit_test(test_error_body_and_retry),
+      cmocka_unit_test(test_retry_after),
+      cmocka_unit_test(test_hosts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
