@@ -318,21 +318,6 @@ run_argv(stage_run_t *r, const sw_insn_t *in, char **script, char **script_name)
   return v;
 }
 
-/* The env that shapes the result (the key): config env plus build args in scope. Proxy args
- * reach the process but never the key, as in BuildKit. */
-static char **
-key_env(stage_run_t *r)
-{
-  _cleanup_strv_ char **cenv = sv_config_env(r);
-  char **env = sw_strv_dup(cenv);
-  for (size_t i = 0; r->scope.args[i]; i++) {
-    _cleanup_free_ char *k = xstrndup(r->scope.args[i], strcspn(r->scope.args[i], "="));
-    if (sw_env_get(env, k) == NULL)
-      sw_strv_push(&env, r->scope.args[i]);
-  }
-  return env;
-}
-
 /* "RUN |2 A=1 B= /bin/sh -c make # buildkit" */
 static char *
 run_history(stage_run_t *r, char *const *argv)
@@ -682,7 +667,7 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     sw_strv_push(&rs.ms.flags, "security=insecure");
   if (o->epoch != SW_EPOCH_NONE)
     sw_strv_push_take(&rs.ms.flags, xasprintf("epoch=%lld", (long long)o->epoch));
-  kenv = key_env(r);
+  kenv = sv_expand_env(r); /* proxy args reach the process, never the key (BuildKit) */
 
   char key[SW_KEY_SIZE];
   char script_hash[SW_HASH_HEX_SIZE];
