@@ -68,7 +68,13 @@ mount_cache(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *t
             sw_error_t *err)
 {
   sw_store_t *store = r->sv->o->store;
-  char *dir = sw_store_cache_mount_dir(store, rm->id, err);
+  /* As BuildKit, the cache's root owner and mode are part of what it is: the same id with
+   * another uid, gid or mode is another cache. */
+  _cleanup_free_ char *id =
+      rm->uid < 0 && rm->gid < 0 && rm->mode == 0
+          ? xstrdup(rm->id)
+          : xasprintf("%s-u%ld-g%ld-m%o", rm->id, rm->uid, rm->gid, (unsigned)rm->mode);
+  char *dir = sw_store_cache_mount_dir(store, id, err);
   if (dir == NULL)
     return sv_wrap(r, err);
   hold(ms, dir);
@@ -96,7 +102,7 @@ mount_cache(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *t
   m->readonly = rm->readonly;
   /* The id and target shape the step; the cache's content never enters the key. */
   sw_strv_push_take(&ms->flags,
-                    xasprintf("mount=cache,target=%s,id=%s,ro=%d", target, rm->id, rm->readonly));
+                    xasprintf("mount=cache,target=%s,id=%s,ro=%d", target, id, rm->readonly));
   return 0;
 }
 
