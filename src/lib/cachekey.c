@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 
 /* Bump when the encoding changes, so old records stop matching instead of lying. */
-#define KEY_VERSION "slipway-cachekey-v1"
+#define KEY_VERSION "slipway-cachekey-v2"
 
 struct sw_keyhash {
   sw_sha256_t *h;

@@ -12,12 +12,6 @@
 #define READ_BUF (1u << 20)
 
 typedef struct {
-  dev_t dev;
-  ino_t ino;
-  char *path; /* NULL = empty slot */
-} link_slot_t;
-
-typedef struct {
   struct archive *a;
   struct archive_entry *e;
   sw_sink_t *sink;
@@ -26,8 +20,7 @@ typedef struct {
   const char *root;
   sw_buf_t rel; /* path of the current entry, relative to root, no leading "./" */
   uint8_t *buf;
-  link_slot_t *links; /* open addressing on (dev, ino); nlink > 1 files only */
-  size_t nlinks, links_cap;
+  sw_inomap_t links; /* nlink > 1 files only */
 } lw_t;
 
 static la_ssize_t
@@ -39,42 +32,6 @@ lw_write_cb(struct archive *a, void *cd, const void *buf, size_t len)
     return -1;
   }
   return (la_ssize_t)len;
-}
-
-static size_t
-link_hash(dev_t dev, ino_t ino, size_t cap)
-{
-  uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ULL ^ (uint64_t)dev;
-  return (size_t)(h ^ (h >> 29)) & (cap - 1);
-}
-
-/* Returns the first path seen with this inode, or records path and returns NULL. */
-static const char *
-link_lookup_or_add(lw_t *w, dev_t dev, ino_t ino, const char *path)
-{
-  if (w->nlinks * 2 >= w->links_cap) {
-    size_t cap = w->links_cap ? w->links_cap * 2 : 64;
-    link_slot_t *n = xcalloc(cap, sizeof(*n));
-    for (size_t i = 0; i < w->links_cap; i++) {
-      link_slot_t *o = &w->links[i];
-      if (o->path == NULL)
-        continue;
-      size_t j = link_hash(o->dev, o->ino, cap);
-      while (n[j].path)
-        j = (j + 1) & (cap - 1);
-      n[j] = *o;
-    }
-    free(w->links);
-    w->links = n;
-    w->links_cap = cap;
-  }
-  size_t j = link_hash(dev, ino, w->links_cap);
-  for (; w->links[j].path; j = (j + 1) & (w->links_cap - 1))
-    if (w->links[j].dev == dev && w->links[j].ino == ino)
-      return w->links[j].path;
-  w->links[j] = (link_slot_t){dev, ino, xstrdup(path)};
-  w->nlinks++;
-  return NULL;
 }
 
 static int
@@ -276,7 +233,7 @@ write_file(lw_t *w, int dfd, const char *name, const struct stat *st, sw_error_t
 
   entry_from_stat(w, st);
   if (st->st_nlink > 1) {
-    const char *first = link_lookup_or_add(w, st->st_dev, st->st_ino, w->rel.data);
+    const char *first = sw_inomap_lookup_or_add(&w->links, st->st_dev, st->st_ino, 0, w->rel.data);
     if (first) {
       archive_entry_set_hardlink(w->e, first);
       archive_entry_set_size(w->e, 0);
@@ -371,9 +328,7 @@ lw_free(lw_t *w)
     archive_write_free(w->a);
   if (w->e)
     archive_entry_free(w->e);
-  for (size_t i = 0; i < w->links_cap; i++)
-    free(w->links[i].path);
-  free(w->links);
+  sw_inomap_clear(&w->links);
   free(w->buf);
   sw_buf_free(&w->rel);
   sw_error_release(&w->sink_err);

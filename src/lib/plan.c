@@ -763,6 +763,7 @@ sw_scope_init(sw_scope_t *s)
 {
   s->args = xcalloc(1, sizeof(char *));
   s->keys = xcalloc(1, sizeof(char *));
+  s->over = xcalloc(1, sizeof(char *));
 }
 
 void
@@ -770,7 +771,8 @@ sw_scope_clear(sw_scope_t *s)
 {
   sw_strv_free(s->args);
   sw_strv_free(s->keys);
-  s->args = s->keys = NULL;
+  sw_strv_free(s->over);
+  s->args = s->keys = s->over = NULL;
 }
 
 void
@@ -778,6 +780,36 @@ sw_scope_copy(sw_scope_t *dst, const sw_scope_t *src)
 {
   dst->args = sw_strv_dup(src->args);
   dst->keys = sw_strv_dup(src->keys);
+  dst->over = sw_strv_dup(src->over);
+}
+
+/* Drops KEY=... from an env vector. */
+static void
+env_remove(char **v, const char *key)
+{
+  size_t n = sw_strv_len(v), klen = strlen(key);
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(v[i], key, klen) == 0 && v[i][klen] == '=') {
+      free(v[i]);
+      memmove(&v[i], &v[i + 1], (n - i) * sizeof(char *));
+      return;
+    }
+}
+
+void
+sw_scope_inherit(sw_scope_t *dst, const sw_scope_t *base, char *const *base_config_env)
+{
+  for (size_t i = 0; base->over[i]; i++) {
+    _cleanup_free_ char *k = xstrndup(base->over[i], strcspn(base->over[i], "="));
+    if (sw_env_get(base_config_env, k) == NULL)
+      sw_strv_push(&dst->over, base->over[i]);
+  }
+}
+
+void
+sw_scope_env_set(sw_scope_t *s, const char *key)
+{
+  env_remove(s->over, key);
 }
 
 const char *
@@ -793,28 +825,23 @@ sw_scope_declare(sw_scope_t *s, const sw_plan_t *p, const char *key, const char 
     v = sw_env_get(p->global_args, key);
   if (v == NULL)
     return sw_env_get(s->args, key); /* redeclared without a value: keeps the earlier one */
-  /* Move it to the end: the declaration order decides what history shows. */
+  /* Move it to the end: the declaration order decides what history shows. It is newer than
+   * any ENV of its name so far. */
   _cleanup_free_ char *copy = xstrdup(v);
-  size_t n = sw_strv_len(s->args), klen = strlen(key);
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(s->args[i], key, klen) == 0 && s->args[i][klen] == '=') {
-      free(s->args[i]);
-      memmove(&s->args[i], &s->args[i + 1], (n - i) * sizeof(char *));
-      break;
-    }
+  env_remove(s->args, key);
+  env_remove(s->over, key);
   sw_env_set(&s->args, key, copy);
+  sw_env_set(&s->over, key, copy);
   return sw_env_get(s->args, key);
 }
 
 char **
-sw_scope_expand_env(const sw_scope_t *s, char *const *config_env)
+sw_scope_env(const sw_scope_t *s, char *const *config_env)
 {
-  char **env = sw_strv_dup(s->args);
-  for (size_t i = 0; config_env && config_env[i]; i++) {
-    const char *kv = config_env[i];
-    const char *eq = strchr(kv, '=');
-    _cleanup_free_ char *k = eq ? xstrndup(kv, (size_t)(eq - kv)) : xstrdup(kv);
-    sw_env_set(&env, k, eq ? eq + 1 : "");
+  char **env = sw_strv_dup(config_env);
+  for (size_t i = 0; s->over[i]; i++) {
+    _cleanup_free_ char *k = xstrndup(s->over[i], strcspn(s->over[i], "="));
+    sw_env_set(&env, k, s->over[i] + strlen(k) + 1);
   }
   return env;
 }
@@ -822,12 +849,7 @@ sw_scope_expand_env(const sw_scope_t *s, char *const *config_env)
 char **
 sw_scope_run_env(const sw_scope_t *s, const sw_plan_t *p, char *const *config_env)
 {
-  char **env = sw_strv_dup(config_env);
-  for (size_t i = 0; s->args[i]; i++) {
-    _cleanup_free_ char *k = xstrndup(s->args[i], strcspn(s->args[i], "="));
-    if (sw_env_get(env, k) == NULL)
-      sw_strv_push(&env, s->args[i]);
-  }
+  char **env = sw_scope_env(s, config_env);
   for (size_t i = 0; i < SW_ARRAY_SIZE(proxy_args); i++) {
     const char *v = sw_env_get(p->build_args, proxy_args[i]);
     if (v && sw_env_get(env, proxy_args[i]) == NULL)

@@ -124,19 +124,27 @@ void sw_steps_free(sw_step_t *steps, size_t n);
 typedef struct {
   char **args; /* "K=V" declared args that have a value, in declaration order */
   char **keys; /* every declared arg name (also those without value) */
+  char **over; /* "K=V" arg values newer than the config's Env of K (BuildKit's state env: the
+                * last ARG or ENV wins), also those inherited from a base stage */
 } sw_scope_t;
 
 void sw_scope_init(sw_scope_t *s);
 void sw_scope_clear(sw_scope_t *s);
 void sw_scope_copy(sw_scope_t *dst, const sw_scope_t *src);
+/* A stage FROM another stage starts with that stage's arg values that its config's Env does not
+ * set (BuildKit re-applies the image's Env over the inherited state); none are declared. */
+void sw_scope_inherit(sw_scope_t *dst, const sw_scope_t *base, char *const *base_config_env);
+/* ENV KEY=...: the config's Env now holds the newest value of KEY. */
+void sw_scope_env_set(sw_scope_t *s, const char *key);
 /* ARG KEY[=default]: `value` is the default already expanded, or NULL. The build arg wins,
  * then the default, then a global (meta) arg of that name. Returns the value in effect (or
  * NULL). */
 const char *sw_scope_declare(sw_scope_t *s, const sw_plan_t *p, const char *key, const char *value);
-/* Environment to expand words with: args, overridden by config env (ENV wins). Caller frees. */
-char **sw_scope_expand_env(const sw_scope_t *s, char *const *config_env);
-/* Environment of a RUN process: config env, plus args not shadowed by ENV, plus proxy build
- * args (never declared, never in the key). Caller frees. */
+/* Environment to expand words with, and that shapes a RUN (its key): the config's Env,
+ * overridden by the args declared (or inherited) after the ENV of their name. Caller frees. */
+char **sw_scope_env(const sw_scope_t *s, char *const *config_env);
+/* Environment of a RUN process: sw_scope_env plus proxy build args (never declared, never in
+ * the key). Caller frees. */
 char **sw_scope_run_env(const sw_scope_t *s, const sw_plan_t *p, char *const *config_env);
 /* Is this one of the predefined proxy args? */
 bool sw_is_proxy_arg(const char *key);

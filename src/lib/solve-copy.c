@@ -745,12 +745,21 @@ out:
 
 /* ---- WORKDIR ---- */
 
+/* BuildKit's NormalizeWorkdir: a relative path is joined to the current one and cleaned; an
+ * absolute one keeps its trailing slash ("/tmp/" stays so in WorkingDir and history; BuildKit
+ * keeps it entirely as written, slipway cleans the rest: README, deliberate differences). */
 static char *
 normalize_workdir(const char *cur, const char *p)
 {
   _cleanup_free_ char *joined =
       p[0] == '/' ? xstrdup(p) : xasprintf("%s/%s", cur[0] ? cur : "/", p);
-  return sw_path_clean_abs(joined);
+  char *wd = sw_path_clean_abs(joined);
+  if (p[0] == '/' && sw_str_has_suffix(p, "/") && strcmp(wd, "/") != 0) {
+    char *slashed = xasprintf("%s/", wd);
+    free(wd);
+    wd = slashed;
+  }
+  return wd;
 }
 
 int

@@ -75,7 +75,13 @@ mount_cache(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *t
             sw_error_t *err)
 {
   sw_store_t *store = r->sv->o->store;
-  char *dir = sw_store_cache_mount_dir(store, rm->id, err);
+  /* As BuildKit, the cache's root owner and mode are part of what it is: the same id with
+   * another uid, gid or mode is another cache. */
+  _cleanup_free_ char *id =
+      rm->uid < 0 && rm->gid < 0 && rm->mode == 0
+          ? xstrdup(rm->id)
+          : xasprintf("%s-u%ld-g%ld-m%o", rm->id, rm->uid, rm->gid, (unsigned)rm->mode);
+  char *dir = sw_store_cache_mount_dir(store, id, err);
   if (dir == NULL)
     return sv_wrap(r, err);
   hold(ms, dir);
@@ -103,7 +109,7 @@ mount_cache(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *t
   m->readonly = rm->readonly;
   /* The id and target shape the step; the cache's content never enters the key. */
   sw_strv_push_take(&ms->flags,
-                    xasprintf("mount=cache,target=%s,id=%s,ro=%d", target, rm->id, rm->readonly));
+                    xasprintf("mount=cache,target=%s,id=%s,ro=%d", target, id, rm->readonly));
   return 0;
 }
 
@@ -342,21 +348,6 @@ run_argv(stage_run_t *r, const sw_insn_t *in, char **script, char **script_name)
   char **v = sv_shell(r);
   sw_strv_push(&v, built);
   return v;
-}
-
-/* The env that shapes the result (the key): config env plus build args in scope. Proxy args
- * reach the process but never the key, as in BuildKit. */
-static char **
-key_env(stage_run_t *r)
-{
-  _cleanup_strv_ char **cenv = sv_config_env(r);
-  char **env = sw_strv_dup(cenv);
-  for (size_t i = 0; r->scope.args[i]; i++) {
-    _cleanup_free_ char *k = xstrndup(r->scope.args[i], strcspn(r->scope.args[i], "="));
-    if (sw_env_get(env, k) == NULL)
-      sw_strv_push(&env, r->scope.args[i]);
-  }
-  return env;
 }
 
 /* "RUN |2 A=1 B= /bin/sh -c make # buildkit" */
@@ -708,7 +699,7 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     sw_strv_push(&rs.ms.flags, "security=insecure");
   if (o->epoch != SW_EPOCH_NONE)
     sw_strv_push_take(&rs.ms.flags, xasprintf("epoch=%lld", (long long)o->epoch));
-  kenv = key_env(r);
+  kenv = sv_expand_env(r); /* proxy args reach the process, never the key (BuildKit) */
 
   char key[SW_KEY_SIZE];
   char script_hash[SW_HASH_HEX_SIZE];

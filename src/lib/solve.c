@@ -118,7 +118,7 @@ char **
 sv_expand_env(stage_run_t *r)
 {
   _cleanup_strv_ char **cenv = sv_config_env(r);
-  return sw_scope_expand_env(&r->scope, cenv);
+  return sw_scope_env(&r->scope, cenv);
 }
 
 int
@@ -706,6 +706,7 @@ do_env(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
   }
   for (size_t i = 0; i < in->n_kvs && rc == 0; i++) {
     sw_config_env_set(r->img->config, keys[i], vals[i]);
+    sw_scope_env_set(&r->scope, keys[i]);
     sw_buf_printf(&msg, " %s=%s", keys[i], vals[i]);
   }
   sw_strv_free(keys);
@@ -1162,6 +1163,8 @@ init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
   } else if (st->base_stage >= 0) {
     stage_run_t *b = sv_stage(r, st->base_stage);
     r->img = sw_image_dup(b->img);
+    _cleanup_strv_ char **benv = sv_config_env(b);
+    sw_scope_inherit(&r->scope, &b->scope, benv);
     memcpy(r->key, b->key, sizeof(r->key));
     r->lower = sw_strv_dup(b->lower);
     r->last_created = b->last_created;

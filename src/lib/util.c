@@ -237,6 +237,53 @@ sw_env_get(char *const *v, const char *key)
   return i >= 0 ? v[i] + strlen(key) + 1 : NULL;
 }
 
+/* ---- hardlink tables ---- */
+
+static size_t
+inode_hash(dev_t dev, ino_t ino, uint64_t group, size_t cap)
+{
+  uint64_t h =
+      (uint64_t)ino * 0x9e3779b97f4a7c15ULL ^ (uint64_t)dev ^ group * 0xc2b2ae3d27d4eb4fULL;
+  return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+const char *
+sw_inomap_lookup_or_add(sw_inomap_t *m, dev_t dev, ino_t ino, uint64_t group, const char *path)
+{
+  if (m->n * 2 >= m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    sw_inode_slot_t *n = xcalloc(cap, sizeof(*n));
+    for (size_t i = 0; i < m->cap; i++) {
+      sw_inode_slot_t *o = &m->slots[i];
+      if (o->path == NULL)
+        continue;
+      size_t j = inode_hash(o->dev, o->ino, o->group, cap);
+      while (n[j].path)
+        j = (j + 1) & (cap - 1);
+      n[j] = *o;
+    }
+    free(m->slots);
+    m->slots = n;
+    m->cap = cap;
+  }
+  size_t j = inode_hash(dev, ino, group, m->cap);
+  for (; m->slots[j].path; j = (j + 1) & (m->cap - 1))
+    if (m->slots[j].dev == dev && m->slots[j].ino == ino && m->slots[j].group == group)
+      return m->slots[j].path;
+  m->slots[j] = (sw_inode_slot_t){dev, ino, group, xstrdup(path)};
+  m->n++;
+  return NULL;
+}
+
+void
+sw_inomap_clear(sw_inomap_t *m)
+{
+  for (size_t i = 0; i < m->cap; i++)
+    free(m->slots[i].path);
+  free(m->slots);
+  *m = (sw_inomap_t){0};
+}
+
 /* ---- strings ---- */
 
 bool

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/types.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -118,6 +119,22 @@ bool sw_strv_contains(char *const *v, const char *s);
 /* For "KEY=VALUE" vectors: set (replace or append) KEY to VALUE; get returns VALUE or NULL. */
 void sw_env_set(char ***v, const char *key, const char *value);
 const char *sw_env_get(char *const *v, const char *key);
+
+/* ---- hardlink tables: the first path seen for an inode ---- */
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  uint64_t group; /* which tree the inode was seen in (a snapshot), 0 if one tree */
+  char *path;     /* NULL = empty slot */
+} sw_inode_slot_t;
+typedef struct {
+  sw_inode_slot_t *slots; /* open addressing on (dev, ino, group) */
+  size_t n, cap;
+} sw_inomap_t;
+/* Returns the path recorded for this inode, or records `path` and returns NULL. */
+const char *sw_inomap_lookup_or_add(sw_inomap_t *m, dev_t dev, ino_t ino, uint64_t group,
+                                    const char *path);
+void sw_inomap_clear(sw_inomap_t *m);
 
 /* ---- strings ---- */
 bool sw_str_has_prefix(const char *s, const char *prefix);

@@ -2,9 +2,16 @@
 """A conformance case's options (case.json) and context preparation, shared by record.sh and
 tests/e2e/test_conformance.py.
 Usage: caseinfo.py prepare CTX        modes normalised (git keeps only +x), case.json's
-                                      "modes" {PATH: "0600"} and "mkdir" [PATH], then every
+                                      "modes" {PATH: "0600"}, "mkdir" [PATH] and "hardlinks"
+                                      {NEW: EXISTING} (git keeps no hardlinks), then every
                                       mtime in CTX (links too) := compare.CTX_MTIME
-       caseinfo.py docker-args CTX    `docker build` flags for the case, one a line"""
+       caseinfo.py docker-args CTX    `docker build` flags for the case, one a line
+       caseinfo.py error CTX          case.json's "error" (empty if the build must succeed)
+       caseinfo.py deliberate CTX     case.json's "deliberate" (empty if none)
+
+A case whose build fails: "error" is a substring of the failing build's output, on both sides
+(record.sh records Docker's matching line as {"error": LINE}), or, with "deliberate" (the
+reason, also in README.md), on slipway's side only: Docker's image is recorded as usual."""
 import json
 import os
 import sys
@@ -15,7 +22,8 @@ import compare  # noqa: E402
 
 def load(ctx):
     """case.json: {"target": STAGE, "build_args": {K: V}, "ignore": [summary keys],
-    "modes": {PATH: MODE}, "mkdir": [PATH]}."""
+    "modes": {PATH: MODE}, "mkdir": [PATH], "hardlinks": {NEW: EXISTING},
+    "error": SUBSTRING, "deliberate": REASON, "known": [diff substrings]}."""
     path = os.path.join(ctx, "case.json")
     if not os.path.exists(path):
         return {}
@@ -37,6 +45,8 @@ def prepare(ctx):
     info = load(ctx)
     for d in info.get("mkdir", []):
         os.makedirs(os.path.join(ctx, d), exist_ok=True)
+    for new, existing in sorted(info.get("hardlinks", {}).items()):
+        os.link(os.path.join(ctx, existing), os.path.join(ctx, new))
     for root, dirs, files in os.walk(ctx):
         for n in dirs + files:
             p = os.path.join(root, n)
@@ -55,10 +65,13 @@ def prepare(ctx):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("prepare", "docker-args"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("prepare", "docker-args", "error",
+                                                 "deliberate"):
         sys.exit(__doc__)
     if sys.argv[1] == "prepare":
         prepare(sys.argv[2])
+    elif sys.argv[1] in ("error", "deliberate"):
+        print(load(sys.argv[2]).get(sys.argv[1], ""))
     else:
         for flag in build_flags(sys.argv[2]):
             print(flag)

@@ -14,7 +14,10 @@
 #   Dockerfile.docker  what Docker builds instead, when Debian's Docker (20.10, BuildKit 0.8)
 #                      lacks the feature (heredocs, --link, --parents, --exclude): an
 #                      equivalent Dockerfile whose image a newer Docker builds from `Dockerfile`
-#   case.json          {"target": STAGE, "build_args": {K: V}, "ignore": ["history", ...]}
+#   case.json          {"target": STAGE, "build_args": {K: V}, "ignore": ["history", ...],
+#                      "error": SUBSTRING, "deliberate": REASON, ...} (caseinfo.py): a case
+#                      with "error" must fail; its expectation is {"error": Docker's line}, or
+#                      with "deliberate" (only slipway fails) Docker's image as usual
 # Every context file's mtime is set to compare.py's CTX_MTIME first (as the test does).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,6 +83,9 @@ fi
 
 mkdir -p "$here/expected"
 failed=0
+# Docker's errors name paths on its host (/var/lib/docker/overlay2/ID/merged/...): dropped
+DOCKER_ROOT_RE='/[^ ]*/overlay2/[^/ ]*/merged'
+
 for c in "${cases[@]}"; do
 	src=$here/cases/$c
 	[ -f "$src/Dockerfile" ] || {
@@ -93,10 +99,23 @@ for c in "${cases[@]}"; do
 	df=Dockerfile
 	[ -f "$ctx/Dockerfile.docker" ] && df=Dockerfile.docker
 	mapfile -t extra < <($PY "$here/caseinfo.py" docker-args "$ctx")
+	want_error=$($PY "$here/caseinfo.py" error "$ctx")
+	deliberate=$($PY "$here/caseinfo.py" deliberate "$ctx")
 	echo "== $c" >&2
 	if ! $DOCKER build --network host -q -f "$ctx/$df" -t "conform-case:$c" "${extra[@]}" \
 		"$ctx" >"$work/$c.log" 2>&1; then
+		if [ -n "$want_error" ] && [ -z "$deliberate" ] && grep -qF -- "$want_error" "$work/$c.log"; then
+			grep -F -m1 -- "$want_error" "$work/$c.log" | sed "s|$DOCKER_ROOT_RE||g" |
+				$PY -c 'import json,sys; print(json.dumps({"error": sys.stdin.read().strip()}, indent=1))' \
+					>"$here/expected/$c.json"
+			continue
+		fi
 		cat "$work/$c.log" >&2
+		failed=1
+		continue
+	fi
+	if [ -n "$want_error" ] && [ -z "$deliberate" ]; then
+		echo "record.sh: $c: Docker built it, but case.json says it fails with: $want_error" >&2
 		failed=1
 		continue
 	fi

@@ -60,6 +60,18 @@ def without(summary, ignore):
     return summary
 
 
+def expect_failure(s, case, ctx, info):
+    """A case whose build must fail (caseinfo.py): Docker failed too (its error recorded), or
+    case.json says why only slipway does ("deliberate")."""
+    with open(os.path.join(CONFORM, "expected", case + ".json")) as f:
+        want = compare.json.load(f)
+    assert "error" in want or info.get("deliberate"), "%s: Docker built it" % case
+    p = s("build", "-q", "-t", "conform-case:" + case, *caseinfo.build_flags(str(ctx)), str(ctx),
+          check=False)
+    assert p.returncode == 1 and info["error"] in p.stderr, "%s: want a failure with %r:\n%s" % (
+        case, info["error"], p.stderr)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_conformance(case, conform_store, python_base_tar_if, tmp_path):
     s = conform_store
@@ -70,6 +82,9 @@ def test_conformance(case, conform_store, python_base_tar_if, tmp_path):
     shutil.copytree(os.path.join(CONFORM, "cases", case), ctx, symlinks=True)
     caseinfo.prepare(str(ctx))
     info = caseinfo.load(str(ctx))
+    if info.get("error"):
+        expect_failure(s, case, ctx, info)
+        return
     s("build", "-q", "-t", "conform-case:" + case, *caseinfo.build_flags(str(ctx)), str(ctx))
     archive = tmp_path / "image.tar"
     s("save", "--format", "docker", "-o", archive, "conform-case:" + case)

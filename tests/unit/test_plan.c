@@ -183,8 +183,9 @@ test_scope(void **state)
   assert_string_equal(sw_scope_declare(&sc, f.plan, "TARGETPLATFORM", NULL), "linux/amd64");
 
   char *cenv[] = {"DEF=fromenv", "PATH=/bin", NULL};
-  char **ex = sw_scope_expand_env(&sc, cenv);
-  assert_string_equal(sw_env_get(ex, "DEF"), "fromenv"); /* ENV wins */
+  sw_scope_env_set(&sc, "DEF"); /* ENV DEF=fromenv after ARG DEF=d */
+  char **ex = sw_scope_env(&sc, cenv);
+  assert_string_equal(sw_env_get(ex, "DEF"), "fromenv"); /* the later ENV wins */
   assert_string_equal(sw_env_get(ex, "GIVEN"), "fromcli");
   assert_null(sw_env_get(ex, "NOVALUE"));
   sw_strv_free(ex);
@@ -196,6 +197,53 @@ test_scope(void **state)
   sw_strv_free(run);
   assert_true(sw_is_proxy_arg("HTTPS_PROXY"));
   assert_false(sw_is_proxy_arg("HOME"));
+  sw_scope_clear(&sc);
+  fx_free(&f);
+}
+
+/* BuildKit's state env: the last ARG or ENV of a name wins; a stage FROM another stage
+ * inherits its arg values, except those its config's Env sets. */
+static void
+test_scope_last_wins(void **state)
+{
+  fx_t f;
+  char *args[] = {"V=fromcli", NULL};
+  assert_int_equal(plan_of(&f, "FROM a\n", args, NULL), 0);
+  sw_scope_t sc;
+  sw_scope_init(&sc);
+  char *cenv[] = {"V=fromenv", "X=envx", NULL}; /* ENV V=fromenv X=envx */
+  sw_scope_env_set(&sc, "V");
+  sw_scope_env_set(&sc, "X");
+  assert_string_equal(sw_scope_declare(&sc, f.plan, "V", NULL), "fromcli"); /* ARG V after ENV */
+  assert_string_equal(sw_scope_declare(&sc, f.plan, "Y", "y"), "y");
+  char **env = sw_scope_env(&sc, cenv);
+  assert_string_equal(sw_env_get(env, "V"), "fromcli");
+  assert_string_equal(sw_env_get(env, "X"), "envx");
+  assert_string_equal(sw_env_get(env, "Y"), "y");
+  sw_strv_free(env);
+  /* redeclared without a value and no build arg: the value in effect stays */
+  assert_null(sw_scope_declare(&sc, f.plan, "X", NULL));
+  env = sw_scope_env(&sc, cenv);
+  assert_string_equal(sw_env_get(env, "X"), "envx");
+  sw_strv_free(env);
+
+  sw_scope_t child;
+  sw_scope_init(&child);
+  char *benv[] = {"Y=set-by-env", NULL};
+  sw_scope_inherit(&child, &sc, cenv); /* V is in the base's Env: re-applied over the arg */
+  env = sw_scope_env(&child, cenv);
+  assert_string_equal(sw_env_get(env, "V"), "fromenv");
+  assert_string_equal(sw_env_get(env, "Y"), "y");
+  assert_int_equal(sw_strv_len(child.keys), 0); /* inherited values, no declared args */
+  sw_strv_free(env);
+  sw_scope_clear(&child);
+  sw_scope_init(&child);
+  sw_scope_inherit(&child, &sc, benv);
+  env = sw_scope_env(&child, benv);
+  assert_string_equal(sw_env_get(env, "Y"), "set-by-env");
+  assert_string_equal(sw_env_get(env, "V"), "fromcli");
+  sw_strv_free(env);
+  sw_scope_clear(&child);
   sw_scope_clear(&sc);
   fx_free(&f);
 }
@@ -245,7 +293,7 @@ main(void)
       cmocka_unit_test(test_stages_and_deps),       cmocka_unit_test(test_target_and_build_args),
       cmocka_unit_test(test_errors_name_the_line),  cmocka_unit_test(test_from_image_and_index),
       cmocka_unit_test(test_onbuild_of_base_stage), cmocka_unit_test(test_scope),
-      cmocka_unit_test(test_runmount_parse),
+      cmocka_unit_test(test_scope_last_wins),       cmocka_unit_test(test_runmount_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
