@@ -286,9 +286,9 @@ int
 main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_resolve_dest),     cmocka_unit_test(test_type_conflicts),
-      cmocka_unit_test(test_several_sources),  cmocka_unit_test(test_hardlinks_kept),
-      cmocka_unit_test(test_archive_bz2_xz),   cmocka_unit_test(test_inomap),
+      cmocka_unit_test(test_resolve_dest),    cmocka_unit_test(test_type_conflicts),
+      cmocka_unit_test(test_several_sources), cmocka_unit_test(test_hardlinks_kept),
+      cmocka_unit_test(test_archive_bz2_xz),  cmocka_unit_test(test_inomap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
