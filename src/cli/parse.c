@@ -107,5 +107,13 @@ cmd_parse(int argc, char **argv, sw_global_t *g)
   } else {
     print_summary(df);
   }
+  /* The parser keeps an unknown keyword (BuildKit's parser does too; the build rejects it):
+   * say so now, with the nearest instruction, rather than let the build find it. */
+  for (size_t i = 0; i < df->n_insns; i++)
+    if (df->insns[i].kind == SW_INSN_UNKNOWN) {
+      _cleanup_free_ char *msg = sw_insn_unknown_msg(&df->insns[i]);
+      sw_warn("%s:%d:%d: %s (a build rejects it)", df->path, df->insns[i].line, df->insns[i].col,
+              msg);
+    }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "shellword.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 
 static const char *const kind_names[] = {
@@ -33,6 +34,61 @@ sw_insn_kind_from_name(const char *name)
     if (strcasecmp(name, kind_names[i]) == 0)
       return (sw_insn_kind_t)i;
   return SW_INSN_UNKNOWN;
+}
+
+/* Levenshtein distance of two short words, case-insensitive; stops counting past 3. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 32 || lb > 32)
+    return 99;
+  size_t row[33];
+  for (size_t j = 0; j <= lb; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+      size_t best = diag + cost;
+      if (up + 1 < best)
+        best = up + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+const char *
+sw_insn_suggest(const char *name)
+{
+  const char *best = NULL;
+  size_t best_d = 3; /* as BuildKit's suggest: at most 2 edits away */
+  for (size_t i = 1; i < SW_ARRAY_SIZE(kind_names); i++) {
+    size_t d = edit_distance(name, kind_names[i]);
+    if (d < best_d) {
+      best_d = d;
+      best = kind_names[i];
+    }
+  }
+  return best;
+}
+
+char *
+sw_insn_unknown_msg(const sw_insn_t *insn)
+{
+  /* The keyword as written (insn->name is lower-cased): the first word of the line. */
+  const char *o = insn->original ? insn->original : insn->name;
+  size_t n = strcspn(o, " \t\r\n");
+  const char *hint = sw_insn_suggest(insn->name);
+  if (hint)
+    return xasprintf("unknown instruction: %.*s (did you mean %s?)", (int)n, o, hint);
+  return xasprintf("unknown instruction: %.*s", (int)n, o);
 }
 
 const char *

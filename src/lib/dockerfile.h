@@ -128,6 +128,12 @@ char *sw_insn_dump(const sw_insn_t *insn);
 sw_insn_kind_t sw_insn_kind_from_name(const char *name);
 /* SW_INSN_RUN -> "RUN" (upper case, as in messages); SW_INSN_UNKNOWN -> "UNKNOWN". */
 const char *sw_insn_kind_name(sw_insn_kind_t kind);
+/* The instruction keyword nearest to NAME (at most 2 edits away, as BuildKit suggests), or NULL:
+ * "RUNN" -> "RUN". */
+const char *sw_insn_suggest(const char *name);
+/* "unknown instruction: RUNN (did you mean RUN?)" for an instruction of kind UNKNOWN (freed by
+ * the caller). */
+char *sw_insn_unknown_msg(const sw_insn_t *insn);
 
 /* Flags. NAME is without dashes ("mount"). A flag written `--name=value` has value "value",
  * `--name` alone has value "" (a boolean such as --link).

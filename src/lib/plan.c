@@ -250,6 +250,13 @@ at(const sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err, const char *fmt, 
   return sw_dockerfile_error(p->df, insn->line, insn->col, err, "%s", msg);
 }
 
+static int
+unknown(const sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err)
+{
+  _cleanup_free_ char *msg = sw_insn_unknown_msg(insn);
+  return at(p, insn, err, "%s", msg);
+}
+
 static const char *
 allowed_flags(sw_insn_kind_t k)
 {
@@ -389,7 +396,7 @@ resolve_step(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, bool onbuil
   st->onbuild = onbuild;
   st->from_stage = -1;
   if (insn->kind == SW_INSN_UNKNOWN)
-    return at(p, insn, err, "unknown instruction: %s", insn->name);
+    return unknown(p, insn, err);
   if (insn->kind == SW_INSN_FROM)
     return at(p, insn, err, "FROM cannot be used here");
   if (onbuild && (insn->kind == SW_INSN_ONBUILD || insn->kind == SW_INSN_MAINTAINER))
@@ -622,7 +629,7 @@ build_stages(sw_plan_t *p, sw_error_t *err)
         continue;
       }
       if (insn->kind == SW_INSN_UNKNOWN)
-        return at(p, insn, err, "unknown instruction: %s", insn->name);
+        return unknown(p, insn, err);
       return at(p, insn, err, "%s before the first FROM: only ARG may come before FROM",
                 sw_insn_kind_name(insn->kind));
     }

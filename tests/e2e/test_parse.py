@@ -149,3 +149,16 @@ def test_debug_help(slipway_bin):
     assert r.returncode == 0 and b"--words" in r.stdout
     r = run(slipway_bin, "debug", "nope")
     assert r.returncode == 2
+
+
+def test_unknown_instruction_suggests_nearest(slipway_bin, tmp_path):
+    """`parse` warns about an unknown keyword, with the nearest instruction, and the build fails
+    on it with the same suggestion, naming file, line and column."""
+    df = tmp_path / "Dockerfile"
+    df.write_text("FROM scratch\nRUNN echo hi\n")
+    p = run(slipway_bin, "parse", str(df))
+    assert p.returncode == 0
+    assert b"%s:2:1: unknown instruction: RUNN (did you mean RUN?)" % str(df).encode() in p.stderr
+    p = run(slipway_bin, "--root", str(tmp_path / "store"), "build", str(tmp_path))
+    assert p.returncode == 2
+    assert b"Dockerfile:2:1: unknown instruction: RUNN (did you mean RUN?)" in p.stderr, p.stderr

@@ -288,6 +288,29 @@ test_positions_and_helpers(void **state)
   sw_error_release(&err);
 }
 
+static void
+test_suggest_instruction(void **state)
+{
+  (void)state;
+  assert_string_equal(sw_insn_suggest("runn"), "RUN");
+  assert_string_equal(sw_insn_suggest("COPPY"), "COPY");
+  assert_string_equal(sw_insn_suggest("entrypiont"), "ENTRYPOINT");
+  assert_string_equal(sw_insn_suggest("workdr"), "WORKDIR");
+  assert_null(sw_insn_suggest("frobnicate"));
+  assert_null(sw_insn_suggest(""));
+  sw_dockerfile_t *df = NULL;
+  sw_error_t err = NULL;
+  const char text[] = "FROM x\nRunn  echo hi\nFrobnicate a\n";
+  assert_int_equal(sw_dockerfile_parse("Dockerfile", text, sizeof(text) - 1, &df, &err), 0);
+  char *m = sw_insn_unknown_msg(&df->insns[1]);
+  assert_string_equal(m, "unknown instruction: Runn (did you mean RUN?)");
+  free(m);
+  m = sw_insn_unknown_msg(&df->insns[2]);
+  assert_string_equal(m, "unknown instruction: Frobnicate");
+  free(m);
+  sw_dockerfile_free(df);
+}
+
 int
 main(void)
 {
@@ -302,6 +325,7 @@ main(void)
       cmocka_unit_test(test_bom_crlf_quote),
       cmocka_unit_test(test_errors_and_limits),
       cmocka_unit_test(test_positions_and_helpers),
+      cmocka_unit_test(test_suggest_instruction),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
