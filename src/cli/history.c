@@ -25,6 +25,16 @@ parse_time(const char *s)
   return (int64_t)timegm(&tm);
 }
 
+/* Columns on a terminal: UTF-8 code points (continuation bytes take no column). */
+static size_t
+display_width(const char *s)
+{
+  size_t w = 0;
+  for (; *s; s++)
+    w += ((unsigned char)*s & 0xC0) != 0x80;
+  return w;
+}
+
 int
 cmd_history(int argc, char **argv, sw_global_t *g)
 {
@@ -72,27 +82,50 @@ cmd_history(int argc, char **argv, sw_global_t *g)
       sizes[i] = l->tar_size ? l->tar_size : l->size;
     }
   }
-  if (!quiet)
-    printf("%-12s   %-20s %-45s   %-10s %s\n", "IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT");
-  for (size_t k = n; k-- > 0;) {
+  /* Rows first, then columns as wide as their widest cell (docker's tabwriter, padding 3), so
+   * that --no-trunc lines stay aligned. */
+  enum { COLS = 5 };
+  size_t rows = quiet ? 0 : n + 1, width[COLS] = {0};
+  char **cell = xcalloc(rows * COLS + 1, sizeof(*cell));
+  static const char *const head[COLS] = {"IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"};
+  for (size_t col = 0; col < COLS && !quiet; col++)
+    cell[col] = xstrdup(head[col]);
+  for (size_t k = n, r = 1; k-- > 0; r++) {
     json_t *h = json_array_get(hist, k);
     const char *by = json_string_value(json_object_get(h, "created_by")) ?: "";
     const char *comment = json_string_value(json_object_get(h, "comment")) ?: "";
-    _cleanup_free_ char *id = k == n - 1 ? xstrndup(img->config_digest + (no_trunc ? 0 : 7),
-                                                    no_trunc ? SW_DIGEST_LEN : 12)
-                                         : xstrdup("<missing>");
+    char *id = k == n - 1 ? xstrndup(img->config_digest + (no_trunc ? 0 : 7),
+                                     no_trunc ? SW_DIGEST_LEN : 12)
+                          : xstrdup("<missing>");
     if (quiet) {
       puts(id);
+      free(id);
       continue;
     }
-    _cleanup_free_ char *ago =
-        sw_cli_ago(parse_time(json_string_value(json_object_get(h, "created"))));
-    _cleanup_free_ char *shown =
-        !no_trunc && strlen(by) > 45 ? xasprintf("%.42s...", by) : xstrdup(by);
     char size[32];
     sw_format_size((uint64_t)sizes[k], size, sizeof(size));
-    printf("%-12s   %-20s %-45s   %-10s %s\n", id, ago, shown, size, comment);
+    char **row = &cell[r * COLS];
+    row[0] = id;
+    row[1] = sw_cli_ago(parse_time(json_string_value(json_object_get(h, "created"))));
+    row[2] = !no_trunc && strlen(by) > 45 ? xasprintf("%.42s...", by) : xstrdup(by);
+    row[3] = xstrdup(size);
+    row[4] = xstrdup(comment);
   }
+  for (size_t i = 0; i < rows * COLS; i++)
+    if (display_width(cell[i]) > width[i % COLS])
+      width[i % COLS] = display_width(cell[i]);
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t col = 0; col < COLS; col++) {
+      const char *v = cell[r * COLS + col];
+      if (col == COLS - 1)
+        printf("%s\n", v);
+      else
+        printf("%s%*s", v, (int)(width[col] - display_width(v) + 3), "");
+    }
+  }
+  for (size_t i = 0; i < rows * COLS; i++)
+    free(cell[i]);
+  free(cell);
   free(sizes);
   return 0;
 }

@@ -391,3 +391,24 @@ def test_kill9_mid_import_leaves_store_consistent(slipway, python_base_tar, busy
     assert len(blobs(slipway.root)) == 3
     slipway("import", python_base_tar, "victim")
     assert slipway.inspect("victim")["RootFS"]["Layers"] == [sha256_file(python_base_tar)]
+
+
+def test_history_columns_aligned_with_and_without_trunc(slipway, busybox_image, tmp_path):
+    """history's columns start where their headers do, also with --no-trunc (full IDs and
+    commands longer than the default widths)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    long_cmd = "echo " + "a-long-word-" * 12
+    (ctx / "Dockerfile").write_text("FROM %s\nRUN %s > /x\nENV A=1\n" % (busybox_image, long_cmd))
+    slipway("build", "-q", "-t", "h", str(ctx))
+    for args in ((), ("--no-trunc",)):
+        lines = slipway("history", *args, "h").stdout.splitlines()
+        head = lines[0]
+        cols = [head.index(h) for h in ("CREATED", "CREATED BY", "SIZE", "COMMENT")]
+        for line in lines[1:]:
+            for c in cols:
+                assert line[c - 3:c] == "   " and line[c] != " " or line[c:c + 2] == "  ", (
+                    args, head, line)
+        if args:
+            assert long_cmd in "\n".join(lines)
+            assert lines[1].startswith("sha256:")
