@@ -41,7 +41,8 @@ static const char usage_text[] =
     "      --compression ALGO    gzip (default) or zstd[:LEVEL] for new layers\n"
     "  -o, --output SPEC         also export: type=oci,dest=DIR (OCI layout; tar=true for an\n"
     "                            oci-archive), type=docker,dest=FILE (docker load),\n"
-    "                            type=tar,dest=FILE (the image's filesystem)\n"
+    "                            type=tar,dest=FILE|- (the image's filesystem as a tar),\n"
+    "                            type=local,dest=DIR or just DIR (its files written in DIR)\n"
     "      --cache-to type=registry,ref=HOST/REPO:TAG[,mode=min|max]\n"
     "                            after the build, push its cache records and layers to a\n"
     "                            registry (min: the final image's steps, the default; max:\n"
@@ -349,6 +350,74 @@ load_dockerfile(const build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw
   return sw_dockerfile_load(path, df, err);
 }
 
+/* The image's filesystem (its layers applied in order, whiteouts deleting) as one tar into
+ * DEST (a file, or - for stdout), or, LOCAL, written into the directory DEST (made if missing;
+ * what is there stays, unless the image has a file of the same name). The local form applies
+ * that tar, which holds no whiteouts, so it never deletes anything of DEST's; every write is
+ * resolved inside DEST as for any layer. */
+static int
+export_files(sw_store_t *store, sw_image_t *img, const char *dest, bool local, sw_error_t *err)
+{
+  _cleanup_free_ char *root = sw_store_mkdtemp(store, "export-", err);
+  if (root == NULL)
+    return -1;
+  int rc = 0;
+  for (size_t i = 0; i < img->n_layers && rc == 0; i++) {
+    _cleanup_close_ int fd = sw_blob_open(store, img->layers[i].digest, NULL, err);
+    if (fd < 0) {
+      rc = -1;
+      break;
+    }
+    sw_layer_apply_opts_t ao = sw_layer_apply_opts_default();
+    ao.mode = SW_APPLY_FLAT;
+    rc = sw_layer_apply(fd, root, &ao, NULL, err);
+  }
+  _cleanup_free_ char *tar_path = local ? xasprintf("%s.tar", root) : NULL;
+  if (rc == 0) {
+    _cleanup_close_ int out =
+        !local && strcmp(dest, "-") == 0
+            ? dup(STDOUT_FILENO)
+            : open(local ? tar_path : dest, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+      rc = sw_error(err, errno, "create `%s`", local ? tar_path : dest);
+    } else {
+      sw_compression_t none = {.codec = &sw_codec_none};
+      sw_sink_t *sink = sw_sink_new(&none, out);
+      sw_sink_result_t res;
+      rc = sw_layer_write_tar(root, sw_epoch_from_env(), sink, err);
+      if (rc == 0)
+        rc = sw_sink_finish(sink, &res, err);
+      sw_sink_free(sink);
+      if (rc == 0 && local) {
+        sw_layer_apply_opts_t ao = sw_layer_apply_opts_default();
+        ao.mode = SW_APPLY_FLAT;
+        if (lseek(out, 0, SEEK_SET) < 0)
+          rc = sw_error(err, errno, "seek `%s`", tar_path);
+        else if (sw_mkdir_p(dest, 0755, err) < 0 || sw_layer_apply(out, dest, &ao, NULL, err) < 0)
+          rc = sw_error_wrap(err, "-o type=local,dest=%s", dest);
+      }
+    }
+  }
+  if (tar_path)
+    unlink(tar_path);
+  sw_error_t e = NULL;
+  sw_rm_rf(root, &e);
+  sw_error_release(&e);
+  return rc;
+}
+
+/* Does -o SPEC write to stdout (`-o -`, `dest=-`)? Then -q prints no image ID there. */
+static bool
+output_is_stdout(const char *spec)
+{
+  if (spec == NULL)
+    return false;
+  if (strcmp(spec, "-") == 0)
+    return true;
+  const char *d = strstr(spec, "dest=-");
+  return d && (d == spec || d[-1] == ',') && (d[6] == '\0' || d[6] == ',');
+}
+
 /* -o type=...,dest=... */
 static int
 export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *spec,
@@ -358,6 +427,12 @@ export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *
   bool tar = false;
   _cleanup_free_ char *copy = xstrdup(spec);
   char *save = NULL;
+  /* buildx's short forms: `-o DIR` is type=local, `-o -` the filesystem as a tar on stdout. */
+  if (strchr(spec, '=') == NULL) {
+    type = xstrdup(strcmp(spec, "-") == 0 ? "tar" : "local");
+    dest = xstrdup(spec);
+    *copy = '\0';
+  }
   for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
     if (sw_str_has_prefix(f, "type=")) {
       free(type);
@@ -374,7 +449,9 @@ export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *
     }
   }
   if (type == NULL || dest == NULL)
-    return sw_error_code(err, SW_EXIT_USAGE, 0, "-o %s: needs type=oci|docker|tar,dest=PATH", spec);
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "-o %s: needs type=oci|docker|tar|local,dest=PATH (or just a directory)",
+                         spec);
   int id = sw_progress_begin(p, "exporting to the output");
   int rc;
   if (strcmp(type, "oci") == 0 || strcmp(type, "docker") == 0) {
@@ -384,42 +461,11 @@ export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *
     sw_image_t *imgs[] = {img};
     const char *names[] = {name};
     rc = sw_archive_save(store, imgs, names, 1, fmt, dest, err);
-  } else if (strcmp(type, "tar") == 0) {
-    rc = -1;
-    _cleanup_free_ char *root = sw_store_mkdtemp(store, "export-", err);
-    if (root) {
-      rc = 0;
-      for (size_t i = 0; i < img->n_layers && rc == 0; i++) {
-        int fd = sw_blob_open(store, img->layers[i].digest, NULL, err);
-        if (fd < 0) {
-          rc = -1;
-          break;
-        }
-        sw_layer_apply_opts_t ao = sw_layer_apply_opts_default();
-        ao.mode = SW_APPLY_FLAT;
-        rc = sw_layer_apply(fd, root, &ao, NULL, err);
-        close(fd);
-      }
-      if (rc == 0) {
-        _cleanup_close_ int out = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (out < 0) {
-          rc = sw_error(err, errno, "create `%s`", dest);
-        } else {
-          sw_compression_t none = {.codec = &sw_codec_none};
-          sw_sink_t *sink = sw_sink_new(&none, out);
-          sw_sink_result_t res;
-          rc = sw_layer_write_tar(root, sw_epoch_from_env(), sink, err);
-          if (rc == 0)
-            rc = sw_sink_finish(sink, &res, err);
-          sw_sink_free(sink);
-        }
-      }
-      sw_error_t e = NULL;
-      sw_rm_rf(root, &e);
-      sw_error_release(&e);
-    }
+  } else if (strcmp(type, "tar") == 0 || strcmp(type, "local") == 0) {
+    rc = export_files(store, img, dest, strcmp(type, "local") == 0, err);
   } else {
-    rc = sw_error_code(err, SW_EXIT_USAGE, 0, "-o %s: type must be oci, docker or tar", spec);
+    rc =
+        sw_error_code(err, SW_EXIT_USAGE, 0, "-o %s: type must be oci, docker, tar or local", spec);
   }
   if (rc < 0) {
     sw_progress_error(p, id, (*err)->msg);
@@ -655,7 +701,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       sw_write_file_atomic(o->iidfile, img->config_digest, strlen(img->config_digest), 0644, err) <
           0)
     rc = -1;
-  if (rc == 0 && o->quiet)
+  if (rc == 0 && o->quiet && !output_is_stdout(o->output))
     printf("%s\n", img->config_digest);
   if (rc == 0) {
     _cleanup_strv_ char **unused = sw_plan_unused_build_args(plan);

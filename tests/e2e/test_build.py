@@ -552,6 +552,31 @@ def test_export_tar(b, tmp_path):
     assert not any(".wh." in n for n in names)
 
 
+def test_export_local_and_stdout(b, slipway, tmp_path):
+    """buildx's -o DIR / type=local writes the image's files into DIR, keeping what DIR held
+    (an image whiteout deletes nothing of DIR's); -o - is the filesystem tar on stdout, and -q
+    then prints no image ID into it."""
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nRUN echo hi > /hi && rm /bin/ls\n")
+    for spec in ("DIR", "type=local,dest=DIR"):
+        out = tmp_path / ("out-%d" % len(spec))
+        (out / "bin").mkdir(parents=True)
+        (out / "bin" / "ls").write_text("mine\n")  # the image deletes /bin/ls: stays here
+        (out / "mine").write_text("kept\n")
+        b.build(ctx, "-o", spec.replace("DIR", str(out)))
+        assert (out / "hi").read_text() == "hi\n"
+        assert (out / "bin" / "busybox").stat().st_size > 0
+        assert (out / "bin" / "ls").read_text() == "mine\n"
+        assert (out / "mine").read_text() == "kept\n"
+        assert not any(".wh." in n for _, _, fs in os.walk(out) for n in fs)
+    p = subprocess.run([slipway.binary, "--root", slipway.root, "build", "-q", "-o", "-", ctx],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tf:
+        assert tf.extractfile("hi").read() == b"hi\n"
+    assert b"sha256:" not in p.stdout[-2048:]
+    assert os.listdir(os.path.join(slipway.root, "tmp")) == []
+
+
 # ---- bad input -------------------------------------------------------------------------------
 
 
