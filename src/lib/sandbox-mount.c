@@ -404,7 +404,7 @@ setup_sys_and_etc(struct monitor *m)
                                        MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   /* sysfs is a nicety (some tools read /sys); a host that refuses it should not stop a build. */
   if (sys >= 0 && attach(m, sys, "/sys", true) < 0)
-    sw_debug("sandbox: cannot mount /sys: %s", strerror(errno));
+    sw_debug("sandbox: cannot mount /sys: %s", strerrorname_np(errno));
 
   /* The container's own network gets its own files (writable, as Docker's), else the host's. */
   bool own = sb_net_etc(m->o, SB_RUNDIR, m->sock);
@@ -414,7 +414,7 @@ setup_sys_and_etc(struct monitor *m)
         bind_tree(AT_FDCWD, own ? src : etc[i], (own ? 0 : MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NODEV);
     /* An image whose resolv.conf is a dangling link keeps it: no DNS config, as in Docker. */
     if (t >= 0 && attach(m, t, etc[i], false) < 0)
-      sw_debug("sandbox: cannot bind %s: %s", etc[i], strerror(errno));
+      sw_debug("sandbox: cannot bind %s: %s", etc[i], strerrorname_np(errno));
   }
 }
 
@@ -590,10 +590,11 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     sb_fail(sock, 1, errno, "sandbox: mount /proc");
   sb_security_mounts(o, sock);
-  sw_read_file("/etc/passwd", 0, &passwd, NULL, &err);
-  sw_error_release(&err);
-  sw_read_file("/etc/group", 0, &group, NULL, &err);
-  sw_error_release(&err);
+  /* No error object for these (an image may lack both): its message would call strerror(),
+   * whose gettext lock another thread of the engine may have held at fork: this process would
+   * wait for it forever (seen: a RUN on a FROM scratch stage hung). */
+  sw_read_file("/etc/passwd", 0, &passwd, NULL, NULL);
+  sw_read_file("/etc/group", 0, &group, NULL, NULL);
   if (sw_user_resolve(o->user, passwd, group, &u, &err) < 0)
     sb_fail(sock, err->code, 0, "%s", err->msg);
   if (tty >= 0) {

@@ -45,7 +45,7 @@ sb_pty_attach(int sock, int slave, uid_t uid)
     sb_fail(sock, 1, errno, "sandbox: make the pty the controlling terminal");
   /* The user owns its terminal, as after a login (mode stays 0620, group tty). */
   if (fchown(slave, uid, (gid_t)-1) < 0)
-    sw_debug("sandbox: chown the pty: %s", strerror(errno));
+    sw_debug("sandbox: chown the pty: %s", strerrorname_np(errno)); /* no strerror after fork */
   for (int i = 0; i < 3; i++)
     if (dup2(slave, i) < 0)
       sb_fail(sock, 1, errno, "sandbox: set up fd %d", i);
