@@ -114,12 +114,24 @@ static void
 forward_handler(int sig)
 {
   int saved = errno;
-  /* Docker's CLI: the third interrupt forces the container down. */
-  bool force = (sig == SIGINT || sig == SIGTERM) && ++forward_count >= 3;
+  /* Docker's CLI: the third interrupt forces the container down. Say so each time: a PID 1
+   * that ignores SIGINT (a shell, most servers without a handler) otherwise looks like a
+   * slipway that ignores Ctrl-C. Only write(2) of constant strings here. */
+  static const char *const said[] = {
+      "slipway: signal passed to the container; its process may ignore it: 2 more Ctrl-C "
+      "(SIGINT/SIGTERM) kill it\n",
+      "slipway: signal passed to the container again; one more kills it (SIGKILL)\n",
+      "slipway: got 3 SIGTERM/SIGINTs, killing the container\n"};
+  bool counted = sig == SIGINT || sig == SIGTERM;
+  int n = counted ? ++forward_count : 0;
+  bool force = n >= 3;
   for (size_t i = 0; i < MAX_RUNNING; i++) {
     pid_t p = atomic_load(&running[i]);
     if (p > 0)
       kill(p, force ? SIGKILL : sig);
+  }
+  if (counted && n <= 3 && write(STDERR_FILENO, said[n - 1], strlen(said[n - 1])) < 0) {
+    /* nothing to do: stderr is gone */
   }
   errno = saved;
 }

@@ -184,8 +184,12 @@ def test_third_interrupt_kills(slipway_bin, store, rootfs):
     for _ in range(3):
         p.send_signal(signal.SIGINT)
         time.sleep(0.2)
-    p.communicate(timeout=20)
+    _, err = p.communicate(timeout=20)
     assert p.returncode == 128 + signal.SIGKILL
+    # each interrupt says what happened and what the next one does (docker's CLI says the last)
+    assert "may ignore it: 2 more Ctrl-C" in err, err
+    assert "one more kills it" in err, err
+    assert "got 3 SIGTERM/SIGINTs, killing the container" in err, err
 
 
 def test_rm_and_name(slipway_bin, store, rootfs):
