@@ -402,6 +402,25 @@ tty_line(sw_buf_t *b, int width, const char *fmt, ...)
   sw_buf_puts(b, "\033[K\n");
 }
 
+/* A step's line: its status and time always show; a name too long for the terminal is cut
+ * (with "...") to leave room for them. */
+static void
+tty_step_line(sw_buf_t *b, int width, const char *name, const char *tag, double t)
+{
+  _cleanup_free_ char *suffix = xasprintf("%s %.1fs", tag, t);
+  size_t room = (size_t)width - 1, fixed = strlen(" => ") + strlen(suffix);
+  size_t n = strlen(name);
+  if (fixed + n > room) {
+    size_t keep = room > fixed + 3 ? room - fixed - 3 : 0;
+    /* no cut inside a UTF-8 sequence */
+    while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+      keep--;
+    tty_line(b, width, " => %.*s...%s", (int)keep, name, suffix);
+  } else {
+    tty_line(b, width, " => %s%s", name, suffix);
+  }
+}
+
 /* Called with the lock held. */
 static void
 tty_render(sw_progress_t *p, bool final)
@@ -427,7 +446,7 @@ tty_render(sw_progress_t *p, bool final)
                                                 : "";
     if (s->state != ST_RUNNING)
       finished++;
-    tty_line(&lines, width, " => %s%s %.1fs", s->name, tag, t);
+    tty_step_line(&lines, width, s->name, tag, t);
     nlines++;
     if (s->state == ST_RUNNING || (final && s->state == ST_ERROR)) {
       size_t have = s->ntail < TAIL_LINES ? s->ntail : TAIL_LINES;

@@ -798,3 +798,40 @@ def test_identical_steps_in_parallel_stages_run_once(b, tmp_path):
     _, out1, _ = b.build(ctx)
     assert b.image_id(out1) == b.image_id(out2)
     assert b.image_id(out) == b.image_id(out2)
+
+
+def test_tty_progress_keeps_status_of_long_lines(slipway, tmp_path):
+    """--progress=tty on a 60-column terminal: a step line longer than the screen is cut in its
+    command, never in its status and time, so a failed step still shows ERROR."""
+    import fcntl
+    import select
+    import struct
+    import termios
+    import time
+    long_word = "x" * 150
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nRUN echo %s && exit 3\n" % long_word)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 60, 0, 0))
+    p = subprocess.Popen([slipway.binary, "--root", slipway.root, "build", "--progress=tty", ctx],
+                         stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    assert p.wait(timeout=30) == 1
+    text = out.decode(errors="replace")
+    lines = [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", x).rstrip("\r") for x in text.split("\n")]
+    errs = [x for x in lines if re.search(r"RUN echo x+\.\.\. ERROR \d+\.\ds$", x)]
+    assert errs, "\n".join(lines[-20:])
+    assert all(len(x) <= 59 for x in errs), errs
