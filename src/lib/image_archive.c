@@ -241,8 +241,14 @@ sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names
   _cleanup_free_ char *tmp = strcmp(path, "-") == 0 ? NULL : xasprintf("%s.tmp.%d", path, getpid());
   /* A kill leaves tmp behind: the lease lets prune remove it once this process is gone. */
   sw_lease_t *lease = tmp ? sw_lease_new(s, tmp, err) : NULL;
-  if (tmp && lease == NULL)
-    return sw_error_wrap(err, "saving to `%s`", path);
+  if (tmp && lease == NULL) {
+    /* A full store must not stop a save to another disk (it is how space is made): then go
+     * on without the lease, at the price of a leftover that prune cannot name if killed. */
+    if ((*err)->status != ENOSPC && (*err)->status != EDQUOT)
+      return sw_error_wrap(err, "saving to `%s`", path);
+    sw_debug("%s: saving without a lease", (*err)->msg);
+    sw_error_release(err);
+  }
   o.a = archive_write_new();
   archive_write_set_format_pax_restricted(o.a);
   archive_write_set_bytes_in_last_block(o.a, 1);
