@@ -135,7 +135,7 @@ parse_flags(int argc, char **argv, struct run_flags *f)
     O_CAP_ADD,
     O_CAP_DROP,
     O_PRIVILEGED,
-    O_SECURITY_OPT,
+    O_SECURITY_OPT
   };
   static const struct option longopts[] = {
       {"rm", no_argument, NULL, O_RM},

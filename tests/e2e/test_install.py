@@ -106,6 +106,7 @@ def test_debian_package_builds_installs_and_runs(tmp_path):
                           stdout=subprocess.PIPE, text=True, check=True).stdout
     assert "Package: slipway" in info and "Version: " + version() in info
     assert "libcurl4" in info  # dlopened: shlibs cannot see it
+    assert "slirp4netns" in info  # exec'd by `run`'s default network
     root = tmp_path / "root"
     admin = root / "var" / "lib" / "dpkg"
     for d in ("info", "updates", "triggers"):
