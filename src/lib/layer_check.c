@@ -97,8 +97,7 @@ add_parents(ents_t *e, const char *path)
 static void
 add_tar_entry(ents_t *e, struct archive_entry *ae, long seq)
 {
-  _cleanup_free_ char *p = clean_name(archive_entry_pathname(ae) ? archive_entry_pathname(ae)
-                                                                    : "");
+  _cleanup_free_ char *p = clean_name(archive_entry_pathname(ae) ? archive_entry_pathname(ae) : "");
   if (*p == '\0')
     return; /* the layer's root */
   add_parents(e, p);
@@ -200,8 +199,8 @@ list_dir(int dfd, const char *prefix, ents_t *out, sw_error_t *err)
   while (r == 0 && (de = readdir(d))) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
-    _cleanup_free_ char *rel = *prefix ? xasprintf("%s/%s", prefix, de->d_name)
-                                       : xstrdup(de->d_name);
+    _cleanup_free_ char *rel =
+        *prefix ? xasprintf("%s/%s", prefix, de->d_name) : xstrdup(de->d_name);
     struct stat st;
     if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
       r = sw_error(err, errno, "stat `%s`", rel);
@@ -260,9 +259,7 @@ compare(const ents_t *have, const ents_t *want, sw_layer_diff_t *d)
 {
   size_t i = 0, j = 0;
   while (i < have->n || j < want->n) {
-    int c = i == have->n   ? 1
-            : j == want->n ? -1
-                           : strcmp(have->v[i].path, want->v[j].path);
+    int c = i == have->n ? 1 : j == want->n ? -1 : strcmp(have->v[i].path, want->v[j].path);
     if (c < 0)
       note(d, &d->extra, "extra", have->v[i++].path);
     else if (c > 0)
