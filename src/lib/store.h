@@ -316,8 +316,8 @@ void sw_lease_free(sw_lease_t *l);
 void sw_lease_sweep(sw_store_t *s, sw_prune_report_t *rep);
 
 /* ---- consistency check (store_fsck.c) ----
- * Takes the lock exclusively. Every layer blob is unpacked (digest and diffID verified) and
- * compared with its snapshot entry by entry; snapshots without a blob are re-hashed (tar size);
+ * Takes the lock exclusively. Every layer blob is read once (digest and diffID verified) and its
+ * entries compared with its snapshot's; snapshots without a blob are re-hashed (tar size);
  * every other blob is hashed; images' and cache records' references are followed. Each problem
  * (and each repair) is a line on out. repair: replace bad snapshots from their blobs, drop what
  * cannot be mended (bad blobs, their rows, images and cache records naming what is gone) and

@@ -1,13 +1,14 @@
 /* slipway: the store's consistency check (`slipway fsck`). With the lock held exclusively (no
- * other process is half-way through a commit), every layer blob is unpacked once into tmp/ with
- * its digest and diffID verified, and the result is compared entry by entry (names, types, sizes,
- * modes, link targets) with the layer's snapshot; a snapshot with no blob is re-hashed and its
- * tar size compared with the recorded one; every other blob is hashed; every row's references
- * are followed (images → manifest, config, layers; cache records → layers or snapshots).
- * --repair: a bad snapshot is replaced by the fresh unpack of its blob (or trashed with its row
- * and the cache records that use it when it has no blob), a bad or missing blob's rows go, and
- * so do images and cache records that name what is gone. */
+ * other process is half-way through a commit), every layer blob is read once, its digest and
+ * diffID verified, and its entries compared with the layer's snapshot (layer_check.c: names,
+ * types, sizes, modes, link targets); a snapshot with no blob is re-hashed and its tar size
+ * compared with the recorded one; every other blob is hashed; every row's references are
+ * followed (images → manifest, config, layers; cache records → layers or snapshots).
+ * --repair: a bad snapshot is replaced by a fresh unpack of its blob (or trashed with its row and
+ * the cache records that use it when it has no blob), a bad or missing blob's rows go, and so do
+ * images and cache records that name what is gone. */
 #include "layer_apply.h"
+#include "layer_check.h"
 #include "layer_write.h"
 #include "store_internal.h"
 
@@ -103,106 +104,6 @@ users_of(struct fsck *f, const char *diff_id)
   return nr ? xasprintf("used by %zu cache records", nr) : xstrdup("used by nothing");
 }
 
-/* ---- comparing two trees ---- */
-
-struct diff {
-  size_t missing, extra, changed;
-  char *first; /* the first difference, for the message */
-};
-
-static void
-note(struct diff *d, size_t *count, const char *what, const char *path)
-{
-  (*count)++;
-  if (d->first == NULL)
-    d->first = xasprintf("%s `%s`", what, path);
-}
-
-static int
-cmp_strp(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char **
-sorted_names(int dfd)
-{
-  int fd = dup(dfd);
-  DIR *d = fd < 0 ? NULL : fdopendir(fd);
-  char **v = xcalloc(1, sizeof(*v));
-  struct dirent *e;
-  if (d == NULL) {
-    if (fd >= 0)
-      close(fd);
-    return v;
-  }
-  rewinddir(d);
-  while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-      sw_strv_push(&v, e->d_name);
-  closedir(d);
-  qsort(v, sw_strv_len(v), sizeof(char *), cmp_strp);
-  return v;
-}
-
-static bool
-same_entry(int afd, int bfd, const char *name, const struct stat *a, const struct stat *b)
-{
-  if ((a->st_mode & S_IFMT) != (b->st_mode & S_IFMT))
-    return false;
-  if (S_ISLNK(a->st_mode)) {
-    char la[4096], lb[4096];
-    ssize_t na = readlinkat(afd, name, la, sizeof(la));
-    ssize_t nb = readlinkat(bfd, name, lb, sizeof(lb));
-    return na == nb && na >= 0 && memcmp(la, lb, (size_t)na) == 0;
-  }
-  if ((a->st_mode & 07777) != (b->st_mode & 07777))
-    return false;
-  if (S_ISREG(a->st_mode))
-    return a->st_size == b->st_size;
-  if (S_ISCHR(a->st_mode) || S_ISBLK(a->st_mode))
-    return a->st_rdev == b->st_rdev;
-  return true;
-}
-
-/* Compare directory have (the snapshot) with want (its blob unpacked), below path. */
-static void
-compare_dirs(int have, int want, const char *path, struct diff *d)
-{
-  _cleanup_strv_ char **hv = sorted_names(have);
-  _cleanup_strv_ char **wv = sorted_names(want);
-  size_t i = 0, j = 0;
-  while (hv[i] || wv[j]) {
-    int c = !hv[i] ? 1 : !wv[j] ? -1 : strcmp(hv[i], wv[j]);
-    const char *name = c < 0 ? hv[i] : wv[j];
-    _cleanup_free_ char *rel = *path ? xasprintf("%s/%s", path, name) : xstrdup(name);
-    if (c < 0) {
-      note(d, &d->extra, "extra", rel);
-      i++;
-      continue;
-    }
-    if (c > 0) {
-      note(d, &d->missing, "missing", rel);
-      j++;
-      continue;
-    }
-    struct stat a, b;
-    if (fstatat(have, name, &a, AT_SYMLINK_NOFOLLOW) < 0 ||
-        fstatat(want, name, &b, AT_SYMLINK_NOFOLLOW) < 0 || !same_entry(have, want, name, &a, &b))
-      note(d, &d->changed, "changed", rel);
-    else if (S_ISDIR(a.st_mode)) {
-      _cleanup_close_ int ha = openat(have, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      _cleanup_close_ int wb = openat(want, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (ha < 0 || wb < 0)
-        note(d, &d->changed, "unreadable", rel);
-      else
-        compare_dirs(ha, wb, rel, d);
-    }
-    i++;
-    j++;
-  }
-}
-
 /* ---- layers: blob verified by unpacking it, snapshot compared with the result ---- */
 
 static void
@@ -228,18 +129,49 @@ repair_blob(struct fsck *f, const char *digest)
   repaired(f, "blob %s and its layer row removed (pull, load or build the images again)", digest);
 }
 
+/* The snapshot differs from its (sound) blob: unpack the blob and swap the result in. */
 static void
-check_snapshot_against(struct fsck *f, const char *diff_id, char *fresh)
+repair_snapshot(struct fsck *f, const char *digest, const char *diff_id, const char *media_type)
+{
+  sw_error_t err = NULL;
+  _cleanup_close_ int fd = sw_blob_open(f->s, digest, NULL, &err);
+  _cleanup_free_ char *fresh = fd < 0 ? NULL : sw_store_mkdtemp(f->s, "fsck-", &err);
+  sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
+  o.name = digest;
+  o.codec = sw_codec_from_media_type(media_type);
+  o.expect_diff_id = diff_id;
+  if (fresh == NULL || sw_layer_apply(fd, fresh, &o, NULL, &err) < 0 ||
+      sw_snapshot_commit(f->s, fresh, diff_id, &err) < 0) {
+    fprintf(f->o->out, "  cannot repair: %s\n", err->msg);
+    sw_error_release(&err);
+    drop_tree(fresh);
+    return;
+  }
+  repaired(f, "snapshot of layer %s replaced by its blob's content", diff_id);
+}
+
+static void
+check_layer(struct fsck *f, const char *digest, const char *diff_id, const char *media_type)
 {
   _cleanup_free_ char *snap = sw_snapshot_path(f->s, diff_id);
-  _cleanup_close_ int have = open(snap, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  _cleanup_close_ int want = open(fresh, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  struct diff d = {0};
-  sw_error_t err = NULL;
-  if (have < 0 || want < 0)
-    return; /* no snapshot: unpacked on first use */
+  bool has_snap = access(snap, F_OK) == 0;
+  sw_layer_diff_t d = {0};
+  sw_error_t why = NULL;
+  f->rep->blobs++;
+  sw_strv_push(&f->verified, digest);
+  _cleanup_close_ int fd = sw_blob_open(f->s, digest, NULL, &why);
+  if (fd < 0 || sw_layer_check(fd, sw_codec_from_media_type(media_type), digest, diff_id,
+                               has_snap ? snap : NULL, &d, &why) < 0) {
+    _cleanup_free_ char *who = users_of(f, diff_id);
+    problem(f, "layer %s (%s): blob %s: %s", diff_id, who, digest, why->msg);
+    sw_error_release(&why);
+    if (f->o->repair)
+      repair_blob(f, digest);
+    return;
+  }
+  if (!has_snap)
+    return; /* unpacked on first use */
   f->rep->snapshots++;
-  compare_dirs(have, want, "", &d);
   if (d.missing + d.extra + d.changed == 0)
     return;
   _cleanup_free_ char *who = users_of(f, diff_id);
@@ -248,53 +180,8 @@ check_snapshot_against(struct fsck *f, const char *diff_id, char *fresh)
           "changed (first: %s)",
           snap, diff_id, who, d.missing, d.extra, d.changed, d.first);
   free(d.first);
-  if (!f->o->repair)
-    return;
-  if (sw_snapshot_commit(f->s, fresh, diff_id, &err) < 0) {
-    fprintf(f->o->out, "  cannot repair: %s\n", err->msg);
-    sw_error_release(&err);
-    return;
-  }
-  fresh[0] = '\0'; /* consumed */
-  repaired(f, "snapshot of layer %s replaced by its blob's content", diff_id);
-}
-
-static int
-check_layer(struct fsck *f, const char *digest, const char *diff_id, const char *media_type,
-            sw_error_t *err)
-{
-  _cleanup_free_ char *fresh = NULL;
-  sw_layer_apply_opts_t o = sw_layer_apply_opts_default();
-  sw_error_t why = NULL;
-  f->rep->blobs++;
-  sw_strv_push(&f->verified, digest);
-  _cleanup_close_ int fd = sw_blob_open(f->s, digest, NULL, &why);
-  if (fd < 0) {
-    _cleanup_free_ char *who = users_of(f, diff_id);
-    problem(f, "layer %s (%s): %s", diff_id, who, why->msg);
-    sw_error_release(&why);
-    if (f->o->repair)
-      repair_blob(f, digest);
-    return 0;
-  }
-  if ((fresh = sw_store_mkdtemp(f->s, "fsck-", err)) == NULL)
-    return -1;
-  o.name = digest;
-  o.codec = sw_codec_from_media_type(media_type);
-  o.expect_digest = digest;
-  o.expect_diff_id = diff_id;
-  if (sw_layer_apply(fd, fresh, &o, NULL, &why) < 0) {
-    _cleanup_free_ char *who = users_of(f, diff_id);
-    problem(f, "layer %s (%s): %s", diff_id, who, why->msg);
-    sw_error_release(&why);
-    if (f->o->repair)
-      repair_blob(f, digest);
-  } else {
-    check_snapshot_against(f, diff_id, fresh);
-  }
-  if (fresh[0])
-    drop_tree(fresh);
-  return 0;
+  if (f->o->repair)
+    repair_snapshot(f, digest, diff_id, media_type);
 }
 
 static int
@@ -306,8 +193,7 @@ check_layers(struct fsck *f, sw_error_t *err)
   if (v == NULL)
     return -1;
   for (char **c = v; *c; c += 3)
-    if (check_layer(f, c[0], c[1], c[2], err) < 0)
-      return -1;
+    check_layer(f, c[0], c[1], c[2]);
   return 0;
 }
 

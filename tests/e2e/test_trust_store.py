@@ -110,7 +110,9 @@ def test_fsck_finds_and_repairs_damaged_snapshots_and_blobs(slipway, busybox_ima
     # stage `mid` is not shipped: its layer is a snapshot with no blob
     (ctx / "Dockerfile").write_text(
         "FROM busybox AS mid\nRUN mkdir /m && echo 12345 > /m/a && echo 6789 > /m/b\n"
-        "FROM busybox\nCOPY d /d\nCOPY --from=mid /m/b /b\n")
+        "FROM busybox\nCOPY d /d\nCOPY --from=mid /m/b /b\n"
+        # a whiteout, an opaque directory and a hardlink: fsck knows their overlay forms
+        "RUN rm /etc/group && rm -rf /usr && mkdir -p /usr/x && busybox ln /b /b2\n")
     slipway("build", "-t", "app", ctx)
     p = fsck(slipway)
     assert p.returncode == 0, p.stdout

@@ -1,7 +1,8 @@
 /* Unit tests for the layer codecs: compress.c, layer_write.c, layer_apply.c.
  * Round trips (dir → tar → dir, every codec), determinism and SOURCE_DATE_EPOCH clamping,
  * whiteouts in both target modes, and crafted malicious tars that must be refused with nothing
- * written outside the target. Needs root (chown, device nodes, trusted.* xattrs). */
+ * written outside the target; layer_check.c (fsck's snapshot-against-blob comparison). Needs root
+ * (chown, device nodes, trusted.* xattrs). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 
 #include "compress.h"
 #include "layer_apply.h"
+#include "layer_check.h"
 #include "layer_write.h"
 
 #include <archive.h>
@@ -656,6 +658,72 @@ test_verify_mismatch(void **state)
   rm_tree(dst);
 }
 
+/* ---- layer_check.c ---- */
+
+static void
+check_diff(int fd, const sw_layer_info_t *w, const char *dir, size_t missing, size_t extra,
+           size_t changed, const char *first)
+{
+  sw_layer_diff_t d;
+  sw_error_t err = NULL;
+  assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+  if (sw_layer_check(fd, NULL, w->digest, w->diff_id, dir, &d, &err) < 0)
+    fail_msg("sw_layer_check: %s", err->msg);
+  assert_int_equal(d.missing, missing);
+  assert_int_equal(d.extra, extra);
+  assert_int_equal(d.changed, changed);
+  if (first)
+    assert_string_equal(d.first, first);
+  else
+    assert_null(d.first);
+  free(d.first);
+}
+
+/* A snapshot matches its blob (whiteouts, opaque dirs, hardlinks, devices, links), as written
+ * and as unpacked, until an entry goes, changes or appears; a blob that is not what its
+ * digests say is an error. */
+static void
+test_layer_check(void **state)
+{
+  _cleanup_free_ char *src = mktemp_dir(), *dst = mktemp_dir();
+  _cleanup_close_ int fd = memfd();
+  sw_layer_info_t w;
+  sw_layer_diff_t d;
+  sw_error_t err = NULL;
+  char *p = NULL;
+
+  make_snapshot(src);
+  write_layer(src, &sw_codec_gzip, SW_EPOCH_NONE, fd, &w);
+  check_diff(fd, &w, src, 0, 0, 0, NULL);
+  assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+  if (sw_layer_apply(fd, dst, NULL, NULL, &err) < 0)
+    fail_msg("sw_layer_apply: %s", err->msg);
+  check_diff(fd, &w, dst, 0, 0, 0, NULL);
+
+  assert_int_equal(unlink(p = xasprintf("%s/a/plain", dst)), 0);
+  free(p);
+  check_diff(fd, &w, dst, 1, 0, 0, "missing `a/plain`");
+  assert_int_equal(unlink(p = xasprintf("%s/gone", dst)), 0); /* a whiteout */
+  free(p);
+  check_diff(fd, &w, dst, 2, 0, 0, "missing `a/plain`");
+  put_file(dst, "a/new", "x", 0644);
+  check_diff(fd, &w, dst, 2, 1, 0, "extra `a/new`"); /* the first by path */
+  assert_int_equal(chmod(p = xasprintf("%s/a/suid", dst), 0755), 0);
+  free(p);
+  check_diff(fd, &w, dst, 2, 1, 1, "changed `a/hard`"); /* the tar's file; a/suid links it */
+
+  assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+  assert_int_equal(sw_layer_check(fd, NULL, w.diff_id, NULL, NULL, &d, &err), -1);
+  assert_non_null(strstr(err->msg, "digest"));
+  sw_error_release(&err);
+  assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+  assert_int_equal(sw_layer_check(fd, NULL, NULL, w.digest, NULL, &d, &err), -1);
+  assert_non_null(strstr(err->msg, "diffID"));
+  sw_error_release(&err);
+  rm_tree(src);
+  rm_tree(dst);
+}
+
 int
 main(void)
 {
@@ -665,6 +733,7 @@ main(void)
       cmocka_unit_test(test_deterministic),  cmocka_unit_test(test_malicious),
       cmocka_unit_test(test_whiteouts),      cmocka_unit_test(test_codecs),
       cmocka_unit_test(test_names),          cmocka_unit_test(test_verify_mismatch),
+      cmocka_unit_test(test_layer_check),
   };
   if (geteuid() != 0) {
     fprintf(stderr, "test_layer: needs root (chown, mknod, trusted.* xattrs)\n");
