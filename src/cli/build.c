@@ -11,6 +11,7 @@
 #include "../lib/layer_write.h"
 #include "../lib/plan.h"
 #include "../lib/progress.h"
+#include "../lib/recipe.h"
 #include "../lib/solve.h"
 #include "../lib/store.h"
 
@@ -28,6 +29,8 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -f, --file FILE           the Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)\n"
+    "      --recipe python       build CONTEXT as a Python/Django project, not from its\n"
+    "                            Dockerfile (the default when it has none; see `slipway recipe`)\n"
     "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
     "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
@@ -75,6 +78,8 @@ typedef struct {
   bool cache_max;    /* mode=max */
   bool cache_ignore_error;
   char **insecure;
+  bool recipe;      /* --recipe python */
+  bool used_recipe; /* no Dockerfile: the recipe wrote one */
 } build_opts_t;
 
 static void
@@ -170,6 +175,7 @@ enum {
   OPT_ALLOW,
   OPT_CACHE_TO,
   OPT_CACHE_FROM,
+  OPT_RECIPE,
 };
 
 static int
@@ -191,6 +197,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"cache-to", required_argument, NULL, OPT_CACHE_TO},
       {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
       {"insecure-registry", required_argument, NULL, 'I'},
+      {"recipe", required_argument, NULL, OPT_RECIPE},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
@@ -291,6 +298,11 @@ parse_args(int argc, char **argv, build_opts_t *o)
     case 'I':
       sw_strv_push(&o->insecure, optarg);
       break;
+    case OPT_RECIPE:
+      if (strcmp(optarg, "python") != 0)
+        return sw_cli_usage_error("build", "--recipe: only `python` is known, not `%s`", optarg);
+      o->recipe = true;
+      break;
     case 'q':
       o->quiet = true;
       break;
@@ -326,9 +338,31 @@ on_signal(int sig)
   sw_solve_interrupt();
 }
 
+/* No Dockerfile: the recipe writes one for a Python project (recipe.h). */
 static int
-load_dockerfile(const build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw_error_t *err)
+load_recipe(build_opts_t *o, sw_dockerfile_t **df, sw_error_t *err)
 {
+  _cleanup_(sw_recipe_freep) sw_recipe_t *r = NULL;
+  if (sw_recipe_load(o->context, o->build_args, &r, err) < 0)
+    return -1;
+  _cleanup_free_ char *text = sw_recipe_dockerfile(r);
+  _cleanup_free_ char *name = xasprintf("%s (slipway recipe)", o->context);
+  if (!o->quiet)
+    fprintf(stderr,
+            "slipway: building `%s` with the Python recipe (%s, %s); `slipway recipe %s` shows "
+            "how, `--dockerfile` the equivalent Dockerfile\n",
+            o->context, r->packaged ? "packaged" : "unpackaged", r->wsgi_app, o->context);
+  o->used_recipe = true;
+  return sw_dockerfile_parse(name, text, strlen(text), df, err);
+}
+
+static int
+load_dockerfile(build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw_error_t *err)
+{
+  if (o->recipe) {
+    *path_out = NULL;
+    return load_recipe(o, df, err);
+  }
   if (o->file && strcmp(o->file, "-") == 0) {
     _cleanup_buf_ sw_buf_t b = {0};
     char buf[65536];
@@ -341,9 +375,17 @@ load_dockerfile(const build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw
   char *path = o->file ? xstrdup(o->file) : xasprintf("%s/Dockerfile", o->context);
   struct stat st;
   if (stat(path, &st) < 0) {
-    int r = sw_error_code(err, SW_EXIT_USAGE, errno, "Dockerfile `%s`", path);
+    int e = errno;
     free(path);
-    return r;
+    if (o->file == NULL && e == ENOENT && sw_recipe_detect_python(o->context)) {
+      *path_out = NULL;
+      return load_recipe(o, df, err);
+    }
+    _cleanup_free_ char *p = xasprintf("%s/Dockerfile", o->context);
+    return sw_error_code(err, SW_EXIT_USAGE, e,
+                         "Dockerfile `%s` (give one with -f; a Python project with manage.py, "
+                         "pyproject.toml, setup.py or requirements.txt builds without one)",
+                         o->file ? o->file : p);
   }
   *path_out = path;
   return sw_dockerfile_load(path, df, err);
@@ -660,7 +702,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0) {
     _cleanup_strv_ char **unused = sw_plan_unused_build_args(plan);
     for (size_t i = 0; unused[i]; i++)
-      sw_warn("build arg `%s` was not consumed by any ARG", unused[i]);
+      if (!(o->used_recipe && sw_str_has_prefix(unused[i], "SLIPWAY_")))
+        sw_warn("build arg `%s` was not consumed by any ARG", unused[i]);
   }
   return rc;
 }
