@@ -14,16 +14,15 @@
 
 /* When the project has no .dockerignore: what never belongs in an image. */
 static const char *const default_excludes[] = {
-    ".git",          ".hg",          ".svn",        ".venv",         "venv",
-    "**/__pycache__", "**/*.pyc",    "**/*.pyo",    "*.egg-info",    "build",
-    "dist",          "node_modules", ".tox",        ".nox",          ".pytest_cache",
-    ".mypy_cache",   ".ruff_cache",  "**/*.mo",     "*.sqlite3",     ".env",
-    ".env.*",        "media",        "staticfiles", "static.dist",   "Dockerfile*",
-    ".dockerignore",
+    ".git",        ".hg",           ".svn",          ".venv",       "venv",        "**/__pycache__",
+    "**/*.pyc",    "**/*.pyo",      "*.egg-info",    "build",       "dist",        "node_modules",
+    ".tox",        ".nox",          ".pytest_cache", ".mypy_cache", ".ruff_cache", "**/*.mo",
+    "*.sqlite3",   ".env",          ".env.*",        "media",       "staticfiles", "static.dist",
+    "Dockerfile*", ".dockerignore",
 };
 
 static const char *const python_markers[] = {
-    "manage.py", "pyproject.toml", "setup.py",   "setup.cfg",
+    "manage.py", "pyproject.toml", "setup.py",     "setup.cfg",
     "uv.lock",   "poetry.lock",    "Pipfile.lock",
 };
 
@@ -231,8 +230,8 @@ deps_from_pyproject(project_t *pr, sw_recipe_t *r, char *const *extras, sw_error
                            "extra `%s` (SLIPWAY_EXTRAS / [tool.slipway] extras) is not in "
                            "pyproject.toml [project.optional-dependencies]",
                            extras[i]);
-    _cleanup_free_ char *where = xasprintf("pyproject.toml [project.optional-dependencies] %s",
-                                           extras[i]);
+    _cleanup_free_ char *where =
+        xasprintf("pyproject.toml [project.optional-dependencies] %s", extras[i]);
     if (add_list(r, a, where, err) < 0)
       return -1;
   }
@@ -270,8 +269,7 @@ deps_from_setup_py(sw_recipe_t *r, const char *py, sw_error_t *err)
 
 /* Pipfile.lock's "default" section: pinned names and versions (JSON, read as TOML would not:
  * a tiny scan for "name": {"version": "==x"} pairs is enough for the pins). */
-static int
-deps_from_pipfile_lock(project_t *pr, sw_recipe_t *r, sw_error_t *err);
+static int deps_from_pipfile_lock(project_t *pr, sw_recipe_t *r, sw_error_t *err);
 
 static int
 load_deps(project_t *pr, sw_recipe_t *r, const char *setup_cfg, const char *setup_py,
@@ -292,8 +290,8 @@ load_deps(project_t *pr, sw_recipe_t *r, const char *setup_cfg, const char *setu
     sw_strv_push(&found, "setup.cfg install_requires");
   if (setup_py && strstr(setup_py, "install_requires"))
     sw_strv_push(&found, "setup.py install_requires");
-  for (const char *lock = "uv.lock"; lock; lock = strcmp(lock, "uv.lock") == 0 ? "poetry.lock"
-                                                                               : NULL)
+  for (const char *lock = "uv.lock"; lock;
+       lock = strcmp(lock, "uv.lock") == 0 ? "poetry.lock" : NULL)
     if (exists_in(pr->dir, lock))
       sw_strv_push_take(&r->notes,
                         xasprintf("%s is not read yet: export it (`uv export` / `poetry export`) "
@@ -304,11 +302,10 @@ load_deps(project_t *pr, sw_recipe_t *r, const char *setup_cfg, const char *setu
                              "or setup.py install_requires)");
   } else {
     if (found[1])
-      sw_strv_push_take(&r->notes,
-                        xasprintf("dependencies: %s wins over %s (choose with "
-                                  "[tool.slipway] requirements = \"FILE\" or "
-                                  "--build-arg SLIPWAY_REQUIREMENTS=FILE)",
-                                  found[0], found[1]));
+      sw_strv_push_take(&r->notes, xasprintf("dependencies: %s wins over %s (choose with "
+                                             "[tool.slipway] requirements = \"FILE\" or "
+                                             "--build-arg SLIPWAY_REQUIREMENTS=FILE)",
+                                             found[0], found[1]));
     int rc;
     if (strcmp(found[0], "Pipfile.lock") == 0)
       rc = deps_from_pipfile_lock(pr, r, err);
@@ -502,9 +499,9 @@ collect_inputs(project_t *pr, sw_recipe_t *r, const char *settings_file)
     const char *f = pr->files[i];
     const char *b = base_name(f);
     bool in_static = sw_str_has_prefix(f, "static/") || under_dir_named(f, "static");
-    bool in_settings = package ? strncmp(f, settings_file, dirlen) == 0 &&
-                                     sw_str_has_suffix(f, ".py")
-                               : strcmp(f, settings_file) == 0;
+    bool in_settings = package
+                           ? strncmp(f, settings_file, dirlen) == 0 && sw_str_has_suffix(f, ".py")
+                           : strcmp(f, settings_file) == 0;
     if (in_static || in_settings || strcmp(b, "__init__.py") == 0 || strcmp(b, "apps.py") == 0)
       sw_strv_push(&r->static_inputs, f);
     if (sw_str_has_suffix(f, ".po") && under_dir_named(f, "LC_MESSAGES")) {
@@ -549,9 +546,9 @@ load_django(project_t *pr, sw_recipe_t *r, sw_error_t *err)
                                 nl ? (size_t)(nl - eq - 1 - strspn(eq + 1, " \t")) : 80);
   }
   collect_inputs(pr, r, file);
-  r->collectstatic = setting_bool(pr, "collectstatic",
-                                  r->static_root != NULL &&
-                                      strstr(text, "django.contrib.staticfiles") != NULL);
+  r->collectstatic =
+      setting_bool(pr, "collectstatic",
+                   r->static_root != NULL && strstr(text, "django.contrib.staticfiles") != NULL);
   r->compilemessages = setting_bool(pr, "compilemessages", r->po_files != NULL);
   if (r->compilemessages && r->po_files == NULL)
     r->compilemessages = false;
@@ -666,8 +663,7 @@ load_ignore(project_t *pr, sw_recipe_t *r, sw_error_t *err)
     sw_strv_push(&r->excludes, default_excludes[i]);
   }
   _cleanup_free_ char *text = sw_buf_steal(&b);
-  return sw_ignore_parse("the recipe's default ignore list", text, strlen(text), &pr->ignore,
-                         err);
+  return sw_ignore_parse("the recipe's default ignore list", text, strlen(text), &pr->ignore, err);
 }
 
 int
@@ -679,8 +675,8 @@ sw_recipe_load(const char *dir, char *const *build_args, sw_recipe_t **out, sw_e
   int rc = -1;
   r->dir = xstrdup(dir);
   pyproject = maybe_read(&pr, "pyproject.toml");
-  if (pyproject && sw_toml_parse("pyproject.toml", pyproject, strlen(pyproject), &pr.pyproject,
-                                 err) < 0)
+  if (pyproject &&
+      sw_toml_parse("pyproject.toml", pyproject, strlen(pyproject), &pr.pyproject, err) < 0)
     goto out;
   setup_cfg = maybe_read(&pr, "setup.cfg");
   setup_py = maybe_read(&pr, "setup.py");
@@ -691,9 +687,8 @@ sw_recipe_load(const char *dir, char *const *build_args, sw_recipe_t **out, sw_e
   bool cfg_pkg = setup_cfg && (strstr(setup_cfg, "[metadata]") || strstr(setup_cfg, "[options]"));
   r->packaged = setting_bool(&pr, "packaged",
                              sw_toml_has(pr.pyproject, "build-system") || setup_py || cfg_pkg);
-  r->pkg_root = xstrdup(r->packaged && exists_in(dir, "src") && !exists_in(dir, "manage.py")
-                            ? "src/"
-                            : "");
+  r->pkg_root =
+      xstrdup(r->packaged && exists_in(dir, "src") && !exists_in(dir, "manage.py") ? "src/" : "");
   project_name(&pr, r, setup_cfg, setup_py);
   python_image(&pr, r, setup_cfg, setup_py);
   const char *port = setting(&pr, "port");
@@ -702,8 +697,17 @@ sw_recipe_load(const char *dir, char *const *build_args, sw_recipe_t **out, sw_e
   r->apt_runtime = setting_list(&pr, "apt-packages");
   if (load_deps(&pr, r, setup_cfg, setup_py, err) < 0 || load_django(&pr, r, err) < 0)
     goto out;
-  if (r->packaged)
+  if (r->packaged) {
     package_files(&pr, r);
+    char *const *br = sw_toml_array(pr.pyproject, "build-system.requires");
+    r->build_requires = br ? sw_strv_dup(br) : NULL;
+    if (r->build_requires == NULL || r->build_requires[0] == NULL) {
+      sw_strv_free(r->build_requires);
+      r->build_requires = NULL;
+      sw_strv_push(&r->build_requires, "setuptools>=40.8.0");
+      sw_strv_push(&r->build_requires, "wheel");
+    }
+  }
   *out = steal_ptr(&r);
   rc = 0;
 out:
@@ -734,6 +738,7 @@ sw_recipe_free(sw_recipe_t *r)
   free(r->static_root);
   free(r->pkg_root);
   sw_strv_free(r->package_files);
+  sw_strv_free(r->build_requires);
   sw_strv_free(r->po_files);
   sw_strv_free(r->static_inputs);
   sw_strv_free(r->locales);

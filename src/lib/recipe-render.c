@@ -46,6 +46,22 @@ copy_parents(sw_buf_t *b, char *const *files, const char *dest)
   sw_buf_puts(b, "]\n");
 }
 
+/* 'x' for sh, ' as '\'' */
+static char *
+shell_quote(const char *s)
+{
+  sw_buf_t b = {0};
+  sw_buf_putc(&b, '\'');
+  for (; *s; s++) {
+    if (*s == '\'')
+      sw_buf_puts(&b, "'\\''");
+    else
+      sw_buf_putc(&b, *s);
+  }
+  sw_buf_putc(&b, '\'');
+  return sw_buf_steal(&b);
+}
+
 static void
 pip_args(sw_buf_t *b)
 {
@@ -83,9 +99,10 @@ pip_install(sw_buf_t *b, const char *what)
 static void
 stage_deps(sw_buf_t *b, const sw_recipe_t *r)
 {
-  sw_buf_printf(b, "\n# Dependencies: the normalized set read from %s (names canonical, "
-                   "sorted,\n# comments and formatting dropped), so only a changed "
-                   "requirement reinstalls.\n",
+  sw_buf_printf(b,
+                "\n# Dependencies: the normalized set read from %s (names canonical, "
+                "sorted,\n# comments and formatting dropped), so only a changed "
+                "requirement reinstalls.\n",
                 r->deps_source);
   sw_buf_puts(b, "FROM base AS deps\n");
   apt_install(b, r->apt_build);
@@ -109,9 +126,16 @@ stage_package(sw_buf_t *b, const sw_recipe_t *r)
                  "FROM base AS package\n");
   apt_install(b, r->apt_build);
   pip_args(b);
-  sw_buf_puts(b, "WORKDIR /src\n");
+  /* The build backend once, in its own cached step: the package build itself then needs no
+   * isolated environment (pip would set one up, from the index, on every code change). */
+  sw_buf_puts(b, "RUN pip install --no-warn-script-location");
+  for (size_t i = 0; r->build_requires && r->build_requires[i]; i++) {
+    _cleanup_free_ char *q = shell_quote(r->build_requires[i]);
+    sw_buf_printf(b, " %s", q);
+  }
+  sw_buf_puts(b, "\nWORKDIR /src\n");
   copy_parents(b, r->package_files, "/src/");
-  pip_install(b, "--no-deps .");
+  pip_install(b, "--no-deps --no-build-isolation .");
 }
 
 static void
@@ -129,11 +153,13 @@ stage_messages(sw_buf_t *b, const sw_recipe_t *r)
                  "\\\n"
                  "    done \\\n");
   if (r->packaged)
-    sw_buf_printf(b, " && sp=$(python -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))') "
-                     "\\\n && mkdir -p \"/out$sp\" && cp -a /src/%s. \"/out$sp/\"\n",
+    sw_buf_printf(b,
+                  " && sp=$(python -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))') "
+                  "\\\n && mkdir -p \"/out$sp\" && cp -a /src/%s. \"/out$sp/\"\n",
                   r->pkg_root);
   else
-    sw_buf_puts(b, " && mkdir -p /out/app && cp -a /src/. /out/app/ && " APP_DIR_OWNER " /out/app\n");
+    sw_buf_puts(b,
+                " && mkdir -p /out/app && cp -a /src/. /out/app/ && " APP_DIR_OWNER " /out/app\n");
 }
 
 static void
@@ -206,20 +232,20 @@ stage_runtime(sw_buf_t *b, const sw_recipe_t *r)
     sw_buf_puts(b, " org.opencontainers.image.version=");
     json_str(b, r->version);
   }
+  /* What changes most often comes last: a new layer there re-runs nothing after it. */
   sw_buf_puts(b, "\nCOPY --from=deps /install /usr/local\n");
-  if (r->packaged)
-    sw_buf_puts(b, "COPY --from=package /install /usr/local\n");
   if (r->compilemessages)
     sw_buf_puts(b, "COPY --from=messages /out/ /\n");
   if (r->collectstatic)
     sw_buf_puts(b, "COPY --from=static /out/ /\n");
-  if (!r->packaged)
-    sw_buf_puts(b, "COPY --from=app /app /app\n");
-  sw_buf_printf(b, "WORKDIR /app\n"
-                   "USER " APP_UID ":" APP_UID "\n"
-                   "EXPOSE %s\n"
-                   "ENTRYPOINT [\"/usr/local/bin/slipway-entrypoint\"]\n"
-                   "CMD []\n",
+  sw_buf_puts(b, r->packaged ? "COPY --from=package /install /usr/local\n"
+                             : "COPY --from=app /app /app\n");
+  sw_buf_printf(b,
+                "WORKDIR /app\n"
+                "USER " APP_UID ":" APP_UID "\n"
+                "EXPOSE %s\n"
+                "ENTRYPOINT [\"/usr/local/bin/slipway-entrypoint\"]\n"
+                "CMD []\n",
                 r->port);
 }
 
@@ -271,8 +297,8 @@ sw_recipe_describe(const sw_recipe_t *r)
                 r->packaged ? "packaged (built into a wheel; no source tree in the image)"
                             : "unpackaged (the source tree goes to /app)",
                 *r->pkg_root ? ", src/ layout" : "");
-  sw_buf_printf(&b, "%-18s%s (%s; --build-arg PYTHON_IMAGE=... overrides)\n", "python image:",
-                r->python_image, r->python_reason);
+  sw_buf_printf(&b, "%-18s%s (%s; --build-arg PYTHON_IMAGE=... overrides)\n",
+                "python image:", r->python_image, r->python_reason);
   sw_buf_printf(&b, "%-18s%s%s\n", "dependencies:", r->deps_source,
                 r->gunicorn_added ? " (+ gunicorn, which it does not list)" : "");
   for (size_t i = 0; r->deps.options && r->deps.options[i]; i++)
@@ -301,13 +327,15 @@ sw_recipe_describe(const sw_recipe_t *r)
   if (r->compilemessages)
     sw_buf_printf(&b, "  messages   %zu .po files -> msgfmt\n", sw_strv_len(r->po_files));
   if (r->collectstatic)
-    sw_buf_printf(&b, "  static     %zu files (settings, package markers, static sources) "
-                      "-> collectstatic\n",
+    sw_buf_printf(&b,
+                  "  static     %zu files (settings, package markers, static sources) "
+                  "-> collectstatic\n",
                   sw_strv_len(r->static_inputs));
   if (!r->packaged)
     sw_buf_puts(&b, "  app        the source tree -> /app, bytecode\n");
-  sw_buf_printf(&b, "  runtime    base + deps%s%s%s%s, user " APP_UID ", entrypoint: migrate, "
-                    "then gunicorn %s on [::]:${PORT:-%s}\n",
+  sw_buf_printf(&b,
+                "  runtime    base + deps%s%s%s%s, user " APP_UID ", entrypoint: migrate, "
+                "then gunicorn %s on [::]:${PORT:-%s}\n",
                 r->packaged ? " + package" : "", r->compilemessages ? " + .mo" : "",
                 r->collectstatic ? " + static" : "", r->packaged ? "" : " + /app", r->wsgi_app,
                 r->port);

@@ -183,16 +183,16 @@ sw_req_normalize(const char *req, char **out, sw_error_t *err)
     p = skip_ws(p);
     semi = *p == ';' ? p : NULL;
     if (*p && *p != ';')
-      return sw_error_code(err, SW_EXIT_USAGE, 0,
-                           "requirement `%s`: unexpected `%s` after the URL", req, p);
+      return sw_error_code(err, SW_EXIT_USAGE, 0, "requirement `%s`: unexpected `%s` after the URL",
+                           req, p);
   } else {
     semi = strchr(p, ';');
     size_t n = semi ? (size_t)(semi - p) : strlen(p);
     for (size_t i = 0; i < n; i++)
       if (!isspace((unsigned char)p[i]) && !strchr("<>=!~.,*()+", p[i]) &&
           !isalnum((unsigned char)p[i]))
-        return sw_error_code(err, SW_EXIT_USAGE, 0,
-                             "requirement `%s`: `%c` in a version specifier", req, p[i]);
+        return sw_error_code(err, SW_EXIT_USAGE, 0, "requirement `%s`: `%c` in a version specifier",
+                             req, p[i]);
     put_specifiers(&b, p, n);
   }
   if (semi) {
@@ -268,19 +268,18 @@ typedef struct {
   bool constraint; /* reading a -c file */
 } reader_t;
 
-static int parse_file(reader_t *r, const char *path, const char *text, size_t len,
-                      sw_error_t *err);
+static int parse_file(reader_t *r, const char *path, const char *text, size_t len, sw_error_t *err);
 
 /* pip's options that may stand on a line of their own, with whether they take a value. */
 static const struct {
   const char *shrt, *lng;
   bool value;
 } global_opts[] = {
-    {"-i", "--index-url", true},  {NULL, "--extra-index-url", true},
-    {"-f", "--find-links", true}, {NULL, "--trusted-host", true},
-    {NULL, "--no-index", false},  {NULL, "--pre", false},
-    {NULL, "--prefer-binary", false}, {NULL, "--no-binary", true},
-    {NULL, "--only-binary", true}, {NULL, "--use-feature", true},
+    {"-i", "--index-url", true},       {NULL, "--extra-index-url", true},
+    {"-f", "--find-links", true},      {NULL, "--trusted-host", true},
+    {NULL, "--no-index", false},       {NULL, "--pre", false},
+    {NULL, "--prefer-binary", false},  {NULL, "--no-binary", true},
+    {NULL, "--only-binary", true},     {NULL, "--use-feature", true},
     {NULL, "--require-hashes", false},
 };
 
@@ -343,8 +342,7 @@ match_option(const char *line, const char **value)
 }
 
 static int
-option_line(reader_t *r, const char *where, const char *path, const char *line,
-            sw_error_t *err)
+option_line(reader_t *r, const char *where, const char *path, const char *line, sw_error_t *err)
 {
   static const char *const req_opts[][2] = {{"-r", "--requirement"}, {"-c", "--constraint"}};
   for (int k = 0; k < 2; k++)
@@ -367,9 +365,8 @@ option_line(reader_t *r, const char *where, const char *path, const char *line,
     return sw_error_code(err, SW_EXIT_USAGE, 0, "%s: unknown pip option `%s`", where, line);
   if (global_opts[i].value && *value == '\0')
     return sw_error_code(err, SW_EXIT_USAGE, 0, "%s: `%s` needs a value", where, line);
-  _cleanup_free_ char *opt = global_opts[i].value
-                                 ? xasprintf("%s %s", global_opts[i].lng, value)
-                                 : xstrdup(global_opts[i].lng);
+  _cleanup_free_ char *opt = global_opts[i].value ? xasprintf("%s %s", global_opts[i].lng, value)
+                                                  : xstrdup(global_opts[i].lng);
   if (!sw_strv_contains(r->set->options, opt))
     sw_strv_push(&r->set->options, opt);
   return 0;
@@ -471,8 +468,8 @@ parse_file(reader_t *r, const char *path, const char *text, size_t len, sw_error
 }
 
 int
-sw_reqset_parse(sw_reqset_t *s, const char *path, const char *text, size_t len,
-                sw_req_read_fn read, void *ud, sw_error_t *err)
+sw_reqset_parse(sw_reqset_t *s, const char *path, const char *text, size_t len, sw_req_read_fn read,
+                void *ud, sw_error_t *err)
 {
   reader_t r = {.set = s, .read = read, .ud = ud};
   return parse_file(&r, path, text, len, err);

@@ -154,8 +154,8 @@ lex_string(lexer_t *l, char **out, sw_error_t *err)
             return fail(l, err, "bad \\u escape");
           }
           char h = *l->p;
-          cp = cp * 16 + (unsigned long)(isdigit((unsigned char)h) ? h - '0'
-                                                                    : (tolower(h) - 'a' + 10));
+          cp = cp * 16 +
+               (unsigned long)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
         }
         put_utf8(&b, cp);
         break;
@@ -498,7 +498,9 @@ sw_ini_get(const char *text, size_t len, const char *section, const char *key)
     }
     if (!in_section || indented || n == 0 || s[0] == '#' || s[0] == ';')
       continue;
-    size_t k = strcspn(s, "=:");
+    size_t k = 0;
+    while (k < n && s[k] != '=' && s[k] != ':')
+      k++;
     if (k >= n)
       continue;
     size_t ke = k;
@@ -579,7 +581,8 @@ find_assignment(const char *text, size_t len, const char *key, const char **afte
 {
   size_t kn = strlen(key);
   const char *end = text + len;
-  for (const char *p = text; p && p + kn <= end; p = memmem(p + 1, (size_t)(end - p - 1), key, kn)) {
+  for (const char *p = text; p && p + kn <= end;
+       p = memmem(p + 1, (size_t)(end - p - 1), key, kn)) {
     if (memcmp(p, key, kn) != 0)
       continue;
     if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '.'))

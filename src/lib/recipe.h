@@ -62,8 +62,7 @@ char *sw_reqset_render(const sw_reqset_t *s, const char *constraints_path);
  * x.0, x.1 …), strings (all four kinds), arrays, inline tables, and other scalars kept as
  * text. Enough for pyproject.toml and lock files; not a validator. */
 typedef struct sw_toml sw_toml_t;
-int sw_toml_parse(const char *path, const char *text, size_t len, sw_toml_t **out,
-                  sw_error_t *err);
+int sw_toml_parse(const char *path, const char *text, size_t len, sw_toml_t **out, sw_error_t *err);
 void sw_toml_free(sw_toml_t *t);
 static inline void
 sw_toml_freep(sw_toml_t **t)
@@ -107,11 +106,12 @@ typedef struct {
   char *settings_from;   /* where it was found */
   char *wsgi_app;        /* "foo.wsgi:application" */
   char *wsgi_from;
-  char *static_root;     /* STATIC_ROOT's text in the settings (informative), or NULL */
+  char *static_root; /* STATIC_ROOT's text in the settings (informative), or NULL */
   bool collectstatic;
   bool compilemessages;
   char *pkg_root;        /* "" (flat layout) or "src/" */
   char **package_files;  /* the files a package build reads (packaged) */
+  char **build_requires; /* [build-system] requires (default setuptools, wheel) */
   char **po_files;       /* every .po under a LC_MESSAGES directory */
   char **static_inputs;  /* what collectstatic reads: settings, package markers, static files */
   char **locales;        /* "de", "fr" … */
