@@ -14,11 +14,40 @@
 
 /* When the project has no .dockerignore: what never belongs in an image. */
 static const char *const default_excludes[] = {
-    ".git",        ".hg",           ".svn",          ".venv",       "venv",        "**/__pycache__",
-    "**/*.pyc",    "**/*.pyo",      "*.egg-info",    "build",       "dist",        "node_modules",
-    ".tox",        ".nox",          ".pytest_cache", ".mypy_cache", ".ruff_cache", "**/*.mo",
-    "*.sqlite3",   ".env",          ".env.*",        "media",       "staticfiles", "static.dist",
-    "Dockerfile*", ".dockerignore",
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/*.pyo",
+    "*.egg-info",
+    "build",
+    "dist",
+    "node_modules",
+    ".tox",
+    ".nox",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "**/*.mo",
+    "*.sqlite3",
+    ".env",
+    ".env.*",
+    "media",
+    "staticfiles",
+    "static.dist",
+    "Dockerfile*",
+    ".dockerignore",
+    /* Read by the recipe's dependency step, not by the app: an edit to them must not re-copy
+     * the source tree. */
+    "requirements*.txt",
+    "requirements",
+    "Pipfile",
+    "Pipfile.lock",
+    "uv.lock",
+    "poetry.lock",
 };
 
 static const char *const python_markers[] = {

@@ -88,8 +88,7 @@ static char *
 render(const char *text, const files_t *f, sw_error_t *err)
 {
   sw_reqset_t s = {0};
-  if (sw_reqset_parse(&s, "requirements.txt", text, strlen(text), read_fake, (void *)f, err) <
-      0) {
+  if (sw_reqset_parse(&s, "requirements.txt", text, strlen(text), read_fake, (void *)f, err) < 0) {
     sw_reqset_clear(&s);
     return NULL;
   }
@@ -106,18 +105,17 @@ test_requirements_file(void **state)
   files_t f = {{"req/base.txt", "req/pins.txt"},
                {"-c pins.txt\nsqlparse\n", "sqlparse==0.4.2 # pinned\n"}};
   sw_error_t err = NULL;
-  _cleanup_free_ char *out =
-      render("# comment\n"
-             "--index-url https://pypi.example/simple\n"
-             "Django>=3.2,<4.0   # the framework\n"
-             "-r req/base.txt\n"
-             "gunicorn \\\n"
-             "  ==20.1.0 \\\n"
-             "  --hash=sha256:bbb --hash sha256:aaa\n"
-             "\n"
-             "  pytz\r\n"
-             "foo @ https://x.example/foo.whl#sha256=abc\n",
-             &f, &err);
+  _cleanup_free_ char *out = render("# comment\n"
+                                    "--index-url https://pypi.example/simple\n"
+                                    "Django>=3.2,<4.0   # the framework\n"
+                                    "-r req/base.txt\n"
+                                    "gunicorn \\\n"
+                                    "  ==20.1.0 \\\n"
+                                    "  --hash=sha256:bbb --hash sha256:aaa\n"
+                                    "\n"
+                                    "  pytz\r\n"
+                                    "foo @ https://x.example/foo.whl#sha256=abc\n",
+                                    &f, &err);
   if (out == NULL)
     fail_msg("%s", err->msg);
   assert_string_equal(out, "--index-url https://pypi.example/simple\n"
@@ -251,8 +249,8 @@ static void
 test_toml_errors(void **state)
 {
   (void)state;
-  const char *bad[] = {"a = \"open\n", "[x\n", "a = [1, 2\n", "= 1\n", "a = 'x' b\n",
-                       "a = {b = 1\n"};
+  const char *bad[] = {"a = \"open\n", "[x\n",        "a = [1, 2\n",
+                       "= 1\n",        "a = 'x' b\n", "a = {b = 1\n"};
   for (size_t i = 0; i < SW_ARRAY_SIZE(bad); i++) {
     sw_toml_t *t = NULL;
     sw_error_t err = NULL;
@@ -296,7 +294,8 @@ test_setup_cfg_and_py(void **state)
   assert_int_equal(sw_setuppy_list(dyn, strlen(dyn), "tests_require", &l2), 0);
 
   const char *manage = "os.environ.setdefault(\n  'DJANGO_SETTINGS_MODULE', \"mysite.settings\")\n";
-  _cleanup_free_ char *m = sw_py_setdefault_string(manage, strlen(manage), "DJANGO_SETTINGS_MODULE");
+  _cleanup_free_ char *m =
+      sw_py_setdefault_string(manage, strlen(manage), "DJANGO_SETTINGS_MODULE");
   assert_string_equal(m, "mysite.settings");
   const char *settings = "WSGI_APPLICATION == 'no'\nWSGI_APPLICATION = 'a.wsgi.application'\n";
   _cleanup_free_ char *w = sw_py_assigned_string(settings, strlen(settings), "WSGI_APPLICATION");
