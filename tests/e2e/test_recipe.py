@@ -337,3 +337,32 @@ def test_printed_dockerfile_builds_the_same_image(rc, built, tmp_path):
     df.write_text(rc("recipe", "--dockerfile", ctx).stdout)
     steps, _ = rc.build("shop:fromfile", ctx, "-f", str(df))
     assert rc.image_id("shop:fromfile") == rc.image_id("shop:recipe")
+
+
+def test_article_example_builds_without_its_dockerfile(rc, tmp_path):
+    """examples/django (the article's project, packaged with setup.py) with `--recipe python`:
+    the recipe ignores its Dockerfiles and builds what they build, by hand-written steps."""
+    ctx = str(tmp_path / "foo")
+    shutil.copytree(os.path.join(EXAMPLES, "django"), ctx)
+    steps, out = rc.build("foo:recipe", ctx, "--recipe", "python")
+    assert "with the Python recipe (packaged, foo.wsgi:application)" in out, out[:2000]
+    img = rc.image("foo:recipe")
+    assert img.has("app/static.dist/foo/style.css")
+    assert img.glob(r"-packages/foo/locale/de/LC_MESSAGES/django\.mo$")
+    assert not img.glob(r"^app/(foo|manage\.py|setup\.py)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [rc.binary, "run", "--rm", "-e", f"PORT={port}", "-e", "GUNICORN_WORKERS=1", "foo:recipe"],
+        env=rc.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        assert "Hello from foo" in wait_http(url, timeout=90, proc=proc)
+        de = get(url, headers={"Accept-Language": "de"})
+        assert "Hallo von foo" in de and "2 Mal besucht" in de, de
+        assert "foo" in get(f"{url}static/foo/style.css")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
