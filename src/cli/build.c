@@ -353,6 +353,9 @@ load_recipe(build_opts_t *o, sw_dockerfile_t **df, sw_error_t *err)
             "how, `--dockerfile` the equivalent Dockerfile\n",
             o->context, r->packaged ? "packaged" : "unpackaged", r->wsgi_app, o->context);
   o->used_recipe = true;
+  /* Reproducible by default: the same project and base give the same image digest. */
+  if (getenv("SOURCE_DATE_EPOCH") == NULL)
+    setenv("SOURCE_DATE_EPOCH", "0", 1);
   return sw_dockerfile_parse(name, text, strlen(text), df, err);
 }
 

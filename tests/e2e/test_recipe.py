@@ -39,8 +39,10 @@ class Recipe:
         self.workdir = workdir
         self.env = dict(os.environ, SLIPWAY_ROOT=root, SOURCE_DATE_EPOCH=EPOCH)
 
-    def __call__(self, *args, timeout=600, check=True, root=None):
+    def __call__(self, *args, timeout=600, check=True, root=None, epoch=EPOCH):
         env = dict(self.env, SLIPWAY_ROOT=root or self.root)
+        if epoch is None:
+            env.pop("SOURCE_DATE_EPOCH", None)
         p = subprocess.run(
             [self.binary, *args],
             env=env,
@@ -53,7 +55,7 @@ class Recipe:
             assert p.returncode == 0, f"slipway {' '.join(args)} exited {p.returncode}:\n{p.stdout[-4000:]}"
         return p
 
-    def build(self, tag, context, *extra, root=None):
+    def build(self, tag, context, *extra, root=None, epoch=EPOCH):
         p = self(
             "build",
             "--progress=plain",
@@ -67,6 +69,7 @@ class Recipe:
             context,
             timeout=BUILD_TIMEOUT,
             root=root,
+            epoch=epoch,
         )
         steps = parse_plain(p.stdout)
         assert instruction_steps(steps), p.stdout[-3000:]
@@ -366,3 +369,18 @@ def test_article_example_builds_without_its_dockerfile(rc, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_reproducible_in_two_fresh_stores(rc, tmp_path):
+    """No SOURCE_DATE_EPOCH given: the recipe clamps times itself (to 0), bytecode is
+    unchecked-hash, so two cold builds in two empty stores give one image digest."""
+    ids = []
+    for k in ("one", "two"):
+        root = str(tmp_path / k)
+        rc.import_base(root, rc.base_tar)
+        ctx = copy_example("shop", tmp_path / f"ctx-{k}")
+        rc.build("shop:repro", ctx, root=root, epoch=None)
+        ids.append(rc("images", "-q", "--no-trunc", "shop:repro", root=root).stdout.split()[0])
+        created = rc("inspect", "shop:repro", root=root).stdout
+        assert "1970-01-01T00:00:00Z" in created, created[:2000]
+    assert ids[0] == ids[1], ids
