@@ -83,8 +83,66 @@ apt_install(sw_buf_t *b, char *const *pkgs)
 
 /* pip --prefix=/install, made layout-independent: Debian's pip writes PREFIX/local/…, and
  * bytecode compiled once, deterministically (unchecked-hash .pyc, paths as installed). */
+/* The packaging lint (the article's addendum), run on the installed package: every .py under
+ * a package that did not ship (a directory without __init__.py) and every template, static,
+ * locale or fixture file, each with its fix. */
+static const char lint_py[] =
+    "# slipway's packaging lint (the article's addendum): every file of the package's source that\n"
+    "# the installed package lacks, with the fix. Warnings; SLIPWAY_LINT=error fails the build.\n"
+    "import glob, os, sys\n"
+    "src, inst = sys.argv[1], sys.argv[2]\n"
+    "sites = glob.glob(inst + \"/lib/python*/*-packages\")\n"
+    "DATA = (\"templates\", \"static\", \"locale\", \"fixtures\")\n"
+    "holes, data = {}, {}\n"
+    "for top in sorted(os.listdir(src)) if sites else []:\n"
+    "    if not os.path.isfile(os.path.join(src, top, \"__init__.py\")):\n"
+    "        continue\n"
+    "    for d, dirs, files in os.walk(os.path.join(src, top)):\n"
+    "        dirs[:] = sorted(x for x in dirs if x != \"__pycache__\" and not "
+    "x.startswith(\".\"))\n"
+    "        parts = os.path.relpath(d, src).split(os.sep)\n"
+    "        for f in sorted(files):\n"
+    "            r = \"/\".join(parts + [f])\n"
+    "            if f.endswith((\".pyc\", \".mo\")) or f.startswith(\".\") or "
+    "os.path.exists(os.path.join(sites[0], r)):\n"
+    "                continue\n"
+    "            if f.endswith(\".py\"):\n"
+    "                hole = \" and \".join(\"/\".join(parts[:i]) + \"/__init__.py\" for i in "
+    "range(1, len(parts) + 1)\n"
+    "                                    if not os.path.isfile(os.path.join(src, *parts[:i], "
+    "\"__init__.py\")))\n"
+    "                holes.setdefault(hole, []).append(r)\n"
+    "            elif any(p in DATA for p in parts[1:]):\n"
+    "                k = next(i for i in range(1, len(parts)) if parts[i] in DATA)\n"
+    "                data.setdefault((\"/\".join(parts[:k + 1]), parts[0], \"/\".join(parts[1:k + "
+    "1])), []).append(r)\n"
+    "def some(files):\n"
+    "    return \", \".join(files[:3]) + (\" and %d more\" % (len(files) - 3) if len(files) > 3 "
+    "else \"\")\n"
+    "n = 0\n"
+    "for hole, files in sorted(holes.items()):\n"
+    "    n += 1\n"
+    "    if hole:\n"
+    "        print(\"slipway lint: warning: %s did not ship: no %s, so package discovery skips it. "
+    "\"\n"
+    "              \"Fix: add an empty %s\" % (some(files), hole, hole))\n"
+    "    else:\n"
+    "        print(\"slipway lint: warning: %s did not ship: its package is not in the build's "
+    "packages. \"\n"
+    "              \"Fix: list it in packages= (or use find_packages())\" % some(files))\n"
+    "for (base, top, sub), files in sorted(data.items()):\n"
+    "    n += 1\n"
+    "    print(\"slipway lint: warning: %s did not ship. Fix: `recursive-include %s *` in "
+    "MANIFEST.in with \"\n"
+    "          \"include_package_data=True (setup.py, setup.cfg), or in pyproject.toml \"\n"
+    "          \"[tool.setuptools.package-data] %s = [\\\"%s/**/*\\\"]\" % (some(files), base, "
+    "top, sub))\n"
+    "if n and os.environ.get(\"SLIPWAY_LINT\") == \"error\":\n"
+    "    print(\"slipway lint: %d finding(s), and SLIPWAY_LINT=error: failing the build\" % n)\n"
+    "    sys.exit(1)\n";
+
 static void
-pip_install(sw_buf_t *b, const char *what)
+pip_install(sw_buf_t *b, const char *what, const char *then)
 {
   sw_buf_printf(b,
                 "RUN pip install --no-warn-script-location --no-compile --ignore-installed "
@@ -92,8 +150,8 @@ pip_install(sw_buf_t *b, const char *what)
                 " && if [ -d /install/local ]; then cp -a /install/local/. /install/ "
                 "&& rm -rf /install/local; fi \\\n"
                 " && python -m compileall -q -j 0 --invalidation-mode unchecked-hash "
-                "-s /install -p /usr/local /install\n",
-                what);
+                "-s /install -p /usr/local /install%s\n",
+                what, then);
 }
 
 static void
@@ -115,7 +173,7 @@ stage_deps(sw_buf_t *b, const sw_recipe_t *r)
   }
   _cleanup_free_ char *reqs = sw_reqset_render(&r->deps, "/slipway/constraints.txt");
   sw_buf_printf(b, "COPY <<'EOF' /slipway/requirements.txt\n%sEOF\n", reqs);
-  pip_install(b, "-r /slipway/requirements.txt");
+  pip_install(b, "-r /slipway/requirements.txt", "");
 }
 
 static void
@@ -133,9 +191,15 @@ stage_package(sw_buf_t *b, const sw_recipe_t *r)
     _cleanup_free_ char *q = shell_quote(r->build_requires[i]);
     sw_buf_printf(b, " %s", q);
   }
-  sw_buf_puts(b, "\nWORKDIR /src\n");
+  sw_buf_printf(b,
+                "\nCOPY <<'EOF' /slipway/lint.py\n%sEOF\n"
+                "ARG SLIPWAY_LINT\n"
+                "WORKDIR /src\n",
+                lint_py);
   copy_parents(b, r->package_files, "/src/");
-  pip_install(b, "--no-deps --no-build-isolation .");
+  _cleanup_free_ char *lint =
+      xasprintf(" \\\n && python /slipway/lint.py /src/%s /install", r->pkg_root);
+  pip_install(b, "--no-deps --no-build-isolation .", lint);
 }
 
 static void
@@ -177,7 +241,7 @@ stage_static(sw_buf_t *b, const sw_recipe_t *r)
   sw_buf_puts(b, "RUN python -m django collectstatic --noinput \\\n"
                  " && root=$(python -c 'from django.conf import settings; "
                  "print(settings.STATIC_ROOT)') \\\n"
-                 " && mkdir -p \"/out$root\" && cp -a \"$root/.\" \"/out$root/\" \\\n"
+                 " && mkdir -p \"$root\" \"/out$root\" && cp -a \"$root/.\" \"/out$root/\" \\\n"
                  " && if [ -d /out/app ]; then " APP_DIR_OWNER " /out/app; fi\n");
 }
 

@@ -384,3 +384,42 @@ def test_reproducible_in_two_fresh_stores(rc, tmp_path):
         created = rc("inspect", "shop:repro", root=root).stdout
         assert "1970-01-01T00:00:00Z" in created, created[:2000]
     assert ids[0] == ids[1], ids
+
+
+def test_packaging_lint_reports_the_mistakes(rc, tmp_path):
+    """examples/gallery: a management command under directories without __init__.py and
+    templates without package data. Both are warnings naming the files and the fix; with
+    SLIPWAY_LINT=error the build fails."""
+    ctx = copy_example("gallery", tmp_path)
+    _, out = rc.build("gallery:recipe", ctx)
+    lint = [l for l in out.splitlines() if "slipway lint: warning:" in l]
+    assert len(lint) == 2, lint
+    assert "gallery/management/commands/hello.py did not ship" in lint[0], lint
+    assert "add an empty gallery/management/__init__.py and gallery/management/commands/__init__.py" in lint[0]
+    assert "gallery/templates/gallery/index.html did not ship" in lint[1], lint
+    assert "recursive-include gallery/templates *" in lint[1] and "package-data" in lint[1]
+    p = rc(
+        "build",
+        "--progress=plain",
+        "--build-arg",
+        "PYTHON_IMAGE=python:slim",
+        "--build-arg",
+        f"PIP_INDEX_URL={rc.index_url}",
+        "--build-arg",
+        "SLIPWAY_LINT=error",
+        "-t",
+        "gallery:strict",
+        ctx,
+        check=False,
+        timeout=BUILD_TIMEOUT,
+    )
+    assert p.returncode != 0, p.stdout[-2000:]
+    assert "2 finding(s), and SLIPWAY_LINT=error: failing the build" in p.stdout, p.stdout[-3000:]
+    # The fixed project has no findings: the shop's and blog's builds have none either.
+    for d in ("management", "management/commands"):
+        open(os.path.join(ctx, "gallery", d, "__init__.py"), "w").close()
+    with open(os.path.join(ctx, "MANIFEST.in"), "w") as f:
+        f.write("recursive-include gallery/templates *\n")
+    edit(os.path.join(ctx, "setup.py"), "packages=find_packages(),", "packages=find_packages(), include_package_data=True,")
+    _, out = rc.build("gallery:fixed", ctx, "--build-arg", "SLIPWAY_LINT=error")
+    assert "slipway lint" not in out, [l for l in out.splitlines() if "slipway lint" in l]
