@@ -14,6 +14,8 @@
 #include "recipe.h"
 
 #define APP_UID "10001"
+/* The build secret collectstatic's settings import may read (--secret id=django-env,src=F). */
+#define SECRET_ID "django-env"
 /* A COPY --from onto / gives /app the metadata of the source's /app: every stage that ships
  * something under /app gives its own /app the runtime's owner, so the app may write there
  * (sqlite, uploads) while its files stay root's. */
@@ -238,8 +240,18 @@ stage_static(sw_buf_t *b, const sw_recipe_t *r)
   copy_parents(b, r->static_inputs, "/app/");
   sw_buf_printf(b, "ENV DJANGO_SETTINGS_MODULE=%s PYTHONPATH=/app/%s\n", r->settings_module,
                 r->pkg_root);
-  sw_buf_puts(b, "RUN python -m django collectstatic --noinput \\\n"
-                 " && root=$(python -c 'from django.conf import settings; "
+  /* Values the settings need at import time: a KEY=VALUE file given as a build secret, read
+   * into this step's environment only (never in a layer, the history or a cache key). */
+  sw_buf_printf(b,
+                "RUN --mount=type=secret,id=" SECRET_ID ",required=false \\\n"
+                "    set -a; if [ -f /run/secrets/" SECRET_ID " ]; then . /run/secrets/" SECRET_ID
+                "; fi; set +a; \\\n"
+                "    python -m django collectstatic --noinput || { echo \"slipway recipe: "
+                "collectstatic failed importing the settings %s (traceback above). Values they "
+                "need at build time: a file of KEY=VALUE lines given with --secret id=" SECRET_ID
+                ",src=FILE (never stored in the image, its history or the cache)\"; exit 1; } \\\n",
+                r->settings_module);
+  sw_buf_puts(b, " && root=$(python -c 'from django.conf import settings; "
                  "print(settings.STATIC_ROOT)') \\\n"
                  " && mkdir -p \"$root\" \"/out$root\" && cp -a \"$root/.\" \"/out$root/\" \\\n"
                  " && if [ -d /out/app ]; then " APP_DIR_OWNER " /out/app; fi\n");

@@ -16,6 +16,7 @@ assertion can fail:
 Needs root, the base image (scripts/base-image.sh, cached) and the loopback wheelhouse
 (scripts/wheelhouse.sh); no Debian mirror (the base already has gettext).
 """
+import json
 import os
 import shutil
 import subprocess
@@ -423,3 +424,33 @@ def test_packaging_lint_reports_the_mistakes(rc, tmp_path):
     edit(os.path.join(ctx, "setup.py"), "packages=find_packages(),", "packages=find_packages(), include_package_data=True,")
     _, out = rc.build("gallery:fixed", ctx, "--build-arg", "SLIPWAY_LINT=error")
     assert "slipway lint" not in out, [l for l in out.splitlines() if "slipway lint" in l]
+
+
+def test_settings_secret_at_build_never_stored(rc, built, tmp_path):
+    """Settings that need a value at import time: without it collectstatic fails with the
+    traceback's tail and how to pass it; given as --secret id=django-env, the build works and
+    the value is nowhere in the image (files, config, history)."""
+    built("shop")
+    ctx = copy_example("shop", tmp_path)
+    edit(
+        os.path.join(ctx, "mysite", "settings.py"),
+        'SECRET_KEY = os.environ.get("SHOP_SECRET_KEY", "example-only-not-secret-8d1e4c")',
+        'SECRET_KEY = os.environ["SHOP_SECRET_KEY"]',
+    )
+    args = ["build", "--progress=plain", "--build-arg", "PYTHON_IMAGE=python:slim",
+            "--build-arg", f"PIP_INDEX_URL={rc.index_url}", "-t", "shop:secret"]
+    p = rc(*args, ctx, check=False, timeout=BUILD_TIMEOUT)
+    assert p.returncode != 0, p.stdout[-2000:]
+    assert "KeyError: 'SHOP_SECRET_KEY'" in p.stdout, p.stdout[-3000:]
+    assert "--secret id=django-env,src=FILE" in p.stdout, p.stdout[-3000:]
+    value = "s3cr3t-" + os.urandom(8).hex()
+    env_file = tmp_path / "build.env"
+    env_file.write_text(f"SHOP_SECRET_KEY={value}\n")
+    rc(*args, "--secret", f"id=django-env,src={env_file}", ctx, timeout=BUILD_TIMEOUT)
+    out = os.path.join(rc.workdir, "secret.tar")
+    rc("save", "-o", out, "shop:secret")
+    # Every layer the build made, uncompressed, byte for byte (the first is the base's).
+    img = Image(out)
+    for lp in img._layer_paths()[1:]:
+        assert value.encode() not in img._open_layer(lp).read(), lp
+    assert value not in json.dumps(img.config)
