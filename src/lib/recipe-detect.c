@@ -296,6 +296,19 @@ deps_from_setup_py(sw_recipe_t *r, const char *py, sw_error_t *err)
   return add_list(r, list, "setup.py install_requires", err);
 }
 
+static const char *const lock_files[] = {"uv.lock", "poetry.lock", "Pipfile.lock"};
+
+static int
+deps_from_lock(project_t *pr, sw_recipe_t *r, const char *file, char *const *extras,
+               sw_error_t *err)
+{
+  _cleanup_free_ char *text = NULL;
+  if (read_project_file(pr, file, &text, err) < 0)
+    return -1;
+  r->deps_source = xasprintf("%s (the pins the project's own dependencies reach)", file);
+  return sw_lock_pins(file, text, strlen(text), pr->pyproject, extras, &r->deps, err);
+}
+
 /* Pipfile.lock's "default" section: pinned names and versions (JSON, read as TOML would not:
  * a tiny scan for "name": {"version": "==x"} pairs is enough for the pins). */
 static int deps_from_pipfile_lock(project_t *pr, sw_recipe_t *r, sw_error_t *err);
@@ -307,11 +320,14 @@ load_deps(project_t *pr, sw_recipe_t *r, const char *setup_cfg, const char *setu
   _cleanup_strv_ char **extras = setting_list(pr, "extras");
   _cleanup_strv_ char **found = NULL;
   const char *req = setting(pr, "requirements");
-  if (req == NULL && exists_in(pr->dir, "requirements.txt"))
-    req = "requirements.txt";
-  if (exists_in(pr->dir, "Pipfile.lock"))
-    sw_strv_push(&found, "Pipfile.lock");
   if (req)
+    sw_strv_push(&found, req); /* chosen: wins over everything */
+  else if (exists_in(pr->dir, "requirements.txt"))
+    req = "requirements.txt";
+  for (size_t i = 0; i < SW_ARRAY_SIZE(lock_files); i++)
+    if (exists_in(pr->dir, lock_files[i]))
+      sw_strv_push(&found, lock_files[i]);
+  if (req && !sw_strv_contains(found, req))
     sw_strv_push(&found, req);
   if (sw_toml_array(pr->pyproject, "project.dependencies"))
     sw_strv_push(&found, "pyproject.toml [project] dependencies");
@@ -319,13 +335,6 @@ load_deps(project_t *pr, sw_recipe_t *r, const char *setup_cfg, const char *setu
     sw_strv_push(&found, "setup.cfg install_requires");
   if (setup_py && strstr(setup_py, "install_requires"))
     sw_strv_push(&found, "setup.py install_requires");
-  for (const char *lock = "uv.lock"; lock;
-       lock = strcmp(lock, "uv.lock") == 0 ? "poetry.lock" : NULL)
-    if (exists_in(pr->dir, lock))
-      sw_strv_push_take(&r->notes,
-                        xasprintf("%s is not read yet: export it (`uv export` / `poetry export`) "
-                                  "to requirements.txt, which slipway reads",
-                                  lock));
   if (found == NULL) {
     r->deps_source = xstrdup("none (no requirements.txt, pyproject dependencies, setup.cfg "
                              "or setup.py install_requires)");
@@ -338,6 +347,8 @@ load_deps(project_t *pr, sw_recipe_t *r, const char *setup_cfg, const char *setu
     int rc;
     if (strcmp(found[0], "Pipfile.lock") == 0)
       rc = deps_from_pipfile_lock(pr, r, err);
+    else if (strcmp(found[0], "uv.lock") == 0 || strcmp(found[0], "poetry.lock") == 0)
+      rc = deps_from_lock(pr, r, found[0], extras, err);
     else if (req && strcmp(found[0], req) == 0)
       rc = deps_from_requirements(pr, r, req, err);
     else if (sw_str_has_prefix(found[0], "pyproject"))

@@ -353,6 +353,18 @@ aot_next(sw_toml_t *t, const char *name)
   return 0;
 }
 
+/* `[package.deps]` after `[[package]]` is a table of the last `package` element. */
+static char *
+in_current_aot(const sw_toml_t *t, const char *name)
+{
+  for (size_t i = 0; t->aot && t->aot[i]; i++) {
+    size_t n = strcspn(t->aot[i], "\t");
+    if (strncmp(name, t->aot[i], n) == 0 && name[n] == '.')
+      return xasprintf("%.*s.%s.%s", (int)n, name, t->aot[i] + n + 1, name + n + 1);
+  }
+  return xstrdup(name);
+}
+
 static int
 parse_header(lexer_t *l, char **prefix, sw_error_t *err)
 {
@@ -365,7 +377,7 @@ parse_header(lexer_t *l, char **prefix, sw_error_t *err)
     return fail(l, err, "expected `]` after a table name");
   l->p += aot ? 2 : 1;
   free(*prefix);
-  *prefix = aot ? xasprintf("%s.%zu", name, aot_next(l->t, name)) : steal_ptr(&name);
+  *prefix = aot ? xasprintf("%s.%zu", name, aot_next(l->t, name)) : in_current_aot(l->t, name);
   return 0;
 }
 

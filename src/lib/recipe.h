@@ -90,6 +90,15 @@ char *sw_py_assigned_string(const char *text, size_t len, const char *key);
  * os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x.settings"), or NULL. */
 char *sw_py_setdefault_string(const char *text, size_t len, const char *name);
 
+/* ---- lock files (recipe-lock.c, pure) ---- */
+
+/* uv.lock or poetry.lock (told apart by PATH's file name) -> "name==version[; marker]" pins
+ * added to OUT: the packages the project's own dependencies (and EXTRAS, uv) reach through the
+ * lock, so development groups stay out. PYPROJECT (may be NULL) names the project (uv) or its
+ * direct dependencies (poetry without categories). */
+int sw_lock_pins(const char *path, const char *text, size_t len, const sw_toml_t *pyproject,
+                 char *const *extras, sw_reqset_t *out, sw_error_t *err);
+
 /* ---- the project (recipe-detect.c) and its plan (recipe-render.c) ---- */
 
 typedef struct {

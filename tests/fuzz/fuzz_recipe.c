@@ -1,6 +1,7 @@
 /* libFuzzer target: the recipe's readers of untrusted project files (recipe.h): requirements
- * files (includes read the input again, so nesting and cycles are exercised), TOML, setup.cfg
- * and Python string literals. Each must end in bounded time and never read out of bounds. */
+ * files (includes read the input again, so nesting and cycles are exercised), TOML, setup.cfg,
+ * Python string literals, and the uv.lock/poetry.lock walks. Each must end in bounded time and
+ * never read out of bounds. */
 #include "recipe.h"
 #include "util.h"
 
@@ -51,6 +52,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)sw_toml_has(t, "build-system");
     sw_strv_free(sw_toml_children(t, "project.optional-dependencies"));
     sw_toml_free(t);
+  }
+
+  const char *locks[] = {"uv.lock", "poetry.lock"};
+  for (size_t i = 0; i < 2; i++) {
+    sw_reqset_t pins = {0};
+    if (sw_lock_pins(locks[i], (const char *)data, size, NULL, NULL, &pins, &err) < 0)
+      sw_error_release(&err);
+    sw_reqset_clear(&pins);
   }
 
   free(sw_ini_get((const char *)data, size, "options", "install_requires"));

@@ -302,6 +302,95 @@ test_setup_cfg_and_py(void **state)
   assert_string_equal(w, "a.wsgi.application");
 }
 
+static char *
+pins(const char *path, const char *lock, const char *pyproject, char *const *extras)
+{
+  _cleanup_(sw_toml_freep) sw_toml_t *py = pyproject ? toml(pyproject) : NULL;
+  sw_reqset_t s = {0};
+  sw_error_t err = NULL;
+  if (sw_lock_pins(path, lock, strlen(lock), py, extras, &s, &err) < 0)
+    fail_msg("%s", err->msg);
+  sw_reqset_finish(&s);
+  char *out = sw_reqset_render(&s, "/c.txt");
+  sw_reqset_clear(&s);
+  return out;
+}
+
+static void
+test_uv_lock(void **state)
+{
+  (void)state;
+  const char *lock = "version = 1\n"
+                     "requires-python = \">=3.11\"\n\n"
+                     "[[package]]\n"
+                     "name = \"asgiref\"\nversion = \"3.8.1\"\n"
+                     "source = { registry = \"https://pypi.org/simple\" }\n"
+                     "wheels = [{ url = \"https://x/asgiref.whl\", hash = \"sha256:aa\" }]\n\n"
+                     "[[package]]\n"
+                     "name = \"Django\"\nversion = \"5.0.6\"\n"
+                     "source = { registry = \"https://pypi.org/simple\" }\n"
+                     "dependencies = [\n  { name = \"asgiref\" },\n  { name = \"sqlparse\" },\n"
+                     "  { name = \"tzdata\", marker = \"sys_platform == 'win32'\" },\n]\n\n"
+                     "[[package]]\n"
+                     "name = \"pytest\"\nversion = \"8.2.0\"\n"
+                     "source = { registry = \"https://pypi.org/simple\" }\n\n"
+                     "[[package]]\n"
+                     "name = \"shop\"\nversion = \"0.1.0\"\nsource = { editable = \".\" }\n"
+                     "dependencies = [\n  { name = \"django\" },\n]\n\n"
+                     "[package.optional-dependencies]\nredis = [\n  { name = \"redis\" },\n]\n\n"
+                     "[package.dev-dependencies]\ndev = [\n  { name = \"pytest\" },\n]\n\n"
+                     "[[package]]\n"
+                     "name = \"redis\"\nversion = \"5.0.4\"\n"
+                     "source = { registry = \"https://pypi.org/simple\" }\n\n"
+                     "[[package]]\n"
+                     "name = \"sqlparse\"\nversion = \"0.5.0\"\n"
+                     "source = { registry = \"https://pypi.org/simple\" }\n\n"
+                     "[[package]]\n"
+                     "name = \"tzdata\"\nversion = \"2024.1\"\n"
+                     "source = { registry = \"https://pypi.org/simple\" }\n";
+  const char *py = "[project]\nname = \"shop\"\n";
+  _cleanup_free_ char *out = pins("uv.lock", lock, py, NULL);
+  /* Dev groups (pytest) and unselected extras (redis) stay out; markers are kept. */
+  assert_string_equal(out, "asgiref==3.8.1\ndjango==5.0.6\nsqlparse==0.5.0\n"
+                           "tzdata==2024.1; sys_platform == 'win32'\n");
+  char *extras[] = {"redis", NULL};
+  _cleanup_free_ char *with = pins("uv.lock", lock, py, extras);
+  assert_non_null(strstr(with, "redis==5.0.4\n"));
+
+  sw_reqset_t s = {0};
+  sw_error_t err = NULL;
+  const char *noroot = "[[package]]\nname = \"a\"\nversion = \"1\"\n";
+  assert_int_equal(sw_lock_pins("uv.lock", noroot, strlen(noroot), NULL, NULL, &s, &err), -1);
+  assert_non_null(strstr(err->msg, "uv lock"));
+  sw_error_release(&err);
+  sw_reqset_clear(&s);
+}
+
+static void
+test_poetry_lock(void **state)
+{
+  (void)state;
+  const char *lock = "[[package]]\nname = \"django\"\nversion = \"4.2.13\"\n"
+                     "[package.dependencies]\nasgiref = \">=3.6.0,<4\"\nsqlparse = \">=0.3.1\"\n"
+                     "tzdata = {version = \"*\", markers = \"sys_platform == \\\"win32\\\"\"}\n"
+                     "argon2-cffi = {version = \">=19.1.0\", optional = true}\n\n"
+                     "[[package]]\nname = \"asgiref\"\nversion = \"3.8.1\"\n\n"
+                     "[[package]]\nname = \"sqlparse\"\nversion = \"0.5.0\"\n\n"
+                     "[[package]]\nname = \"tzdata\"\nversion = \"2024.1\"\n\n"
+                     "[[package]]\nname = \"argon2-cffi\"\nversion = \"23.1.0\"\n\n"
+                     "[[package]]\nname = \"pytest\"\nversion = \"8.2.0\"\n";
+  const char *py = "[tool.poetry.dependencies]\npython = \"^3.11\"\nDjango = \"^4.2\"\n"
+                   "[tool.poetry.group.dev.dependencies]\npytest = \"^8\"\n";
+  _cleanup_free_ char *out = pins("poetry.lock", lock, py, NULL);
+  assert_string_equal(out, "asgiref==3.8.1\ndjango==4.2.13\nsqlparse==0.5.0\n"
+                           "tzdata==2024.1; sys_platform == \"win32\"\n");
+  /* Old locks mark the groups themselves. */
+  const char *old = "[[package]]\nname = \"django\"\nversion = \"3.2\"\ncategory = \"main\"\n"
+                    "[[package]]\nname = \"pytest\"\nversion = \"7\"\ncategory = \"dev\"\n";
+  _cleanup_free_ char *o = pins("poetry.lock", old, NULL, NULL);
+  assert_string_equal(o, "django==3.2\n");
+}
+
 /* ---- a project on disk ---- */
 
 static void
@@ -358,7 +447,7 @@ test_project_plan(void **state)
   /* collectstatic reads the settings, the markers and the static files, not views.py. */
   const char *st = strstr(df, "FROM base AS static");
   assert_non_null(st);
-  const char *st_end = strstr(st, "RUN python -m django collectstatic");
+  const char *st_end = strstr(st, "RUN --mount=type=secret,id=django-env");
   assert_non_null(st_end);
   _cleanup_free_ char *static_stage = xstrndup(st, (size_t)(st_end - st));
   assert_non_null(strstr(static_stage, "\"mysite/settings.py\""));
@@ -398,6 +487,8 @@ main(void)
       cmocka_unit_test(test_toml),
       cmocka_unit_test(test_toml_errors),
       cmocka_unit_test(test_setup_cfg_and_py),
+      cmocka_unit_test(test_uv_lock),
+      cmocka_unit_test(test_poetry_lock),
       cmocka_unit_test(test_project_plan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
