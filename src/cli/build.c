@@ -78,8 +78,8 @@ typedef struct {
   bool cache_max;    /* mode=max */
   bool cache_ignore_error;
   char **insecure;
-  bool recipe;      /* --recipe python */
-  bool used_recipe; /* no Dockerfile: the recipe wrote one */
+  bool recipe;              /* --recipe python */
+  sw_recipe_t *used_recipe; /* no Dockerfile: the recipe that wrote one */
 } build_opts_t;
 
 static void
@@ -92,6 +92,7 @@ opts_free(build_opts_t *o)
   sw_strv_free(o->cache_from);
   free(o->cache_to);
   sw_strv_free(o->insecure);
+  sw_recipe_free(o->used_recipe);
 }
 
 /* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
@@ -342,9 +343,10 @@ on_signal(int sig)
 static int
 load_recipe(build_opts_t *o, sw_dockerfile_t **df, sw_error_t *err)
 {
-  _cleanup_(sw_recipe_freep) sw_recipe_t *r = NULL;
+  sw_recipe_t *r = NULL;
   if (sw_recipe_load(o->context, o->build_args, &r, err) < 0)
     return -1;
+  o->used_recipe = r;
   _cleanup_free_ char *text = sw_recipe_dockerfile(r);
   _cleanup_free_ char *name = xasprintf("%s (slipway recipe)", o->context);
   if (!o->quiet)
@@ -352,7 +354,6 @@ load_recipe(build_opts_t *o, sw_dockerfile_t **df, sw_error_t *err)
             "slipway: building `%s` with the Python recipe (%s, %s); `slipway recipe %s` shows "
             "how, `--dockerfile` the equivalent Dockerfile\n",
             o->context, r->packaged ? "packaged" : "unpackaged", r->wsgi_app, o->context);
-  o->used_recipe = true;
   /* Reproducible by default: the same project and base give the same image digest. */
   if (getenv("SOURCE_DATE_EPOCH") == NULL)
     setenv("SOURCE_DATE_EPOCH", "0", 1);
@@ -652,6 +653,15 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .cache_log = o->cache_to ? &log : NULL,
   };
   int rc = sw_solve(&so, &img, err);
+  if (rc < 0 && o->used_recipe) {
+    /* pip's "no matching distribution for X": say where X was required. */
+    _cleanup_free_ char *hint = sw_recipe_explain(o->used_recipe, (*err)->msg);
+    if (hint) {
+      char *m = xasprintf("%s\n%s", (*err)->msg, hint);
+      free((*err)->msg);
+      (*err)->msg = m;
+    }
+  }
   if (rc == 0) {
     apply_labels(img, o->labels);
     int id = sw_progress_begin(p, "exporting to image");

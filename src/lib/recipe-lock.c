@@ -6,8 +6,8 @@
 
 typedef struct {
   const sw_toml_t *t;
-  size_t n;      /* packages in the lock */
-  char **names;  /* canonical name of package i */
+  size_t n;     /* packages in the lock */
+  char **names; /* canonical name of package i */
   const char **versions;
   char **marker; /* NULL: not reached; "": always; else the marker it is reached under */
   size_t *queue;
@@ -117,8 +117,8 @@ add_pins(walk_t *w, ssize_t root, const char *path, sw_reqset_t *out, sw_error_t
     const char *v = w->versions[i];
     if (v == NULL)
       continue;
-    _cleanup_free_ char *req = xasprintf("%s==%s%s%s", w->names[i], v, *w->marker[i] ? "; " : "",
-                                         w->marker[i]);
+    _cleanup_free_ char *req =
+        xasprintf("%s==%s%s%s", w->names[i], v, *w->marker[i] ? "; " : "", w->marker[i]);
     if (sw_reqset_add(out, req, path, err) < 0)
       return -1;
   }

@@ -13,6 +13,8 @@
  */
 #include "recipe.h"
 
+#include <ctype.h>
+
 #define APP_UID "10001"
 /* The build secret collectstatic's settings import may read (--secret id=django-env,src=F). */
 #define SECRET_ID "django-env"
@@ -415,5 +417,57 @@ sw_recipe_describe(const sw_recipe_t *r)
                 r->packaged ? " + package" : "", r->compilemessages ? " + .mo" : "",
                 r->collectstatic ? " + static" : "", r->packaged ? "" : " + /app", r->wsgi_app,
                 r->port);
+  return sw_buf_steal(&b);
+}
+
+/* The project name right after NEEDLE in MSG, canonical; NULL if NEEDLE is not there. */
+static char *
+name_after(const char *msg, const char *needle)
+{
+  const char *p = strstr(msg, needle);
+  if (p == NULL)
+    return NULL;
+  p += strlen(needle);
+  size_t n = 0;
+  while (p[n] && (isalnum((unsigned char)p[n]) || strchr("-_.", p[n])))
+    n++;
+  return n ? sw_pep503_name(p, n) : NULL;
+}
+
+char *
+sw_recipe_explain(const sw_recipe_t *r, const char *msg)
+{
+  static const char *const pip_says[] = {
+      "No matching distribution found for ",
+      "Could not find a version that satisfies the requirement ",
+  };
+  _cleanup_free_ char *name = NULL;
+  for (size_t i = 0; i < SW_ARRAY_SIZE(pip_says) && name == NULL; i++)
+    name = name_after(msg, pip_says[i]);
+  if (name == NULL)
+    return NULL;
+  sw_buf_t b = {0};
+  for (size_t i = 0; r->deps.sources && r->deps.sources[i]; i++) {
+    /* "FILE:LINE: REQ": the requirement's own canonical name. */
+    const char *req = strstr(r->deps.sources[i], ": ");
+    while (req && strstr(req + 2, ": "))
+      req = strstr(req + 2, ": ");
+    if (req == NULL)
+      continue;
+    req += 2;
+    while (*req == ' ')
+      req++;
+    size_t n = 0;
+    while (req[n] && (isalnum((unsigned char)req[n]) || strchr("-_.", req[n])))
+      n++;
+    _cleanup_free_ char *have = sw_pep503_name(req, n);
+    if (strcmp(have, name) == 0)
+      sw_buf_printf(&b, "%s`%s` is required by %s", b.len ? "; " : "", name, r->deps.sources[i]);
+  }
+  if (b.len == 0)
+    sw_buf_printf(&b, "`%s` is not in the project's own list (%s): another requirement needs it",
+                  name, r->deps_source);
+  sw_buf_puts(&b, ". pip reads the index from --build-arg PIP_INDEX_URL (and PIP_EXTRA_INDEX_URL, "
+                  "PIP_FIND_LINKS); `slipway recipe` shows the set it was given");
   return sw_buf_steal(&b);
 }

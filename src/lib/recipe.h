@@ -150,5 +150,8 @@ sw_recipe_freep(sw_recipe_t **r)
 char *sw_recipe_dockerfile(const sw_recipe_t *r);
 /* What was detected, for `slipway recipe`. */
 char *sw_recipe_describe(const sw_recipe_t *r);
+/* A failed build's message (MSG) explained by the recipe: pip's "No matching distribution found
+ * for NAME" -> where NAME was required ("FILE:LINE: REQ"). NULL when there is nothing to add. */
+char *sw_recipe_explain(const sw_recipe_t *r, const char *msg);
 
 #endif

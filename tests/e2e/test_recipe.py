@@ -454,3 +454,15 @@ def test_settings_secret_at_build_never_stored(rc, built, tmp_path):
     for lp in img._layer_paths()[1:]:
         assert value.encode() not in img._open_layer(lp).read(), lp
     assert value not in json.dumps(img.config)
+
+
+def test_unresolvable_requirement_names_its_file_and_line(rc, tmp_path):
+    ctx = copy_example("shop", tmp_path)
+    with open(os.path.join(ctx, "requirements.txt"), "w") as f:
+        f.write("# deps\nDjango>=3.2,<4.0\nno-such-project-7f3a==1.0  # oops\n")
+    p = rc("build", "--progress=plain", "--build-arg", "PYTHON_IMAGE=python:slim",
+           "--build-arg", f"PIP_INDEX_URL={rc.index_url}", "-t", "shop:bad", ctx,
+           check=False, timeout=BUILD_TIMEOUT)
+    assert p.returncode != 0
+    assert "No matching distribution found for no-such-project-7f3a" in p.stdout, p.stdout[-2000:]
+    assert "`no-such-project-7f3a` is required by requirements.txt:3: no-such-project-7f3a==1.0" in p.stdout, p.stdout[-2000:]
