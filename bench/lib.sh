@@ -219,6 +219,17 @@ slipway_build() {
 slipway_save() { CMD=("$SLIPWAY" --root "$W/slipway" save -o "$1" "$IMG"); }
 slipway_push() { CMD=("$SLIPWAY" --root "$W/slipway" push "$IMG" "$1"); }
 
+# slipway's recipe (issue 12): the same example with no Dockerfile read (`--recipe python`), its
+# own store; PYTHON_IMAGE names the local stand-in base.
+recipe_reset() { fresh_fs "$W/recipe"; }
+recipe_import() { CMD=("$SLIPWAY" --root "$W/recipe" import "$BASE_TAR" python:slim); }
+recipe_build() {
+	CMD=("$SLIPWAY" --root "$W/recipe" build --progress=plain --recipe python "${BUILD_ARGS[@]}"
+		--build-arg PYTHON_IMAGE=python:slim -t "$IMG" "$1")
+}
+recipe_save() { CMD=("$SLIPWAY" --root "$W/recipe" save -o "$1" "$IMG"); }
+recipe_push() { CMD=("$SLIPWAY" --root "$W/recipe" push "$IMG" "$1"); }
+
 # A fresh dockerd on an empty data-root (a new filesystem, as for the others).
 buildkit_reset() {
 	[ -z "${DOCKERD_PID:-}" ] || [ ! -d "$W/docker/data" ] || {

@@ -14,7 +14,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-NAMES = {"slipway": "slipway", "buildkit": "BuildKit", "buildah": "Buildah"}
+NAMES = {"slipway": "slipway", "recipe": "slipway recipe", "buildkit": "BuildKit", "buildah": "Buildah"}
 PEERS = ["buildkit", "buildah"]
 SCENARIOS = [
     ("cold", "cold build, empty cache", "≤ 0.95 × BuildKit"),
@@ -26,11 +26,11 @@ SCENARIOS = [
     ("push", "push to an empty local registry", "≤ 0.3 × `skopeo copy`"),
 ]
 TOOLS = {
-    "import": {"slipway": "`slipway import`", "buildkit": "`docker import`",
+    "import": {"slipway": "`slipway import`", "recipe": "`slipway import`", "buildkit": "`docker import`",
                "buildah": "`buildah from scratch` + `add` + `commit`"},
-    "save": {"slipway": "`slipway save`", "buildkit": "`docker save`",
+    "save": {"slipway": "`slipway save`", "recipe": "`slipway save`", "buildkit": "`docker save`",
              "buildah": "`buildah push docker-archive:`"},
-    "push": {"slipway": "`slipway push`", "buildkit": "`docker push`",
+    "push": {"slipway": "`slipway push`", "recipe": "`slipway push`", "buildkit": "`docker push`",
              "buildah": "`skopeo copy` from Buildah's store"},
 }
 
@@ -81,6 +81,9 @@ def time_table(rows, builders):
     head = ["scenario"] + [NAMES[b] for b in builders] + ["chroot limit"]
     if has_sw:
         head += [f"slipway / {NAMES[p]}" for p in PEERS if p in builders] + ["slipway / chroot"]
+    has_rc = has_sw and "recipe" in builders
+    if has_rc:  # the recipe (no Dockerfile) against slipway on the article's Dockerfile
+        head.append("recipe / slipway")
     head.append("target")
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scen, label, target in SCENARIOS:
@@ -89,6 +92,8 @@ def time_table(rows, builders):
         if has_sw:
             cells += [ratio(med["slipway"], med[p]) for p in PEERS if p in builders]
             cells.append(ratio(med["slipway"], med["chroot"]))
+        if has_rc:
+            cells.append(ratio(med["recipe"], med["slipway"]))
         cells.append(target)
         out.append("| " + " | ".join(cells) + " |")
     return out
@@ -149,7 +154,7 @@ def main():
     res = sys.argv[1] if len(sys.argv) > 1 else newest_run()
     dst = sys.argv[2] if len(sys.argv) > 2 else os.path.join(REPO, "BENCHMARKS.md")
     rows, meta = load(res)
-    builders = [b for b in ["slipway", "buildkit", "buildah"] if b in meta["builders"]]
+    builders = [b for b in ["slipway", "recipe", "buildkit", "buildah"] if b in meta["builders"]]
     rel = os.path.relpath(os.path.abspath(res), REPO)
     rounds = max((int(r["round"]) for r in rows), default=0)
     v = meta.get("versions", {})

@@ -6,7 +6,7 @@
 # Environment (all optional):
 #   BENCH_ROUNDS=3                  rounds (the medians are over rounds)
 #   BENCH_REPS=1                    no-op/edit/bump rebuilds per round (cheap extra samples)
-#   BENCH_BUILDERS="slipway buildkit buildah"
+#   BENCH_BUILDERS="slipway recipe buildkit buildah"   (recipe: slipway with no Dockerfile)
 #   BENCH_WORK=/var/tmp/slipway-bench.PID   scratch (several GB); removed at the end
 #   BENCH_RESULTS=bench/results/<UTC time>  where raw.csv, meta.json and logs/ go
 #   BENCH_NO_REPORT=1               do not rewrite BENCHMARKS.md
@@ -20,7 +20,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" -eq 0 ] || die "run as root (dockerd, buildah and slipway's sandbox need it)"
 ROUNDS=${BENCH_ROUNDS:-3}
 REPS=${BENCH_REPS:-1}
-read -r -a BUILDERS <<<"${BENCH_BUILDERS:-slipway buildkit buildah}"
+read -r -a BUILDERS <<<"${BENCH_BUILDERS:-slipway recipe buildkit buildah}"
 EXAMPLE=$REPO/examples/django # its final Dockerfile; bench/chroot-baseline.sh knows its steps
 [ -f "$EXAMPLE/Dockerfile" ] || die "no $EXAMPLE/Dockerfile"
 EDIT_FILE=foo/views.py
@@ -34,9 +34,9 @@ BASE_TAR=$("$REPO/scripts/base-image.sh")
 export BASE_TAR
 for b in "${BUILDERS[@]}"; do
 	case $b in
-	slipway) [ -x "$SLIPWAY" ] || die "$SLIPWAY not built: run make" ;;
+	slipway | recipe) [ -x "$SLIPWAY" ] || die "$SLIPWAY not built: run make" ;;
 	buildkit | buildah) ;;
-	*) die "unknown builder '$b' (slipway, buildkit, buildah)" ;;
+	*) die "unknown builder '$b' (slipway, recipe, buildkit, buildah)" ;;
 	esac
 done
 

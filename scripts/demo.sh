@@ -2,8 +2,10 @@
 # `make demo` (after `make deps` and `make all`): the article's Django example, built and run by
 # slipway. Builds the base image (cached), imports it as python:slim, serves the local wheelhouse,
 # builds examples/django with its final Dockerfile (cold, then unchanged, then after a one-line
-# code change on a temp copy), runs the image and fetches its page, prints sizes and times, and
-# cleans up (the store in $SLIPWAY_ROOT and the base-image cache are kept). Safe to run again.
+# code change on a temp copy), runs the image and fetches its page, then the same project with no
+# Dockerfile (`slipway recipe`, `build --recipe python`, the same edit, run), prints sizes and
+# times, and cleans up (the store in $SLIPWAY_ROOT and the base-image cache are kept). Safe to
+# run again.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 sw=${SLIPWAY:-$repo/build/slipway}
@@ -121,6 +123,43 @@ wait "$run_pid" || rc=$?
 run_pid=
 echo "SIGTERM: container exited with status $rc"
 
+step "no Dockerfile: slipway recipe examples/django   (what slipway reads, and its plan)"
+rctx=$tmp/foo-recipe
+cp -a "$repo/examples/django" "$rctx"
+"$sw" recipe "$rctx"
+# --recipe python: the example has the article's Dockerfiles beside it; a project without one
+# needs no flag. PYTHON_IMAGE: the local stand-in base instead of python:3.N-slim.
+rbuild() {
+	"$sw" build --progress=plain --recipe python --build-arg PYTHON_IMAGE=python:slim \
+		--build-arg "PIP_INDEX_URL=$index" "$@" "$rctx"
+}
+step "slipway build --recipe python -t foo:recipe examples/django   (the article's recipe, applied by slipway)"
+t0=$(now)
+rbuild -t foo:recipe
+t_rcold=$(since "$t0")
+step "recipe: rebuild after the same one-line change to foo/views.py"
+sed -i 's/Count this visit/Count this one visit/' "$rctx/foo/views.py"
+t0=$(now)
+rbuild -t foo:recipe
+t_redit=$(since "$t0")
+
+step "slipway run --rm -e PORT=... foo:recipe   (the recipe's entrypoint: migrate, then gunicorn on \$PORT)"
+app_port=$(free_port)
+"$sw" run --rm -e GUNICORN_WORKERS=2 -e "PORT=$app_port" foo:recipe &
+run_pid=$!
+for _ in $(seq 300); do
+	curl -fs "http://127.0.0.1:$app_port/" >/dev/null && break
+	kill -0 "$run_pid" 2>/dev/null || { echo "demo: the container exited" >&2; exit 1; }
+	sleep 0.1
+done
+for lang in en de; do
+	echo "\$ curl -H 'Accept-Language: $lang' http://127.0.0.1:$app_port/"
+	curl -fsS -H "Accept-Language: $lang" "http://127.0.0.1:$app_port/" | grep -E '<h1>|visited|besucht'
+done
+kill -TERM "$run_pid"
+wait "$run_pid" || true
+run_pid=
+
 step "summary"
 read -r base_layers base_mb < <(image_stats python:slim)
 read -r foo_layers foo_mb < <(image_stats foo:demo)
@@ -129,12 +168,17 @@ printf '%-34s %8s %16s\n' image layers "compressed MB"
 printf '%-34s %8s %16s\n' python:slim "$base_layers" "$base_mb"
 printf '%-34s %8s %16s\n' "foo:demo (examples/django)" "$foo_layers" "$foo_mb"
 printf '%-34s %8s %16s\n' "its builder stage (not shipped)" "$bld_layers" "$bld_mb"
+read -r rc_layers rc_mb < <(image_stats foo:recipe)
+printf '%-34s %8s %16s\n' "foo:recipe (no Dockerfile)" "$rc_layers" "$rc_mb"
 echo
 printf '%-34s %10s\n' step seconds
 printf '%-34s %10s\n' "import base rootfs" "$t_import"
 printf '%-34s %10s\n' "cold build (--no-cache)" "$t_cold"
 printf '%-34s %10s\n' "rebuild, nothing changed" "$t_noop"
 printf '%-34s %10s\n' "rebuild after a one-line .py edit" "$t_edit"
+printf '%-34s %10s\n' "recipe: first build" "$t_rcold"
+printf '%-34s %10s   (%s x the Dockerfile'"'"'s)\n' "recipe: one-line .py edit" "$t_redit" \
+	"$(awk -v a="$t_redit" -v b="$t_edit" 'BEGIN { printf "%.2f", a / b }')"
 echo
 echo "store $SLIPWAY_ROOT: $(du -sh "$SLIPWAY_ROOT" | cut -f1); try: SLIPWAY_ROOT=$SLIPWAY_ROOT $sw images"
 [ "$rc" -eq 0 ]

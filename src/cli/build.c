@@ -11,6 +11,7 @@
 #include "../lib/layer_write.h"
 #include "../lib/plan.h"
 #include "../lib/progress.h"
+#include "../lib/recipe.h"
 #include "../lib/solve.h"
 #include "../lib/store.h"
 
@@ -28,6 +29,8 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -f, --file FILE           the Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)\n"
+    "      --recipe python       build CONTEXT as a Python/Django project, not from its\n"
+    "                            Dockerfile (the default when it has none; see `slipway recipe`)\n"
     "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
     "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
@@ -76,6 +79,8 @@ typedef struct {
   bool cache_max;    /* mode=max */
   bool cache_ignore_error;
   char **insecure;
+  bool recipe;              /* --recipe python */
+  sw_recipe_t *used_recipe; /* no Dockerfile: the recipe that wrote one */
 } build_opts_t;
 
 static void
@@ -88,6 +93,7 @@ opts_free(build_opts_t *o)
   sw_strv_free(o->cache_from);
   free(o->cache_to);
   sw_strv_free(o->insecure);
+  sw_recipe_free(o->used_recipe);
 }
 
 /* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
@@ -171,6 +177,7 @@ enum {
   OPT_ALLOW,
   OPT_CACHE_TO,
   OPT_CACHE_FROM,
+  OPT_RECIPE,
 };
 
 static int
@@ -192,6 +199,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"cache-to", required_argument, NULL, OPT_CACHE_TO},
       {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
       {"insecure-registry", required_argument, NULL, 'I'},
+      {"recipe", required_argument, NULL, OPT_RECIPE},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
@@ -292,6 +300,11 @@ parse_args(int argc, char **argv, build_opts_t *o)
     case 'I':
       sw_strv_push(&o->insecure, optarg);
       break;
+    case OPT_RECIPE:
+      if (strcmp(optarg, "python") != 0)
+        return sw_cli_usage_error("build", "--recipe: only `python` is known, not `%s`", optarg);
+      o->recipe = true;
+      break;
     case 'q':
       o->quiet = true;
       break;
@@ -327,9 +340,34 @@ on_signal(int sig)
   sw_solve_interrupt();
 }
 
+/* No Dockerfile: the recipe writes one for a Python project (recipe.h). */
 static int
-load_dockerfile(const build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw_error_t *err)
+load_recipe(build_opts_t *o, sw_dockerfile_t **df, sw_error_t *err)
 {
+  sw_recipe_t *r = NULL;
+  if (sw_recipe_load(o->context, o->build_args, &r, err) < 0)
+    return -1;
+  o->used_recipe = r;
+  _cleanup_free_ char *text = sw_recipe_dockerfile(r);
+  _cleanup_free_ char *name = xasprintf("%s (slipway recipe)", o->context);
+  if (!o->quiet)
+    fprintf(stderr,
+            "slipway: building `%s` with the Python recipe (%s, %s); `slipway recipe %s` shows "
+            "how, `--dockerfile` the equivalent Dockerfile\n",
+            o->context, r->packaged ? "packaged" : "unpackaged", r->wsgi_app, o->context);
+  /* Reproducible by default: the same project and base give the same image digest. */
+  if (getenv("SOURCE_DATE_EPOCH") == NULL)
+    setenv("SOURCE_DATE_EPOCH", "0", 1);
+  return sw_dockerfile_parse(name, text, strlen(text), df, err);
+}
+
+static int
+load_dockerfile(build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw_error_t *err)
+{
+  if (o->recipe) {
+    *path_out = NULL;
+    return load_recipe(o, df, err);
+  }
   if (o->file && strcmp(o->file, "-") == 0) {
     _cleanup_buf_ sw_buf_t b = {0};
     char buf[65536];
@@ -342,9 +380,17 @@ load_dockerfile(const build_opts_t *o, char **path_out, sw_dockerfile_t **df, sw
   char *path = o->file ? xstrdup(o->file) : xasprintf("%s/Dockerfile", o->context);
   struct stat st;
   if (stat(path, &st) < 0) {
-    int r = sw_error_code(err, SW_EXIT_USAGE, errno, "Dockerfile `%s`", path);
+    int e = errno;
     free(path);
-    return r;
+    if (o->file == NULL && e == ENOENT && sw_recipe_detect_python(o->context)) {
+      *path_out = NULL;
+      return load_recipe(o, df, err);
+    }
+    _cleanup_free_ char *p = xasprintf("%s/Dockerfile", o->context);
+    return sw_error_code(err, SW_EXIT_USAGE, e,
+                         "Dockerfile `%s` (give one with -f; a Python project with manage.py, "
+                         "pyproject.toml, setup.py or requirements.txt builds without one)",
+                         o->file ? o->file : p);
   }
   *path_out = path;
   return sw_dockerfile_load(path, df, err);
@@ -653,6 +699,15 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .cache_log = o->cache_to ? &log : NULL,
   };
   int rc = sw_solve(&so, &img, err);
+  if (rc < 0 && o->used_recipe) {
+    /* pip's "no matching distribution for X": say where X was required. */
+    _cleanup_free_ char *hint = sw_recipe_explain(o->used_recipe, (*err)->msg);
+    if (hint) {
+      char *m = xasprintf("%s\n%s", (*err)->msg, hint);
+      free((*err)->msg);
+      (*err)->msg = m;
+    }
+  }
   if (rc == 0) {
     apply_labels(img, o->labels);
     int id = sw_progress_begin(p, "exporting to image");
@@ -706,7 +761,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0) {
     _cleanup_strv_ char **unused = sw_plan_unused_build_args(plan);
     for (size_t i = 0; unused[i]; i++)
-      sw_warn("build arg `%s` was not consumed by any ARG", unused[i]);
+      if (!(o->used_recipe && sw_str_has_prefix(unused[i], "SLIPWAY_")))
+        sw_warn("build arg `%s` was not consumed by any ARG", unused[i]);
   }
   return rc;
 }

@@ -31,6 +31,7 @@ typedef struct {
   X(push, "Push an image to a registry")                                                           \
   X(login, "Log in to a registry")                                                                 \
   X(parse, "Parse a Dockerfile and print it")                                                      \
+  X(recipe, "Show how a Python project with no Dockerfile is built")                               \
   X(debug, "Debugging helpers (word expansion)")
 
 #define X(name, summary) int cmd_##name(int argc, char **argv, sw_global_t *g);
