@@ -3,21 +3,23 @@
 #include "solve-private.h"
 
 #include "copy.h"
+#include "fetch-url.h"
 #include "shellword.h"
 
 #include <fnmatch.h>
 #include <sys/stat.h>
 
-typedef enum { ITEM_CTX, ITEM_LOWER, ITEM_DATA, ITEM_ARCHIVE } item_kind_t;
+typedef enum { ITEM_CTX, ITEM_LOWER, ITEM_DATA, ITEM_ARCHIVE, ITEM_URL } item_kind_t;
 
 typedef struct {
   item_kind_t kind;
   sw_ctx_node_t *node; /* CTX, ARCHIVE */
   char *canon;         /* LOWER: path in the source image */
   struct stat st;      /* LOWER */
-  char *host;          /* LOWER: visible copy; ARCHIVE: host path */
+  char *host;          /* LOWER: visible copy; ARCHIVE, URL: host path */
   char *sub;           /* --parents: path kept under dest */
-  char *name;          /* DATA */
+  char *name;          /* DATA, URL */
+  int64_t mtime;       /* URL */
   char *data;          /* DATA */
 } item_t;
 
@@ -59,11 +61,26 @@ push_item(sources_t *s, item_kind_t kind)
   return it;
 }
 
-static bool
-is_url(const char *s)
+/* ADD https://…: fetched (or revalidated) now; the key takes its name and content digest. */
+static int
+add_url_source(stage_run_t *r, sources_t *s, const char *src, const char *checksum, sw_error_t *err)
 {
-  return sw_str_has_prefix(s, "http://") || sw_str_has_prefix(s, "https://") ||
-         sw_str_has_prefix(s, "git@");
+  const sw_solve_opts_t *o = r->sv->o;
+  sw_url_opts_t uo = {
+      .proxy_env = o->plan->build_args, .checksum = checksum, .no_cache = o->no_cache};
+  sw_url_file_t file = {0};
+  if (sw_url_fetch(o->store, src, &uo, &file, err) < 0)
+    return sv_wrap(r, err);
+  sw_debug("%s: %s, %u request(s)", src, file.digest, file.requests);
+  sw_keyhash_str(s->content, "url");
+  sw_keyhash_str(s->content, file.name);
+  sw_keyhash_str(s->content, file.digest);
+  item_t *it = push_item(s, ITEM_URL);
+  it->name = steal_ptr(&file.name);
+  it->host = sw_blob_path(o->store, file.digest);
+  it->mtime = file.mtime >= 0 ? file.mtime : r->sv->now;
+  sw_url_file_clear(&file);
+  return 0;
 }
 
 /* --parents: "a/./b/c" keeps "b/c"; without a pivot the whole relative path is kept. */
@@ -330,7 +347,7 @@ parse_chmod(stage_run_t *r, const char *v, int *out, sw_error_t *err)
 }
 
 typedef struct {
-  char *chown, *chmod;
+  char *chown, *chmod, *checksum;
   bool link, parents;
   char **excludes;
 } copy_flags_t;
@@ -356,10 +373,10 @@ copy_flags(stage_run_t *r, const sw_insn_t *in, copy_flags_t *f, sw_error_t *err
       return -1;
     sw_strv_push_take(&f->excludes, e);
   }
-  if (sw_insn_flag(in, "checksum") || sw_insn_flag(in, "keep-git-dir"))
-    return sv_fail(r, err,
-                   "--checksum and --keep-git-dir apply to remote sources, which slipway "
-                   "does not fetch");
+  if ((v = sw_insn_flag(in, "checksum")) && sv_expand(r, v, &f->checksum, err) < 0)
+    return -1;
+  if (sw_insn_flag(in, "keep-git-dir"))
+    return sv_fail(r, err, "--keep-git-dir applies to git sources, which slipway does not fetch");
   return 0;
 }
 
@@ -368,6 +385,7 @@ copy_flags_clear(copy_flags_t *f)
 {
   free(f->chown);
   free(f->chmod);
+  free(f->checksum);
   sw_strv_free(f->excludes);
 }
 
@@ -416,12 +434,20 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
     if (sv_expand(r, in->args[i], &src, err) < 0)
       return -1;
     sw_strv_push(srcs_out, src);
-    if (is_url(src))
+    if (sw_url_is_git(src))
       return sv_fail(r, err,
-                     "%s: remote sources are not supported by slipway (it never downloads during "
-                     "a build): download the file into the build context, or fetch it in a RUN "
-                     "step",
+                     "%s: git sources are not supported by slipway: clone the repository into "
+                     "the build context, or in a RUN step",
                      src);
+    if (sw_url_is_http(src) && (!is_add || s->from))
+      return sv_fail(r, err, "%s: a URL is a source of ADD only (COPY takes no URL)", src);
+    if (f->checksum && !sw_url_is_http(src))
+      return sv_fail(r, err, "--checksum applies to URL sources only, not to `%s`", src);
+    if (sw_url_is_http(src)) {
+      if (add_url_source(r, s, src, f->checksum, err) < 0)
+        return -1;
+      continue;
+    }
     int rc = s->from ? add_lower_source(r, s, src, f->parents, f->excludes, ex, err)
                      : add_context_source(r, s, src, f->parents, is_add, ex, f->excludes, err);
     if (rc < 0)
@@ -457,6 +483,9 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
       break;
     case ITEM_ARCHIVE:
       rc = sw_copy_add_archive(c, it->host, err);
+      break;
+    case ITEM_URL: /* BuildKit's http source writes 0600; never unpacked */
+      rc = sw_copy_add_file(c, it->name, it->host, 0600, it->mtime, err);
       break;
     }
   }

@@ -1,0 +1,227 @@
+"""End-to-end tests of what real Dockerfiles and `docker build` scripts use beyond the basics
+(issue 15): `ADD https://…` against a real HTTP server on loopback (names, modes, mtimes,
+--chown/--chmod, never unpacked, --checksum, revalidation with ETag/If-Modified-Since, retries,
+the proxy build args)."""
+import email.utils
+import gzip
+import hashlib
+import http.server
+import io
+import os
+import tarfile
+import threading
+
+import pytest
+
+from test_build import Builder, Image, cached, make_ctx, ran
+
+BASE = """FROM scratch AS bb
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+"""
+
+LAST_MODIFIED = 1445412480  # Wed, 21 Oct 2015 07:28:00 GMT
+
+
+class Files:
+    """What the test server serves: path -> {body, etag, last_modified, disposition}, plus
+    `fail_first` paths that answer 503 once, and a log of (path, status, headers)."""
+
+    def __init__(self):
+        self.files = {}
+        self.fail_first = set()
+        self.log = []
+        self.lock = threading.Lock()
+
+    def requests(self, path):
+        with self.lock:
+            return [e for e in self.log if e[0] == path]
+
+
+def make_handler(files):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            path = self.path
+            with files.lock:
+                f = files.files.get(path)
+                if path in files.fail_first:
+                    files.fail_first.discard(path)
+                    status = 503
+                elif f is None:
+                    status = 404
+                elif f.get("etag") and self.headers.get("If-None-Match") == f["etag"]:
+                    status = 304
+                elif (not self.headers.get("If-None-Match") and f.get("last_modified")
+                      and self.headers.get("If-Modified-Since")
+                      and email.utils.parsedate_to_datetime(
+                          self.headers["If-Modified-Since"]).timestamp() >= f["last_modified"]):
+                    status = 304
+                else:
+                    status = 200
+                files.log.append((path, status, dict(self.headers)))
+            self.send_response(status)
+            if status == 200:
+                body = f["body"]
+                if f.get("etag"):
+                    self.send_header("ETag", f["etag"])
+                if f.get("last_modified"):
+                    self.send_header("Last-Modified",
+                                     email.utils.formatdate(f["last_modified"], usegmt=True))
+                if f.get("disposition"):
+                    self.send_header("Content-Disposition", f["disposition"])
+            else:
+                body = b"" if status == 304 else b"no\n"
+            if status != 304:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+@pytest.fixture
+def server():
+    files = Files()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(files))
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    files.url = "http://127.0.0.1:%d" % httpd.server_address[1]
+    yield files
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def b(slipway, tmp_path):
+    return Builder(slipway, tmp_path)
+
+
+def tgz(name, data):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_add_url_names_modes_mtime_and_revalidation(b, server, tmp_path):
+    arch = tgz("inside.txt", b"packed\n")
+    server.files["/files/hello.txt"] = {"body": b"hello v1\n", "etag": '"v1"',
+                                       "last_modified": LAST_MODIFIED}
+    server.files["/files/app.tar.gz"] = {"body": arch, "last_modified": LAST_MODIFIED}
+    server.files["/?id=3"] = {"body": b"a,b\n", "etag": '"cd"',
+                              "disposition": 'attachment; filename="report.csv"'}
+    u = server.url
+    df = BASE + """
+FROM bb
+ADD {u}/files/hello.txt /data/
+ADD --chown=1234:5678 --chmod=644 {u}/files/hello.txt /data/renamed.txt
+ADD {u}/?id=3 /cd/
+ADD {u}/files/app.tar.gz /arch/
+""".format(u=u)
+    ctx = make_ctx(tmp_path / "ctx", df)
+    img, out, steps = b.export(ctx)
+    fs = img.files()
+    hello = fs["data/hello.txt"]
+    assert (hello.mode, hello.uid, hello.gid) == (0o600, 0, 0)
+    assert hello.mtime == LAST_MODIFIED
+    assert hello.data == b"hello v1\n"
+    ren = fs["data/renamed.txt"]
+    assert (ren.mode, ren.uid, ren.gid, ren.data) == (0o644, 1234, 5678, b"hello v1\n")
+    assert fs["cd/report.csv"].data == b"a,b\n"  # no name in the URL's path: Content-Disposition
+    assert fs["arch/app.tar.gz"].data == arch  # a remote archive is never unpacked
+    assert "arch/inside.txt" not in fs
+    assert len(server.requests("/files/hello.txt")) == 2  # two ADDs of it, no cache yet
+    history = [h.get("created_by", "") for h in img.config["history"]]
+    assert any(h.startswith("ADD %s/files/hello.txt /data/" % u) for h in history), history
+
+    # Rebuild: each URL is revalidated with one conditional request answered 304, all cached.
+    before = {p: len(server.requests(p)) for p in server.files}
+    img2, out, steps = b.export(ctx)
+    assert not ran(steps), out
+    assert len(cached(steps)) >= 4, out
+    for p in server.files:
+        new = server.requests(p)[before[p]:]
+        assert [s for _, s, _ in new] == [304] * (2 if p == "/files/hello.txt" else 1), (p, new)
+    hello_reqs = server.requests("/files/hello.txt")
+    assert hello_reqs[-1][2].get("If-None-Match") == '"v1"'
+    assert "If-Modified-Since" in server.requests("/files/app.tar.gz")[-1][2]
+    assert img2.manifest == img.manifest
+
+    # The server's file changes: downloaded again, those ADD steps run, the others stay cached.
+    server.files["/files/hello.txt"] = {"body": b"hello v2\n", "etag": '"v2"',
+                                       "last_modified": LAST_MODIFIED + 60}
+    before = {p: len(server.requests(p)) for p in server.files}
+    img3, out, steps = b.export(ctx)
+    assert len([k for k in ran(steps) if "hello.txt" in k]) == 2, out
+    # The later ADDs run again (their parent changed) from the stored download: a 304 each.
+    for p in ("/files/app.tar.gz", "/?id=3"):
+        assert [s for _, s, _ in server.requests(p)[before[p]:]] == [304], p
+    assert [s for _, s, _ in server.requests("/files/hello.txt")[before["/files/hello.txt"]:]] \
+        == [200, 304]
+    fs = img3.files()
+    assert fs["data/hello.txt"].data == b"hello v2\n"
+    assert fs["data/hello.txt"].mtime == LAST_MODIFIED + 60
+
+
+def test_add_url_same_content_keeps_cache(b, server, tmp_path):
+    """The step's key is the content digest: a new ETag with the same bytes changes nothing."""
+    server.files["/f.txt"] = {"body": b"same\n", "etag": '"a"'}
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nADD %s/f.txt /f.txt\nRUN cat /f.txt\n"
+                   % server.url)
+    b.build(ctx)
+    server.files["/f.txt"] = {"body": b"same\n", "etag": '"b"'}
+    rc, out, steps = b.build(ctx)
+    assert [s for _, s, _ in server.requests("/f.txt")] == [200, 200]
+    assert not ran(steps), out
+
+
+def test_add_url_retry_checksum_and_errors(b, server, tmp_path):
+    body = b"pinned content\n"
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    server.files["/pinned.bin"] = {"body": body, "etag": '"p"'}
+    server.fail_first.add("/pinned.bin")
+    env = {"SLIPWAY_RETRY_BASE_MS": "20"}
+    df = BASE + "FROM bb\nADD --checksum=%s %s/pinned.bin /p\n" % (digest, server.url)
+    ctx = make_ctx(tmp_path / "ok", df)
+    rc, out, steps = b.build(ctx, env=env)
+    assert [s for _, s, _ in server.requests("/pinned.bin")] == [503, 200]
+    assert "retry 1/" in out and "HTTP 503" in out, out
+    # The content is pinned and in the store: a rebuild makes no request at all.
+    rc, out, steps = b.build(ctx, env=env)
+    assert len(server.requests("/pinned.bin")) == 2
+    assert not ran(steps), out
+
+    wrong = "sha256:" + "0" * 64
+    ctx = make_ctx(tmp_path / "bad", BASE + "FROM bb\nADD --checksum=%s %s/pinned.bin /p\n"
+                   % (wrong, server.url))
+    rc, out, _ = b.build(ctx, check=False, env=env)
+    assert rc == 1, out
+    assert wrong in out and digest in out and "/pinned.bin" in out, out
+
+    ctx = make_ctx(tmp_path / "missing", BASE + "FROM bb\nADD %s/nope.txt /n\n" % server.url)
+    rc, out, _ = b.build(ctx, check=False, env=env)
+    assert rc == 1 and "HTTP 404" in out and "/nope.txt" in out and "Dockerfile:5" in out, out
+    assert len(server.requests("/nope.txt")) == 1  # a 404 is not retried
+
+    ctx = make_ctx(tmp_path / "copy", BASE + "FROM bb\nCOPY %s/pinned.bin /p\n" % server.url)
+    rc, out, _ = b.build(ctx, check=False, env=env)
+    assert rc != 0 and "ADD only" in out, out
+
+
+def test_add_url_through_proxy_build_arg(b, server, tmp_path):
+    """HTTP_PROXY given as a build arg carries the download (the host does not resolve)."""
+    url = "http://slipway-test.invalid/via/proxy.txt"
+    server.files[url] = {"body": b"proxied\n"}  # a proxy sees the absolute URL
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nADD %s /x/\n" % url)
+    img, out, steps = b.export(ctx, "--build-arg", "HTTP_PROXY=" + server.url)
+    assert img.files()["x/proxy.txt"].data == b"proxied\n"
+    assert len(server.requests(url)) == 1
+    # Proxy args are not part of the image's history or config.
+    assert server.url not in str(img.config)
