@@ -2,6 +2,8 @@
  * engine lives in the library (plan.c, solve.c); this file only wires it up. */
 #include "cli.h"
 
+#include "build_private.h"
+
 #include "../lib/image_archive.h"
 #include "../lib/compress.h"
 #include "../lib/context.h"
@@ -31,6 +33,9 @@ static const char usage_text[] =
     "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
     "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
+    "      --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[@DIGEST]\n"
+    "                            a named context for FROM NAME and COPY --from=NAME (a\n"
+    "                            stage of that name is replaced; DIR: COPY --from only)\n"
     "      --no-cache            run every step, ignoring cached results\n"
     "      --network MODE        network of RUN steps: host (default) or none\n"
     "      --allow security.insecure  let RUN --security=insecure steps run privileged\n"
@@ -75,6 +80,7 @@ typedef struct {
   bool cache_max;    /* mode=max */
   bool cache_ignore_error;
   char **insecure;
+  char **contexts; /* --build-context NAME=VALUE */
 } build_opts_t;
 
 static void
@@ -87,6 +93,7 @@ opts_free(build_opts_t *o)
   sw_strv_free(o->cache_from);
   free(o->cache_to);
   sw_strv_free(o->insecure);
+  sw_strv_free(o->contexts);
 }
 
 /* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
@@ -170,6 +177,7 @@ enum {
   OPT_ALLOW,
   OPT_CACHE_TO,
   OPT_CACHE_FROM,
+  OPT_BUILD_CONTEXT,
 };
 
 static int
@@ -190,6 +198,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"allow", required_argument, NULL, OPT_ALLOW},
       {"cache-to", required_argument, NULL, OPT_CACHE_TO},
       {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
+      {"build-context", required_argument, NULL, OPT_BUILD_CONTEXT},
       {"insecure-registry", required_argument, NULL, 'I'},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
@@ -290,6 +299,9 @@ parse_args(int argc, char **argv, build_opts_t *o)
     }
     case 'I':
       sw_strv_push(&o->insecure, optarg);
+      break;
+    case OPT_BUILD_CONTEXT:
+      sw_strv_push(&o->contexts, optarg);
       break;
     case 'q':
       o->quiet = true;
@@ -567,6 +579,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   _cleanup_(sw_rcache_freep) sw_rcache_t *rcache = NULL;
   sw_registry_opts_t ro = {.insecure = o->insecure, .quiet = true};
   sw_cache_log_t log;
+  _cleanup_(build_named_clear) build_named_t named = {0};
 
   struct stat st;
   if (stat(o->context, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -574,13 +587,15 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
                          o->context);
   if (load_dockerfile(o, &df_path, &df, err) < 0)
     return -1;
-  sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target};
-  if (sw_plan_new(df, &po, &plan, err) < 0)
-    return -1;
   if (sw_store_open(g->root, &store, err) < 0)
     return -1;
-  reblob = start_reblob(store, plan);
   ctx_cache = sw_store_path(store, "contexts");
+  if (build_named_resolve(store, o->contexts, ctx_cache, &named, err) < 0)
+    return -1;
+  sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target, .contexts = named.plan};
+  if (sw_plan_new(df, &po, &plan, err) < 0)
+    return -1;
+  reblob = start_reblob(store, plan);
   if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)
     return -1;
 
@@ -605,6 +620,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .allow_insecure = o->allow_insecure,
       .cache_from = rcache,
       .cache_log = o->cache_to ? &log : NULL,
+      .named_paths = named.paths,
+      .named_ctxs = named.ctxs,
   };
   int rc = sw_solve(&so, &img, err);
   if (rc == 0) {

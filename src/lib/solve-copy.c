@@ -29,6 +29,7 @@ typedef struct {
   bool wildcard;
   sw_keyhash_t *content;
   sw_lowerfs_t *srcfs;         /* --from source view */
+  sw_context_t *ctx;           /* the build context, or the --build-context copied from */
   char src_chain[SW_KEY_SIZE]; /* identity of the --from source's layers */
   _Bool from;
 } sources_t;
@@ -107,7 +108,7 @@ static int
 add_context_source(stage_run_t *r, sources_t *s, const char *src, bool parents, bool is_add,
                    const sw_excludes_t *ex, char *const *excludes, sw_error_t *err)
 {
-  sw_context_t *ctx = r->sv->o->ctx;
+  sw_context_t *ctx = s->ctx;
   _cleanup_free_ char *path = NULL;
   size_t keep_from = 0;
   if (parents)
@@ -422,6 +423,17 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
   s->content = sw_keyhash_new("copy-sources");
   if ((step->from_stage >= 0 || step->from_image) && open_from(r, step, s, err) < 0)
     return -1;
+  s->ctx = r->sv->o->ctx;
+  if (step->from_context) {
+    const sw_solve_opts_t *o = r->sv->o;
+    s->ctx = NULL;
+    for (size_t i = 0; o->named_paths && o->named_paths[i] && !s->ctx; i++)
+      if (strcmp(o->named_paths[i], step->from_context) == 0)
+        s->ctx = o->named_ctxs[i];
+    if (s->ctx == NULL)
+      return sv_fail(r, err, "--from: the --build-context `%s` is not open", step->from_context);
+    sw_keyhash_str(s->content, "build-context");
+  }
   for (size_t i = 0; i + 1 < n; i++) {
     const sw_heredoc_t *h = heredoc_source(in, in->args[i]);
     if (h) {
@@ -473,7 +485,7 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
     item_t *it = &s->v[i];
     switch (it->kind) {
     case ITEM_CTX:
-      rc = sw_copy_add_context(c, r->sv->o->ctx, it->node, it->sub, err);
+      rc = sw_copy_add_context(c, s->ctx, it->node, it->sub, err);
       break;
     case ITEM_LOWER:
       rc = sw_copy_add_lower(c, s->srcfs, it->canon, &it->st, it->host, it->sub, err);

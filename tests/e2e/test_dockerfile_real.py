@@ -225,3 +225,81 @@ def test_add_url_through_proxy_build_arg(b, server, tmp_path):
     assert len(server.requests(url)) == 1
     # Proxy args are not part of the image's history or config.
     assert server.url not in str(img.config)
+
+
+# ---- --build-context ----------------------------------------------------------------------
+
+
+def write(path, files):
+    for rel, data in files.items():
+        p = os.path.join(path, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(data)
+
+
+def test_build_context_directory(b, tmp_path):
+    proj = tmp_path / "proj"
+    write(proj, {"src/app.py": "print(1)\n", "src/secret.key": "k\n", ".dockerignore": "**/*.key\n"})
+    ctx = make_ctx(tmp_path / "ctx", BASE + """
+FROM bb
+COPY --from=project src/ /app/
+RUN cat /app/app.py > /ran
+""")
+    img, out, steps = b.export(ctx, "--build-context", "project=" + str(proj))
+    fs = img.files()
+    assert fs["app/app.py"].data == b"print(1)\n"
+    assert (fs["app/app.py"].uid, fs["app/app.py"].gid) == (0, 0)
+    assert "app/secret.key" not in fs  # the named directory's own .dockerignore
+    # Unchanged: cached; a changed file in the named directory re-runs the COPY and what follows.
+    rc, out, steps = b.build(ctx, "--build-context", "project=" + str(proj))
+    assert not ran(steps), out
+    write(proj, {"src/app.py": "print(2)\n"})
+    img, out, steps = b.export(ctx, "--build-context", "project=" + str(proj))
+    assert any("COPY --from=project" in k for k in ran(steps)), out
+    assert any("RUN cat" in k for k in ran(steps)), out
+    assert img.files()["app/app.py"].data == b"print(2)\n"
+    # Without the flag, `project` is an image reference that cannot be found.
+    rc, out, _ = b.build(ctx, check=False)
+    assert rc != 0 and "project" in out, out
+
+
+def test_build_context_images(b, slipway, busybox_image, tmp_path):
+    slipway("tag", busybox_image, "mybase:1")
+    # FROM alpine (not in the store, no network) and a stage, both replaced by named contexts;
+    # the replaced stage's own instructions are not built (its COPY would fail).
+    df = """FROM scratch AS deps
+COPY does-not-exist /x
+FROM alpine
+COPY --from=deps /etc/group /copied-group
+COPY --from=tools /etc/passwd /copied-passwd
+RUN echo built > /built
+"""
+    ctx = make_ctx(tmp_path / "ctx", df)
+    args = ["--build-context", "alpine=docker-image://mybase:1",
+            "--build-context", "deps=docker-image://mybase:1",
+            "--build-context", "tools=docker-image://busybox"]
+    img, out, steps = b.export(ctx, *args)
+    fs = img.files()
+    assert fs["built"].data == b"built\n"
+    assert fs["copied-group"].data.startswith(b"root:x:0:")
+    assert fs["copied-passwd"].data.startswith(b"root:x:0:0:")
+    assert "bin/busybox" in fs  # the base is the busybox image
+    assert not any("does-not-exist" in k for k in steps), out
+
+    # oci-layout://: the image of an OCI layout directory (loaded into the store first).
+    layout = tmp_path / "layout"
+    slipway("save", "--format", "oci-dir", "-o", layout, "mybase:1")
+    ctx2 = make_ctx(tmp_path / "ctx2", "FROM base\nRUN echo from-layout > /o\n")
+    img, out, steps = b.export(ctx2, "--build-context", "base=oci-layout://" + str(layout))
+    assert img.files()["o"].data == b"from-layout\n"
+    assert "bin/busybox" in img.files()
+
+    # Errors name the flag: a directory cannot be FROM; a bad spec; a missing directory.
+    ctx3 = make_ctx(tmp_path / "ctx3", "FROM dirctx\n")
+    rc, out, _ = b.build(ctx3, "--build-context", "dirctx=" + str(tmp_path), check=False)
+    assert rc == 2 and "--build-context" in out and "dirctx" in out, out
+    rc, out, _ = b.build(ctx3, "--build-context", "nothing", check=False)
+    assert rc == 2 and "NAME=DIR" in out, out
+    rc, out, _ = b.build(ctx3, "--build-context", "x=" + str(tmp_path / "nope"), check=False)
+    assert rc == 2 and "nope" in out, out
