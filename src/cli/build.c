@@ -54,6 +54,14 @@ static const char usage_text[] =
     "      --cache-from [type=registry,ref=]REF  use the cache records at REF (repeatable);\n"
     "                            an unreadable REF is a warning\n"
     "      --insecure-registry HOST  plain HTTP for HOST (localhost and 127.0.0.1 always)\n"
+    "      --pull                pull the images FROM and --from name again before building\n"
+    "      --push                push the image under its -t names once stored (also\n"
+    "                            -o type=image,name=NAME,push=true or -o type=registry,name=NAME)\n"
+    "      --load                accepted (the image always goes to the store)\n"
+    "      --add-host HOST:IP    an /etc/hosts entry for RUN steps (repeatable)\n"
+    "      --shm-size SIZE       size of RUN steps' /dev/shm (default 64m)\n"
+    "      --ulimit NAME=SOFT[:HARD]  a resource limit of RUN steps (repeatable)\n"
+    "      --metadata-file FILE  write buildx's JSON about the image (containerimage.digest …)\n"
     "  -q, --quiet               print only the image ID\n"
     "  -h, --help                print this help\n"
     "\n"
@@ -81,6 +89,12 @@ typedef struct {
   bool cache_ignore_error;
   char **insecure;
   char **contexts; /* --build-context NAME=VALUE */
+  bool pull, push;
+  const char *metadata_file;
+  char **add_hosts;
+  uint64_t shm_size;
+  sw_rlimit_t *ulimits;
+  size_t n_ulimits;
 } build_opts_t;
 
 static void
@@ -94,6 +108,8 @@ opts_free(build_opts_t *o)
   free(o->cache_to);
   sw_strv_free(o->insecure);
   sw_strv_free(o->contexts);
+  sw_strv_free(o->add_hosts);
+  free(o->ulimits);
 }
 
 /* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
@@ -178,6 +194,13 @@ enum {
   OPT_CACHE_TO,
   OPT_CACHE_FROM,
   OPT_BUILD_CONTEXT,
+  OPT_PULL,
+  OPT_PUSH,
+  OPT_LOAD,
+  OPT_METADATA_FILE,
+  OPT_ADD_HOST,
+  OPT_SHM_SIZE,
+  OPT_ULIMIT,
 };
 
 static int
@@ -199,6 +222,13 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"cache-to", required_argument, NULL, OPT_CACHE_TO},
       {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
       {"build-context", required_argument, NULL, OPT_BUILD_CONTEXT},
+      {"pull", no_argument, NULL, OPT_PULL},
+      {"push", no_argument, NULL, OPT_PUSH},
+      {"load", no_argument, NULL, OPT_LOAD},
+      {"metadata-file", required_argument, NULL, OPT_METADATA_FILE},
+      {"add-host", required_argument, NULL, OPT_ADD_HOST},
+      {"shm-size", required_argument, NULL, OPT_SHM_SIZE},
+      {"ulimit", required_argument, NULL, OPT_ULIMIT},
       {"insecure-registry", required_argument, NULL, 'I'},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
@@ -279,9 +309,17 @@ parse_args(int argc, char **argv, build_opts_t *o)
       if (sw_compression_parse(optarg, &o->comp, &err) < 0)
         return sw_error_report(&err);
       break;
-    case 'o':
-      o->output = optarg;
+    case 'o': {
+      int r = build_output_image(optarg, &o->tags, &o->push, &err);
+      if (r < 0) {
+        int code = sw_cli_usage_error("build", "%s", err->msg);
+        sw_error_release(&err);
+        return code;
+      }
+      if (r == 0)
+        o->output = optarg;
       break;
+    }
     case OPT_CACHE_TO: {
       char *ref = NULL;
       if (parse_cache_spec("--cache-to", optarg, &ref, &o->cache_max, &o->cache_ignore_error) != 0)
@@ -302,6 +340,34 @@ parse_args(int argc, char **argv, build_opts_t *o)
       break;
     case OPT_BUILD_CONTEXT:
       sw_strv_push(&o->contexts, optarg);
+      break;
+    case OPT_PULL:
+      o->pull = true;
+      break;
+    case OPT_PUSH:
+      o->push = true;
+      break;
+    case OPT_LOAD: /* buildx: load into docker; slipway's images are in its store anyway */
+      break;
+    case OPT_METADATA_FILE:
+      o->metadata_file = optarg;
+      break;
+    case OPT_ADD_HOST: {
+      size_t n = strcspn(optarg, ":=");
+      if (n == 0 || optarg[n] == '\0' || optarg[n + 1] == '\0')
+        return sw_cli_usage_error("build", "--add-host needs HOST:IP, not `%s`", optarg);
+      sw_strv_push(&o->add_hosts, optarg);
+      break;
+    }
+    case OPT_SHM_SIZE:
+      if (build_ram_size(optarg, &o->shm_size, &err) < 0)
+        return sw_error_report(&err);
+      break;
+    case OPT_ULIMIT:
+      o->ulimits = xrealloc(o->ulimits, (o->n_ulimits + 1) * sizeof(*o->ulimits));
+      if (sw_rlimit_parse(optarg, &o->ulimits[o->n_ulimits], &err) < 0)
+        return sw_error_report(&err);
+      o->n_ulimits++;
       break;
     case 'q':
       o->quiet = true;
@@ -622,8 +688,14 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .cache_log = o->cache_to ? &log : NULL,
       .named_paths = named.paths,
       .named_ctxs = named.ctxs,
+      .add_hosts = o->add_hosts,
+      .shm_size = o->shm_size,
+      .ulimits = o->ulimits,
+      .n_ulimits = o->n_ulimits,
   };
-  int rc = sw_solve(&so, &img, err);
+  int rc = o->pull ? build_pull_bases(store, plan, &ro, p, err) : 0;
+  if (rc == 0)
+    rc = sw_solve(&so, &img, err);
   if (rc == 0) {
     apply_labels(img, o->labels);
     int id = sw_progress_begin(p, "exporting to image");
@@ -652,6 +724,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     _cleanup_free_ char *name = o->tags ? sw_ref_normalize(o->tags[0], NULL) : NULL;
     rc = export_output(store, img, name, o->output, p, err);
   }
+  if (rc == 0 && o->push)
+    rc = build_push(store, img, o->tags, &ro, p, err);
   if (rc == 0 && o->cache_to && export_cache(o, store, plan, &log, &ro, p, err) < 0) {
     if (o->cache_ignore_error) {
       sw_warn("%s (ignore-error=true)", (*err)->msg);
@@ -671,6 +745,9 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0 && o->iidfile &&
       sw_write_file_atomic(o->iidfile, img->config_digest, strlen(img->config_digest), 0644, err) <
           0)
+    rc = -1;
+  if (rc == 0 && o->metadata_file &&
+      build_write_metadata(store, img, o->tags, o->metadata_file, err) < 0)
     rc = -1;
   if (rc == 0 && o->quiet)
     printf("%s\n", img->config_digest);

@@ -414,6 +414,52 @@ on_output(void *arg, const char *data, size_t len)
   sw_progress_output(o->p, o->id, data, len);
 }
 
+/* `build --add-host HOST:IP`: the host's /etc/hosts plus one line per entry, bound over the
+ * step's /etc/hosts (as Docker's extra hosts; never in a layer). */
+static int
+add_hosts_file(mounts_t *ms, const char *tmp, char *const *hosts, sw_error_t *err)
+{
+  sw_buf_t b = {0};
+  _cleanup_free_ char *base = NULL;
+  size_t len = 0;
+  sw_error_t e = NULL;
+  if (sw_read_file("/etc/hosts", 1 << 20, &base, &len, &e) == 0 && len > 0) {
+    sw_buf_append(&b, base, len);
+    if (base[len - 1] != '\n')
+      sw_buf_puts(&b, "\n");
+  }
+  sw_error_release(&e);
+  for (size_t i = 0; hosts[i]; i++) {
+    size_t n = strcspn(hosts[i], ":=");
+    sw_buf_printf(&b, "%s\t%.*s\n", hosts[i] + n + 1, (int)n, hosts[i]);
+  }
+  _cleanup_free_ char *path = xasprintf("%s/hosts", tmp);
+  int rc = sw_write_file_atomic(path, b.data, b.len, 0644, err);
+  sw_buf_free(&b);
+  if (rc < 0)
+    return -1;
+  sw_mount_t *m = add_mount(ms);
+  m->kind = SW_MOUNT_BIND;
+  m->source = hold(ms, steal_ptr(&path));
+  m->target = "/etc/hosts";
+  m->readonly = true;
+  return 0;
+}
+
+/* --add-host, --shm-size, --ulimit in a RUN's key (only when given: keys stay as they were). */
+static void
+run_limits_flags(const sw_solve_opts_t *o, char ***flags)
+{
+  for (size_t i = 0; o->add_hosts && o->add_hosts[i]; i++)
+    sw_strv_push_take(flags, xasprintf("add-host=%s", o->add_hosts[i]));
+  if (o->shm_size)
+    sw_strv_push_take(flags, xasprintf("shm-size=%llu", (unsigned long long)o->shm_size));
+  for (size_t i = 0; i < o->n_ulimits; i++)
+    sw_strv_push_take(flags, xasprintf("ulimit=%d:%llu:%llu", o->ulimits[i].resource,
+                                       (unsigned long long)o->ulimits[i].soft,
+                                       (unsigned long long)o->ulimits[i].hard));
+}
+
 typedef struct {
   char **argv;
   char **env;
@@ -590,6 +636,8 @@ execute(stage_run_t *r, run_spec_t *rs, int id, const char *key, const char *his
     m->target = "/dev/pipes";
     m->readonly = true;
   }
+  if (o->add_hosts && add_hosts_file(&rs->ms, tmp, o->add_hosts, err) < 0)
+    goto out;
   if (make_cwd(r, upper, err) < 0)
     goto out;
   for (size_t i = 0; rs->ms.env && rs->ms.env[i]; i++) {
@@ -615,6 +663,9 @@ execute(stage_run_t *r, run_spec_t *rs, int id, const char *key, const char *his
   }
   so.mounts = rs->ms.m;
   so.n_mounts = rs->ms.n;
+  so.shm_size = o->shm_size;
+  so.rlimits = o->ulimits;
+  so.n_rlimits = o->n_ulimits;
   so.stdin_fd = SW_STDIO_NULL;
   so.on_output = on_output;
   so.output_ctx = &octx;
@@ -699,6 +750,7 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     sw_strv_push(&rs.ms.flags, "security=insecure");
   if (o->epoch != SW_EPOCH_NONE)
     sw_strv_push_take(&rs.ms.flags, xasprintf("epoch=%lld", (long long)o->epoch));
+  run_limits_flags(o, &rs.ms.flags);
   kenv = sv_expand_env(r); /* proxy args reach the process, never the key (BuildKit) */
 
   char key[SW_KEY_SIZE];

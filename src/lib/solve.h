@@ -42,6 +42,12 @@ typedef struct {
    * NULL-terminated */
   char *const *named_paths;
   sw_context_t *const *named_ctxs;
+  /* RUN steps: --add-host "HOST:IP" lines added to /etc/hosts, --shm-size, --ulimit (each in
+   * the key when given) */
+  char *const *add_hosts;
+  uint64_t shm_size;
+  const sw_rlimit_t *ulimits;
+  size_t n_ulimits;
 } sw_solve_opts_t;
 
 /* Run the plan; *out gets the target stage's image (config with history, layers in the store;

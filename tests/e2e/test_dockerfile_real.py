@@ -7,13 +7,16 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import os
+import subprocess
 import tarfile
 import threading
 
 import pytest
 
-from test_build import Builder, Image, cached, make_ctx, ran
+from conftest import SlipwayRunner
+from test_build import Builder, cached, make_ctx, ran
 
 BASE = """FROM scratch AS bb
 COPY busybox /bin/busybox
@@ -303,3 +306,83 @@ RUN echo built > /built
     assert rc == 2 and "NAME=DIR" in out, out
     rc, out, _ = b.build(ctx3, "--build-context", "x=" + str(tmp_path / "nope"), check=False)
     assert rc == 2 and "nope" in out, out
+
+
+# ---- --push, -o type=image, --pull, --metadata-file, --load --------------------------------
+
+
+def skopeo_digest(ref):
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://" + ref],
+                         stdout=subprocess.PIPE, check=True).stdout
+    return "sha256:" + hashlib.sha256(out).hexdigest()
+
+
+def test_push_output_image_metadata_and_pull(b, slipway, slipway_bin, busybox_image,
+                                             registry_open, tmp_path):
+    host = registry_open.host
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nRUN echo one > /v\n")
+    meta = tmp_path / "meta.json"
+    rc, out, steps = b.build(ctx, "-t", host + "/app:1", "--push", "--load",
+                             "--metadata-file", meta)
+    m = json.loads(meta.read_text())
+    info = slipway.inspect(host + "/app:1")
+    assert m["containerimage.config.digest"] == info["Id"], m
+    assert m["image.name"] == host + "/app:1"
+    assert m["containerimage.descriptor"]["digest"] == m["containerimage.digest"]
+    assert m["containerimage.descriptor"]["mediaType"].endswith("manifest.v1+json")
+    # What the registry has is byte for byte the stored manifest.
+    assert skopeo_digest(host + "/app:1") == m["containerimage.digest"]
+    assert "pushing %s/app:1" % host in out
+
+    rc, out, steps = b.build(ctx, "-o", "type=image,name=%s/app:2,push=true" % host)
+    assert skopeo_digest(host + "/app:2") == m["containerimage.digest"]
+    assert slipway.inspect(host + "/app:2")["Id"] == info["Id"]
+    rc, out, _ = b.build(ctx, "--push", check=False)
+    assert rc == 2 and "-t" in out, out
+
+    # --pull: a second store builds FROM the pushed base; the base then changes in the
+    # registry: without --pull the stored one is used, with --pull the new one.
+    base = host + "/base:1"
+    b.build(make_ctx(tmp_path / "b1", "FROM busybox\nRUN echo v1 > /marker\n"), "-t", base,
+            "--push")
+    other = Builder(SlipwayRunner(slipway_bin, tmp_path / "root2"), tmp_path)
+    user = make_ctx(tmp_path / "user", "FROM %s\nRUN cat /marker > /seen\n" % base)
+    img, out, _ = other.export(user)
+    assert img.files()["seen"].data == b"v1\n"
+    b.build(make_ctx(tmp_path / "b2", "FROM busybox\nRUN echo v2 > /marker\n"), "-t", base,
+            "--push")
+    img, out, _ = other.export(user)
+    assert img.files()["seen"].data == b"v1\n"
+    img, out, _ = other.export(user, "--pull")
+    assert "pulling %s (--pull)" % base in out
+    assert img.files()["seen"].data == b"v2\n"
+    # --pull needs the registry: an unreachable one fails the build, naming the image.
+    registry_open.stop()
+    rc, out, _ = other.build(user, "--pull", check=False,
+                             env={"SLIPWAY_RETRIES": "0"})
+    assert rc == 1 and "--pull" in out and base in out, out
+
+
+def test_add_host_shm_size_ulimit(b, tmp_path):
+    ctx = make_ctx(tmp_path / "ctx", BASE + """
+FROM bb
+RUN grep myhost /etc/hosts > /hosts-line; df -k /dev/shm | tail -1 > /shm; \\
+    ulimit -Sn > /nofile; ulimit -Hn > /nofile-hard
+""")
+    flags = ["--add-host", "myhost:10.1.2.3", "--shm-size", "128m", "--ulimit", "nofile=512:1024"]
+    img, out, steps = b.export(ctx, *flags)
+    fs = img.files()
+    assert fs["hosts-line"].data.split() == [b"10.1.2.3", b"myhost"]
+    assert fs["shm"].data.split()[1] == b"131072", fs["shm"].data  # 128 MiB in KiB
+    assert fs["nofile"].data == b"512\n" and fs["nofile-hard"].data == b"1024\n"
+    assert "etc/hosts" not in fs  # the hosts file is a mount, never in a layer
+    # The flags are part of the RUN's key: the same flags hit, none re-run it.
+    rc, out, steps = b.build(ctx, *flags)
+    assert not ran(steps), out
+    img, out, steps = b.export(ctx)
+    assert any("RUN grep" in k for k in ran(steps)), out
+    assert img.files()["shm"].data.split()[1] == b"65536"  # Docker's default, 64 MiB
+    rc, out, _ = b.build(ctx, "--ulimit", "nofile=9:2", check=False)
+    assert rc == 2 and "soft limit" in out, out
+    rc, out, _ = b.build(ctx, "--add-host", "nocolon", check=False)
+    assert rc == 2 and "HOST:IP" in out, out
