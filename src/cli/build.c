@@ -14,6 +14,7 @@
 #include "../lib/plan.h"
 #include "../lib/progress.h"
 #include "../lib/solve.h"
+#include "../lib/ssh-forward.h"
 #include "../lib/store.h"
 
 #include <fcntl.h>
@@ -58,6 +59,8 @@ static const char usage_text[] =
     "      --push                push the image under its -t names once stored (also\n"
     "                            -o type=image,name=NAME,push=true or -o type=registry,name=NAME)\n"
     "      --load                accepted (the image always goes to the store)\n"
+    "      --ssh ID[=SOCKET|KEY[,KEY]]  an ssh agent for RUN --mount=type=ssh (`default`:\n"
+    "                            $SSH_AUTH_SOCK; a key: served by a private ssh-agent)\n"
     "      --add-host HOST:IP    an /etc/hosts entry for RUN steps (repeatable)\n"
     "      --shm-size SIZE       size of RUN steps' /dev/shm (default 64m)\n"
     "      --ulimit NAME=SOFT[:HARD]  a resource limit of RUN steps (repeatable)\n"
@@ -95,6 +98,7 @@ typedef struct {
   uint64_t shm_size;
   sw_rlimit_t *ulimits;
   size_t n_ulimits;
+  char **ssh;
 } build_opts_t;
 
 static void
@@ -110,6 +114,7 @@ opts_free(build_opts_t *o)
   sw_strv_free(o->contexts);
   sw_strv_free(o->add_hosts);
   free(o->ulimits);
+  sw_strv_free(o->ssh);
 }
 
 /* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
@@ -201,6 +206,7 @@ enum {
   OPT_ADD_HOST,
   OPT_SHM_SIZE,
   OPT_ULIMIT,
+  OPT_SSH,
 };
 
 static int
@@ -229,6 +235,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"add-host", required_argument, NULL, OPT_ADD_HOST},
       {"shm-size", required_argument, NULL, OPT_SHM_SIZE},
       {"ulimit", required_argument, NULL, OPT_ULIMIT},
+      {"ssh", required_argument, NULL, OPT_SSH},
       {"insecure-registry", required_argument, NULL, 'I'},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
@@ -362,6 +369,9 @@ parse_args(int argc, char **argv, build_opts_t *o)
     case OPT_SHM_SIZE:
       if (build_ram_size(optarg, &o->shm_size, &err) < 0)
         return sw_error_report(&err);
+      break;
+    case OPT_SSH:
+      sw_strv_push(&o->ssh, optarg);
       break;
     case OPT_ULIMIT:
       o->ulimits = xrealloc(o->ulimits, (o->n_ulimits + 1) * sizeof(*o->ulimits));
@@ -646,6 +656,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   sw_registry_opts_t ro = {.insecure = o->insecure, .quiet = true};
   sw_cache_log_t log;
   _cleanup_(build_named_clear) build_named_t named = {0};
+  _cleanup_(sw_ssh_agents_freep) sw_ssh_agents_t *ssh = NULL;
 
   struct stat st;
   if (stat(o->context, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -657,6 +668,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     return -1;
   ctx_cache = sw_store_path(store, "contexts");
   if (build_named_resolve(store, o->contexts, ctx_cache, &named, err) < 0)
+    return -1;
+  if (o->ssh && sw_ssh_agents_new(o->ssh, &ssh, err) < 0)
     return -1;
   sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target, .contexts = named.plan};
   if (sw_plan_new(df, &po, &plan, err) < 0)
@@ -692,6 +705,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .shm_size = o->shm_size,
       .ulimits = o->ulimits,
       .n_ulimits = o->n_ulimits,
+      .ssh = ssh,
   };
   int rc = o->pull ? build_pull_bases(store, plan, &ro, p, err) : 0;
   if (rc == 0)

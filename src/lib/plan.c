@@ -172,7 +172,12 @@ sw_runmount_parse(const char *spec, sw_runmount_t *out, sw_error_t *err)
       ro_set = true;
   }
   (void)ro_set;
-  if (m.type == SW_RUNMOUNT_SECRET || m.type == SW_RUNMOUNT_SSH) {
+  if (m.type == SW_RUNMOUNT_SSH) {
+    /* BuildKit: id "default"; the target (/run/buildkit/ssh_agent.N) is the solver's. */
+    if (m.id == NULL)
+      m.id = xstrdup("default");
+    m.readonly = true;
+  } else if (m.type == SW_RUNMOUNT_SECRET) {
     if (m.id == NULL && m.target)
       m.id = xstrdup(strrchr(m.target, '/') ? strrchr(m.target, '/') + 1 : m.target);
     if (m.id == NULL && m.type == SW_RUNMOUNT_SSH)

@@ -3,6 +3,8 @@
  * over the stage's snapshots with a fresh upper dir that becomes the step's layer. */
 #include "solve-private.h"
 
+#include "ssh-forward.h"
+
 #include "copy.h"
 #include "gotext.h"
 #include "shellword.h"
@@ -21,8 +23,10 @@ typedef struct {
   size_t nlists;
   int *locks;
   size_t nlocks;
-  char **env;     /* secret env additions (process only) */
-  char **tmpdirs; /* removed when the step is over (context --mount views) */
+  char **env;               /* secret env additions (process only) */
+  char **tmpdirs;           /* removed when the step is over (context --mount views) */
+  sw_ssh_proxy_t **proxies; /* ssh mounts' relays, running while the step does */
+  size_t nproxies;
 } mounts_t;
 
 static void
@@ -38,6 +42,9 @@ mounts_free(mounts_t *ms)
     close(ms->locks[i]);
   free(ms->locks);
   sw_strv_free(ms->env);
+  for (size_t i = 0; i < ms->nproxies; i++) /* before their dirs go */
+    sw_ssh_proxy_stop(ms->proxies[i]);
+  free(ms->proxies);
   for (size_t i = 0; ms->tmpdirs && ms->tmpdirs[i]; i++) {
     sw_error_t e = NULL;
     if (sw_rm_rf(ms->tmpdirs[i], &e) < 0)
@@ -242,6 +249,44 @@ mount_secret(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *
   return 0;
 }
 
+/* RUN --mount=type=ssh: a relay socket of the step's own (owner and mode as asked) bound at
+ * the target, SSH_AUTH_SOCK pointing at the first one. Only the id and target shape the key. */
+static int
+mount_ssh(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *target,
+          sw_error_t *err)
+{
+  const char *agent = sw_ssh_agents_get(r->sv->o->ssh, rm->id);
+  if (agent == NULL) {
+    if (rm->required)
+      return sv_fail(r, err, "ssh agent `%s` is required: pass --ssh %s[=SOCKET|KEY]", rm->id,
+                     rm->id);
+    return 0;
+  }
+  if (target == NULL)
+    target = hold(ms, xasprintf("/run/buildkit/ssh_agent.%zu", ms->nproxies));
+  char *dir = sw_ssh_tmpdir(err);
+  if (dir == NULL)
+    return sv_wrap(r, err);
+  sw_strv_push_take(&ms->tmpdirs, dir);
+  sw_ssh_proxy_t *p = NULL;
+  char *sock = NULL;
+  if (sw_ssh_proxy_start(dir, agent, rm->uid >= 0 ? (uid_t)rm->uid : 0,
+                         rm->gid >= 0 ? (gid_t)rm->gid : 0, rm->mode ? rm->mode : 0600, &p, &sock,
+                         err) < 0)
+    return sv_wrap(r, err);
+  ms->proxies = xrealloc(ms->proxies, (ms->nproxies + 1) * sizeof(*ms->proxies));
+  ms->proxies[ms->nproxies++] = p;
+  sw_mount_t *m = add_mount(ms);
+  m->kind = SW_MOUNT_BIND;
+  m->source = hold(ms, sock);
+  m->target = target;
+  m->readonly = true;
+  if (sw_env_get(ms->env, "SSH_AUTH_SOCK") == NULL)
+    sw_env_set(&ms->env, "SSH_AUTH_SOCK", target);
+  sw_strv_push_take(&ms->flags, xasprintf("mount=ssh,target=%s,id=%s", target, rm->id));
+  return 0;
+}
+
 static int
 one_mount(stage_run_t *r, mounts_t *ms, const sw_step_t *step, size_t i, const char *spec,
           sw_error_t *err)
@@ -277,7 +322,7 @@ one_mount(stage_run_t *r, mounts_t *ms, const sw_step_t *step, size_t i, const c
     rc = mount_secret(r, ms, &rm, target, err);
     break;
   case SW_RUNMOUNT_SSH:
-    rc = sv_fail(r, err, "--mount=type=ssh is not supported by slipway");
+    rc = mount_ssh(r, ms, &rm, target, err);
     break;
   }
   sw_runmount_clear(&rm);

@@ -48,6 +48,7 @@ typedef struct {
   uint64_t shm_size;
   const sw_rlimit_t *ulimits;
   size_t n_ulimits;
+  const struct sw_ssh_agents *ssh; /* --ssh: agents by id (RUN --mount=type=ssh), or NULL */
 } sw_solve_opts_t;
 
 /* Run the plan; *out gets the target stage's image (config with history, layers in the store;

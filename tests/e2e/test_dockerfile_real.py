@@ -12,11 +12,12 @@ import os
 import subprocess
 import tarfile
 import threading
+import time
 
 import pytest
 
 from conftest import SlipwayRunner
-from test_build import Builder, cached, make_ctx, ran
+from test_build import Builder, Image, cached, make_ctx, ran
 
 BASE = """FROM scratch AS bb
 COPY busybox /bin/busybox
@@ -386,3 +387,102 @@ RUN grep myhost /etc/hosts > /hosts-line; df -k /dev/shm | tail -1 > /shm; \\
     assert rc == 2 and "soft limit" in out, out
     rc, out, _ = b.build(ctx, "--add-host", "nocolon", check=False)
     assert rc == 2 and "HOST:IP" in out, out
+
+
+# ---- --ssh and RUN --mount=type=ssh ---------------------------------------------------------
+
+
+def ssh_add_files(dest):
+    """/usr/bin/ssh-add and the libraries it loads, under dest (for a busybox image)."""
+    out = subprocess.run(["ldd", "/usr/bin/ssh-add"], stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    paths = ["/usr/bin/ssh-add"]
+    for line in out.splitlines():
+        for w in line.split():
+            if w.startswith("/"):
+                paths.append(w)
+    for p in paths:
+        d = os.path.join(dest, p.lstrip("/"))
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        with open(os.path.realpath(p), "rb") as src, open(d, "wb") as f:
+            f.write(src.read())
+
+
+class Agent:
+    """A real ssh-agent on a socket of its own, holding a new ed25519 key."""
+
+    def __init__(self, tmp, name):
+        self.dir = tmp / name
+        self.dir.mkdir()
+        self.key = self.dir / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name + "-key",
+                        "-f", str(self.key)], check=True)
+        self.sock = "/tmp/sw-test-%s-%d.sock" % (name, os.getpid())
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.proc = subprocess.Popen(["ssh-agent", "-D", "-a", self.sock],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(500):
+            if os.path.exists(self.sock):
+                break
+            time.sleep(0.01)
+        env = dict(os.environ, SSH_AUTH_SOCK=self.sock)
+        subprocess.run(["ssh-add", "-q", str(self.key)], env=env, check=True)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+
+
+def test_ssh_agent_forwarding(b, busybox_image, tmp_path):
+    agents = []
+    try:
+        agents.append(Agent(tmp_path, "agent1"))
+        a = agents[0]
+        priv = Agent(tmp_path, "private")  # only its key file is used (private ssh-agent)
+        agents.append(priv)
+        ctx = tmp_path / "ctx"
+        ssh_add_files(ctx / "sshroot")
+        (ctx / "Dockerfile").write_text("""FROM busybox
+COPY --chmod=755 sshroot/ /
+RUN --mount=type=ssh ssh-add -l > /keys-default; echo "$SSH_AUTH_SOCK" > /sock-path; \\
+    stat -c '%u:%g %a %F' "$SSH_AUTH_SOCK" > /sock-stat
+RUN --mount=type=ssh,id=mine,target=/tmp/agent,uid=65534,gid=65534,mode=0660 \\
+    SSH_AUTH_SOCK=/tmp/agent ssh-add -l > /keys-mine; stat -c '%u:%g %a' /tmp/agent > /mine-stat
+RUN --mount=type=ssh,id=absent ls /run/buildkit > /absent 2>&1 || echo none > /absent
+""")
+        env = {"SSH_AUTH_SOCK": a.sock}
+        args = ["--ssh", "default", "--ssh", "mine=" + str(priv.key)]
+        dest = str(tmp_path / "oci")
+        rc, out, steps = b.build(str(ctx), *args, "-o", "type=oci,dest=" + dest, env=env)
+        img = Image(dest)
+        fs = img.files()
+        assert b"agent1-key" in fs["keys-default"].data, fs["keys-default"].data
+        assert fs["sock-path"].data == b"/run/buildkit/ssh_agent.0\n"
+        assert fs["sock-stat"].data == b"0:0 600 socket\n"
+        assert b"private-key" in fs["keys-mine"].data and b"agent1-key" not in fs["keys-mine"].data
+        assert fs["mine-stat"].data == b"65534:65534 660\n"
+        assert fs["absent"].data == b"none\n"  # not given, not required: no mount
+        # Nothing of the agent in a layer, the history or the output.
+        key_bytes = priv.key.read_bytes()
+        for layer in img.layers():
+            for e in layer:
+                assert not e.name.startswith(("run/buildkit", "tmp/agent")), e.name
+                assert e.data is None or key_bytes not in e.data
+        assert a.sock not in json.dumps(img.config) and a.sock not in out
+        # Another agent socket for the same id: the steps stay cached (the socket is no input).
+        a2 = Agent(tmp_path, "agent2")
+        agents.append(a2)
+        rc, out, steps = b.build(str(ctx), *args, env={"SSH_AUTH_SOCK": a2.sock})
+        assert not ran(steps), out
+        # required=true without --ssh ID fails, naming it.
+        (ctx / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=ssh,id=deploy,required=true true\n")
+        rc, out, _ = b.build(str(ctx), check=False, env=env)
+        assert rc == 1 and "deploy" in out and "--ssh" in out, out
+        rc, out, _ = b.build(str(ctx), "--ssh", "default", check=False, env={"SSH_AUTH_SOCK": ""})
+        assert rc == 2 and "SSH_AUTH_SOCK" in out, out
+    finally:
+        for ag in agents:
+            ag.stop()
