@@ -3,23 +3,26 @@
 #include "solve-private.h"
 
 #include "copy.h"
+#include "fetch-git.h"
 #include "fetch-url.h"
+#include "ssh-forward.h"
 #include "shellword.h"
 
 #include <fnmatch.h>
 #include <sys/stat.h>
 
-typedef enum { ITEM_CTX, ITEM_LOWER, ITEM_DATA, ITEM_ARCHIVE, ITEM_URL } item_kind_t;
+typedef enum { ITEM_CTX, ITEM_LOWER, ITEM_DATA, ITEM_ARCHIVE, ITEM_URL, ITEM_GIT } item_kind_t;
 
 typedef struct {
   item_kind_t kind;
   sw_ctx_node_t *node; /* CTX, ARCHIVE */
   char *canon;         /* LOWER: path in the source image */
   struct stat st;      /* LOWER */
-  char *host;          /* LOWER: visible copy; ARCHIVE, URL: host path */
+  char *host;          /* LOWER: visible copy; ARCHIVE, URL: host path; GIT: the source */
   char *sub;           /* --parents: path kept under dest */
-  char *name;          /* DATA, URL */
+  char *name;          /* DATA, URL; GIT: the commit */
   int64_t mtime;       /* URL */
+  bool keep_git_dir;   /* GIT */
   char *data;          /* DATA */
 } item_t;
 
@@ -82,6 +85,67 @@ add_url_source(stage_run_t *r, sources_t *s, const char *src, const char *checks
   it->mtime = file.mtime >= 0 ? file.mtime : r->sv->now;
   sw_url_file_clear(&file);
   return 0;
+}
+
+static sw_git_opts_t
+git_opts(stage_run_t *r)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  return (sw_git_opts_t){.proxy_env = o->plan->build_args,
+                         .ssh_auth_sock = sw_ssh_agents_get(o->ssh, "default")};
+}
+
+/* ADD <git repository>: keyed on the commit its ref names now (one `git ls-remote`); fetched
+ * and checked out only when the step runs. */
+static int
+add_git_source(stage_run_t *r, sources_t *s, const char *src, bool keep, sw_error_t *err)
+{
+  sw_git_src_t g;
+  char commit[41];
+  sw_git_opts_t go = git_opts(r);
+  if (sw_git_parse(src, &g, err) < 0)
+    return sv_wrap(r, err);
+  int rc = sw_git_resolve(&g, &go, commit, err);
+  if (rc == 0) {
+    sw_keyhash_str(s->content, "git");
+    sw_keyhash_str(s->content, g.remote);
+    sw_keyhash_str(s->content, commit);
+    sw_keyhash_str(s->content, g.subdir ? g.subdir : "");
+    sw_keyhash_u64(s->content, keep);
+    item_t *it = push_item(s, ITEM_GIT);
+    it->host = xstrdup(src);
+    it->name = xstrdup(commit);
+    it->keep_git_dir = keep;
+  }
+  sw_git_src_clear(&g);
+  return rc < 0 ? sv_wrap(r, err) : 0;
+}
+
+/* Check the item's commit out and copy it (the repository's root or subdir) into c. */
+static int
+write_git(stage_run_t *r, sw_copy_t *c, const item_t *it, sw_error_t *err)
+{
+  sw_git_src_t g;
+  sw_git_opts_t go = git_opts(r);
+  if (sw_git_parse(it->host, &g, err) < 0)
+    return -1;
+  _cleanup_free_ char *dir = sw_store_mkdtemp(r->sv->o->store, "git-", err);
+  _cleanup_free_ char *root = NULL, *ignore = NULL;
+  sw_context_t *ctx = NULL;
+  int rc = dir ? 0 : -1;
+  if (rc == 0)
+    rc = sw_git_checkout(&g, &go, it->name, it->keep_git_dir, dir, &root, &ignore, err);
+  if (rc == 0)
+    rc = sw_context_open(root, ignore, NULL, &ctx, err);
+  if (rc == 0)
+    rc = sw_copy_add_context(c, ctx, sw_context_root(ctx), NULL, err);
+  sw_context_free(ctx);
+  sw_error_t e = NULL;
+  if (dir)
+    sw_rm_rf(dir, &e);
+  sw_error_release(&e);
+  sw_git_src_clear(&g);
+  return rc;
 }
 
 /* --parents: "a/./b/c" keeps "b/c"; without a pivot the whole relative path is kept. */
@@ -349,7 +413,7 @@ parse_chmod(stage_run_t *r, const char *v, int *out, sw_error_t *err)
 
 typedef struct {
   char *chown, *chmod, *checksum;
-  bool link, parents;
+  bool link, parents, keep_git_dir;
   char **excludes;
 } copy_flags_t;
 
@@ -376,8 +440,8 @@ copy_flags(stage_run_t *r, const sw_insn_t *in, copy_flags_t *f, sw_error_t *err
   }
   if ((v = sw_insn_flag(in, "checksum")) && sv_expand(r, v, &f->checksum, err) < 0)
     return -1;
-  if (sw_insn_flag(in, "keep-git-dir"))
-    return sv_fail(r, err, "--keep-git-dir applies to git sources, which slipway does not fetch");
+  v = sw_insn_flag(in, "keep-git-dir");
+  f->keep_git_dir = v && strcmp(v, "false") != 0;
   return 0;
 }
 
@@ -446,11 +510,15 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
     if (sv_expand(r, in->args[i], &src, err) < 0)
       return -1;
     sw_strv_push(srcs_out, src);
-    if (sw_url_is_git(src))
-      return sv_fail(r, err,
-                     "%s: git sources are not supported by slipway: clone the repository into "
-                     "the build context, or in a RUN step",
-                     src);
+    if (sw_url_is_git(src) && (!is_add || s->from))
+      return sv_fail(r, err, "%s: a git repository is a source of ADD only", src);
+    if (f->keep_git_dir && !sw_url_is_git(src))
+      return sv_fail(r, err, "--keep-git-dir applies to git sources only, not to `%s`", src);
+    if (sw_url_is_git(src)) {
+      if (add_git_source(r, s, src, f->keep_git_dir, err) < 0)
+        return -1;
+      continue;
+    }
     if (sw_url_is_http(src) && (!is_add || s->from))
       return sv_fail(r, err, "%s: a URL is a source of ADD only (COPY takes no URL)", src);
     if (f->checksum && !sw_url_is_http(src))
@@ -498,6 +566,9 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
       break;
     case ITEM_URL: /* BuildKit's http source writes 0600; never unpacked */
       rc = sw_copy_add_file(c, it->name, it->host, 0600, it->mtime, err);
+      break;
+    case ITEM_GIT:
+      rc = write_git(r, c, it, err);
       break;
     }
   }

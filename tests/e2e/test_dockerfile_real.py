@@ -486,3 +486,113 @@ RUN --mount=type=ssh,id=absent ls /run/buildkit > /absent 2>&1 || echo none > /a
     finally:
         for ag in agents:
             ag.stop()
+
+
+# ---- ADD <git repository> -------------------------------------------------------------------
+
+
+class GitServer:
+    """A bare repository served over HTTP (git's "dumb" protocol: plain files) on loopback,
+    with a request log, and a work tree to commit from."""
+
+    ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
+               GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null")
+
+    def __init__(self, tmp):
+        self.root = tmp / "srv"
+        self.bare = self.root / "repo.git"
+        self.work = tmp / "work"
+        self.git("init", "-q", "--bare", "-b", "main", str(self.bare))
+        self.git("init", "-q", "-b", "main", str(self.work))
+        self.log = []
+        log, root = self.log, str(self.root)
+
+        class H(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **k):
+                super().__init__(*a, directory=root, **k)
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                log.append(self.path)
+                super().do_GET()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/repo.git" % self.httpd.server_address[1]
+
+    def git(self, *args, cwd=None):
+        return subprocess.run(["git", *args], cwd=cwd, env=self.ENV, check=True,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+
+    def commit(self, files, tag=None):
+        for rel, data in files.items():
+            p = self.work / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(data)
+            if rel.endswith(".sh"):
+                p.chmod(0o755)
+        self.git("add", "-A", cwd=self.work)
+        self.git("commit", "-q", "-m", "c", cwd=self.work)
+        if tag:
+            self.git("tag", "-a", "-m", tag, tag, cwd=self.work)
+        self.git("push", "-q", "--tags", str(self.bare), "main", cwd=self.work)
+        self.git("update-server-info", cwd=self.bare)
+        return self.git("rev-parse", "HEAD", cwd=self.work)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_add_git(b, tmp_path):
+    srv = GitServer(tmp_path)
+    try:
+        srv.commit({"a.txt": "a1\n", "sub/b.txt": "b-v1\n", "run.sh": "#!/bin/sh\n",
+                    ".dockerignore": "a.txt\n"}, tag="v1")
+        srv.commit({"sub/b.txt": "b-v2\n"})
+        u = srv.url
+        ctx = make_ctx(tmp_path / "ctx", BASE + """
+FROM bb
+ADD {u}#v1:sub /sub/
+ADD {u}#main /src/
+ADD --keep-git-dir=true {u} /full/
+""".format(u=u))
+        img, out, steps = b.export(ctx)
+        fs = img.files()
+        assert fs["sub/b.txt"].data == b"b-v1\n"  # the annotated tag's commit, its subdir
+        assert "sub/a.txt" not in fs
+        assert fs["src/a.txt"].data == b"a1\n"  # the repository's .dockerignore is content
+        assert fs["src/sub/b.txt"].data == b"b-v2\n"
+        assert fs["src/run.sh"].mode == 0o755 and fs["src/run.sh"].uid == 0
+        assert not any(k.startswith("src/.git") for k in fs)
+        assert "full/.git/HEAD" in fs and fs["full/sub/b.txt"].data == b"b-v2\n"
+
+        # Unchanged commits: every ADD cached after resolving its ref (no object fetched).
+        n = len(srv.log)
+        rc, out, steps = b.build(ctx)
+        assert not ran(steps), out
+        assert srv.log[n:] and not [p for p in srv.log[n:] if "/objects/" in p], srv.log[n:]
+
+        # A new commit on main: the steps that follow it run; the tag's content stays.
+        srv.commit({"a.txt": "a2\n"})
+        img, out, steps = b.export(ctx)
+        assert any("#main" in k for k in ran(steps)), out
+        assert not any("#v1" in k for k in ran(steps)), out
+        fs = img.files()
+        assert fs["src/a.txt"].data == b"a2\n" and fs["sub/b.txt"].data == b"b-v1\n"
+
+        # Errors name the repository and the ref; COPY takes no repository.
+        for df, want in (("ADD %s#nope /x/\n" % u, "nope"),
+                         ("ADD %s#main:missing /x/\n" % u, "missing"),
+                         ("ADD %s#main:../up /x/\n" % u, "leaves the repository"),
+                         ("COPY %s /x/\n" % u, "ADD only"),
+                         ("ADD --keep-git-dir=true a.txt /x/\n", "git sources only")):
+            c = make_ctx(tmp_path / ("e%d" % len(want)), BASE + "FROM bb\n" + df,
+                         {"a.txt": "x"})
+            rc, out, _ = b.build(c, check=False)
+            assert rc != 0 and want in out, (df, out)
+    finally:
+        srv.stop()

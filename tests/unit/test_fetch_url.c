@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fetch-git.h"
 #include "fetch-url.h"
 
 #include <string.h>
@@ -54,12 +55,54 @@ test_classify(void **state)
   assert_false(sw_url_is_http("httpfile"));
 }
 
+static void
+git_is(const char *src, const char *remote, const char *ref, const char *subdir)
+{
+  sw_git_src_t g;
+  sw_error_t err = NULL;
+  assert_int_equal(sw_git_parse(src, &g, &err), 0);
+  assert_string_equal(g.remote, remote);
+  if (ref)
+    assert_string_equal(g.ref, ref);
+  else
+    assert_null(g.ref);
+  if (subdir)
+    assert_string_equal(g.subdir, subdir);
+  else
+    assert_null(g.subdir);
+  sw_git_src_clear(&g);
+}
+
+static void
+test_git_parse(void **state)
+{
+  (void)state;
+  git_is("https://h/r.git", "https://h/r.git", NULL, NULL);
+  git_is("https://h/r.git#main", "https://h/r.git", "main", NULL);
+  git_is("https://h/r.git#v1.2:docs/api/", "https://h/r.git", "v1.2", "docs/api");
+  git_is("https://h/r.git#:sub", "https://h/r.git", NULL, "sub");
+  git_is("git@github.com:o/r.git#refs/pull/1/head", "git@github.com:o/r.git", "refs/pull/1/head",
+         NULL);
+  git_is("https://h/r.git#main:./a/../b", "https://h/r.git", "main", "b");
+  git_is("https://h/r.git#main:.", "https://h/r.git", "main", NULL);
+  const char *bad[] = {"https://h/r.git#main:../x", "https://h/r.git#main:a/../../x",
+                       "https://h/r.git#--upload-pack=x", "https://h/r.git#a..b",
+                       "-oProxyCommand=x#main"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    sw_git_src_t g;
+    sw_error_t err = NULL;
+    assert_int_equal(sw_git_parse(bad[i], &g, &err), -1);
+    sw_error_release(&err);
+  }
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_file_name),
       cmocka_unit_test(test_classify),
+      cmocka_unit_test(test_git_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
