@@ -55,6 +55,8 @@ static const char usage_text[] =
     "      --cache-from [type=registry,ref=]REF  use the cache records at REF (repeatable);\n"
     "                            an unreadable REF is a warning\n"
     "      --insecure-registry HOST  plain HTTP for HOST (localhost and 127.0.0.1 always)\n"
+    "      --check               run the build checks (BuildKit's rules) and do not build;\n"
+    "                            exit 1 when there are warnings\n"
     "      --pull                pull the images FROM and --from name again before building\n"
     "      --push                push the image under its -t names once stored (also\n"
     "                            -o type=image,name=NAME,push=true or -o type=registry,name=NAME)\n"
@@ -99,6 +101,7 @@ typedef struct {
   sw_rlimit_t *ulimits;
   size_t n_ulimits;
   char **ssh;
+  bool check;
 } build_opts_t;
 
 static void
@@ -207,6 +210,7 @@ enum {
   OPT_SHM_SIZE,
   OPT_ULIMIT,
   OPT_SSH,
+  OPT_CHECK,
 };
 
 static int
@@ -236,6 +240,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"shm-size", required_argument, NULL, OPT_SHM_SIZE},
       {"ulimit", required_argument, NULL, OPT_ULIMIT},
       {"ssh", required_argument, NULL, OPT_SSH},
+      {"check", no_argument, NULL, OPT_CHECK},
       {"insecure-registry", required_argument, NULL, 'I'},
       {"output", required_argument, NULL, 'o'},
       {"quiet", no_argument, NULL, 'q'},
@@ -369,6 +374,9 @@ parse_args(int argc, char **argv, build_opts_t *o)
     case OPT_SHM_SIZE:
       if (build_ram_size(optarg, &o->shm_size, &err) < 0)
         return sw_error_report(&err);
+      break;
+    case OPT_CHECK:
+      o->check = true;
       break;
     case OPT_SSH:
       sw_strv_push(&o->ssh, optarg);
@@ -666,6 +674,9 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     return -1;
   if (sw_store_open(g->root, &store, err) < 0)
     return -1;
+  int lint = build_lint(store, df, o->context, df_path, o->check, err);
+  if (o->check || lint < 0)
+    return lint;
   ctx_cache = sw_store_path(store, "contexts");
   if (build_named_resolve(store, o->contexts, ctx_cache, &named, err) < 0)
     return -1;
@@ -783,11 +794,12 @@ cmd_build(int argc, char **argv, sw_global_t *g)
     opts_free(&o);
     return r < 0 ? 0 : r;
   }
-  if (do_build(&o, g, &err) < 0) {
+  int d = do_build(&o, g, &err); /* 1: `--check` found warnings */
+  if (d < 0) {
     sw_store_error_full(g->root, &err);
     r = sw_error_report(&err);
   } else {
-    r = 0;
+    r = d;
   }
   opts_free(&o);
   if (r != 0 && stop_signal)

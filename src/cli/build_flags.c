@@ -5,6 +5,8 @@
 #include "build_private.h"
 
 #include "../lib/image.h"
+#include "../lib/ignore.h"
+#include "../lib/lint.h"
 
 #include <jansson.h>
 
@@ -176,4 +178,59 @@ build_write_metadata(sw_store_t *store, const sw_image_t *img, char *const *tags
   _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
   json_decref(j);
   return sw_write_file_atomic(path, text, strlen(text), 0644, err);
+}
+
+/* ---- build checks (--check, and warnings on every build) ---- */
+
+/* A base image's Env from the store (no pull: unknown images give NULL). */
+static char **
+store_image_env(void *ud, const char *ref)
+{
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  sw_error_t e = NULL;
+  if (sw_image_get(ud, ref, &img, &e) != 1) {
+    sw_error_release(&e);
+    return NULL;
+  }
+  json_t *env = json_object_get(sw_config_container(img->config), "Env");
+  char **v = xcalloc(1, sizeof(char *));
+  size_t i;
+  json_t *s;
+  json_array_foreach(env, i, s) if (json_is_string(s)) sw_strv_push(&v, json_string_value(s));
+  return v;
+}
+
+int
+build_lint(sw_store_t *store, const sw_dockerfile_t *df, const char *context, const char *df_path,
+           bool check_only, sw_error_t *err)
+{
+  _cleanup_(sw_ignore_freep) sw_ignore_t *ig = NULL;
+  sw_error_t e = NULL;
+  if (sw_ignore_load_for_build(context, df_path, &ig, &e) < 0)
+    sw_error_release(&e); /* the build reports a broken .dockerignore itself */
+  sw_lint_opts_t lo = {.ignore = ig, .image_env = store ? store_image_env : NULL, .ud = store};
+  sw_lint_t l;
+  sw_lint_run(df, &lo, &l);
+  FILE *f = check_only ? stdout : stderr;
+  if (l.invalid)
+    fprintf(f, "%s: %s\n", df->path, l.invalid);
+  for (size_t i = 0; i < l.n; i++) {
+    _cleanup_free_ char *line = sw_lint_format(df, &l.v[i]);
+    fprintf(f, check_only ? "%s\n" : "slipway: warning: %s\n", line);
+  }
+  int rc = 0;
+  if (check_only) {
+    if (l.n)
+      printf("Check complete, %zu warning%s found.\n", l.n, l.n == 1 ? "" : "s");
+    else
+      printf("Check complete, no warnings found.\n");
+    rc = l.n ? 1 : 0;
+  } else if (l.error && l.n) {
+    rc = sw_error(err, 0,
+                  "%s: %zu build check warning%s and `# check=error=true`: fix them, or skip the "
+                  "rules with `# check=skip=RULE`",
+                  df->path, l.n, l.n == 1 ? "" : "s");
+  }
+  sw_lint_clear(&l);
+  return rc;
 }

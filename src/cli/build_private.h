@@ -37,4 +37,9 @@ int build_push(sw_store_t *store, const sw_image_t *img, char *const *tags,
 int build_write_metadata(sw_store_t *store, const sw_image_t *img, char *const *tags,
                          const char *path, sw_error_t *err);
 
+/* Build checks (lint.h): warnings on stderr, and a failure with `# check=error=true`; with
+ * check_only (`build --check`) on stdout, returning 1 when there is any. */
+int build_lint(sw_store_t *store, const sw_dockerfile_t *df, const char *context,
+               const char *df_path, bool check_only, sw_error_t *err);
+
 #endif

@@ -596,3 +596,80 @@ ADD --keep-git-dir=true {u} /full/
             assert rc != 0 and want in out, (df, out)
     finally:
         srv.stop()
+
+
+# ---- build --check --------------------------------------------------------------------------
+
+
+RULE_CASES = {
+    "StageNameCasing": ("FROM scratch AS Builder\n", 1),
+    "FromAsCasing": ("FROM scratch as builder\n", 1),
+    "NoEmptyContinuation": ("FROM scratch\nLABEL a=1 \\\n\n    b=2\n", 3),
+    "ConsistentInstructionCasing": ("FROM scratch\nLABEL a=1\nlabel b=2\n", 3),
+    "DuplicateStageName": ("FROM scratch AS a\nFROM scratch AS a\n", 2),
+    "ReservedStageName": ("FROM scratch AS context\n", 1),
+    "JSONArgsRecommended": ("FROM scratch\nCMD run me\n", 2),
+    "MaintainerDeprecated": ("FROM scratch\nMAINTAINER me@example.com\n", 2),
+    "UndefinedArgInFrom": ("FROM scratch AS a\nFROM ${BASE:-a}\n", 2),
+    "WorkdirRelativePath": ("FROM scratch\nWORKDIR app\n", 2),
+    "UndefinedVar": ("FROM scratch\nARG A\nCOPY $A $MISSING /x/\n", 3),
+    "MultipleInstructionsDisallowed": ("FROM scratch\nCMD [\"a\"]\nCMD [\"b\"]\n", 3),
+    "LegacyKeyValueFormat": ("FROM scratch\nENV KEY value\n", 2),
+    "RedundantTargetPlatform": ("FROM --platform=$TARGETPLATFORM scratch\n", 1),
+    "SecretsUsedInArgOrEnv": ("FROM scratch\nARG GITHUB_TOKEN\n", 2),
+    "InvalidDefaultArgInFrom": ("ARG TAG\nFROM busybox:${TAG}\n", 2),
+    "FromPlatformFlagConstDisallowed": ("FROM --platform=linux/amd64 scratch\n", 1),
+    "CopyIgnoredFile": ("FROM scratch\nCOPY secret.txt /\n", 2),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULE_CASES))
+def test_check_rule_and_skip(slipway, tmp_path, rule):
+    df, line = RULE_CASES[rule]
+    ctx = make_ctx(tmp_path / "ctx", df, {".dockerignore": "secret.txt\n", "secret.txt": "s"})
+    p = slipway("build", "--check", ctx, check=False)
+    want = "Dockerfile:%d: %s: " % (line, rule)
+    assert p.returncode == 1 and want in p.stdout, p.stdout + p.stderr
+    w = [l for l in p.stdout.splitlines() if want in l][0]
+    assert "; " in w and "http" not in w  # one line: what is wrong; the fix, no link
+    # The directive skips it (also given with others, and `all`).
+    for d in ("# check=skip=%s\n" % rule, "# check=skip=JSONArgsRecommended,%s\n" % rule,
+              "# check=skip=all\n"):
+        make_ctx(tmp_path / "ctx", d + df)
+        p = slipway("build", "--check", ctx, check=False)
+        assert ": %s: " % rule not in p.stdout, (d, p.stdout)
+
+
+def test_check_warns_on_build_and_error_directive(b, tmp_path):
+    df = BASE + "FROM bb\nMAINTAINER me\nRUN true\n"
+    ctx = make_ctx(tmp_path / "ctx", df)
+    rc, out, steps = b.build(ctx)  # a warning does not stop a build
+    assert "warning: " in out and ":5: MaintainerDeprecated:" in out, out
+    ctx2 = make_ctx(tmp_path / "ctx2", "# check=error=true\n" + df)
+    rc, out, steps = b.build(ctx2, check=False)
+    assert rc == 1 and "check=error=true" in out and not ran(steps), out
+    ctx3 = make_ctx(tmp_path / "ctx3", "# check=error=true;skip=MaintainerDeprecated\n" + df)
+    b.build(ctx3)
+    rc, out, _ = b.build(make_ctx(tmp_path / "ctx4", "# check=skip=NoSuchRule\n" + df),
+                         check=False)
+    assert rc == 0 and "NoSuchRule" in out, out
+
+
+def test_check_runs_on_every_dockerfile_of_the_repo(slipway, tmp_path):
+    """`build --check` on every Dockerfile of tests/ and examples/ and on the parser vectors:
+    it exits 0 (clean), 1 (warnings) or 2 (a Dockerfile that does not parse), never crashes."""
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    files = []
+    for top in ("tests", "examples"):
+        for d, _, names in os.walk(os.path.join(repo, top)):
+            for n in names:
+                p = os.path.join(d, n)
+                if "Dockerfile" in n or "parse_vectors" in d and not n.endswith(".md"):
+                    files.append(p)
+    assert len(files) > 20, files
+    ctx = tmp_path / "empty"
+    ctx.mkdir()
+    for f in files:
+        p = slipway("build", "--check", "-f", f, ctx, check=False)
+        assert p.returncode in (0, 1, 2), (f, p.returncode, p.stderr[-2000:])
+        assert "Check complete" in p.stdout or p.returncode == 2, (f, p.stdout, p.stderr)
