@@ -2,6 +2,8 @@
  * engine lives in the library (plan.c, solve.c); this file only wires it up. */
 #include "cli.h"
 
+#include "build_private.h"
+
 #include "../lib/image_archive.h"
 #include "../lib/compress.h"
 #include "../lib/context.h"
@@ -13,6 +15,7 @@
 #include "../lib/progress.h"
 #include "../lib/recipe.h"
 #include "../lib/solve.h"
+#include "../lib/ssh-forward.h"
 #include "../lib/store.h"
 
 #include <fcntl.h>
@@ -34,6 +37,9 @@ static const char usage_text[] =
     "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
     "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
+    "      --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[@DIGEST]\n"
+    "                            a named context for FROM NAME and COPY --from=NAME (a\n"
+    "                            stage of that name is replaced; DIR: COPY --from only)\n"
     "      --no-cache            run every step, ignoring cached results\n"
     "      --network MODE        network of RUN steps: host (default) or none\n"
     "      --allow security.insecure  let RUN --security=insecure steps run privileged\n"
@@ -53,6 +59,18 @@ static const char usage_text[] =
     "      --cache-from [type=registry,ref=]REF  use the cache records at REF (repeatable);\n"
     "                            an unreadable REF is a warning\n"
     "      --insecure-registry HOST  plain HTTP for HOST (localhost and 127.0.0.1 always)\n"
+    "      --check               run the build checks (BuildKit's rules) and do not build;\n"
+    "                            exit 1 when there are warnings\n"
+    "      --pull                pull the images FROM and --from name again before building\n"
+    "      --push                push the image under its -t names once stored (also\n"
+    "                            -o type=image,name=NAME,push=true or -o type=registry,name=NAME)\n"
+    "      --load                accepted (the image always goes to the store)\n"
+    "      --ssh ID[=SOCKET|KEY[,KEY]]  an ssh agent for RUN --mount=type=ssh (`default`:\n"
+    "                            $SSH_AUTH_SOCK; a key: served by a private ssh-agent)\n"
+    "      --add-host HOST:IP    an /etc/hosts entry for RUN steps (repeatable)\n"
+    "      --shm-size SIZE       size of RUN steps' /dev/shm (default 64m)\n"
+    "      --ulimit NAME=SOFT[:HARD]  a resource limit of RUN steps (repeatable)\n"
+    "      --metadata-file FILE  write buildx's JSON about the image (containerimage.digest …)\n"
     "  -q, --quiet               print only the image ID\n"
     "  -h, --help                print this help\n"
     "\n"
@@ -81,6 +99,15 @@ typedef struct {
   char **insecure;
   bool recipe;              /* --recipe python */
   sw_recipe_t *used_recipe; /* no Dockerfile: the recipe that wrote one */
+  char **contexts; /* --build-context NAME=VALUE */
+  bool pull, push;
+  const char *metadata_file;
+  char **add_hosts;
+  uint64_t shm_size;
+  sw_rlimit_t *ulimits;
+  size_t n_ulimits;
+  char **ssh;
+  bool check;
 } build_opts_t;
 
 static void
@@ -94,6 +121,10 @@ opts_free(build_opts_t *o)
   free(o->cache_to);
   sw_strv_free(o->insecure);
   sw_recipe_free(o->used_recipe);
+  sw_strv_free(o->contexts);
+  sw_strv_free(o->add_hosts);
+  free(o->ulimits);
+  sw_strv_free(o->ssh);
 }
 
 /* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
@@ -178,6 +209,16 @@ enum {
   OPT_CACHE_TO,
   OPT_CACHE_FROM,
   OPT_RECIPE,
+  OPT_BUILD_CONTEXT,
+  OPT_PULL,
+  OPT_PUSH,
+  OPT_LOAD,
+  OPT_METADATA_FILE,
+  OPT_ADD_HOST,
+  OPT_SHM_SIZE,
+  OPT_ULIMIT,
+  OPT_SSH,
+  OPT_CHECK,
 };
 
 static int
@@ -198,6 +239,16 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"allow", required_argument, NULL, OPT_ALLOW},
       {"cache-to", required_argument, NULL, OPT_CACHE_TO},
       {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
+      {"build-context", required_argument, NULL, OPT_BUILD_CONTEXT},
+      {"pull", no_argument, NULL, OPT_PULL},
+      {"push", no_argument, NULL, OPT_PUSH},
+      {"load", no_argument, NULL, OPT_LOAD},
+      {"metadata-file", required_argument, NULL, OPT_METADATA_FILE},
+      {"add-host", required_argument, NULL, OPT_ADD_HOST},
+      {"shm-size", required_argument, NULL, OPT_SHM_SIZE},
+      {"ulimit", required_argument, NULL, OPT_ULIMIT},
+      {"ssh", required_argument, NULL, OPT_SSH},
+      {"check", no_argument, NULL, OPT_CHECK},
       {"insecure-registry", required_argument, NULL, 'I'},
       {"recipe", required_argument, NULL, OPT_RECIPE},
       {"output", required_argument, NULL, 'o'},
@@ -279,9 +330,17 @@ parse_args(int argc, char **argv, build_opts_t *o)
       if (sw_compression_parse(optarg, &o->comp, &err) < 0)
         return sw_error_report(&err);
       break;
-    case 'o':
-      o->output = optarg;
+    case 'o': {
+      int r = build_output_image(optarg, &o->tags, &o->push, &err);
+      if (r < 0) {
+        int code = sw_cli_usage_error("build", "%s", err->msg);
+        sw_error_release(&err);
+        return code;
+      }
+      if (r == 0)
+        o->output = optarg;
       break;
+    }
     case OPT_CACHE_TO: {
       char *ref = NULL;
       if (parse_cache_spec("--cache-to", optarg, &ref, &o->cache_max, &o->cache_ignore_error) != 0)
@@ -304,6 +363,43 @@ parse_args(int argc, char **argv, build_opts_t *o)
       if (strcmp(optarg, "python") != 0)
         return sw_cli_usage_error("build", "--recipe: only `python` is known, not `%s`", optarg);
       o->recipe = true;
+      break;
+    case OPT_BUILD_CONTEXT:
+      sw_strv_push(&o->contexts, optarg);
+      break;
+    case OPT_PULL:
+      o->pull = true;
+      break;
+    case OPT_PUSH:
+      o->push = true;
+      break;
+    case OPT_LOAD: /* buildx: load into docker; slipway's images are in its store anyway */
+      break;
+    case OPT_METADATA_FILE:
+      o->metadata_file = optarg;
+      break;
+    case OPT_ADD_HOST: {
+      size_t n = strcspn(optarg, ":=");
+      if (n == 0 || optarg[n] == '\0' || optarg[n + 1] == '\0')
+        return sw_cli_usage_error("build", "--add-host needs HOST:IP, not `%s`", optarg);
+      sw_strv_push(&o->add_hosts, optarg);
+      break;
+    }
+    case OPT_SHM_SIZE:
+      if (build_ram_size(optarg, &o->shm_size, &err) < 0)
+        return sw_error_report(&err);
+      break;
+    case OPT_CHECK:
+      o->check = true;
+      break;
+    case OPT_SSH:
+      sw_strv_push(&o->ssh, optarg);
+      break;
+    case OPT_ULIMIT:
+      o->ulimits = xrealloc(o->ulimits, (o->n_ulimits + 1) * sizeof(*o->ulimits));
+      if (sw_rlimit_parse(optarg, &o->ulimits[o->n_ulimits], &err) < 0)
+        return sw_error_report(&err);
+      o->n_ulimits++;
       break;
     case 'q':
       o->quiet = true;
@@ -659,6 +755,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   _cleanup_(sw_rcache_freep) sw_rcache_t *rcache = NULL;
   sw_registry_opts_t ro = {.insecure = o->insecure, .quiet = true};
   sw_cache_log_t log;
+  _cleanup_(build_named_clear) build_named_t named = {0};
+  _cleanup_(sw_ssh_agents_freep) sw_ssh_agents_t *ssh = NULL;
 
   struct stat st;
   if (stat(o->context, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -666,13 +764,20 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
                          o->context);
   if (load_dockerfile(o, &df_path, &df, err) < 0)
     return -1;
-  sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target};
-  if (sw_plan_new(df, &po, &plan, err) < 0)
-    return -1;
   if (sw_store_open(g->root, &store, err) < 0)
     return -1;
-  reblob = start_reblob(store, plan);
+  int lint = build_lint(store, df, o->context, df_path, o->check, err);
+  if (o->check || lint < 0)
+    return lint;
   ctx_cache = sw_store_path(store, "contexts");
+  if (build_named_resolve(store, o->contexts, ctx_cache, &named, err) < 0)
+    return -1;
+  if (o->ssh && sw_ssh_agents_new(o->ssh, &ssh, err) < 0)
+    return -1;
+  sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target, .contexts = named.plan};
+  if (sw_plan_new(df, &po, &plan, err) < 0)
+    return -1;
+  reblob = start_reblob(store, plan);
   if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)
     return -1;
 
@@ -697,8 +802,17 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .allow_insecure = o->allow_insecure,
       .cache_from = rcache,
       .cache_log = o->cache_to ? &log : NULL,
+      .named_paths = named.paths,
+      .named_ctxs = named.ctxs,
+      .add_hosts = o->add_hosts,
+      .shm_size = o->shm_size,
+      .ulimits = o->ulimits,
+      .n_ulimits = o->n_ulimits,
+      .ssh = ssh,
   };
-  int rc = sw_solve(&so, &img, err);
+  int rc = o->pull ? build_pull_bases(store, plan, &ro, p, err) : 0;
+  if (rc == 0)
+    rc = sw_solve(&so, &img, err);
   if (rc < 0 && o->used_recipe) {
     /* pip's "no matching distribution for X": say where X was required. */
     _cleanup_free_ char *hint = sw_recipe_explain(o->used_recipe, (*err)->msg);
@@ -736,6 +850,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     _cleanup_free_ char *name = o->tags ? sw_ref_normalize(o->tags[0], NULL) : NULL;
     rc = export_output(store, img, name, o->output, p, err);
   }
+  if (rc == 0 && o->push)
+    rc = build_push(store, img, o->tags, &ro, p, err);
   if (rc == 0 && o->cache_to && export_cache(o, store, plan, &log, &ro, p, err) < 0) {
     if (o->cache_ignore_error) {
       sw_warn("%s (ignore-error=true)", (*err)->msg);
@@ -755,6 +871,9 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0 && o->iidfile &&
       sw_write_file_atomic(o->iidfile, img->config_digest, strlen(img->config_digest), 0644, err) <
           0)
+    rc = -1;
+  if (rc == 0 && o->metadata_file &&
+      build_write_metadata(store, img, o->tags, o->metadata_file, err) < 0)
     rc = -1;
   if (rc == 0 && o->quiet && !output_is_stdout(o->output))
     printf("%s\n", img->config_digest);
@@ -777,11 +896,12 @@ cmd_build(int argc, char **argv, sw_global_t *g)
     opts_free(&o);
     return r < 0 ? 0 : r;
   }
-  if (do_build(&o, g, &err) < 0) {
+  int d = do_build(&o, g, &err); /* 1: `--check` found warnings */
+  if (d < 0) {
     sw_store_error_full(g->root, &err);
     r = sw_error_report(&err);
   } else {
-    r = 0;
+    r = d;
   }
   opts_free(&o);
   if (r != 0 && stop_signal)

@@ -30,6 +30,7 @@ typedef struct {
   X(pull, "Pull an image from a registry")                                                         \
   X(push, "Push an image to a registry")                                                           \
   X(login, "Log in to a registry")                                                                 \
+  X(logout, "Log out from a registry")                                                             \
   X(parse, "Parse a Dockerfile and print it")                                                      \
   X(recipe, "Show how a Python project with no Dockerfile is built")                               \
   X(debug, "Debugging helpers (word expansion)")

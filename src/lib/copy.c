@@ -824,6 +824,28 @@ sw_copy_add_data(sw_copy_t *c, const char *name, const char *data, size_t len, s
   return 0;
 }
 
+int
+sw_copy_add_file(sw_copy_t *c, const char *name, const char *host_path, mode_t mode, int64_t mtime,
+                 sw_error_t *err)
+{
+  _cleanup_close_ int in = open(host_path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (in < 0 || fstat(in, &st) < 0)
+    return sw_error(err, errno, "open `%s`", host_path);
+  _cleanup_free_ char *target = target_path(c, name, false, NULL, err);
+  if (target == NULL)
+    return -1;
+  _cleanup_free_ char *parent = NULL, *last = NULL;
+  dst_t d;
+  if (open_parent(c, target, &d, &parent, &last, err) < 0)
+    return -1;
+  _cleanup_close_ int dfd = d.dfd;
+  meta_t m = {.mode = S_IFREG | (mode & 07777), .size = st.st_size};
+  m.mtime.tv_sec = mtime;
+  apply_opts(c, &m, true);
+  return put_file(c, &d, in, NULL, &m, err);
+}
+
 /* bzip2 and xz tars, which ADD unpacks too (as Docker): libarchive's filters decompress them
  * (its "raw" format hands out the decompressed bytes); gzip and zstd go through compress.c. */
 static bool

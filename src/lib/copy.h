@@ -61,6 +61,10 @@ int sw_copy_add_lower(sw_copy_t *c, sw_lowerfs_t *fs, const char *canon, const s
                       const char *host, const char *sub, sw_error_t *err);
 /* A heredoc body as a file named `name` (mode 0644 unless --chmod). */
 int sw_copy_add_data(sw_copy_t *c, const char *name, const char *data, size_t len, sw_error_t *err);
+/* A regular file of the host (a download) as `name`, with this mode (unless --chmod) and mtime
+ * (seconds); owned by root unless --chown. */
+int sw_copy_add_file(sw_copy_t *c, const char *name, const char *host_path, mode_t mode,
+                     int64_t mtime, sw_error_t *err);
 /* ADD of a local archive: extract `host_path` (a tar, plain, gzip or zstd) into dest. */
 int sw_copy_add_archive(sw_copy_t *c, const char *host_path, sw_error_t *err);
 /* Set the mtimes of directories the copy created or changed. */

@@ -172,7 +172,12 @@ sw_runmount_parse(const char *spec, sw_runmount_t *out, sw_error_t *err)
       ro_set = true;
   }
   (void)ro_set;
-  if (m.type == SW_RUNMOUNT_SECRET || m.type == SW_RUNMOUNT_SSH) {
+  if (m.type == SW_RUNMOUNT_SSH) {
+    /* BuildKit: id "default"; the target (/run/buildkit/ssh_agent.N) is the solver's. */
+    if (m.id == NULL)
+      m.id = xstrdup("default");
+    m.readonly = true;
+  } else if (m.type == SW_RUNMOUNT_SECRET) {
     if (m.id == NULL && m.target)
       m.id = xstrdup(strrchr(m.target, '/') ? strrchr(m.target, '/') + 1 : m.target);
     if (m.id == NULL && m.type == SW_RUNMOUNT_SSH)
@@ -202,6 +207,7 @@ sw_steps_free(sw_step_t *steps, size_t n)
 {
   for (size_t i = 0; steps && i < n; i++) {
     free(steps[i].from_image);
+    free(steps[i].from_context);
     free(steps[i].mount_stages);
     sw_strv_free(steps[i].mount_images);
   }
@@ -230,6 +236,7 @@ sw_plan_free(sw_plan_t *p)
   sw_strv_free(p->build_args);
   sw_strv_free(p->used_args);
   sw_strv_free(p->all_names);
+  sw_strv_free(p->contexts);
   free(p->platform);
   free(p);
 }
@@ -338,7 +345,7 @@ add_dep(sw_stage_t *s, int dep)
 /* Resolve a --from value: a stage defined before `stage` (name or index), else an image. */
 static int
 resolve_from(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, const char *from,
-             int *stage_out, char **image_out, sw_error_t *err)
+             int *stage_out, char **image_out, char **context_out, sw_error_t *err)
 {
   *stage_out = -1;
   *image_out = NULL;
@@ -361,6 +368,20 @@ resolve_from(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, const char 
     return 0;
   }
   int s = find_stage(p, from, p->n_stages);
+  sw_named_kind_t kind;
+  const char *named = s < 0 ? sw_plan_named_context(p, from, &kind) : NULL;
+  if (named && kind == SW_NAMED_DIR && context_out == NULL)
+    return at(p, insn, err,
+              "--from=%s: a directory given with --build-context can be copied from (COPY "
+              "--from), not mounted",
+              from);
+  if (named) {
+    if (kind == SW_NAMED_DIR)
+      *context_out = xstrdup(named);
+    else
+      *image_out = xstrdup(named);
+    return 0;
+  }
   if (s < 0) {
     /* A stage defined further down is an error, not an image of that name (BuildKit's rule). */
     _cleanup_free_ char *l = lower(from);
@@ -411,7 +432,8 @@ resolve_step(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, bool onbuil
     const char *from = sw_insn_flag(insn, "from");
     if (from && insn->kind == SW_INSN_ADD)
       return at(p, insn, err, "ADD does not support --from: use COPY --from");
-    if (from && resolve_from(p, stage, insn, from, &st->from_stage, &st->from_image, err) < 0)
+    if (from && resolve_from(p, stage, insn, from, &st->from_stage, &st->from_image,
+                             &st->from_context, err) < 0)
       return -1;
     if (st->from_stage >= 0)
       add_dep(stage, st->from_stage);
@@ -431,7 +453,8 @@ resolve_step(sw_plan_t *p, sw_stage_t *stage, const sw_insn_t *insn, bool onbuil
         return sw_dockerfile_error(p->df, insn->line, insn->col, err, "%s", (*err)->msg);
       int r = 0;
       if (m.from)
-        r = resolve_from(p, stage, insn, m.from, &st->mount_stages[i], &st->mount_images[i], err);
+        r = resolve_from(p, stage, insn, m.from, &st->mount_stages[i], &st->mount_images[i], NULL,
+                         err);
       sw_runmount_clear(&m);
       if (r < 0)
         return -1;
@@ -449,6 +472,7 @@ push_step(sw_plan_t *p, sw_stage_t *s, const sw_insn_t *insn, bool onbuild, sw_e
   if (resolve_step(p, s, insn, onbuild, &s->steps[s->n_steps], err) < 0) {
     sw_step_t *st = &s->steps[s->n_steps];
     free(st->from_image);
+    free(st->from_context);
     free(st->mount_stages);
     sw_strv_free(st->mount_images);
     return -1;
@@ -519,6 +543,33 @@ meta_arg(sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err)
   return 0;
 }
 
+/* --build-context: a stage named like a context is replaced by it (its instructions are not
+ * built, as buildx does); else a FROM base that is no stage but names a context uses it. */
+static int
+named_base(sw_plan_t *p, const sw_insn_t *insn, sw_stage_t *s, sw_error_t *err)
+{
+  sw_named_kind_t kind;
+  const char *named = s->name ? sw_plan_named_context(p, s->name, &kind) : NULL;
+  if (named)
+    s->replaced = true;
+  else if (s->base_stage < 0 && !s->scratch)
+    named = sw_plan_named_context(p, s->base, &kind);
+  if (named == NULL)
+    return 0;
+  if (kind == SW_NAMED_DIR)
+    return at(p, insn, err,
+              "`%s` is a directory given with --build-context: slipway copies from it (COPY "
+              "--from) but does not build FROM it; give an image (docker-image://, "
+              "oci-layout://)",
+              s->replaced ? s->name : s->base);
+  free(s->base);
+  s->base = xstrdup(named);
+  s->scratch = false;
+  s->base_stage = -1;
+  s->n_deps = 0;
+  return 0;
+}
+
 static int
 new_stage(sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err)
 {
@@ -558,6 +609,8 @@ new_stage(sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err)
     if (s->base_stage >= 0)
       add_dep(s, s->base_stage);
   }
+  if (p->contexts && named_base(p, insn, s, err) < 0)
+    return -1;
   s->display = s->name ? xstrdup(s->name) : xasprintf("stage-%d", s->index);
   return 0;
 }
@@ -618,7 +671,8 @@ build_stages(sw_plan_t *p, sw_error_t *err)
     if (insn->kind == SW_INSN_FROM) {
       if (new_stage(p, insn, err) < 0)
         return -1;
-      if (add_stage_triggers(p, &p->stages[p->n_stages - 1], err) < 0)
+      if (!p->stages[p->n_stages - 1].replaced &&
+          add_stage_triggers(p, &p->stages[p->n_stages - 1], err) < 0)
         return -1;
       continue;
     }
@@ -633,7 +687,8 @@ build_stages(sw_plan_t *p, sw_error_t *err)
       return at(p, insn, err, "%s before the first FROM: only ARG may come before FROM",
                 sw_insn_kind_name(insn->kind));
     }
-    if (push_step(p, &p->stages[p->n_stages - 1], insn, false, err) < 0)
+    if (!p->stages[p->n_stages - 1].replaced &&
+        push_step(p, &p->stages[p->n_stages - 1], insn, false, err) < 0)
       return -1;
   }
   if (p->n_stages == 0)
@@ -675,6 +730,7 @@ sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **o
     }
   }
   p->global_args = xcalloc(1, sizeof(char *));
+  p->contexts = opts->contexts ? sw_strv_dup(opts->contexts) : NULL;
   platform_args(p);
 
   if (build_stages(p, err) < 0) {

@@ -57,6 +57,7 @@ typedef struct {
   bool onbuild;          /* an ONBUILD trigger of the base */
   int from_stage;        /* COPY/ADD --from=STAGE: stage index, else -1 */
   char *from_image;      /* COPY --from=IMAGE: the reference, else NULL */
+  char *from_context;    /* COPY --from=NAME of a --build-context directory: its path */
   int *mount_stages;     /* RUN --mount from=STAGE, one per --mount (-1: not a stage) */
   char **mount_images;   /* same, image references (NULL entries when not an image) */
   size_t n_mounts;
@@ -76,8 +77,9 @@ typedef struct {
   size_t n_steps;
   int *deps; /* stages this one needs (base and --from), each once */
   size_t n_deps;
-  bool needed;                   /* the target needs it */
-  int total;                     /* n of "[stage i/n]" */
+  bool needed;   /* the target needs it */
+  bool replaced; /* a --build-context of its name replaced it: FROM that, no steps */
+  int total;     /* n of "[stage i/n]" */
   sw_dockerfile_t **trigger_dfs; /* parsed ONBUILD texts this stage owns */
   size_t n_trigger_dfs;
 } sw_stage_t;
@@ -86,6 +88,9 @@ typedef struct {
   const char *platform;    /* "linux/amd64" (NULL: the host's) */
   char *const *build_args; /* "K=V" from --build-arg (a bare "K" takes K from the environment) */
   const char *target;      /* stage name, NULL = the last stage */
+  /* --build-context, resolved by the caller: "NAME=image:REF" (docker-image://, oci-layout://
+   * once loaded) or "NAME=dir:PATH" (a local directory) */
+  char *const *contexts;
 } sw_plan_opts_t;
 
 typedef struct {
@@ -99,7 +104,14 @@ typedef struct {
   char *platform;     /* "linux/amd64" */
   char **used_args;   /* build args some ARG declared (for the "not consumed" warning) */
   char **all_names;   /* lower-cased AS name of every stage by index ("" if none) */
+  char **contexts;    /* sw_plan_opts_t.contexts */
 } sw_plan_t;
+
+/* ---- named contexts (plan-context.c) ---- */
+typedef enum { SW_NAMED_IMAGE, SW_NAMED_DIR } sw_named_kind_t;
+/* The named context `name` refers to (a stage name, a FROM base or a --from value), or NULL.
+ * Returns the image reference or the directory; *kind says which. */
+const char *sw_plan_named_context(const sw_plan_t *p, const char *name, sw_named_kind_t *kind);
 
 int sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **out,
                 sw_error_t *err);

@@ -32,8 +32,16 @@ config_save(const char *path, const char *host, const char *user, const char *pa
 
   if (sw_read_file(path, 1 << 20, &old, NULL, NULL) < 0 && errno != ENOENT)
     return sw_error(err, errno, "read `%s`", path);
-  if (sw_docker_config_set(old, host, user, pass, &text, err) < 0)
+  _cleanup_free_ char *where = NULL;
+  _cleanup_free_ char *helper = sw_credhelper_name(old, host, &where);
+  if (helper) { /* the secret goes to the helper; the file keeps an empty entry, as docker */
+    if (sw_credhelper_store(helper, host, user, pass, err) < 0)
+      return sw_error_wrap(err, "%s in `%s`", where, path);
+    if (sw_docker_config_mark(old, host, &text, err) < 0)
+      return sw_error_wrap(err, "`%s`", path);
+  } else if (sw_docker_config_set(old, host, user, pass, &text, err) < 0) {
     return sw_error_wrap(err, "`%s`", path);
+  }
   if (sw_mkdir_p(dirname(dir), 0700, err) < 0)
     return -1;
   /* The file holds passwords: 0600 from the start, never world-readable for a moment. */
@@ -57,7 +65,9 @@ sw_registry_login(const char *registry, const char *user, const char *pass,
 
   if (*host == '\0')
     return sw_error_code(err, SW_EXIT_USAGE, 0, "login: empty registry name");
-  r = sw_reg_new(host, opts, err);
+  sw_registry_opts_t o = opts ? *opts : (sw_registry_opts_t){0};
+  o.no_stored_creds = true;
+  r = sw_reg_new(host, &o, err);
   if (r == NULL)
     return -1;
   sw_reg_set_creds(r, user, pass);

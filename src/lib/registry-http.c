@@ -82,8 +82,17 @@ load_creds(sw_reg_t *r, const sw_registry_opts_t *opts, sw_error_t *err)
       opts && opts->docker_config ? xstrdup(opts->docker_config) : sw_docker_config_path();
   _cleanup_free_ char *json = NULL;
 
-  if (sw_read_file(path, 1 << 20, &json, NULL, NULL) < 0)
+  if ((opts && opts->no_stored_creds) || sw_read_file(path, 1 << 20, &json, NULL, NULL) < 0)
     return 0;
+  _cleanup_free_ char *where = NULL;
+  _cleanup_free_ char *helper = sw_credhelper_name(json, r->host, &where);
+  if (helper) { /* the helper alone has this host's credentials, as for docker */
+    if (sw_credhelper_get(helper, r->host, &r->user, &r->pass, err) < 0)
+      return sw_error_wrap(err, "credentials for %s (%s in `%s`)", r->host, where, path);
+    sw_debug("credentials for %s from docker-credential-%s: %s", r->host, helper,
+             r->user ? r->user : "none");
+    return 0;
+  }
   if (sw_docker_config_lookup(json, r->host, &r->user, &r->pass, err) < 0)
     return sw_error_wrap(err, "reading credentials from `%s`", path);
   if (r->user)

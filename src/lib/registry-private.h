@@ -51,6 +51,23 @@ int sw_docker_config_lookup(const char *json, const char *host, char **user, cha
 int sw_docker_config_set(const char *json, const char *host, const char *user, const char *pass,
                          char **out, sw_error_t *err);
 char *sw_base64_encode(const void *data, size_t len);
+
+/* ---- credential helpers (registry-credhelper.c) ---- */
+/* The helper NAME (docker-credential-NAME) a config.json text gives host: credHelpers (key by
+ * host or server address) over credsStore; NULL if none. *where (may be NULL) gets which key
+ * named it, for messages. */
+char *sw_credhelper_name(const char *json, const char *host, char **where);
+/* `get`: 1 with user/pass, 0 when the helper has none for host, -1 (naming the helper) when it
+ * is missing or fails. */
+int sw_credhelper_get(const char *name, const char *host, char **user, char **pass,
+                      sw_error_t *err);
+int sw_credhelper_store(const char *name, const char *host, const char *user, const char *pass,
+                        sw_error_t *err);
+int sw_credhelper_erase(const char *name, const char *host, sw_error_t *err);
+/* `list`: 1 when the helper holds credentials for host, 0 when not. */
+int sw_credhelper_has(const char *name, const char *host, sw_error_t *err);
+/* `json` with host's `auths` entry an empty object (the secret is in a helper), as docker. */
+int sw_docker_config_mark(const char *json, const char *host, char **out, sw_error_t *err);
 /* Decodes standard base64 (padding required); NULL when malformed. */
 char *sw_base64_decode(const char *s, size_t *len);
 

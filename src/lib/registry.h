@@ -27,12 +27,18 @@ typedef struct {
   unsigned jobs;             /* parallel transfers; 0 = 3 */
   uint64_t chunk_size;       /* push: blobs larger than this go up in PATCH chunks of it;
                                 0 = $SLIPWAY_PUSH_CHUNK_SIZE or 64 MiB */
+  bool no_stored_creds;      /* do not read the docker config's credentials (login has its
+                                own: no credential helper `get` for them) */
 } sw_registry_opts_t;
 
 /* Check user/pass against REGISTRY's /v2/ (following a bearer challenge if there is one), then
  * store them in the docker config file (mode 0600), keeping its other entries. */
 int sw_registry_login(const char *registry, const char *user, const char *pass,
                       const sw_registry_opts_t *opts, sw_error_t *err);
+/* Remove REGISTRY's credentials (NULL = Docker Hub): `erase` through its credential helper
+ * when one is configured, and its `auths` entries. *was_in: there was something to remove. */
+int sw_registry_logout(const char *registry, const sw_registry_opts_t *opts, bool *was_in,
+                       sw_error_t *err);
 
 /* Pull NAME ("python:slim", "localhost:5000/x/y:t", "…@sha256:…") into the store and name it
  * with its normalised reference (a digest-only reference gives no name). *out (may be NULL)

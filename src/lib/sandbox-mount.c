@@ -363,7 +363,10 @@ setup_dev(struct monitor *m)
   static const char *const dev_opts[] = {"mode", "755", "size", "65536k", NULL};
   static const char *const pts_opts[] = {"newinstance", NULL,  "ptmxmode", "0666", "mode",
                                          "0620",        "gid", "5",        NULL};
-  static const char *const shm_opts[] = {"mode", "1777", "size", "65536k", NULL};
+  char shm_size[32];
+  snprintf(shm_size, sizeof(shm_size), "%llu",
+           (unsigned long long)(m->o->shm_size ? m->o->shm_size : 64ull << 20));
+  const char *const shm_opts[] = {"mode", "1777", "size", shm_size, NULL};
   static const char *const links[][2] = {
       {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
       {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
@@ -605,6 +608,7 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
   }
   if (chdir(o->cwd ? o->cwd : "/") < 0)
     sb_fail(sock, 1, errno, "working directory `%s`", o->cwd);
+  sb_apply_rlimits(o, sock);
   sb_security_restrict(o, sock);
   if (setgroups(u.n_groups, u.groups) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
     sb_fail(sock, 1, errno, "switch to user `%s` (uid %u, gid %u)", o->user ? o->user : "root",

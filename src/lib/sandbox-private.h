@@ -74,6 +74,10 @@ void sb_net_stop(struct sb_net *n);
 char *sb_net_resolv_conf(const char *host_text);
 char *sb_net_hosts(const char *hostname);
 
+/* sandbox-limits.c: o->rlimits, set by pid 1 before the switch to the user (raising a hard
+ * limit needs root). */
+void sb_apply_rlimits(const sw_sandbox_opts_t *o, int sock);
+
 /* sandbox-seccomp.c: compile the filter for o->caps in the caller, before fork (cached per
  * capability set); install it in pid 1 (called by sb_security_restrict). */
 int sb_seccomp_prepare(const sw_sandbox_opts_t *o, sw_error_t *err);

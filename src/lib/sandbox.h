@@ -53,6 +53,15 @@ typedef struct {
   uint16_t container_port; /* reached at the container's 10.0.2.100 */
 } sw_port_t;
 
+/* A resource limit (setrlimit) of the process: `--ulimit nofile=1024:2048`. */
+typedef struct {
+  int resource; /* RLIMIT_* */
+  uint64_t soft, hard;
+} sw_rlimit_t;
+
+/* Parse Docker's NAME=SOFT[:HARD] (-1 = unlimited). */
+int sw_rlimit_parse(const char *spec, sw_rlimit_t *out, sw_error_t *err);
+
 typedef enum {
   SW_MOUNT_BIND = 0, /* bind `source` (a host path: file or dir, e.g. a cache dir, a secret file) */
   SW_MOUNT_TMPFS,    /* a fresh tmpfs (`size`, `mode`) */
@@ -140,6 +149,12 @@ typedef struct {
   bool privileged;
   bool no_new_privs;
   bool seccomp_unconfined;
+
+  /* `build --shm-size`: size of /dev/shm in bytes (0 = 64 MiB, Docker's default);
+   * `build --ulimit`: limits set before the exec. */
+  uint64_t shm_size;
+  const sw_rlimit_t *rlimits;
+  size_t n_rlimits;
 } sw_sandbox_opts_t;
 
 /* Sets the stdio fields to SW_STDIO_INHERIT and the rest to zero/NULL. */

@@ -3,21 +3,26 @@
 #include "solve-private.h"
 
 #include "copy.h"
+#include "fetch-git.h"
+#include "fetch-url.h"
+#include "ssh-forward.h"
 #include "shellword.h"
 
 #include <fnmatch.h>
 #include <sys/stat.h>
 
-typedef enum { ITEM_CTX, ITEM_LOWER, ITEM_DATA, ITEM_ARCHIVE } item_kind_t;
+typedef enum { ITEM_CTX, ITEM_LOWER, ITEM_DATA, ITEM_ARCHIVE, ITEM_URL, ITEM_GIT } item_kind_t;
 
 typedef struct {
   item_kind_t kind;
   sw_ctx_node_t *node; /* CTX, ARCHIVE */
   char *canon;         /* LOWER: path in the source image */
   struct stat st;      /* LOWER */
-  char *host;          /* LOWER: visible copy; ARCHIVE: host path */
+  char *host;          /* LOWER: visible copy; ARCHIVE, URL: host path; GIT: the source */
   char *sub;           /* --parents: path kept under dest */
-  char *name;          /* DATA */
+  char *name;          /* DATA, URL; GIT: the commit */
+  int64_t mtime;       /* URL */
+  bool keep_git_dir;   /* GIT */
   char *data;          /* DATA */
 } item_t;
 
@@ -27,6 +32,7 @@ typedef struct {
   bool wildcard;
   sw_keyhash_t *content;
   sw_lowerfs_t *srcfs;         /* --from source view */
+  sw_context_t *ctx;           /* the build context, or the --build-context copied from */
   char src_chain[SW_KEY_SIZE]; /* identity of the --from source's layers */
   _Bool from;
 } sources_t;
@@ -59,11 +65,87 @@ push_item(sources_t *s, item_kind_t kind)
   return it;
 }
 
-static bool
-is_url(const char *s)
+/* ADD https://…: fetched (or revalidated) now; the key takes its name and content digest. */
+static int
+add_url_source(stage_run_t *r, sources_t *s, const char *src, const char *checksum, sw_error_t *err)
 {
-  return sw_str_has_prefix(s, "http://") || sw_str_has_prefix(s, "https://") ||
-         sw_str_has_prefix(s, "git@");
+  const sw_solve_opts_t *o = r->sv->o;
+  sw_url_opts_t uo = {
+      .proxy_env = o->plan->build_args, .checksum = checksum, .no_cache = o->no_cache};
+  sw_url_file_t file = {0};
+  if (sw_url_fetch(o->store, src, &uo, &file, err) < 0)
+    return sv_wrap(r, err);
+  sw_debug("%s: %s, %u request(s)", src, file.digest, file.requests);
+  sw_keyhash_str(s->content, "url");
+  sw_keyhash_str(s->content, file.name);
+  sw_keyhash_str(s->content, file.digest);
+  item_t *it = push_item(s, ITEM_URL);
+  it->name = steal_ptr(&file.name);
+  it->host = sw_blob_path(o->store, file.digest);
+  it->mtime = file.mtime >= 0 ? file.mtime : r->sv->now;
+  sw_url_file_clear(&file);
+  return 0;
+}
+
+static sw_git_opts_t
+git_opts(stage_run_t *r)
+{
+  const sw_solve_opts_t *o = r->sv->o;
+  return (sw_git_opts_t){.proxy_env = o->plan->build_args,
+                         .ssh_auth_sock = sw_ssh_agents_get(o->ssh, "default")};
+}
+
+/* ADD <git repository>: keyed on the commit its ref names now (one `git ls-remote`); fetched
+ * and checked out only when the step runs. */
+static int
+add_git_source(stage_run_t *r, sources_t *s, const char *src, bool keep, sw_error_t *err)
+{
+  sw_git_src_t g;
+  char commit[41];
+  sw_git_opts_t go = git_opts(r);
+  if (sw_git_parse(src, &g, err) < 0)
+    return sv_wrap(r, err);
+  int rc = sw_git_resolve(&g, &go, commit, err);
+  if (rc == 0) {
+    sw_keyhash_str(s->content, "git");
+    sw_keyhash_str(s->content, g.remote);
+    sw_keyhash_str(s->content, commit);
+    sw_keyhash_str(s->content, g.subdir ? g.subdir : "");
+    sw_keyhash_u64(s->content, keep);
+    item_t *it = push_item(s, ITEM_GIT);
+    it->host = xstrdup(src);
+    it->name = xstrdup(commit);
+    it->keep_git_dir = keep;
+  }
+  sw_git_src_clear(&g);
+  return rc < 0 ? sv_wrap(r, err) : 0;
+}
+
+/* Check the item's commit out and copy it (the repository's root or subdir) into c. */
+static int
+write_git(stage_run_t *r, sw_copy_t *c, const item_t *it, sw_error_t *err)
+{
+  sw_git_src_t g;
+  sw_git_opts_t go = git_opts(r);
+  if (sw_git_parse(it->host, &g, err) < 0)
+    return -1;
+  _cleanup_free_ char *dir = sw_store_mkdtemp(r->sv->o->store, "git-", err);
+  _cleanup_free_ char *root = NULL, *ignore = NULL;
+  sw_context_t *ctx = NULL;
+  int rc = dir ? 0 : -1;
+  if (rc == 0)
+    rc = sw_git_checkout(&g, &go, it->name, it->keep_git_dir, dir, &root, &ignore, err);
+  if (rc == 0)
+    rc = sw_context_open(root, ignore, NULL, &ctx, err);
+  if (rc == 0)
+    rc = sw_copy_add_context(c, ctx, sw_context_root(ctx), NULL, err);
+  sw_context_free(ctx);
+  sw_error_t e = NULL;
+  if (dir)
+    sw_rm_rf(dir, &e);
+  sw_error_release(&e);
+  sw_git_src_clear(&g);
+  return rc;
 }
 
 /* --parents: "a/./b/c" keeps "b/c"; without a pivot the whole relative path is kept. */
@@ -90,7 +172,7 @@ static int
 add_context_source(stage_run_t *r, sources_t *s, const char *src, bool parents, bool is_add,
                    const sw_excludes_t *ex, char *const *excludes, sw_error_t *err)
 {
-  sw_context_t *ctx = r->sv->o->ctx;
+  sw_context_t *ctx = s->ctx;
   _cleanup_free_ char *path = NULL;
   size_t keep_from = 0;
   if (parents)
@@ -330,8 +412,8 @@ parse_chmod(stage_run_t *r, const char *v, int *out, sw_error_t *err)
 }
 
 typedef struct {
-  char *chown, *chmod;
-  bool link, parents;
+  char *chown, *chmod, *checksum;
+  bool link, parents, keep_git_dir;
   char **excludes;
 } copy_flags_t;
 
@@ -356,10 +438,10 @@ copy_flags(stage_run_t *r, const sw_insn_t *in, copy_flags_t *f, sw_error_t *err
       return -1;
     sw_strv_push_take(&f->excludes, e);
   }
-  if (sw_insn_flag(in, "checksum") || sw_insn_flag(in, "keep-git-dir"))
-    return sv_fail(r, err,
-                   "--checksum and --keep-git-dir apply to remote sources, which slipway "
-                   "does not fetch");
+  if ((v = sw_insn_flag(in, "checksum")) && sv_expand(r, v, &f->checksum, err) < 0)
+    return -1;
+  v = sw_insn_flag(in, "keep-git-dir");
+  f->keep_git_dir = v && strcmp(v, "false") != 0;
   return 0;
 }
 
@@ -368,6 +450,7 @@ copy_flags_clear(copy_flags_t *f)
 {
   free(f->chown);
   free(f->chmod);
+  free(f->checksum);
   sw_strv_free(f->excludes);
 }
 
@@ -404,6 +487,17 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
   s->content = sw_keyhash_new("copy-sources");
   if ((step->from_stage >= 0 || step->from_image) && open_from(r, step, s, err) < 0)
     return -1;
+  s->ctx = r->sv->o->ctx;
+  if (step->from_context) {
+    const sw_solve_opts_t *o = r->sv->o;
+    s->ctx = NULL;
+    for (size_t i = 0; o->named_paths && o->named_paths[i] && !s->ctx; i++)
+      if (strcmp(o->named_paths[i], step->from_context) == 0)
+        s->ctx = o->named_ctxs[i];
+    if (s->ctx == NULL)
+      return sv_fail(r, err, "--from: the --build-context `%s` is not open", step->from_context);
+    sw_keyhash_str(s->content, "build-context");
+  }
   for (size_t i = 0; i + 1 < n; i++) {
     const sw_heredoc_t *h = heredoc_source(in, in->args[i]);
     if (h) {
@@ -416,12 +510,24 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
     if (sv_expand(r, in->args[i], &src, err) < 0)
       return -1;
     sw_strv_push(srcs_out, src);
-    if (is_url(src))
-      return sv_fail(r, err,
-                     "%s: remote sources are not supported by slipway (it never downloads during "
-                     "a build): download the file into the build context, or fetch it in a RUN "
-                     "step",
-                     src);
+    if (sw_url_is_git(src) && (!is_add || s->from))
+      return sv_fail(r, err, "%s: a git repository is a source of ADD only", src);
+    if (f->keep_git_dir && !sw_url_is_git(src))
+      return sv_fail(r, err, "--keep-git-dir applies to git sources only, not to `%s`", src);
+    if (sw_url_is_git(src)) {
+      if (add_git_source(r, s, src, f->keep_git_dir, err) < 0)
+        return -1;
+      continue;
+    }
+    if (sw_url_is_http(src) && (!is_add || s->from))
+      return sv_fail(r, err, "%s: a URL is a source of ADD only (COPY takes no URL)", src);
+    if (f->checksum && !sw_url_is_http(src))
+      return sv_fail(r, err, "--checksum applies to URL sources only, not to `%s`", src);
+    if (sw_url_is_http(src)) {
+      if (add_url_source(r, s, src, f->checksum, err) < 0)
+        return -1;
+      continue;
+    }
     int rc = s->from ? add_lower_source(r, s, src, f->parents, f->excludes, ex, err)
                      : add_context_source(r, s, src, f->parents, is_add, ex, f->excludes, err);
     if (rc < 0)
@@ -447,7 +553,7 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
     item_t *it = &s->v[i];
     switch (it->kind) {
     case ITEM_CTX:
-      rc = sw_copy_add_context(c, r->sv->o->ctx, it->node, it->sub, err);
+      rc = sw_copy_add_context(c, s->ctx, it->node, it->sub, err);
       break;
     case ITEM_LOWER:
       rc = sw_copy_add_lower(c, s->srcfs, it->canon, &it->st, it->host, it->sub, err);
@@ -457,6 +563,12 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
       break;
     case ITEM_ARCHIVE:
       rc = sw_copy_add_archive(c, it->host, err);
+      break;
+    case ITEM_URL: /* BuildKit's http source writes 0600; never unpacked */
+      rc = sw_copy_add_file(c, it->name, it->host, 0600, it->mtime, err);
+      break;
+    case ITEM_GIT:
+      rc = write_git(r, c, it, err);
       break;
     }
   }

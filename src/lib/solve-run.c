@@ -3,6 +3,8 @@
  * over the stage's snapshots with a fresh upper dir that becomes the step's layer. */
 #include "solve-private.h"
 
+#include "ssh-forward.h"
+
 #include "copy.h"
 #include "gotext.h"
 #include "shellword.h"
@@ -21,8 +23,10 @@ typedef struct {
   size_t nlists;
   int *locks;
   size_t nlocks;
-  char **env;     /* secret env additions (process only) */
-  char **tmpdirs; /* removed when the step is over (context --mount views) */
+  char **env;               /* secret env additions (process only) */
+  char **tmpdirs;           /* removed when the step is over (context --mount views) */
+  sw_ssh_proxy_t **proxies; /* ssh mounts' relays, running while the step does */
+  size_t nproxies;
 } mounts_t;
 
 static void
@@ -38,6 +42,9 @@ mounts_free(mounts_t *ms)
     close(ms->locks[i]);
   free(ms->locks);
   sw_strv_free(ms->env);
+  for (size_t i = 0; i < ms->nproxies; i++) /* before their dirs go */
+    sw_ssh_proxy_stop(ms->proxies[i]);
+  free(ms->proxies);
   for (size_t i = 0; ms->tmpdirs && ms->tmpdirs[i]; i++) {
     sw_error_t e = NULL;
     if (sw_rm_rf(ms->tmpdirs[i], &e) < 0)
@@ -242,6 +249,44 @@ mount_secret(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *
   return 0;
 }
 
+/* RUN --mount=type=ssh: a relay socket of the step's own (owner and mode as asked) bound at
+ * the target, SSH_AUTH_SOCK pointing at the first one. Only the id and target shape the key. */
+static int
+mount_ssh(stage_run_t *r, mounts_t *ms, const sw_runmount_t *rm, const char *target,
+          sw_error_t *err)
+{
+  const char *agent = sw_ssh_agents_get(r->sv->o->ssh, rm->id);
+  if (agent == NULL) {
+    if (rm->required)
+      return sv_fail(r, err, "ssh agent `%s` is required: pass --ssh %s[=SOCKET|KEY]", rm->id,
+                     rm->id);
+    return 0;
+  }
+  if (target == NULL)
+    target = hold(ms, xasprintf("/run/buildkit/ssh_agent.%zu", ms->nproxies));
+  char *dir = sw_ssh_tmpdir(err);
+  if (dir == NULL)
+    return sv_wrap(r, err);
+  sw_strv_push_take(&ms->tmpdirs, dir);
+  sw_ssh_proxy_t *p = NULL;
+  char *sock = NULL;
+  if (sw_ssh_proxy_start(dir, agent, rm->uid >= 0 ? (uid_t)rm->uid : 0,
+                         rm->gid >= 0 ? (gid_t)rm->gid : 0, rm->mode ? rm->mode : 0600, &p, &sock,
+                         err) < 0)
+    return sv_wrap(r, err);
+  ms->proxies = xrealloc(ms->proxies, (ms->nproxies + 1) * sizeof(*ms->proxies));
+  ms->proxies[ms->nproxies++] = p;
+  sw_mount_t *m = add_mount(ms);
+  m->kind = SW_MOUNT_BIND;
+  m->source = hold(ms, sock);
+  m->target = target;
+  m->readonly = true;
+  if (sw_env_get(ms->env, "SSH_AUTH_SOCK") == NULL)
+    sw_env_set(&ms->env, "SSH_AUTH_SOCK", target);
+  sw_strv_push_take(&ms->flags, xasprintf("mount=ssh,target=%s,id=%s", target, rm->id));
+  return 0;
+}
+
 static int
 one_mount(stage_run_t *r, mounts_t *ms, const sw_step_t *step, size_t i, const char *spec,
           sw_error_t *err)
@@ -277,7 +322,7 @@ one_mount(stage_run_t *r, mounts_t *ms, const sw_step_t *step, size_t i, const c
     rc = mount_secret(r, ms, &rm, target, err);
     break;
   case SW_RUNMOUNT_SSH:
-    rc = sv_fail(r, err, "--mount=type=ssh is not supported by slipway");
+    rc = mount_ssh(r, ms, &rm, target, err);
     break;
   }
   sw_runmount_clear(&rm);
@@ -412,6 +457,52 @@ on_output(void *arg, const char *data, size_t len)
 {
   struct output_ctx *o = arg;
   sw_progress_output(o->p, o->id, data, len);
+}
+
+/* `build --add-host HOST:IP`: the host's /etc/hosts plus one line per entry, bound over the
+ * step's /etc/hosts (as Docker's extra hosts; never in a layer). */
+static int
+add_hosts_file(mounts_t *ms, const char *tmp, char *const *hosts, sw_error_t *err)
+{
+  sw_buf_t b = {0};
+  _cleanup_free_ char *base = NULL;
+  size_t len = 0;
+  sw_error_t e = NULL;
+  if (sw_read_file("/etc/hosts", 1 << 20, &base, &len, &e) == 0 && len > 0) {
+    sw_buf_append(&b, base, len);
+    if (base[len - 1] != '\n')
+      sw_buf_puts(&b, "\n");
+  }
+  sw_error_release(&e);
+  for (size_t i = 0; hosts[i]; i++) {
+    size_t n = strcspn(hosts[i], ":=");
+    sw_buf_printf(&b, "%s\t%.*s\n", hosts[i] + n + 1, (int)n, hosts[i]);
+  }
+  _cleanup_free_ char *path = xasprintf("%s/hosts", tmp);
+  int rc = sw_write_file_atomic(path, b.data, b.len, 0644, err);
+  sw_buf_free(&b);
+  if (rc < 0)
+    return -1;
+  sw_mount_t *m = add_mount(ms);
+  m->kind = SW_MOUNT_BIND;
+  m->source = hold(ms, steal_ptr(&path));
+  m->target = "/etc/hosts";
+  m->readonly = true;
+  return 0;
+}
+
+/* --add-host, --shm-size, --ulimit in a RUN's key (only when given: keys stay as they were). */
+static void
+run_limits_flags(const sw_solve_opts_t *o, char ***flags)
+{
+  for (size_t i = 0; o->add_hosts && o->add_hosts[i]; i++)
+    sw_strv_push_take(flags, xasprintf("add-host=%s", o->add_hosts[i]));
+  if (o->shm_size)
+    sw_strv_push_take(flags, xasprintf("shm-size=%llu", (unsigned long long)o->shm_size));
+  for (size_t i = 0; i < o->n_ulimits; i++)
+    sw_strv_push_take(flags, xasprintf("ulimit=%d:%llu:%llu", o->ulimits[i].resource,
+                                       (unsigned long long)o->ulimits[i].soft,
+                                       (unsigned long long)o->ulimits[i].hard));
 }
 
 typedef struct {
@@ -590,6 +681,8 @@ execute(stage_run_t *r, run_spec_t *rs, int id, const char *key, const char *his
     m->target = "/dev/pipes";
     m->readonly = true;
   }
+  if (o->add_hosts && add_hosts_file(&rs->ms, tmp, o->add_hosts, err) < 0)
+    goto out;
   if (make_cwd(r, upper, err) < 0)
     goto out;
   for (size_t i = 0; rs->ms.env && rs->ms.env[i]; i++) {
@@ -615,6 +708,9 @@ execute(stage_run_t *r, run_spec_t *rs, int id, const char *key, const char *his
   }
   so.mounts = rs->ms.m;
   so.n_mounts = rs->ms.n;
+  so.shm_size = o->shm_size;
+  so.rlimits = o->ulimits;
+  so.n_rlimits = o->n_ulimits;
   so.stdin_fd = SW_STDIO_NULL;
   so.on_output = on_output;
   so.output_ctx = &octx;
@@ -699,6 +795,7 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     sw_strv_push(&rs.ms.flags, "security=insecure");
   if (o->epoch != SW_EPOCH_NONE)
     sw_strv_push_take(&rs.ms.flags, xasprintf("epoch=%lld", (long long)o->epoch));
+  run_limits_flags(o, &rs.ms.flags);
   kenv = sv_expand_env(r); /* proxy args reach the process, never the key (BuildKit) */
 
   char key[SW_KEY_SIZE];

@@ -38,6 +38,17 @@ typedef struct {
   sw_rcache_t *cache_from;   /* records from --cache-from (NULL = none): a local miss whose key
                                 is there is a hit; its layer is fetched into the store */
   sw_cache_log_t *cache_log; /* NULL, or gets every step record the build hit or wrote */
+  /* --build-context directories: named_paths[i] (as in the plan) is opened as named_ctxs[i];
+   * NULL-terminated */
+  char *const *named_paths;
+  sw_context_t *const *named_ctxs;
+  /* RUN steps: --add-host "HOST:IP" lines added to /etc/hosts, --shm-size, --ulimit (each in
+   * the key when given) */
+  char *const *add_hosts;
+  uint64_t shm_size;
+  const sw_rlimit_t *ulimits;
+  size_t n_ulimits;
+  const struct sw_ssh_agents *ssh; /* --ssh: agents by id (RUN --mount=type=ssh), or NULL */
 } sw_solve_opts_t;
 
 /* Run the plan; *out gets the target stage's image (config with history, layers in the store;
