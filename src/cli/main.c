@@ -71,6 +71,10 @@ default_root(char **owned)
     *owned = xasprintf("%s/.local/share/slipway", home);
   else
     *owned = xasprintf("/var/tmp/slipway-%u", (unsigned)geteuid());
+  /* The user's alone: other users may not even list it (the store makes its root 0711). */
+  sw_error_t err = NULL;
+  if (sw_mkdir_p(*owned, 0700, &err) < 0)
+    sw_error_release(&err); /* the store's open reports it */
   return *owned;
 }
 

@@ -370,6 +370,8 @@ setup_dev(struct monitor *m)
   static const char *const dev_opts[] = {"mode", "755", "size", "65536k", NULL};
   static const char *const pts_opts[] = {"newinstance", NULL,  "ptmxmode", "0666", "mode",
                                          "0620",        "gid", "5",        NULL};
+  static const char *const pts_opts_1id[] = {"newinstance", NULL,   "ptmxmode", "0666",
+                                             "mode",        "0620", NULL};
   static const char *const shm_opts[] = {"mode", "1777", "size", "65536k", NULL};
   static const char *const links[][2] = {
       {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
@@ -391,6 +393,9 @@ setup_dev(struct monitor *m)
 
   /* devpts has no mknod: its nodes are the ptys made through its ptmx. */
   _cleanup_close_ int pts = fs_new("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+  /* Rootless with only the user's own ids mapped: there is no gid 5 (tty) to give the ptys. */
+  if (pts < 0 && errno == EINVAL && sw_userns_nested())
+    pts = fs_new("devpts", pts_opts_1id, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
   if (pts < 0 || attach(m, pts, "/dev/pts", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev/pts");
   if (m->o->tty)
@@ -608,6 +613,26 @@ mount_proc(int sock)
     sb_fail(sock, 1, errno, "sandbox: mount /proc");
 }
 
+/* setgroups(2), except in a user namespace that denies it (rootless with only the user's own
+ * ids mapped: the kernel requires it), where the groups stay as they are. */
+static int
+set_groups(const sw_user_t *u)
+{
+  if (setgroups(u->n_groups, u->groups) == 0)
+    return 0;
+  if (errno != EPERM || !sw_userns_nested())
+    return -1;
+  _cleanup_free_ char *v = NULL;
+  sw_error_t err = NULL;
+  if (sw_read_file("/proc/self/setgroups", 64, &v, NULL, &err) < 0) {
+    sw_error_release(&err);
+    errno = EPERM;
+    return -1;
+  }
+  errno = EPERM;
+  return sw_str_has_prefix(v, "deny") ? 0 : -1;
+}
+
 /* The host's /proc, cloned onto the container's /proc until mount_proc replaces it. */
 static void
 proc_placeholder(struct monitor *m)
@@ -645,7 +670,7 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
   if (chdir(o->cwd ? o->cwd : "/") < 0)
     sb_fail(sock, 1, errno, "working directory `%s`", o->cwd);
   sb_security_restrict(o, sock);
-  if (setgroups(u.n_groups, u.groups) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
+  if (set_groups(&u) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
     sb_fail(sock, 1, errno, "switch to user `%s` (uid %u, gid %u)", o->user ? o->user : "root",
             (unsigned)u.uid, (unsigned)u.gid);
   sb_security_caps(o, sock);

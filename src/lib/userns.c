@@ -271,7 +271,8 @@ map_self(unsigned long uid, unsigned long gid, sw_error_t *err)
   _cleanup_free_ char *gm = xasprintf("0 %lu 1", gid);
 
   if (write_proc("/proc/self/setgroups", "deny", err) < 0 ||
-      write_proc("/proc/self/uid_map", um, err) < 0 || write_proc("/proc/self/gid_map", gm, err) < 0)
+      write_proc("/proc/self/uid_map", um, err) < 0 ||
+      write_proc("/proc/self/gid_map", gm, err) < 0)
     return -1;
   return 0;
 }

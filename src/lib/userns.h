@@ -3,8 +3,9 @@
  * subordinate ids of /etc/subuid and /etc/subgid (mapped by the setuid `newuidmap` and
  * `newgidmap` of Debian's `uidmap`) are 1..N. Everything after that (store, overlayfs mounts,
  * sandboxes) runs unchanged; the one thing that differs is the xattr namespace overlayfs keeps
- * its metadata in (sw_overlay_opaque_xattr): `trusted.` needs root in the initial namespace, so a store
- * made in a user namespace says `user.overlay.opaque` and overlay is mounted with `userxattr`. */
+ * its metadata in (sw_overlay_opaque_xattr): `trusted.` needs root in the initial namespace, so a
+ * store made in a user namespace says `user.overlay.opaque` and overlay is mounted with
+ * `userxattr`. */
 #ifndef SW_USERNS_H
 #define SW_USERNS_H
 
