@@ -9,7 +9,10 @@
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 
@@ -333,6 +336,102 @@ enter_mapped(idmap_t *u, idmap_t *g, const char *name, sw_error_t *err)
   return 0;
 }
 
+/* ---- the sandbox's run dir ---- */
+
+/* The host dir sandboxes mount their tmpfs on and slirp4netns keeps its API socket in
+ * (SB_RUNDIR in sandbox-private.h). Root made it 0700; an ordinary user gets a private tmpfs
+ * there, in slipway's mount namespace. */
+#define RUNDIR          "/run/slipway"
+#define MAX_RUN_ENTRIES 256
+
+static int
+run_tmpfs(sw_error_t *err)
+{
+  if (mount("tmpfs", RUNDIR, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700,size=1m") < 0)
+    return sw_error(err, errno, "rootless: mount a tmpfs on `%s`", RUNDIR);
+  return 0;
+}
+
+/* No /run/slipway and /run is root's: /run becomes a tmpfs of ours holding the host's entries
+ * (each bound back, its mounts with it, symlinks copied) plus slipway's dir. */
+static int
+rebuild_run(sw_error_t *err)
+{
+  _cleanup_dir_ DIR *d = opendir("/run");
+  int fds[MAX_RUN_ENTRIES];
+  char *names[MAX_RUN_ENTRIES];
+  size_t n = 0;
+  int ret = -1;
+  struct dirent *e;
+
+  if (d == NULL)
+    return sw_error(err, errno, "rootless: open /run");
+  while ((e = readdir(d)) && n < MAX_RUN_ENTRIES) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    _cleanup_free_ char *p = xasprintf("/run/%s", e->d_name);
+    struct stat st;
+    if (lstat(p, &st) < 0)
+      continue;
+    /* A symlink is copied (fd -2); anything else is cloned with what is mounted below it. */
+    fds[n] = S_ISLNK(st.st_mode)
+                 ? -2
+                 : open_tree(AT_FDCWD, p, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fds[n] == -1)
+      continue;
+    names[n++] = xstrdup(e->d_name);
+  }
+  /* Read the links before the tmpfs hides them. */
+  char *links[MAX_RUN_ENTRIES] = {0};
+  for (size_t i = 0; i < n; i++)
+    if (fds[i] == -2) {
+      char t[4096];
+      ssize_t len = readlinkat(dirfd(d), names[i], t, sizeof(t) - 1);
+      links[i] = len < 0 ? NULL : xstrndup(t, (size_t)len);
+    }
+  if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0) {
+    sw_error(err, errno, "rootless: mount a tmpfs on /run");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    _cleanup_free_ char *p = xasprintf("/run/%s", names[i]);
+    if (fds[i] == -2) {
+      if (links[i] && symlink(links[i], p) < 0)
+        sw_debug("rootless: keep /run/%s: %s", names[i], strerror(errno));
+      continue;
+    }
+    struct stat st;
+    if (fstat(fds[i], &st) < 0)
+      continue;
+    int r = S_ISDIR(st.st_mode) ? mkdir(p, 0755) : mknod(p, S_IFREG | 0644, 0);
+    if (r < 0 || move_mount(fds[i], "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      sw_debug("rootless: keep /run/%s: %s", names[i], strerror(errno));
+  }
+  if (mkdir(RUNDIR, 0700) < 0) {
+    sw_error(err, errno, "rootless: mkdir `%s`", RUNDIR);
+    goto out;
+  }
+  ret = 0;
+out:
+  for (size_t i = 0; i < n; i++) {
+    if (fds[i] >= 0)
+      close(fds[i]);
+    free(names[i]);
+    free(links[i]);
+  }
+  return ret;
+}
+
+static int
+private_rundir(sw_error_t *err)
+{
+  struct stat st;
+
+  if (stat(RUNDIR, &st) == 0 || (mkdir(RUNDIR, 0700) == 0))
+    return run_tmpfs(err);
+  return rebuild_run(err);
+}
+
 int
 sw_userns_enter(sw_error_t *err)
 {
@@ -365,6 +464,8 @@ sw_userns_enter(sw_error_t *err)
     return sw_error(err, errno, "rootless: become root in the user namespace");
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     return sw_error(err, errno, "rootless: make the mount namespace private");
+  if (private_rundir(err) < 0)
+    return -1;
   sw_debug("rootless: uid %lu is root in a user namespace (%zu uid range(s), %zu gid range(s))",
            uid, u.n, g.n);
   return 0;

@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -82,12 +83,23 @@ class User:
             for n in [d] + [os.path.join(d, x) for x in dirs + files]:
                 os.lchown(n, self.uid, self.gid)
 
-    def __call__(self, *args, check=True, root=True, env=None, timeout=600):
+    def command(self, args, root=True, env=None, tun=None):
+        """(argv, env) running slipway as the user. tun=MODE: in a mount namespace of the
+        test's own whose /dev/net/tun is a node of that mode (the host's may be 0600; the
+        host's own is never changed)."""
         e = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "HOME": self.home, "LANG": "C.UTF-8", "USER": self.name}
         e.update(env or {})
         cmd = ["setpriv", "--reuid", str(self.uid), "--regid", str(self.gid), "--init-groups",
                "--", self.binary] + (["--root", self.root] if root else []) + list(map(str, args))
+        if tun is not None:
+            cmd = ["unshare", "-m", "sh", "-c",
+                   "mount -t tmpfs t /mnt && mknod -m %o /mnt/tun c 10 200 && "
+                   "mount --bind /mnt/tun /dev/net/tun && exec \"$@\"" % tun, "sh"] + cmd
+        return cmd, e
+
+    def __call__(self, *args, check=True, root=True, env=None, timeout=600, tun=None):
+        cmd, e = self.command(args, root=root, env=env, tun=tun)
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env=e, cwd=self.home, timeout=timeout)
         if check:
@@ -228,7 +240,7 @@ def test_build_run_images_prune_as_user(user, base_dir):
     assert os.stat(user.root).st_uid == user.uid
     assert os.stat(os.path.join(user.root, "slipway.db")).st_uid == user.uid
 
-    r = user("run", "--rm", "app:1", "sh", "-c",
+    r = user("run", "--rm", "--network", "host", "app:1", "sh", "-c",
              "stat -c '%u:%g %a %n' /home/a.txt /data/x /srv/www.txt; ls /tmp /srv; id -u")
     assert r.stdout.split("\n")[:3] == ["1000:1000 644 /home/a.txt", "33:44 2750 /data/x",
                                         "33:33 640 /srv/www.txt"], r.stdout
@@ -288,6 +300,44 @@ def test_network_host_and_none_as_user(user):
     with open("/proc/net/dev") as f:
         host = sorted(l.split(":")[0].strip() for l in f.read().splitlines()[2:])
     assert sorted(r.stdout.split()) == host
+
+
+def test_run_publish_http_as_user(user):
+    """`run`'s default network (own netns + slirp4netns) as the user: HTTP served by the
+    container on a high port, published with -p 127.0.0.1::8080, fetched from the host. Where
+    the user cannot open /dev/net/tun, the error says so and how to fix it."""
+    tar = make_busybox_rootfs_tar(user.path("web.tar"),
+                                  {"etc/index.html": b"served rootless\n"})
+    user.give(tar)
+    user("import", tar, "web:1")
+    r = user("run", "--rm", "web:1", "true", check=False, tun=0o600)
+    assert r.returncode != 0
+    assert "/dev/net/tun" in r.stderr and "chmod 0666 /dev/net/tun" in r.stderr, r.stderr
+
+    cmd, env = user.command(["run", "--rm", "-p", "127.0.0.1::8080", "web:1", "busybox",
+                             "httpd", "-f", "-p", "8080", "-h", "/etc"], tun=0o666)
+    p = subprocess.Popen(cmd, env=env, cwd=user.home, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stderr.readline()
+        assert line.startswith("8080/tcp -> 127.0.0.1:"), line + p.stderr.read()
+        port = int(line.rsplit(":", 1)[1])
+        body = None
+        for _ in range(100):  # httpd may not listen yet
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/index.html" % port,
+                                            timeout=5) as resp:
+                    body = resp.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == b"served rootless\n"
+    finally:
+        for _ in range(3):  # httpd as pid 1 ignores SIGTERM: the third makes slipway kill it
+            if p.poll() is None:
+                p.terminate()
+                time.sleep(0.1)
+        p.wait(30)
 
 
 def test_same_image_as_root(user, slipway_bin, tmp_path):
