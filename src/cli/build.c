@@ -99,7 +99,7 @@ typedef struct {
   char **insecure;
   bool recipe;              /* --recipe python */
   sw_recipe_t *used_recipe; /* no Dockerfile: the recipe that wrote one */
-  char **contexts; /* --build-context NAME=VALUE */
+  char **contexts;          /* --build-context NAME=VALUE */
   bool pull, push;
   const char *metadata_file;
   char **add_hosts;

@@ -1,6 +1,8 @@
 /* slipway: entry point; global flags and the subcommand table. */
 #include "cli.h"
 
+#include "../lib/userns.h"
+
 #include <stdarg.h>
 
 #ifndef SW_VERSION
@@ -42,7 +44,8 @@ usage(FILE *f)
         "Build OCI container images from Dockerfiles, without a daemon.\n"
         "\n"
         "Options:\n"
-        "      --root DIR   store directory (env SLIPWAY_ROOT, default /var/lib/slipway)\n"
+        "      --root DIR   store directory (env SLIPWAY_ROOT, default /var/lib/slipway, or\n"
+        "                   ${XDG_DATA_HOME:-~/.local/share}/slipway for a non-root user)\n"
         "  -D, --debug      print debug output\n"
         "  -h, --help       print this help\n"
         "  -v, --version    print the version\n"
@@ -54,6 +57,27 @@ usage(FILE *f)
   fputs("\nRun 'slipway COMMAND --help' for more information on a command.\n", f);
 }
 
+/* root's store, or an ordinary user's own: ${XDG_DATA_HOME:-~/.local/share}/slipway. */
+static const char *
+default_root(char **owned)
+{
+  const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+
+  if (geteuid() == 0)
+    return "/var/lib/slipway";
+  if (xdg && xdg[0] == '/')
+    *owned = xasprintf("%s/slipway", xdg);
+  else if (home && home[0] == '/')
+    *owned = xasprintf("%s/.local/share/slipway", home);
+  else
+    *owned = xasprintf("/var/tmp/slipway-%u", (unsigned)geteuid());
+  /* The user's alone: other users may not even list it (the store makes its root 0711). */
+  sw_error_t err = NULL;
+  if (sw_mkdir_p(*owned, 0700, &err) < 0)
+    sw_error_release(&err); /* the store's open reports it */
+  return *owned;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -61,8 +85,9 @@ main(int argc, char **argv)
   int i;
 
   g.root = getenv("SLIPWAY_ROOT");
+  _cleanup_free_ char *user_root = NULL;
   if (g.root == NULL || *g.root == '\0')
-    g.root = "/var/lib/slipway";
+    g.root = default_root(&user_root);
 
   for (i = 1; i < argc && argv[i][0] == '-'; i++) {
     const char *a = argv[i];
@@ -109,6 +134,11 @@ main(int argc, char **argv)
   }
   for (size_t c = 0; c < SW_ARRAY_SIZE(commands); c++)
     if (strcmp(argv[i], commands[c].name) == 0) {
+      sw_error_t err = NULL;
+      /* Still one thread: an ordinary user's slipway becomes root of its own user namespace,
+       * and runs from here on as root does (see userns.h). */
+      if (sw_userns_enter(&err) < 0)
+        return sw_error_report(&err);
       optind = 1;
       g.command = commands[c].name;
       return commands[c].fn(argc - i, argv + i, &g);

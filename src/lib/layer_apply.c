@@ -17,6 +17,7 @@
  *     default ACL), so chown is skipped when the entry's ids are ours, and a plain file is
  *     created with its final permission bits when the umask does not mask them. */
 #include "layer_apply.h"
+#include "userns.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -30,7 +31,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
-#define OPAQUE_XATTR "trusted.overlay.opaque"
+/* trusted.overlay.opaque, or user.overlay.opaque in a user namespace (rootless). */
+#define OPAQUE_XATTR sw_overlay_opaque_xattr()
 
 /* ---- a set of the paths this layer created (value: the file type) ---- */
 

@@ -1,5 +1,6 @@
 /* slipway: user-space overlay lookups over a stack of snapshots; see lowerfs.h. */
 #include "lowerfs.h"
+#include "userns.h"
 
 #include <fcntl.h>
 #include <sys/xattr.h>
@@ -67,7 +68,7 @@ static bool
 is_opaque(const char *host)
 {
   char v[2] = {0};
-  ssize_t n = lgetxattr(host, "trusted.overlay.opaque", v, sizeof(v));
+  ssize_t n = lgetxattr(host, sw_overlay_opaque_xattr(), v, sizeof(v));
   return n == 1 && v[0] == 'y';
 }
 

@@ -5,6 +5,7 @@
  * message (sb_fail) before exiting. Paths inside the rootfs are always resolved with
  * openat2(RESOLVE_IN_ROOT), so an image's symlinks can never point a mount outside its root. */
 #include "sandbox-private.h"
+#include "userns.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -119,11 +120,12 @@ static int
 overlay_new_api(char *const *lowers, const char *upper, const char *work, const char *target,
                 char *why, size_t whylen)
 {
-  static const char *const opts[][2] = {{"redirect_dir", "off"},
-                                        {"metacopy", "off"},
-                                        {"index", "off"},
-                                        {"xino", "off"},
-                                        {"volatile", NULL}};
+  /* In a user namespace (rootless) overlay keeps its metadata in user.overlay.* xattrs
+   * (`userxattr`), which implies redirect_dir=nofollow: `off` would conflict. */
+  bool userns = sw_userns_nested();
+  static const char *const opts[][2] = {{"redirect_dir", "off"}, {"metacopy", "off"},
+                                        {"index", "off"},        {"xino", "off"},
+                                        {"volatile", NULL},      {"userxattr", NULL}};
   _cleanup_close_ int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   _cleanup_close_ int mnt = -1;
 
@@ -136,10 +138,14 @@ overlay_new_api(char *const *lowers, const char *upper, const char *work, const 
   if (upper && (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
                 fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0))
     goto fail;
-  for (size_t i = 0; i < SW_ARRAY_SIZE(opts); i++)
+  for (size_t i = 0; i < SW_ARRAY_SIZE(opts); i++) {
+    bool user_only = strcmp(opts[i][0], "userxattr") == 0;
+    if (user_only != userns && (user_only || strcmp(opts[i][0], "redirect_dir") == 0))
+      continue;
     if (fsconfig(fs, opts[i][1] ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opts[i][0], opts[i][1],
                  0) < 0)
       goto fail;
+  }
   if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     goto fail;
   mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
@@ -184,7 +190,8 @@ overlay_old_api(char *const *lowers, const char *upper, const char *work, const 
   }
   if (upper)
     sw_buf_printf(&data, ",upperdir=%s,workdir=%s", upper, work);
-  sw_buf_puts(&data, ",redirect_dir=off,metacopy=off,index=off,xino=off");
+  sw_buf_puts(&data, sw_userns_nested() ? ",userxattr,metacopy=off,index=off,xino=off"
+                                        : ",redirect_dir=off,metacopy=off,index=off,xino=off");
   int r = mount("overlay", target, "overlay", MS_NODEV, data.data);
   int e = errno;
   if (chdir("/") < 0)
@@ -208,9 +215,9 @@ mount_overlay(int sock, char *const *layers, const char *bottom, const char *upp
   int e = errno;
   if ((e == ENOSYS || e == EINVAL) && overlay_old_api(lowers, upper, work, target) == 0)
     return;
-  sb_fail(sock, 1, e, "sandbox: mount overlay of %zu layers%s%s%s%s", sw_strv_len(layers),
+  sb_fail(sock, 1, e, "sandbox: mount overlay of %zu layers%s%s%s%s%s", sw_strv_len(layers),
           upper ? " with upper dir `" : "", upper ? upper : "", upper ? "`" : "",
-          why[0] ? (xasprintf(" (%s)", why)) : "");
+          why[0] ? (xasprintf(" (%s)", why)) : "", sw_userns_hint(e));
 }
 
 /* ---- attaching mounts at paths inside the root ---- */
@@ -367,6 +374,8 @@ setup_dev(struct monitor *m)
   snprintf(shm_size, sizeof(shm_size), "%llu",
            (unsigned long long)(m->o->shm_size ? m->o->shm_size : 64ull << 20));
   const char *const shm_opts[] = {"mode", "1777", "size", shm_size, NULL};
+  static const char *const pts_opts_1id[] = {"newinstance", NULL,   "ptmxmode", "0666",
+                                             "mode",        "0620", NULL};
   static const char *const links[][2] = {
       {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
       {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
@@ -387,6 +396,9 @@ setup_dev(struct monitor *m)
 
   /* devpts has no mknod: its nodes are the ptys made through its ptmx. */
   _cleanup_close_ int pts = fs_new("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+  /* Rootless with only the user's own ids mapped: there is no gid 5 (tty) to give the ptys. */
+  if (pts < 0 && errno == EINVAL && sw_userns_nested())
+    pts = fs_new("devpts", pts_opts_1id, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
   if (pts < 0 || attach(m, pts, "/dev/pts", true) < 0)
     sb_fail(m->sock, 1, errno, "sandbox: mount /dev/pts");
   if (m->o->tty)
@@ -581,6 +593,60 @@ static void __attribute__((noreturn)) exec_fail(int sock, const char *cmd, int e
   sb_fail(sock, e == ENOENT ? 127 : 126, e, "exec `%s`", cmd);
 }
 
+/* In a user namespace (rootless) the kernel mounts a new proc only while a fully visible one
+ * is in the mount namespace: the monitor left a clone of the host's on /proc (proc_placeholder),
+ * the new instance is made detached, the clone dropped and the new one put in its place. */
+static void
+mount_proc(int sock)
+{
+  if (!sw_userns_nested()) {
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+      sb_fail(sock, 1, errno, "sandbox: mount /proc");
+    return;
+  }
+  _cleanup_close_ int fd =
+      fs_new("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  if (fd < 0)
+    sb_fail(sock, 1, errno,
+            "sandbox: mount /proc in a user namespace (the kernel needs a proc without masked "
+            "paths or mounts over it to be visible: slipway inside a container needs its /proc "
+            "unmasked, see README, Rootless)");
+  if (umount2("/proc", MNT_DETACH) < 0 ||
+      move_mount(fd, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    sb_fail(sock, 1, errno, "sandbox: mount /proc");
+}
+
+/* setgroups(2), except in a user namespace that denies it (rootless with only the user's own
+ * ids mapped: the kernel requires it), where the groups stay as they are. */
+static int
+set_groups(const sw_user_t *u)
+{
+  if (setgroups(u->n_groups, u->groups) == 0)
+    return 0;
+  if (errno != EPERM || !sw_userns_nested())
+    return -1;
+  _cleanup_free_ char *v = NULL;
+  sw_error_t err = NULL;
+  if (sw_read_file("/proc/self/setgroups", 64, &v, NULL, &err) < 0) {
+    sw_error_release(&err);
+    errno = EPERM;
+    return -1;
+  }
+  errno = EPERM;
+  return sw_str_has_prefix(v, "deny") ? 0 : -1;
+}
+
+/* The host's /proc, cloned onto the container's /proc until mount_proc replaces it. */
+static void
+proc_placeholder(struct monitor *m)
+{
+  if (!sw_userns_nested())
+    return;
+  _cleanup_close_ int t = bind_tree(AT_FDCWD, "/proc", 0);
+  if (t < 0 || attach(m, t, "/proc", true) < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: bind the host's /proc (rootless)");
+}
+
 static void __attribute__((noreturn))
 container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
 {
@@ -590,8 +656,7 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
 
   reset_signals();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-    sb_fail(sock, 1, errno, "sandbox: mount /proc");
+  mount_proc(sock);
   sb_security_mounts(o, sock);
   /* No error object for these (an image may lack both): its message would call strerror(),
    * whose gettext lock another thread of the engine may have held at fork: this process would
@@ -610,7 +675,7 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
     sb_fail(sock, 1, errno, "working directory `%s`", o->cwd);
   sb_apply_rlimits(o, sock);
   sb_security_restrict(o, sock);
-  if (setgroups(u.n_groups, u.groups) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
+  if (set_groups(&u) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
     sb_fail(sock, 1, errno, "switch to user `%s` (uid %u, gid %u)", o->user ? o->user : "root",
             (unsigned)u.uid, (unsigned)u.gid);
   sb_security_caps(o, sock);
@@ -703,6 +768,7 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const
   setup_dev(&m);
   setup_sys_and_etc(&m);
   setup_mounts(&m);
+  proc_placeholder(&m);
   if (o->cwd) {
     _cleanup_close_ int cwd = target_open(&m, o->cwd, true);
     if (cwd < 0)

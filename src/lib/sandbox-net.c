@@ -13,6 +13,7 @@
  *
  * Also the pure parts: `-p` specs, the host port check, resolv.conf and hosts. */
 #include "sandbox-private.h"
+#include "userns.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -255,6 +256,11 @@ helper_main(int sock, int go, int ready, int ex, pid_t monitor, const char *api)
   if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || (!sw_verbose && dup2(null, 2) < 0))
     sb_fail(sock, 1, errno, "sandbox: network: /dev/null");
   syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  /* Rootless: slirp4netns opens the tun device as the user. */
+  if (sw_userns_nested() && access("/dev/net/tun", R_OK | W_OK) < 0)
+    sb_fail(sock, 1, errno,
+            "network: rootless: slirp4netns cannot open `/dev/net/tun` as your user (Debian "
+            "makes it mode 0666; as root: chmod 0666 /dev/net/tun), or use --network host");
   if (fcntl(ready, F_SETFD, 0) < 0 || fcntl(ex, F_SETFD, 0) < 0)
     sb_fail(sock, 1, errno, "sandbox: network: pass fds to slirp4netns");
   snprintf(fd_ready, sizeof(fd_ready), "--ready-fd=%d", ready);

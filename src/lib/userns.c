@@ -1,0 +1,472 @@
+/* slipway rootless: entering the user namespace an ordinary user's slipway runs in (see
+ * userns.h). The process unshares its own user and mount namespaces; a child it forked just
+ * before, still outside, maps them with `newuidmap`/`newgidmap` (setuid, they check the ranges
+ * against /etc/subuid and /etc/subgid), as podman and BuildKit do. Without a range or without
+ * the helpers the process maps only its own ids itself, and says how to set the system up. */
+#include "userns.h"
+#include "util.h"
+
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+
+#define SUBUID_FILE "/etc/subuid"
+#define SUBGID_FILE "/etc/subgid"
+#define MAX_RANGES  64
+
+static bool
+parse_ulong(const char *s, unsigned long *out)
+{
+  char *end;
+
+  if (*s < '0' || *s > '9')
+    return false;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v > 0xffffffffUL)
+    return false;
+  *out = v;
+  return true;
+}
+
+size_t
+sw_subid_parse(const char *text, const char *name, unsigned long id, sw_subid_t *out, size_t max)
+{
+  _cleanup_free_ char *copy = xstrdup(text ? text : "");
+  char *save = NULL;
+  size_t n = 0;
+
+  for (char *line = strtok_r(copy, "\n", &save); line && n < max;
+       line = strtok_r(NULL, "\n", &save)) {
+    char *f[3];
+    f[0] = line;
+    f[1] = strchr(line, ':');
+    f[2] = f[1] ? strchr(f[1] + 1, ':') : NULL;
+    if (line[0] == '#' || f[2] == NULL || strchr(f[2] + 1, ':'))
+      continue;
+    *f[1]++ = '\0';
+    *f[2]++ = '\0';
+    unsigned long owner, start, count;
+    bool mine = (name && strcmp(f[0], name) == 0) || (parse_ulong(f[0], &owner) && owner == id);
+    if (!mine || !parse_ulong(f[1], &start) || !parse_ulong(f[2], &count) || count == 0 ||
+        start + count - 1 > 0xfffffffeUL)
+      continue;
+    out[n].start = start;
+    out[n].count = count;
+    n++;
+  }
+  return n;
+}
+
+/* ---- where we are ---- */
+
+static bool nested;
+static pthread_once_t nested_once = PTHREAD_ONCE_INIT;
+
+static void
+nested_init(void)
+{
+  _cleanup_free_ char *map = NULL;
+  sw_error_t err = NULL;
+  unsigned long in, out, count;
+
+  if (sw_read_file("/proc/self/uid_map", 1 << 16, &map, NULL, &err) < 0) {
+    sw_error_release(&err);
+    return;
+  }
+  /* The initial namespace maps all 2^32-1 ids onto themselves, in one line. */
+  nested = !(sscanf(map, "%lu %lu %lu", &in, &out, &count) == 3 && in == 0 && out == 0 &&
+             count == 4294967295UL && strchr(map, '\n') == map + strlen(map) - 1);
+}
+
+bool
+sw_userns_nested(void)
+{
+  pthread_once(&nested_once, nested_init);
+  return nested;
+}
+
+const char *
+sw_overlay_opaque_xattr(void)
+{
+  return sw_userns_nested() ? "user.overlay.opaque" : "trusted.overlay.opaque";
+}
+
+const char *
+sw_userns_hint(int e)
+{
+  if (!sw_userns_nested() || (e != EPERM && e != EINVAL && e != EACCES))
+    return "";
+  return " (in a user namespace: overlayfs needs Linux >= 5.11 with the `userxattr` option, "
+         "device nodes cannot be made, and the store must be on a filesystem with user xattrs "
+         "such as ext4, xfs, btrfs or tmpfs >= 6.6; see README, Rootless)";
+}
+
+/* ---- the system's set-up ---- */
+
+/* `name` found in $PATH (or the usual bin dirs), or NULL. */
+static char *
+find_program(const char *name)
+{
+  const char *path = getenv("PATH");
+  _cleanup_free_ char *dirs =
+      xasprintf("%s:/usr/bin:/bin:/usr/sbin:/sbin", path && *path ? path : "/usr/local/bin");
+  char *save = NULL;
+
+  for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    _cleanup_free_ char *p = xasprintf("%s/%s", d, name);
+    if (access(p, X_OK) == 0)
+      return steal_ptr(&p);
+  }
+  return NULL;
+}
+
+static size_t
+read_ranges(const char *file, const char *name, unsigned long id, sw_subid_t *out)
+{
+  _cleanup_free_ char *text = NULL;
+  sw_error_t err = NULL;
+
+  if (sw_read_file(file, 1 << 22, &text, NULL, &err) < 0) {
+    sw_debug("rootless: %s", err->msg);
+    sw_error_release(&err);
+    return 0;
+  }
+  return sw_subid_parse(text, name, id, out, MAX_RANGES);
+}
+
+static int
+read_sysctl(const char *path)
+{
+  _cleanup_free_ char *v = NULL;
+  sw_error_t err = NULL;
+
+  if (sw_read_file(path, 64, &v, NULL, &err) < 0) {
+    sw_error_release(&err);
+    return -1;
+  }
+  return atoi(v);
+}
+
+/* Why unshare(CLONE_NEWUSER) failed with e, and what to do. */
+static int
+unshare_error(int e, sw_error_t *err)
+{
+  const char *what = "";
+
+  if (read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == 0)
+    what = "unprivileged user namespaces are disabled: as root, run `sysctl -w "
+           "kernel.unprivileged_userns_clone=1` (and set it in /etc/sysctl.d to keep it)";
+  else if (read_sysctl("/proc/sys/user/max_user_namespaces") == 0)
+    what = "user namespaces are disabled: as root, run `sysctl -w "
+           "user.max_user_namespaces=15000` (and set it in /etc/sysctl.d to keep it)";
+  else if (read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1)
+    what = "AppArmor restricts unprivileged user namespaces: as root, run `sysctl -w "
+           "kernel.apparmor_restrict_unprivileged_userns=0` or give slipway an AppArmor "
+           "profile with `userns,`";
+  else if (e == ENOSPC)
+    what = "the limit of user namespaces is reached: raise `sysctl user.max_user_namespaces`";
+  else if (e == EINVAL)
+    what = "the kernel lacks user namespaces (CONFIG_USER_NS)";
+  else if (e == EPERM)
+    what = "something refuses unshare(CLONE_NEWUSER): a seccomp profile (a container's default "
+           "one), a chroot, or an LSM; run slipway where it is allowed or as root (see README, "
+           "Rootless)";
+  return sw_error(err, e, "rootless: create a user namespace for uid %u: %s", (unsigned)getuid(),
+                  what);
+}
+
+/* ---- the mapping ---- */
+
+typedef struct {
+  const char *tool; /* "newuidmap" */
+  char *path;       /* its path, or NULL */
+  unsigned long id; /* the user's own uid or gid */
+  sw_subid_t r[MAX_RANGES];
+  size_t n;
+} idmap_t;
+
+/* argv for `TOOL PID 0 ID 1 1 START COUNT ...`: the user is root, the ranges follow. */
+static char **
+map_argv(const idmap_t *m, pid_t pid)
+{
+  char **v = NULL;
+  unsigned long inside = 1;
+
+  sw_strv_push(&v, m->path);
+  sw_strv_push_take(&v, xasprintf("%d", (int)pid));
+  sw_strv_push_take(&v, xasprintf("0 %lu 1", m->id));
+  for (size_t i = 0; i < m->n; i++) {
+    sw_strv_push_take(&v, xasprintf("%lu %lu %lu", inside, m->r[i].start, m->r[i].count));
+    inside += m->r[i].count;
+  }
+  /* newuidmap wants each number as its own argument. */
+  char **out = NULL;
+  for (char **a = v; *a; a++) {
+    _cleanup_free_ char *s = xstrdup(*a);
+    char *save = NULL;
+    for (char *w = strtok_r(s, " ", &save); w; w = strtok_r(NULL, " ", &save))
+      sw_strv_push(&out, w);
+  }
+  sw_strv_free(v);
+  return out;
+}
+
+/* Run `argv` and wait: its exit status, or -1. */
+static int
+run_tool(char **argv)
+{
+  pid_t pid = fork();
+  int st;
+
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    execv(argv[0], argv);
+    fprintf(stderr, "slipway: exec `%s`: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The helper child: waits until its parent has unshared, then maps it. Exit status: 0, or
+ * 1 + which map failed. */
+static void __attribute__((noreturn))
+mapper_main(int rfd, pid_t parent, const idmap_t *u, const idmap_t *g)
+{
+  char c;
+
+  if (read(rfd, &c, 1) != 1)
+    _exit(0); /* the parent gave up */
+  _cleanup_strv_ char **ua = map_argv(u, parent);
+  _cleanup_strv_ char **ga = map_argv(g, parent);
+  if (run_tool(ua) != 0)
+    _exit(1);
+  if (run_tool(ga) != 0)
+    _exit(2);
+  _exit(0);
+}
+
+static int
+write_proc(const char *file, const char *text, sw_error_t *err)
+{
+  _cleanup_close_ int fd = open(file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || sw_write_all(fd, text, strlen(text)) < 0)
+    return sw_error(err, errno, "rootless: write `%s` to %s", text, file);
+  return 0;
+}
+
+/* Without subordinate ids: only the user's own uid and gid, written by the process itself
+ * (setgroups must be denied first, as the kernel requires of an unprivileged gid_map). */
+static int
+map_self(unsigned long uid, unsigned long gid, sw_error_t *err)
+{
+  _cleanup_free_ char *um = xasprintf("0 %lu 1", uid);
+  _cleanup_free_ char *gm = xasprintf("0 %lu 1", gid);
+
+  if (write_proc("/proc/self/setgroups", "deny", err) < 0 ||
+      write_proc("/proc/self/uid_map", um, err) < 0 ||
+      write_proc("/proc/self/gid_map", gm, err) < 0)
+    return -1;
+  return 0;
+}
+
+static void
+warn_single(const char *name, const idmap_t *u, const idmap_t *g)
+{
+  const char *who = name ? name : "USER";
+
+  if (u->path == NULL || g->path == NULL)
+    sw_warn("rootless: `%s` not found: install Debian's `uidmap` package (as root: apt-get "
+            "install uidmap); until then builds see one uid and one gid (0, you), so a RUN or "
+            "COPY that gives a file another owner fails",
+            u->path == NULL ? u->tool : g->tool);
+  else
+    sw_warn("rootless: no subordinate %s for `%s` in %s (a line such as `%s:100000:65536`); "
+            "until one is added builds see one uid and one gid (0, you), so apt, `COPY "
+            "--chown` and layers with other owners fail. As root, run: usermod --add-subuids "
+            "100000-165535 --add-subgids 100000-165535 %s",
+            u->n == 0 ? "uids" : "gids", who, u->n == 0 ? SUBUID_FILE : SUBGID_FILE, who, who);
+}
+
+static int
+enter_mapped(idmap_t *u, idmap_t *g, const char *name, sw_error_t *err)
+{
+  int pfd[2];
+
+  if (pipe2(pfd, O_CLOEXEC) < 0)
+    return sw_error(err, errno, "rootless: pipe");
+  pid_t parent = getpid();
+  pid_t child = fork();
+  if (child < 0)
+    return sw_error(err, errno, "rootless: fork the id mapper");
+  if (child == 0) {
+    close(pfd[1]);
+    mapper_main(pfd[0], parent, u, g);
+  }
+  close(pfd[0]);
+  int r = unshare(CLONE_NEWUSER | CLONE_NEWNS);
+  int e = errno;
+  if (r == 0 && write(pfd[1], "m", 1) != 1)
+    r = -1, e = errno;
+  close(pfd[1]);
+  int st;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (r < 0)
+    return unshare_error(e, err);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    const idmap_t *m = WIFEXITED(st) && WEXITSTATUS(st) == 2 ? g : u;
+    return sw_error(err, 0,
+                    "rootless: `%s` refused to map the ranges of `%s` from %s (its message is "
+                    "above): check that the file's lines for the user are right and do not "
+                    "overlap another user's, and that `%s` is setuid root (ls -l %s)",
+                    m->tool, name ? name : "?", m == u ? SUBUID_FILE : SUBGID_FILE, m->path,
+                    m->path);
+  }
+  return 0;
+}
+
+/* ---- the sandbox's run dir ---- */
+
+/* The host dir sandboxes mount their tmpfs on and slirp4netns keeps its API socket in
+ * (SB_RUNDIR in sandbox-private.h). Root made it 0700; an ordinary user gets a private tmpfs
+ * there, in slipway's mount namespace. */
+#define RUNDIR          "/run/slipway"
+#define MAX_RUN_ENTRIES 256
+
+static int
+run_tmpfs(sw_error_t *err)
+{
+  if (mount("tmpfs", RUNDIR, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700,size=1m") < 0)
+    return sw_error(err, errno, "rootless: mount a tmpfs on `%s`", RUNDIR);
+  return 0;
+}
+
+/* No /run/slipway and /run is root's: /run becomes a tmpfs of ours holding the host's entries
+ * (each bound back, its mounts with it, symlinks copied) plus slipway's dir. */
+static int
+rebuild_run(sw_error_t *err)
+{
+  _cleanup_dir_ DIR *d = opendir("/run");
+  int fds[MAX_RUN_ENTRIES];
+  char *names[MAX_RUN_ENTRIES];
+  size_t n = 0;
+  int ret = -1;
+  struct dirent *e;
+
+  if (d == NULL)
+    return sw_error(err, errno, "rootless: open /run");
+  while ((e = readdir(d)) && n < MAX_RUN_ENTRIES) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    _cleanup_free_ char *p = xasprintf("/run/%s", e->d_name);
+    struct stat st;
+    if (lstat(p, &st) < 0)
+      continue;
+    /* A symlink is copied (fd -2); anything else is cloned with what is mounted below it. */
+    fds[n] = S_ISLNK(st.st_mode)
+                 ? -2
+                 : open_tree(AT_FDCWD, p, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fds[n] == -1)
+      continue;
+    names[n++] = xstrdup(e->d_name);
+  }
+  /* Read the links before the tmpfs hides them. */
+  char *links[MAX_RUN_ENTRIES] = {0};
+  for (size_t i = 0; i < n; i++)
+    if (fds[i] == -2) {
+      char t[4096];
+      ssize_t len = readlinkat(dirfd(d), names[i], t, sizeof(t) - 1);
+      links[i] = len < 0 ? NULL : xstrndup(t, (size_t)len);
+    }
+  if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0) {
+    sw_error(err, errno, "rootless: mount a tmpfs on /run");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    _cleanup_free_ char *p = xasprintf("/run/%s", names[i]);
+    if (fds[i] == -2) {
+      if (links[i] && symlink(links[i], p) < 0)
+        sw_debug("rootless: keep /run/%s: %s", names[i], strerror(errno));
+      continue;
+    }
+    struct stat st;
+    if (fstat(fds[i], &st) < 0)
+      continue;
+    int r = S_ISDIR(st.st_mode) ? mkdir(p, 0755) : mknod(p, S_IFREG | 0644, 0);
+    if (r < 0 || move_mount(fds[i], "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      sw_debug("rootless: keep /run/%s: %s", names[i], strerror(errno));
+  }
+  if (mkdir(RUNDIR, 0700) < 0) {
+    sw_error(err, errno, "rootless: mkdir `%s`", RUNDIR);
+    goto out;
+  }
+  ret = 0;
+out:
+  for (size_t i = 0; i < n; i++) {
+    if (fds[i] >= 0)
+      close(fds[i]);
+    free(names[i]);
+    free(links[i]);
+  }
+  return ret;
+}
+
+static int
+private_rundir(sw_error_t *err)
+{
+  struct stat st;
+
+  if (stat(RUNDIR, &st) == 0 || (mkdir(RUNDIR, 0700) == 0))
+    return run_tmpfs(err);
+  return rebuild_run(err);
+}
+
+int
+sw_userns_enter(sw_error_t *err)
+{
+  if (geteuid() == 0)
+    return 0;
+  unsigned long uid = getuid(), gid = getgid();
+  struct passwd *pw = getpwuid((uid_t)uid);
+  _cleanup_free_ char *name = pw ? xstrdup(pw->pw_name) : NULL;
+  idmap_t u = {.tool = "newuidmap", .id = uid}, g = {.tool = "newgidmap", .id = gid};
+  _cleanup_free_ char *up = find_program(u.tool);
+  _cleanup_free_ char *gp = find_program(g.tool);
+  u.path = up;
+  g.path = gp;
+  u.n = read_ranges(SUBUID_FILE, name, uid, u.r);
+  g.n = read_ranges(SUBGID_FILE, name, uid, g.r);
+
+  if (u.path && g.path && u.n > 0 && g.n > 0) {
+    if (enter_mapped(&u, &g, name, err) < 0)
+      return -1;
+    if (setgroups(0, NULL) < 0)
+      return sw_error(err, errno, "rootless: drop supplementary groups");
+  } else {
+    warn_single(name, &u, &g);
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+      return unshare_error(errno, err);
+    if (map_self(uid, gid, err) < 0)
+      return -1;
+  }
+  if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+    return sw_error(err, errno, "rootless: become root in the user namespace");
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    return sw_error(err, errno, "rootless: make the mount namespace private");
+  if (private_rundir(err) < 0)
+    return -1;
+  sw_debug("rootless: uid %lu is root in a user namespace (%zu uid range(s), %zu gid range(s))",
+           uid, u.n, g.n);
+  return 0;
+}

@@ -1,0 +1,399 @@
+"""Rootless slipway (issue 13): every command as an ordinary user, with the same images as root.
+
+Each test run creates its own unprivileged users (useradd with a unique name: Debian gives a
+regular user a /etc/subuid and /etc/subgid range; a system user, `useradd -r`, gets none, which
+is how the single-id fallback is tested without touching /etc/subuid) and removes them at the
+end (userdel also drops their subordinate ids). slipway runs as the user through `setpriv`, from a
+0755 copy of the binary, with a store in a directory the user owns. CI runs as root."""
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import make_busybox_rootfs_tar
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users: run as root (CI)")
+
+EPOCH = "1700000000"
+# security.capability v2, cap_net_raw+ep: what `setcap cap_net_raw+ep` writes.
+CAP_NET_RAW = bytes([1, 0, 0, 2, 0, 0x20, 0, 0] + [0] * 12)
+
+
+def _useradd(args):
+    """useradd, retried while another run (or apt) holds /etc/passwd's lock."""
+    for _ in range(60):
+        p = subprocess.run(["useradd", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        if p.returncode == 0:
+            return
+        if "lock" not in p.stderr and p.returncode not in (1, 10):
+            break
+        time.sleep(0.5)
+    raise AssertionError("useradd %s: %s" % (" ".join(args), p.stderr))
+
+
+def _userdel(name):
+    for _ in range(60):
+        p = subprocess.run(["userdel", "-r", name], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        if p.returncode in (0, 6, 12):  # done, no such user, home not removed (we rm it)
+            return
+        time.sleep(0.5)
+
+
+class User:
+    """An unprivileged user with a home and a work dir of its own, running slipway."""
+
+    def __init__(self, base, binary, system=False):
+        self.name = "swrl" + uuid.uuid4().hex[:12]
+        self.home = os.path.join(base, self.name)
+        args = ["-m", "-d", self.home, "-s", "/bin/sh"]
+        _useradd((["-r"] if system else []) + args + [self.name])
+        import pwd
+        pw = pwd.getpwnam(self.name)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.root = os.path.join(self.home, "store")
+        self.binary = binary
+
+    def subids(self, path):
+        """(start, count) of the user's first range in /etc/subuid or /etc/subgid, or None."""
+        with open(path) as f:
+            for line in f:
+                f3 = line.strip().split(":")
+                if len(f3) == 3 and f3[0] in (self.name, str(self.uid)):
+                    return int(f3[1]), int(f3[2])
+        return None
+
+    def path(self, *parts):
+        return os.path.join(self.home, *parts)
+
+    def give(self, path):
+        """chown -R path to the user (files the test made as root in the user's home)."""
+        for d, dirs, files in os.walk(path):
+            for n in [d] + [os.path.join(d, x) for x in dirs + files]:
+                os.lchown(n, self.uid, self.gid)
+
+    def command(self, args, root=True, env=None, tun=None):
+        """(argv, env) running slipway as the user. tun=MODE: in a mount namespace of the
+        test's own whose /dev/net/tun is a node of that mode (the host's may be 0600; the
+        host's own is never changed)."""
+        e = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "HOME": self.home, "LANG": "C.UTF-8", "USER": self.name}
+        e.update(env or {})
+        cmd = ["setpriv", "--reuid", str(self.uid), "--regid", str(self.gid), "--init-groups",
+               "--", self.binary] + (["--root", self.root] if root else []) + list(map(str, args))
+        if tun is not None:
+            cmd = ["unshare", "-m", "sh", "-c",
+                   "mount -t tmpfs t /mnt && mknod -m %o /mnt/tun c 10 200 && "
+                   "mount --bind /mnt/tun /dev/net/tun && exec \"$@\"" % tun, "sh"] + cmd
+        return cmd, e
+
+    def __call__(self, *args, check=True, root=True, env=None, timeout=600, tun=None):
+        cmd, e = self.command(args, root=root, env=env, tun=tun)
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=e, cwd=self.home, timeout=timeout)
+        if check:
+            assert p.returncode == 0, "slipway %s as %s exited %d:\n%s\n%s" % (
+                " ".join(map(str, args)), self.name, p.returncode, p.stdout, p.stderr)
+        return p
+
+
+@pytest.fixture(scope="module")
+def base_dir(slipway_bin):
+    """A 0755 dir with a 0755 copy of the binary (the build dir may not be reachable)."""
+    d = tempfile.mkdtemp(prefix="slipway-rootless-")
+    os.chmod(d, 0o755)
+    shutil.copy(slipway_bin, os.path.join(d, "slipway"))
+    os.chmod(os.path.join(d, "slipway"), 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _make_user(request, base_dir, system=False):
+    u = User(base_dir, os.path.join(base_dir, "slipway"), system=system)
+    request.addfinalizer(lambda: (_userdel(u.name), shutil.rmtree(u.home, ignore_errors=True)))
+    return u
+
+
+@pytest.fixture(scope="module")
+def user(request, base_dir):
+    u = _make_user(request, base_dir)
+    assert u.subids("/etc/subuid") and u.subids("/etc/subgid"), \
+        "useradd gave %s no subordinate ids (SUB_UID_COUNT in /etc/login.defs?)" % u.name
+    return u
+
+
+def multi_owner_tar(path):
+    """The busybox rootfs plus a layer's worth of files with many owners, modes and a file
+    capability: what a pulled image holds."""
+    make_busybox_rootfs_tar(path)
+    with tarfile.open(path, "a", format=tarfile.PAX_FORMAT) as tf:
+        def add(name, data=b"", uid=0, gid=0, mode=0o644, kind=tarfile.REGTYPE, pax=None):
+            ti = tarfile.TarInfo(name)
+            ti.uid, ti.gid, ti.mode, ti.mtime, ti.type = uid, gid, mode, 1700000000, kind
+            ti.size = len(data) if kind == tarfile.REGTYPE else 0
+            if pax:
+                ti.pax_headers = pax
+            tf.addfile(ti, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        add("srv", uid=33, gid=33, mode=0o750, kind=tarfile.DIRTYPE)
+        add("srv/www.txt", b"www\n", uid=33, gid=33, mode=0o640)
+        add("srv/app.txt", b"app\n", uid=1000, gid=1000, mode=0o600)
+        add("srv/nobody.txt", b"n\n", uid=65534, gid=65534)
+        add("srv/suid", b"#!/bin/sh\n", uid=0, gid=0, mode=0o4755)
+        add("srv/sticky", uid=100, gid=200, mode=0o1777, kind=tarfile.DIRTYPE)
+        add("bin/ping", b"ping\n", mode=0o755, pax={
+            "SCHILY.xattr.security.capability": CAP_NET_RAW.decode("utf-8", "surrogateescape")})
+    return path
+
+
+# A Dockerfile with a RUN that writes files of several owners, deletes (whiteout) and replaces a
+# directory (opaque), a COPY --chown, and a COPY --from that carries a file capability: every
+# step deterministic, so that under SOURCE_DATE_EPOCH root and rootless give the same digests.
+DOCKERFILE = """\
+FROM base:1 AS caps
+FROM base:1
+COPY --chown=1000:1000 a.txt /home/a.txt
+COPY --from=caps /bin/ping /usr/bin/ping2
+RUN mkdir -p /data/x && echo d > /data/x/f && chown -R 33:44 /data && chmod 2750 /data/x \\
+ && rm /srv/nobody.txt && rm -rf /tmp && mkdir -m 1777 /tmp && echo t > /tmp/t \\
+ && id -u && stat -c '%u:%g %a %n' /home/a.txt /data/x/f /srv/app.txt /srv/sticky /srv/suid
+RUN --network=none cat /proc/net/dev | sed 1,2d | cut -d: -f1 | tr -d ' '
+"""
+
+
+def make_context(d):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "Dockerfile"), "w") as f:
+        f.write(DOCKERFILE)
+    with open(os.path.join(d, "a.txt"), "w") as f:
+        f.write("hello\n")
+    return d
+
+
+def layer_listing(oci_dir):
+    """[(name, type, mode, uid, gid, size, xattrs)] of every layer of the image in an OCI
+    layout, in order."""
+    with open(os.path.join(oci_dir, "index.json")) as f:
+        mdesc = json.load(f)["manifests"][0]
+
+    def blob(d):
+        return os.path.join(oci_dir, "blobs", *d.split(":"))
+    with open(blob(mdesc["digest"])) as f:
+        manifest = json.load(f)
+    out = []
+    for l in manifest["layers"]:
+        with tarfile.open(blob(l["digest"])) as tf:
+            for m in tf.getmembers():
+                x = {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+                out.append((m.name, m.type, m.mode, m.uid, m.gid, m.size, sorted(x.items())))
+    return out
+
+
+def step_output(progress, header):
+    """The output lines of the step whose plain-progress header contains `header`."""
+    step, lines = None, []
+    for l in progress.splitlines():
+        w = l.split(" ", 2)
+        if len(w) == 3 and w[0].startswith("#") and w[1].startswith("[") and header in l:
+            step = w[0]
+        elif step and len(w) == 3 and w[0] == step and w[1][:1].isdigit():
+            lines.append(w[2])
+    return lines
+
+
+def test_build_run_images_prune_as_user(user, base_dir):
+    """The vertical slice: import a multi-owner base, build (RUN, COPY --chown, COPY --from with
+    a capability, whiteout, opaque dir), run, images, prune, all as the user."""
+    tar = multi_owner_tar(user.path("base.tar"))
+    ctx = make_context(user.path("ctx"))
+    user.give(tar)
+    user.give(ctx)
+    user("import", tar, "base:1", "-c", 'CMD ["sh"]')
+    p = user("build", "--progress", "plain", "-t", "app:1", ctx)
+    out = p.stdout + p.stderr
+    assert "warning" not in out, out
+    # Inside, the user is root; the other ids are the subordinate ones.
+    assert step_output(out, "RUN mkdir") == [
+        "0", "1000:1000 644 /home/a.txt", "33:44 644 /data/x/f", "1000:1000 600 /srv/app.txt",
+        "100:200 1777 /srv/sticky", "0:0 4755 /srv/suid"], out
+    # --network none in a RUN: a fresh netns with only lo.
+    assert step_output(out, "RUN --network=none") == ["lo"], out
+
+    # On the host, files in the store belong to the user's subordinate ids (root inside = the
+    # user, id N inside = start + N - 1).
+    start, _ = user.subids("/etc/subuid")
+    owners = set()
+    for d, dirs, files in os.walk(os.path.join(user.root, "snapshots")):
+        for n in dirs + files:
+            owners.add(os.lstat(os.path.join(d, n)).st_uid)
+    assert user.uid in owners and start + 999 in owners and start + 32 in owners, owners
+    assert os.stat(user.root).st_uid == user.uid
+    assert os.stat(os.path.join(user.root, "slipway.db")).st_uid == user.uid
+
+    r = user("run", "--rm", "--network", "host", "app:1", "sh", "-c",
+             "stat -c '%u:%g %a %n' /home/a.txt /data/x /srv/www.txt; ls /tmp /srv; id -u")
+    assert r.stdout.split("\n")[:3] == ["1000:1000 644 /home/a.txt", "33:44 2750 /data/x",
+                                        "33:33 640 /srv/www.txt"], r.stdout
+    assert "nobody.txt" not in r.stdout and "t\n" in r.stdout
+    assert r.stdout.split()[-1] == "0"
+
+    imgs = user("images").stdout
+    assert "app" in imgs and "base" in imgs
+    user("rmi", "app:1")
+    pr = user("prune", "-a")
+    assert pr.returncode == 0
+    assert "app" not in user("images").stdout
+
+
+def test_network_host_and_none_as_user(user):
+    """`run --network host` reaches a listener on the host's loopback; `--network none` sees only
+    lo; the store is the XDG default when no --root is given."""
+    tar = make_busybox_rootfs_tar(user.path("bb.tar"))
+    user.give(tar)
+    xdg = user.path("xdg")
+    os.makedirs(xdg)
+    user.give(xdg)
+    env = {"XDG_DATA_HOME": xdg}
+    user("import", tar, "bb:1", root=False, env=env)
+    assert os.path.isdir(os.path.join(xdg, "slipway", "blobs"))
+    assert os.stat(os.path.join(xdg, "slipway")).st_mode & 0o077 == 0
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = []
+
+    def accept():
+        srv.settimeout(60)
+        try:
+            c, _ = srv.accept()
+            got.append(c.recv(100))
+            c.sendall(b"pong\n")
+            c.close()
+        except OSError:
+            pass
+    t = threading.Thread(target=accept)
+    t.start()
+    r = user("run", "--rm", "--network", "host", "bb:1", "sh", "-c",
+             "echo ping | busybox nc 127.0.0.1 %d" % port, root=False, env=env)
+    t.join(70)
+    srv.close()
+    assert got == [b"ping\n"], (got, r.stderr)
+    assert "pong" in r.stdout
+
+    r = user("run", "--rm", "--network", "none", "bb:1", "sh", "-c",
+             "sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' '", root=False, env=env)
+    assert r.stdout.split() == ["lo"], r.stdout
+    r = user("run", "--rm", "--network", "host", "bb:1", "sh", "-c",
+             "sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' '", root=False, env=env)
+    with open("/proc/net/dev") as f:
+        host = sorted(l.split(":")[0].strip() for l in f.read().splitlines()[2:])
+    assert sorted(r.stdout.split()) == host
+
+
+def test_run_publish_http_as_user(user):
+    """`run`'s default network (own netns + slirp4netns) as the user: HTTP served by the
+    container on a high port, published with -p 127.0.0.1::8080, fetched from the host. Where
+    the user cannot open /dev/net/tun, the error says so and how to fix it."""
+    tar = make_busybox_rootfs_tar(user.path("web.tar"),
+                                  {"etc/index.html": b"served rootless\n"})
+    user.give(tar)
+    user("import", tar, "web:1")
+    r = user("run", "--rm", "web:1", "true", check=False, tun=0o600)
+    assert r.returncode != 0
+    assert "/dev/net/tun" in r.stderr and "chmod 0666 /dev/net/tun" in r.stderr, r.stderr
+
+    cmd, env = user.command(["run", "--rm", "-p", "127.0.0.1::8080", "web:1", "busybox",
+                             "httpd", "-f", "-p", "8080", "-h", "/etc"], tun=0o666)
+    p = subprocess.Popen(cmd, env=env, cwd=user.home, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stderr.readline()
+        assert line.startswith("8080/tcp -> 127.0.0.1:"), line + p.stderr.read()
+        port = int(line.rsplit(":", 1)[1])
+        body = None
+        for _ in range(100):  # httpd may not listen yet
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/index.html" % port,
+                                            timeout=5) as resp:
+                    body = resp.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == b"served rootless\n"
+    finally:
+        for _ in range(3):  # httpd as pid 1 ignores SIGTERM: the third makes slipway kill it
+            if p.poll() is None:
+                p.terminate()
+                time.sleep(0.1)
+        p.wait(30)
+
+
+def test_same_image_as_root(user, slipway_bin, tmp_path):
+    """The same Dockerfile and base, built as root and rootless under SOURCE_DATE_EPOCH: the
+    same layers (files, modes, owners, security.capability) and the same image digest."""
+    env = {"SOURCE_DATE_EPOCH": EPOCH}
+    tar = multi_owner_tar(user.path("base2.tar"))
+    ctx = make_context(user.path("ctx2"))
+    user.give(tar)
+    user.give(ctx)
+    user("import", tar, "base:1", "-c", 'CMD ["sh"]', env=env)
+    rl = user("build", "-q", "-t", "same:1", ctx, env=env).stdout.strip().splitlines()[-1]
+    oci_user = user.path("oci")
+    user("save", "--format", "oci-dir", "-o", oci_user, "same:1")
+
+    root_store = str(tmp_path / "root")
+
+    def as_root(*args):
+        p = subprocess.run([slipway_bin, "--root", root_store, *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=dict(os.environ, **env))
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    as_root("import", tar, "base:1", "-c", 'CMD ["sh"]')
+    rt = as_root("build", "-q", "-t", "same:1", ctx).strip().splitlines()[-1]
+    oci_root = str(tmp_path / "oci")
+    as_root("save", "--format", "oci-dir", "-o", oci_root, "same:1")
+
+    lu, lr = layer_listing(oci_user), layer_listing(oci_root)
+    assert lu == lr
+    caps = [x for x in lr if x[0] == "usr/bin/ping2"]
+    assert caps and caps[0][6], caps  # the capability made it through COPY --from
+    assert any(x[0].endswith(".wh..wh..opq") for x in lr)  # rm -rf /tmp && mkdir /tmp
+    assert any(x[0] == "srv/.wh.nobody.txt" for x in lr)
+    assert rl == rt, "rootless %s, root %s" % (rl, rt)
+
+
+def test_single_id_fallback(request, base_dir):
+    """A user without subordinate ids: slipway maps only the user's own ids, says which
+    /etc/subuid line and usermod command are missing; a step that chowns then fails naming its
+    Dockerfile line."""
+    u = _make_user(request, base_dir, system=True)
+    assert u.subids("/etc/subuid") is None
+    tar = make_busybox_rootfs_tar(u.path("bb.tar"))
+    ctx = u.path("ctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM bb:1\nRUN echo fine > /ok\nRUN touch /x && chown 1000:1000 /x\n")
+    u.give(tar)
+    u.give(ctx)
+    p = u("import", tar, "bb:1")
+    for want in ("no subordinate uids for `%s` in /etc/subuid" % u.name,
+                 "`%s:100000:65536`" % u.name, "usermod --add-subuids"):
+        assert want in p.stderr, p.stderr
+    p = u("build", "--progress", "plain", ctx, check=False)
+    assert p.returncode != 0
+    assert "Dockerfile:3" in p.stderr, p.stderr
+    assert "chown" in p.stderr
+    assert step_output(p.stderr, "RUN echo fine") == [] and "RUN echo fine" in p.stderr
+    assert "RUN touch /x" in p.stderr
