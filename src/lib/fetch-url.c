@@ -436,7 +436,7 @@ get(sw_store_t *s, const char *url, const record_t *cond, const sw_url_opts_t *o
     }
     _cleanup_free_ char *why = c != CURLE_OK ? xstrdup(errbuf[0] ? errbuf : "transfer failed")
                                              : xasprintf("HTTP %ld", out->status);
-    if (!sw_retry_wanted(c == CURLE_OK ? out->status : 0, (int)c) || n + 1 == attempts) {
+    if (!sw_retry_wanted(c == CURLE_OK ? out->status : 0, (int)c, url) || n + 1 == attempts) {
       if (n > 0)
         sw_error(err, 0, "GET %s: %s (after %u attempts)", url, why, n + 1);
       else

@@ -469,7 +469,7 @@ token_fetch(sw_reg_t *r, const sw_auth_challenge_t *c, const char *scope, sw_err
                     r->host, c->realm);
   for (unsigned n = 1; n <= r->attempts; n++) {
     rc = attempt(r, &req, url, basic, 0, &resp, errbuf);
-    if (!sw_retry_wanted(resp.status, rc) || n == r->attempts)
+    if (!sw_retry_wanted(resp.status, rc, url) || n == r->attempts)
       break;
     unsigned ms = sw_retry_wait_ms(r->retry_base_ms, n, rc ? NULL : resp.retry_after, time(NULL));
     fprintf(stderr, "slipway: retry %u/%u: GET %s: %s; waiting %.1fs\n", n, r->attempts - 1, url,
@@ -592,7 +592,7 @@ deadline_error(sw_reg_t *r, const sw_http_req_t *req, const char *url, const sw_
 /* A transfer error: curl's words, what moved, and how many attempts were made. */
 static int
 transfer_error(sw_reg_t *r, const sw_http_req_t *req, const char *url, const sw_http_resp_t *resp,
-               const char *errbuf, unsigned n, sw_error_t *err)
+               CURLcode rc, const char *errbuf, unsigned n, sw_error_t *err)
 {
   bool up = req->body_fd >= 0 || req->body;
   _cleanup_free_ char *moved =
@@ -600,7 +600,10 @@ transfer_error(sw_reg_t *r, const sw_http_req_t *req, const char *url, const sw_
                                  up ? resp->sent : resp->received, req->xfer_size)
                      : NULL;
   _cleanup_free_ char *gave_up =
-      n > 1 ? xasprintf(" (gave up after %u attempts; is the registry up?)", n) : NULL;
+      n > 1 ? xasprintf(" (gave up after %u attempts; is the registry up?)", n)
+      : rc == CURLE_COULDNT_CONNECT && sw_url_is_loopback(url)
+          ? xstrdup(" (nothing listens there on this machine: is the registry up?)")
+          : NULL;
   return sw_error(err, 0, "%s %s: %s%s%s", req->method, url, errbuf[0] ? errbuf : "failed",
                   moved ? moved : "", gave_up ? gave_up : "");
 }
@@ -633,15 +636,15 @@ reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *
     }
     if (rc == CURLE_OPERATION_TIMEDOUT && r->blob_timeout_s && sw_now() >= deadline - 0.05)
       return deadline_error(r, req, url, resp, started, err);
-    if (!sw_retry_wanted(resp->status, rc) || req->no_retry ||
+    if (!sw_retry_wanted(resp->status, rc, url) || req->no_retry ||
         (rc == CURLE_WRITE_ERROR || rc == CURLE_READ_ERROR || rc == CURLE_ABORTED_BY_CALLBACK)) {
       if (rc != CURLE_OK)
-        return transfer_error(r, req, url, resp, errbuf, 1, err);
+        return transfer_error(r, req, url, resp, rc, errbuf, 1, err);
       return 0;
     }
     if (n >= r->attempts) {
       if (rc != CURLE_OK)
-        return transfer_error(r, req, url, resp, errbuf, n, err);
+        return transfer_error(r, req, url, resp, rc, errbuf, n, err);
       return 0; /* the caller reports the 5xx */
     }
     unsigned ms = sw_retry_wait_ms(r->retry_base_ms, n, rc == CURLE_OK ? resp->retry_after : NULL,
@@ -653,7 +656,7 @@ reg_do(sw_reg_t *r, const sw_http_req_t *req, sw_http_resp_t *resp, sw_error_t *
             : xasprintf("HTTP %ld", resp->status);
     if (r->blob_timeout_s && sw_now() + ms / 1000.0 >= deadline) {
       if (rc != CURLE_OK)
-        return transfer_error(r, req, url, resp, errbuf, n, err);
+        return transfer_error(r, req, url, resp, rc, errbuf, n, err);
       return 0; /* no time left to wait as asked: the caller reports the status */
     }
     fprintf(stderr, "slipway: retry %u/%u: %s %s: %s; waiting %.1fs\n", n, r->attempts - 1,

@@ -165,7 +165,7 @@ upload_send(push_t *p, const char *method, const char *url, int fd, uint64_t off
     return -1;
   }
   if (resp.status != want) {
-    *transient = sw_retry_wanted(resp.status, 0);
+    *transient = sw_retry_wanted(resp.status, 0, NULL);
     sw_reg_status_error(p->r, method, url, &resp, err);
     sw_http_resp_clear(&resp);
     return -1;

@@ -74,12 +74,18 @@ def test_login_usage_errors(slipway_bin, reg_env):
 
 
 def test_login_unreachable_names_url(slipway_bin, reg_env):
+    """A refused connection on this machine fails at once (nothing listens: retrying cannot
+    help), naming the URL and asking whether the registry is up; a pull likewise."""
     port = rf.refused_port()
-    env = dict(reg_env, SLIPWAY_RETRIES="1")
-    p = run(slipway_bin, env, "login", "-u", "a", "-p", "b", "127.0.0.1:%d" % port, check=False)
+    p = run(slipway_bin, reg_env, "login", "-u", "a", "-p", "b", "127.0.0.1:%d" % port,
+            check=False)
     assert p.returncode == 1
     assert "http://127.0.0.1:%d/v2/" % port in p.stderr
-    assert "retry 1/1" in p.stderr
+    assert "retry" not in p.stderr, p.stderr
+    assert "nothing listens there on this machine: is the registry up?" in p.stderr, p.stderr
+    p = run(slipway_bin, reg_env, "pull", "localhost:%d/x" % port, check=False)
+    assert p.returncode == 1 and "retry" not in p.stderr, p.stderr
+    assert "http://localhost:%d/v2/x/manifests/latest" % port in p.stderr, p.stderr
 
 
 # ---- pull ----

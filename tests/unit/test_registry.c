@@ -275,18 +275,26 @@ test_error_body_and_retry(void **state)
   assert_null(sw_registry_error_body("<html>", 6));
   assert_null(sw_registry_error_body(NULL, 0));
 
-  assert_true(sw_retry_wanted(503, 0));
-  assert_true(sw_retry_wanted(500, 0));
-  assert_true(sw_retry_wanted(429, 0));
-  assert_false(sw_retry_wanted(501, 0));
-  assert_false(sw_retry_wanted(404, 0));
-  assert_false(sw_retry_wanted(401, 0));
-  assert_false(sw_retry_wanted(200, 0));
-  assert_true(sw_retry_wanted(0, 18 /* CURLE_PARTIAL_FILE */));
-  assert_true(sw_retry_wanted(0, 7 /* CURLE_COULDNT_CONNECT */));
-  assert_true(sw_retry_wanted(0, 52 /* CURLE_GOT_NOTHING */));
-  assert_false(sw_retry_wanted(0, 6 /* CURLE_COULDNT_RESOLVE_HOST */));
-  assert_false(sw_retry_wanted(0, 60 /* CURLE_PEER_FAILED_VERIFICATION */));
+  assert_true(sw_retry_wanted(503, 0, NULL));
+  assert_true(sw_retry_wanted(500, 0, NULL));
+  assert_true(sw_retry_wanted(429, 0, NULL));
+  assert_false(sw_retry_wanted(501, 0, NULL));
+  assert_false(sw_retry_wanted(404, 0, NULL));
+  assert_false(sw_retry_wanted(401, 0, NULL));
+  assert_false(sw_retry_wanted(200, 0, NULL));
+  assert_true(sw_retry_wanted(0, 18 /* CURLE_PARTIAL_FILE */, NULL));
+  assert_true(sw_retry_wanted(0, 7 /* CURLE_COULDNT_CONNECT */, NULL));
+  assert_true(sw_retry_wanted(0, 7, "https://registry.example.com/v2/"));
+  assert_false(sw_retry_wanted(0, 7, "http://127.0.0.1:5000/v2/x/manifests/latest"));
+  assert_false(sw_retry_wanted(0, 7, "http://localhost:5000/v2/"));
+  assert_false(sw_retry_wanted(0, 7, "http://[::1]:5000/v2/"));
+  assert_false(sw_retry_wanted(0, 7, "http://u:p@127.1.2.3/v2/"));
+  assert_true(sw_retry_wanted(0, 7, "http://127.example.com/v2/"));
+  assert_false(sw_retry_wanted(0, 6 /* CURLE_COULDNT_RESOLVE_HOST */, "https://nope.invalid/"));
+  assert_true(sw_retry_wanted(503, 0, "http://127.0.0.1:5000/v2/"));
+  assert_true(sw_retry_wanted(0, 52 /* CURLE_GOT_NOTHING */, NULL));
+  assert_false(sw_retry_wanted(0, 6 /* CURLE_COULDNT_RESOLVE_HOST */, NULL));
+  assert_false(sw_retry_wanted(0, 60 /* CURLE_PEER_FAILED_VERIFICATION */, NULL));
 
   assert_int_equal(sw_retry_delay_ms(500, 1), 500);
   assert_int_equal(sw_retry_delay_ms(500, 2), 1000);
