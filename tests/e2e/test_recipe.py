@@ -211,7 +211,7 @@ def test_builds_and_serves_two_languages(rc, built, name):
     port = free_port()
     log = open(os.path.join(rc.workdir, f"run-{name}-{port}.log"), "w+")
     proc = subprocess.Popen(
-        [rc.binary, "run", "--rm", "-e", f"PORT={port}", "-e", "GUNICORN_WORKERS=1", f"{name}:recipe"],
+        [rc.binary, "run", "--rm", "-p", f"127.0.0.1:{port}:{port}", "-e", f"PORT={port}", "-e", "GUNICORN_WORKERS=1", f"{name}:recipe"],
         env=rc.env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -356,7 +356,7 @@ def test_article_example_builds_without_its_dockerfile(rc, tmp_path):
     assert not img.glob(r"^app/(foo|manage\.py|setup\.py)")
     port = free_port()
     proc = subprocess.Popen(
-        [rc.binary, "run", "--rm", "-e", f"PORT={port}", "-e", "GUNICORN_WORKERS=1", "foo:recipe"],
+        [rc.binary, "run", "--rm", "-p", f"127.0.0.1:{port}:{port}", "-e", f"PORT={port}", "-e", "GUNICORN_WORKERS=1", "foo:recipe"],
         env=rc.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
