@@ -60,9 +60,9 @@ static const char *const migrations[] = {
  * SQLite needs a little room to open a WAL database (its -shm index) and to commit (WAL
  * frames), so on a full filesystem every command would fail, even those that free space.
  * ROOT/reserve holds STORE_RESERVE bytes set aside while there is room: a command that frees
- * space (rmi, prune) or only reads (images, inspect, history, save) releases it when it finds
- * the filesystem full, and the next open that finds room again makes it anew. A reader works
- * with no reserve left too: in exclusive locking mode SQLite keeps the WAL index in memory. */
+ * space (rmi, prune) releases it when it finds the filesystem full, and the next open that finds
+ * room again makes it anew. A reader (images, inspect, history, save) needs no room: in
+ * exclusive locking mode SQLite keeps the WAL index in memory. */
 #define STORE_RESERVE ((int64_t)4 << 20)
 
 char *
