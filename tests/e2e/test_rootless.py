@@ -397,3 +397,61 @@ def test_single_id_fallback(request, base_dir):
     assert "chown" in p.stderr
     assert step_output(p.stderr, "RUN echo fine") == [] and "RUN echo fine" in p.stderr
     assert "RUN touch /x" in p.stderr
+
+
+def test_context_mount_filtered_and_hostile_load_refused_as_user(user):
+    """Issue 18 §3 and §4 as the user: the whiteout view that hides .dockerignore'd files from a
+    RUN --mount=type=bind of the context is made in the user namespace (mknod 0/0), and a
+    hostile docker-archive is refused with the store left as it was."""
+    tar = user.path("bb.tar")
+    make_busybox_rootfs_tar(tar)
+    ctx = user.path("ctx3")
+    os.makedirs(os.path.join(ctx, "sub"))
+    for rel, data in ((".dockerignore", "secret.txt\nsub/*.log\n"), ("secret.txt", "hunter2\n"),
+                      ("app.txt", "app\n"), ("sub/a.log", "log\n"), ("sub/ok.txt", "ok\n"),
+                      ("Dockerfile", "FROM bb:ctx\nRUN --mount=type=bind,target=/ctx "
+                       "find /ctx | sort > /seen; cat /ctx/secret.txt > /leak || true\n")):
+        with open(os.path.join(ctx, rel), "w") as f:
+            f.write(data)
+    user.give(tar)
+    user.give(ctx)
+    user("import", tar, "bb:ctx")
+    user("build", "-q", "-t", "ctxapp:1", ctx)
+    seen = user("run", "--rm", "--network", "none", "ctxapp:1", "cat", "/seen",
+                "/leak").stdout.split()
+    assert seen == ["/ctx", "/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/app.txt", "/ctx/sub",
+                    "/ctx/sub/ok.txt"], seen
+
+    # A layer whose entry climbs out of its root, after a good one: refused, nothing stored.
+    def tar_bytes(entries):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name, data in entries:
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+
+    import hashlib
+    layers = [tar_bytes([("good.txt", b"good\n")]), tar_bytes([("../evil", b"x")])]
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    files = {"c.json": config, "0/layer.tar": layers[0], "1/layer.tar": layers[1],
+             "manifest.json": json.dumps([{"Config": "c.json", "RepoTags": ["evil:1"],
+                                           "Layers": ["0/layer.tar", "1/layer.tar"]}]).encode()}
+    archive = user.path("evil.tar")
+    with tarfile.open(archive, "w") as tf:
+        for n, data in files.items():
+            ti = tarfile.TarInfo(n)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    user.give(archive)
+    blobs = sorted(os.listdir(os.path.join(user.root, "blobs", "sha256")))
+    images = user("images", "-q").stdout
+    p = user("load", "-i", archive, check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "image `evil:1`" in p.stderr and diff_ids[1] in p.stderr, p.stderr
+    assert "entry `../evil`" in p.stderr, p.stderr
+    assert sorted(os.listdir(os.path.join(user.root, "blobs", "sha256"))) == blobs
+    assert user("images", "-q").stdout == images
