@@ -24,7 +24,6 @@ struct sw_copy {
   /* directories created or changed on the destination path: mtime set at finish */
   char **touched;
   sw_inomap_t links; /* source files with several names: the first one's path in the layer */
-  bool many;         /* several sources (or a wildcard) */
 };
 
 /* ---- paths ---- */
@@ -502,10 +501,9 @@ sw_copy_free(sw_copy_t *c)
 }
 
 int
-sw_copy_set_dest(sw_copy_t *c, const char *dest, bool many, sw_error_t *err)
+sw_copy_set_dest(sw_copy_t *c, const char *dest, sw_error_t *err)
 {
   size_t n = strlen(dest);
-  c->many = many;
   c->dest_dir = (n > 0 && dest[n - 1] == '/') || (n >= 2 && strcmp(dest + n - 2, "/.") == 0);
   free(c->dest);
   c->dest = sw_copy_resolve_dest(c->o.dest_fs, dest, err);
@@ -690,6 +688,27 @@ snapshot_group(const char *host, const char *path)
   return h | 1; /* never 0, the context's group */
 }
 
+/* The group of "in the layer already" entries of the inode table (snapshot groups are odd). */
+#define IN_LAYER 2
+
+/* Without --chown/--chmod a file of a snapshot is linked into the layer: the same bytes,
+ * owner, mode, times and xattrs. Unless the inode is in the layer already as another file of
+ * the image (a view can show one inode twice, from two snapshots an earlier COPY --from linked
+ * the same way): two files must not become one, so that one is copied. Returns 1 if linked,
+ * 0 if the caller copies, -1 on error. */
+static int
+link_snapshot_file(sw_copy_t *c, const dst_t *d, const sw_lowerfs_ent_t *e, sw_error_t *err)
+{
+  if (e->st.st_nlink > 1 &&
+      sw_inomap_lookup_or_add(&c->links, e->st.st_dev, e->st.st_ino, IN_LAYER, d->path + 1))
+    return 0;
+  if (linkat(AT_FDCWD, e->host, d->dfd, d->name, 0) == 0)
+    return 1;
+  if (errno == EXDEV || errno == EMLINK || errno == EPERM)
+    return 0;
+  return sw_error(err, errno, "link `%s` into the layer", e->host);
+}
+
 static int lower_item(sw_copy_t *c, sw_lowerfs_t *fs, const sw_lowerfs_dir_t *parent,
                       const sw_lowerfs_ent_t *e, const char *src_path, const dst_t *d,
                       const char *exrel, sw_error_t *err);
@@ -740,19 +759,17 @@ lower_item(sw_copy_t *c, sw_lowerfs_t *fs, const sw_lowerfs_dir_t *parent,
     return r;
   }
   if (S_ISREG(m.mode)) {
-    if (c->o.link_lower && !c->o.chown && c->o.chmod < 0) {
-      /* The same inode: names hardlinked in the source stay so. */
-      if (make_room(c, d, m.mode, err) < 0)
-        return -1;
-      if (linkat(AT_FDCWD, e->host, d->dfd, d->name, 0) == 0)
-        return 0;
-      if (errno != EXDEV && errno != EMLINK && errno != EPERM)
-        return sw_error(err, errno, "link `%s` into the layer", e->host);
-    }
+    if (make_room(c, d, m.mode, err) < 0)
+      return -1;
+    int r = link_to_first(c, &e->st, snapshot_group(e->host, src_path), d, err);
+    if (r == 0 && c->o.link_lower && !c->o.chown && c->o.chmod < 0)
+      r = link_snapshot_file(c, d, e, err);
+    if (r != 0)
+      return r < 0 ? -1 : 0;
     _cleanup_close_ int src = open(e->host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (src < 0)
       return sw_error(err, errno, "open `%s`", e->host);
-    return put_regular(c, d, &e->st, snapshot_group(e->host, src_path), src, e->host, &m, err);
+    return write_file(d, src, e->host, &m, err);
   }
   if (S_ISLNK(m.mode)) {
     char target[4096];

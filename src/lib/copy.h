@@ -50,9 +50,10 @@ sw_copy_freep(sw_copy_t **c)
 }
 
 /* Decide where sources go. dest: absolute path in the image (WORKDIR already applied), with
- * its trailing "/" if written so. many: more than one source item (or a wildcard), which
- * makes dest a directory. Must be called before the add functions. */
-int sw_copy_set_dest(sw_copy_t *c, const char *dest, bool many, sw_error_t *err);
+ * its trailing "/" if written so: then, or if the image has a directory there, sources go
+ * inside it; else each source in turn names dest itself (BuildKit), and a second file there
+ * is an error. Must be called before the add functions. */
+int sw_copy_set_dest(sw_copy_t *c, const char *dest, sw_error_t *err);
 
 /* Add one source. `sub`: with --parents, the path (relative) to keep under dest; else NULL. */
 int sw_copy_add_context(sw_copy_t *c, sw_context_t *ctx, sw_ctx_node_t *node, const char *sub,

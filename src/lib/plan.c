@@ -867,6 +867,9 @@ sw_scope_inherit(sw_scope_t *dst, const sw_scope_t *base, char *const *base_conf
     if (sw_env_get(base_config_env, k) == NULL)
       sw_strv_push(&dst->over, base->over[i]);
   }
+  for (size_t i = 0; base->keys[i]; i++)
+    if (!sw_strv_contains(dst->keys, base->keys[i]))
+      sw_strv_push(&dst->keys, base->keys[i]);
 }
 
 void

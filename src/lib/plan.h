@@ -144,7 +144,8 @@ void sw_scope_init(sw_scope_t *s);
 void sw_scope_clear(sw_scope_t *s);
 void sw_scope_copy(sw_scope_t *dst, const sw_scope_t *src);
 /* A stage FROM another stage starts with that stage's arg values that its config's Env does not
- * set (BuildKit re-applies the image's Env over the inherited state); none are declared. */
+ * set (BuildKit re-applies the image's Env over the inherited state), and its declared names
+ * (current BuildKit lists them in `RUN |N`; BuildKit 0.8 did not), not their values. */
 void sw_scope_inherit(sw_scope_t *dst, const sw_scope_t *base, char *const *base_config_env);
 /* ENV KEY=...: the config's Env now holds the newest value of KEY. */
 void sw_scope_env_set(sw_scope_t *s, const char *key);

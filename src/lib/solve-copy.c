@@ -538,7 +538,7 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
 
 static int
 write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_opts_t *co,
-            const char *dest, bool many, sw_layer_desc_t *layer, bool *has, sw_error_t *err)
+            const char *dest, sw_layer_desc_t *layer, bool *has, sw_error_t *err)
 {
   (void)f;
   sw_store_t *store = r->sv->o->store;
@@ -548,7 +548,7 @@ write_layer(stage_run_t *r, sources_t *s, const copy_flags_t *f, const sw_copy_o
   _cleanup_(sw_copy_freep) sw_copy_t *c = NULL;
   int rc = sw_copy_new(dir, co, &c, err);
   if (rc == 0)
-    rc = sw_copy_set_dest(c, dest, many, err);
+    rc = sw_copy_set_dest(c, dest, err);
   for (size_t i = 0; i < s->n && rc == 0; i++) {
     item_t *it = &s->v[i];
     switch (it->kind) {
@@ -831,7 +831,7 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
                     sw_insn_flag(in, "from"));
   if (!hit) {
     double t0 = sw_now();
-    if (write_layer(r, &s, &f, &co, dest_abs, many, &layer, &has, err) < 0)
+    if (write_layer(r, &s, &f, &co, dest_abs, &layer, &has, err) < 0)
       goto out;
     sw_debug("%s:%d: %s: layer written and committed in %.3fs", o->plan->df->path, in->line,
              sw_insn_kind_name(in->kind), sw_now() - t0);

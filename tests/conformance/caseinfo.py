@@ -23,7 +23,8 @@ import compare  # noqa: E402
 def load(ctx):
     """case.json: {"target": STAGE, "build_args": {K: V}, "ignore": [summary keys],
     "modes": {PATH: MODE}, "mkdir": [PATH], "hardlinks": {NEW: EXISTING},
-    "error": SUBSTRING, "deliberate": REASON, "known": [diff substrings]}."""
+    "error": SUBSTRING, "deliberate": REASON, "known": [diff substrings], "note": WHY (e.g. why
+    "ignore" leaves something out)}."""
     path = os.path.join(ctx, "case.json")
     if not os.path.exists(path):
         return {}

@@ -84,15 +84,22 @@ fx_free(fx_t *f)
 }
 
 static sw_copy_t *
-new_copy(fx_t *f, const char *dest, bool many, bool chown)
+new_copy_opts(fx_t *f, const char *dest, bool chown, bool link_lower)
 {
-  sw_copy_opts_t o = {.chmod = -1, .now = 1600000000, .dest_fs = f->fs, .chown = chown};
+  sw_copy_opts_t o = {
+      .chmod = -1, .now = 1600000000, .dest_fs = f->fs, .chown = chown, .link_lower = link_lower};
   o.uid = o.gid = chown ? 1000 : 0;
   sw_copy_t *c = NULL;
   sw_error_t err = NULL;
   assert_int_equal(sw_copy_new(f->layer, &o, &c, &err), 0);
-  assert_int_equal(sw_copy_set_dest(c, dest, many, &err), 0);
+  assert_int_equal(sw_copy_set_dest(c, dest, &err), 0);
   return c;
+}
+
+static sw_copy_t *
+new_copy(fx_t *f, const char *dest, bool chown)
+{
+  return new_copy_opts(f, dest, chown, false);
 }
 
 static void
@@ -129,7 +136,7 @@ test_type_conflicts(void **state)
   fx_init(&f);
   sw_error_t err = NULL;
   /* a file where the image has a directory */
-  sw_copy_t *c = new_copy(&f, "/", false, false);
+  sw_copy_t *c = new_copy(&f, "/", false);
   assert_int_equal(sw_copy_add_data(c, "dir", "x", 1, &err), -1);
   assert_int_equal(err->status, EISDIR);
   assert_non_null(strstr(err->msg, "cannot replace to directory `/dir` with file"));
@@ -138,7 +145,7 @@ test_type_conflicts(void **state)
   /* a directory where the image has a file, or a symlink */
   const char *dests[] = {"/file", "/flink", "/file/"};
   for (size_t i = 0; i < SW_ARRAY_SIZE(dests); i++) {
-    c = new_copy(&f, dests[i], false, false);
+    c = new_copy(&f, dests[i], false);
     struct stat st;
     _cleanup_free_ char *host = xasprintf("%s/h", f.src);
     assert_int_equal(stat(host, &st), 0);
@@ -149,7 +156,7 @@ test_type_conflicts(void **state)
     sw_copy_free(c);
   }
   /* a file over a file, and into the directory a symlink of the image leads to: fine */
-  c = new_copy(&f, "/flink", false, false);
+  c = new_copy(&f, "/flink", false);
   assert_int_equal(sw_copy_add_data(c, "n", "new", 3, &err), 0);
   sw_copy_free(c);
   _cleanup_free_ char *written = xasprintf("%s/file", f.layer);
@@ -166,14 +173,14 @@ test_several_sources(void **state)
   fx_init(&f);
   sw_error_t err = NULL;
   /* two files into /multi: the second would replace the first */
-  sw_copy_t *c = new_copy(&f, "/multi", true, false);
+  sw_copy_t *c = new_copy(&f, "/multi", false);
   assert_int_equal(sw_copy_add_data(c, "a", "a", 1, &err), 0);
   assert_int_equal(sw_copy_add_data(c, "b", "b", 1, &err), -1);
   assert_non_null(strstr(err->msg, "several sources into `/multi`, which is not a directory"));
   sw_error_release(&err);
   sw_copy_free(c);
   /* a directory, then a file: the file goes into the directory */
-  c = new_copy(&f, "/merged", true, false);
+  c = new_copy(&f, "/merged", false);
   struct stat st;
   _cleanup_free_ char *host = xasprintf("%s/h", f.src);
   assert_int_equal(stat(host, &st), 0);
@@ -195,7 +202,7 @@ test_hardlinks_kept(void **state)
   fx_init(&f);
   sw_error_t err = NULL;
   /* --chown: written, not linked to the source; names of one inode stay one inode */
-  sw_copy_t *c = new_copy(&f, "/owned/", false, true);
+  sw_copy_t *c = new_copy(&f, "/owned/", true);
   struct stat st;
   _cleanup_free_ char *host = xasprintf("%s/h", f.src);
   assert_int_equal(stat(host, &st), 0);
@@ -214,6 +221,42 @@ test_hardlinks_kept(void **state)
   assert_int_not_equal(one.st_ino, three.st_ino);
   assert_int_not_equal(one.st_ino, src.st_ino);
   assert_int_equal(one.st_uid, 1000);
+  fx_free(&f);
+}
+
+static ino_t
+ino_of(const char *dir, const char *rel)
+{
+  _cleanup_free_ char *p = xasprintf("%s/%s", dir, rel);
+  struct stat st;
+  assert_int_equal(lstat(p, &st), 0);
+  return st.st_ino;
+}
+
+/* Linked from the snapshots (no --chown): hardlinks stay, but one inode seen in two snapshots
+ * of the view (an earlier COPY --from linked it there) is two files of the image. */
+static void
+test_snapshot_links(void **state)
+{
+  fx_t f;
+  fx_init(&f);
+  _cleanup_free_ char *upper = xasprintf("%s/src-upper", f.tmp);
+  assert_int_equal(mkdir(upper, 0755), 0);
+  _cleanup_free_ char *one = xasprintf("%s/h/one", f.src);
+  _cleanup_free_ char *p = xasprintf("%s/p", upper);
+  assert_int_equal(link(one, p), 0);
+  char *layers[] = {upper, f.src, NULL};
+  sw_lowerfs_t *view = sw_lowerfs_new(layers);
+  sw_copy_t *c = new_copy_opts(&f, "/all/", false, true);
+  struct stat st;
+  assert_int_equal(stat(upper, &st), 0);
+  sw_error_t err = NULL;
+  assert_int_equal(sw_copy_add_lower(c, view, "/", &st, upper, NULL, &err), 0);
+  sw_copy_free(c);
+  sw_lowerfs_free(view);
+  assert_int_equal(ino_of(f.layer, "all/h/one"), ino_of(f.layer, "all/h/two"));
+  assert_int_not_equal(ino_of(f.layer, "all/h/one"), ino_of(f.layer, "all/p"));
+  assert_int_not_equal(ino_of(f.layer, "all/h/three"), ino_of(f.layer, "all/h/one"));
   fx_free(&f);
 }
 
@@ -240,7 +283,7 @@ test_archive_bz2_xz(void **state)
     archive_write_free(a);
     assert_true(sw_copy_is_archive(path));
     _cleanup_free_ char *dest = xasprintf("/out%zu/", i);
-    sw_copy_t *c = new_copy(&f, dest, false, false);
+    sw_copy_t *c = new_copy(&f, dest, false);
     sw_error_t err = NULL;
     assert_int_equal(sw_copy_add_archive(c, path, &err), 0);
     sw_copy_free(c);
@@ -288,7 +331,8 @@ main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resolve_dest),    cmocka_unit_test(test_type_conflicts),
       cmocka_unit_test(test_several_sources), cmocka_unit_test(test_hardlinks_kept),
-      cmocka_unit_test(test_archive_bz2_xz),  cmocka_unit_test(test_inomap),
+      cmocka_unit_test(test_snapshot_links),  cmocka_unit_test(test_archive_bz2_xz),
+      cmocka_unit_test(test_inomap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
