@@ -1,5 +1,5 @@
 """Kill-anywhere torture (issue 18, "Done when"): build, no-cache build, prune, rmi, import, load,
-save and `run --rm` are SIGKILLed at random points (half at a random time within the command's
+save, pull, push (a real docker-registry on loopback) and `run --rm` are SIGKILLed at random points (half at a random time within the command's
 measured duration, half at a random file removal through SLIPWAY_TEST_STOP_AFTER_UNLINKS), at
 least 50 kills in all. After each kill `fsck` is clean and the image `app`, if there,
 has all its files; at the end nothing is left after the next prune, and a rebuild
@@ -43,7 +43,7 @@ def wait_stopped_or_exit(proc, timeout):
         time.sleep(0.005)
 
 
-def test_kill_anywhere(slipway, slipway_bin, busybox_rootfs_tar, tmp_path):
+def test_kill_anywhere(slipway, slipway_bin, busybox_rootfs_tar, registry_open, tmp_path):
     seed = int(os.environ.get("SLIPWAY_TORTURE_SEED", random.randrange(1 << 30)))
     target = int(os.environ.get("SLIPWAY_TORTURE_KILLS", "56"))
     print("\ntorture seed %d (SLIPWAY_TORTURE_SEED=%d repeats it)" % (seed, seed))
@@ -72,11 +72,13 @@ def test_kill_anywhere(slipway, slipway_bin, busybox_rootfs_tar, tmp_path):
         "load": ["load", "-i", archive],
         "save": ["save", "-o", out, "app"],
         "run --rm": ["run", "--rm", "app", "sh", "-c", "cat /d/* > /x; sleep 0.2"],
+        "push": ["push", "app", registry_open.host + "/torture/app:1"],
+        "pull": ["pull", registry_open.host + "/torture/app:1"],
     }
     # each once to completion (that also measures how long each takes here)
     duration = {}
-    for name in ["build", "save", "run --rm", "build --no-cache", "rmi", "load", "import",
-                 "prune -a", "load"]:
+    for name in ["build", "push", "pull", "save", "run --rm", "build --no-cache", "rmi", "load",
+                 "import", "prune -a", "load"]:
         t = time.monotonic()
         slipway(*ops[name], env=SDE)
         duration[name] = time.monotonic() - t
