@@ -374,6 +374,26 @@ def test_same_image_as_root(user, slipway_bin, tmp_path):
     assert rl == rt, "rootless %s, root %s" % (rl, rt)
 
 
+def test_python_base_as_user(user, python_base_tar):
+    """The Debian + Python base (files of several owners, device nodes under /dev) imported and
+    built on as the user: a RUN drops to `_apt` (as apt does) in a directory it was given, and
+    the root file system is a real overlay mount (no copy)."""
+    ctx = user.path("pyctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM py:1\n"
+                "RUN mkdir /x && chown _apt:nogroup /x && setpriv --reuid=_apt --regid=nogroup "
+                "--clear-groups sh -c 'id -un; touch /x/by-apt' && stat -c '%U:%G' /x/by-apt "
+                "&& python3 -c 'print(\"py ok\")' && grep ' / ' /proc/mounts | cut -d' ' -f3,4\n")
+    user.give(ctx)
+    user("import", python_base_tar, "py:1")
+    p = user("build", "--progress", "plain", "-t", "pyapp:1", ctx)
+    out = step_output(p.stderr, "RUN mkdir /x")
+    assert out[:3] == ["_apt", "_apt:nogroup", "py ok"], p.stderr
+    fstype, opts = out[3].split(" ")
+    assert fstype == "overlay" and "userxattr" in opts.split(","), p.stderr
+
+
 def test_single_id_fallback(request, base_dir):
     """A user without subordinate ids: slipway maps only the user's own ids, says which
     /etc/subuid line and usermod command are missing; a step that chowns then fails naming its
