@@ -394,6 +394,40 @@ def test_python_base_as_user(user, python_base_tar):
     assert fstype == "overlay" and "userxattr" in opts.split(","), p.stderr
 
 
+def test_registry_cache_push_pull_as_user(user, registry_open):
+    """The registry round trip as the user: a build exports its cache records (--cache-to), a
+    fresh store of the user's imports them (--cache-from) and runs no step; push, then pull into
+    that store, gives the same image."""
+    tar = make_busybox_rootfs_tar(user.path("rc.tar"))
+    ctx = user.path("rcctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM bb:1\nCOPY a.txt /a.txt\nRUN chown 1000:1000 /a.txt && echo r > /r.txt\n")
+    with open(os.path.join(ctx, "a.txt"), "w") as f:
+        f.write("a\n")
+    user.give(tar)
+    user.give(ctx)
+    store_b = user.path("store-b")
+    cache = "%s/cache/rootless:%s" % (registry_open.host, user.name)
+    epoch = {"SOURCE_DATE_EPOCH": EPOCH}  # the two imports of the base give the same image
+    user("import", tar, "bb:1", env=epoch)
+    user("build", "-t", "rc:1", "--cache-to", "type=registry,ref=%s,mode=max" % cache, ctx)
+    user("--root", store_b, "import", tar, "bb:1", root=False, env=epoch)
+    p = user("--root", store_b, "build", "--progress", "plain", "-t", "rc:1", "--cache-from",
+             "type=registry,ref=" + cache, ctx, root=False)
+    assert "COPY a.txt" in p.stderr and p.stderr.count("CACHED") == 2, p.stderr
+    assert "1 step run" not in p.stderr and "0 steps run" in p.stderr, p.stderr
+    ida = user("inspect", "-f", "{{.Id}}", "rc:1").stdout
+    assert user("--root", store_b, "inspect", "-f", "{{.Id}}", "rc:1", root=False).stdout == ida
+    ref = "%s/rootless/%s:1" % (registry_open.host, user.name)
+    user("push", "-q", "rc:1", ref)
+    user("--root", store_b, "pull", "-q", ref, root=False)
+    assert user("--root", store_b, "inspect", "-f", "{{.Id}}", ref, root=False).stdout == ida
+    r = user("--root", store_b, "run", "--rm", "--network", "host", ref, "stat", "-c", "%u %n",
+             "/a.txt", "/r.txt", root=False)
+    assert r.stdout == "1000 /a.txt\n0 /r.txt\n"
+
+
 def test_single_id_fallback(request, base_dir):
     """A user without subordinate ids: slipway maps only the user's own ids, says which
     /etc/subuid line and usermod command are missing; a step that chowns then fails naming its
