@@ -509,3 +509,55 @@ def test_context_mount_filtered_and_hostile_load_refused_as_user(user):
     assert "entry `../evil`" in p.stderr, p.stderr
     assert sorted(os.listdir(os.path.join(user.root, "blobs", "sha256"))) == blobs
     assert user("images", "-q").stdout == images
+
+
+@pytest.fixture
+def inner_root(tmp_path, slipway_bin, busybox_rootfs_tar):
+    """A root file system holding slipway (the host's /usr is bound read-only at run time for
+    its libraries), a busybox base tar and a build context."""
+    r = tmp_path / "inner"
+    for d in ("etc", "usr", "tmp", "ctx"):
+        (r / d).mkdir(parents=True)
+    for link in ("bin", "lib", "lib64", "sbin"):
+        os.symlink("usr/" + link, r / link)
+    (r / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (r / "etc" / "group").write_text("root:x:0:\n")
+    shutil.copy(slipway_bin, r / "slipway")
+    shutil.copy(busybox_rootfs_tar, r / "bb.tar")
+    (r / "ctx" / "Dockerfile").write_text(
+        "FROM bb:1\nRUN echo built-inside > /x && chown 1000:1000 /x && rm -rf /tmp && mkdir /tmp"
+        " && grep ' / ' /proc/mounts | cut -d' ' -f3\n")
+    (tmp_path / "vol").mkdir()
+    return r
+
+
+def test_build_inside_unprivileged_container(inner_root, slipway_bin, tmp_path):
+    """slipway builds inside a container slipway runs without --privileged (Docker's default
+    capabilities, no CAP_SYS_ADMIN). The relaxations it needs, and nothing more: seccomp
+    unconfined (the default filter refuses unshare without CAP_SYS_ADMIN) and unmasked /proc
+    (the kernel mounts a proc in a user namespace only while a fully visible one exists); the
+    store on a volume (overlayfs cannot use an overlay as its upper dir). Without either
+    relaxation, the error names it."""
+    outer = [slipway_bin, "--root", str(tmp_path / "outer"), "run", "--rm", "--network", "host",
+             "--rootfs", str(inner_root), "-v", "/usr:/usr:ro",
+             "-v", "%s:/store" % (tmp_path / "vol")]
+    relax = {"seccomp": ["--security-opt", "seccomp=unconfined"],
+             "systempaths": ["--security-opt", "systempaths=unconfined"]}
+
+    def inner(opts, *args):
+        return subprocess.run(outer + opts + ["/slipway", "--root", "/store", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=300)
+    both = relax["seccomp"] + relax["systempaths"]
+    p = inner(both, "import", "/bb.tar", "bb:1")
+    assert p.returncode == 0, p.stderr
+    p = inner(both, "build", "--progress", "plain", "-t", "in:1", "/ctx")
+    assert p.returncode == 0, p.stderr
+    assert step_output(p.stderr, "RUN echo built-inside") == ["overlay"], p.stderr
+    p = inner(both, "run", "--rm", "--network", "host", "in:1", "stat", "-c", "%u:%g %n", "/x")
+    assert p.stdout == "1000:1000 /x\n", p.stderr
+
+    p = inner(relax["seccomp"], "build", "--no-cache", "/ctx")
+    assert p.returncode != 0 and "systempaths=unconfined" in p.stderr, p.stderr
+    p = inner(relax["systempaths"], "build", "--no-cache", "/ctx")
+    assert p.returncode != 0 and "seccomp=unconfined" in p.stderr, p.stderr
