@@ -228,20 +228,28 @@ map_argv(const idmap_t *m, pid_t pid)
   return out;
 }
 
-/* Run `argv` and wait: its exit status, or -1. */
-static int
-run_tool(char **argv)
+/* Start `argv`: its pid, or -1. */
+static pid_t
+spawn_tool(char **argv)
 {
   pid_t pid = fork();
-  int st;
 
-  if (pid < 0)
-    return -1;
   if (pid == 0) {
     execv(argv[0], argv);
     fprintf(stderr, "slipway: exec `%s`: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
+  return pid;
+}
+
+/* Wait for a spawned tool: its exit status, or -1. */
+static int
+wait_tool(pid_t pid)
+{
+  int st;
+
+  if (pid < 0)
+    return -1;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR)
       return -1;
@@ -259,11 +267,10 @@ mapper_main(int rfd, pid_t parent, const idmap_t *u, const idmap_t *g)
     _exit(0); /* the parent gave up */
   _cleanup_strv_ char **ua = map_argv(u, parent);
   _cleanup_strv_ char **ga = map_argv(g, parent);
-  if (run_tool(ua) != 0)
-    _exit(1);
-  if (run_tool(ga) != 0)
-    _exit(2);
-  _exit(0);
+  /* Both at once: each is a setuid exec of a few ms, on the path of every command. */
+  pid_t up = spawn_tool(ua), gp = spawn_tool(ga);
+  int ur = wait_tool(up), gr = wait_tool(gp);
+  _exit(ur != 0 ? 1 : gr != 0 ? 2 : 0);
 }
 
 static int
