@@ -297,10 +297,35 @@ map_self(unsigned long uid, unsigned long gid, sw_error_t *err)
   return 0;
 }
 
+/* The first id past every range of `file` (at least 100000, login.defs's SUB_UID_MIN): where a
+ * new range overlaps no other user's. */
+static unsigned long
+next_free_id(const char *file)
+{
+  _cleanup_free_ char *text = NULL;
+  sw_error_t err = NULL;
+  unsigned long end = 100000;
+
+  if (sw_read_file(file, 1 << 22, &text, NULL, &err) < 0) {
+    sw_error_release(&err);
+    return end;
+  }
+  char *save = NULL;
+  for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    char *c1 = strchr(l, ':');
+    unsigned long start, count;
+    if (c1 && sscanf(c1 + 1, "%lu:%lu", &start, &count) == 2 && start + count > end &&
+        start + count < 0xffff0000UL)
+      end = start + count;
+  }
+  return end;
+}
+
 static void
 warn_single(const char *name, const idmap_t *u, const idmap_t *g)
 {
   const char *who = name ? name : "USER";
+  unsigned long su = next_free_id(SUBUID_FILE), sg = next_free_id(SUBGID_FILE);
 
   if (u->path == NULL || g->path == NULL)
     sw_warn("rootless: `%s` not found: install Debian's `uidmap` package (as root: apt-get "
@@ -308,11 +333,12 @@ warn_single(const char *name, const idmap_t *u, const idmap_t *g)
             "COPY that gives a file another owner fails",
             u->path == NULL ? u->tool : g->tool);
   else
-    sw_warn("rootless: no subordinate %s for `%s` in %s (a line such as `%s:100000:65536`); "
+    sw_warn("rootless: no subordinate %s for `%s` in %s (a line such as `%s:%lu:65536`); "
             "until one is added builds see one uid and one gid (0, you), so apt, `COPY "
             "--chown` and layers with other owners fail. As root, run: usermod --add-subuids "
-            "100000-165535 --add-subgids 100000-165535 %s",
-            u->n == 0 ? "uids" : "gids", who, u->n == 0 ? SUBUID_FILE : SUBGID_FILE, who, who);
+            "%lu-%lu --add-subgids %lu-%lu %s",
+            u->n == 0 ? "uids" : "gids", who, u->n == 0 ? SUBUID_FILE : SUBGID_FILE, who,
+            u->n == 0 ? su : sg, su, su + 65535, sg, sg + 65535, who);
 }
 
 static int
