@@ -43,7 +43,24 @@ def _useradd(args):
     raise AssertionError("useradd %s: %s" % (" ".join(args), p.stderr))
 
 
+def _kill_user_processes(uid):
+    """SIGKILL what still runs as the test's own user (a failed test's slipway), so that userdel
+    can remove it. Only this uid's processes: the user is this run's alone."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.stat("/proc/" + pid).st_uid == uid:
+                    os.kill(int(pid), 9)
+            except OSError:
+                pass
+
+
 def _userdel(name):
+    import pwd
+    try:
+        _kill_user_processes(pwd.getpwnam(name).pw_uid)
+    except KeyError:
+        return
     for _ in range(60):
         p = subprocess.run(["userdel", "-r", name], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
@@ -338,7 +355,11 @@ def test_run_publish_http_as_user(user):
             if p.poll() is None:
                 p.terminate()
                 time.sleep(0.1)
-        p.wait(30)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
 
 
 def test_same_image_as_root(user, slipway_bin, tmp_path):
