@@ -57,6 +57,14 @@ usage(FILE *f)
   fputs("\nRun 'slipway COMMAND --help' for more information on a command.\n", f);
 }
 
+/* Commands that touch neither a store nor a sandbox: they run as the user, outside any
+ * namespace (no mapping cost, no rootless warning). */
+static bool
+store_free(const char *cmd)
+{
+  return strcmp(cmd, "parse") == 0 || strcmp(cmd, "login") == 0 || strcmp(cmd, "logout") == 0;
+}
+
 /* root's store, or an ordinary user's own: ${XDG_DATA_HOME:-~/.local/share}/slipway. */
 static const char *
 default_root(char **owned)
@@ -137,7 +145,7 @@ main(int argc, char **argv)
       sw_error_t err = NULL;
       /* Still one thread: an ordinary user's slipway becomes root of its own user namespace,
        * and runs from here on as root does (see userns.h). */
-      if (sw_userns_enter(&err) < 0)
+      if (!store_free(argv[i]) && sw_userns_enter(&err) < 0)
         return sw_error_report(&err);
       optind = 1;
       g.command = commands[c].name;

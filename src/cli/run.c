@@ -23,7 +23,7 @@ struct run_flags {
   bool publish_all;
   char **volumes;
   char **cap_add, **cap_drop;
-  bool privileged, no_new_privs, seccomp_unconfined;
+  bool privileged, no_new_privs, seccomp_unconfined, systempaths_unconfined;
 };
 
 static void
@@ -54,7 +54,8 @@ usage(FILE *f)
         "      --cap-add CAP        add a Linux capability (NET_ADMIN, CAP_SYS_ADMIN, ALL)\n"
         "      --cap-drop CAP       drop a Linux capability (ALL: keep only the --cap-add ones)\n"
         "      --privileged         every capability, no seccomp, /proc and /sys unmasked\n"
-        "      --security-opt OPT   no-new-privileges[:true|false], seccomp=unconfined\n"
+        "      --security-opt OPT   no-new-privileges[:true|false], seccomp=unconfined,\n"
+        "                           systempaths=unconfined (no masked /proc and /sys paths)\n"
         "  -h, --help               print this help\n",
         f);
 }
@@ -96,8 +97,8 @@ read_env_file(char ***env, const char *path, sw_error_t *err)
 }
 
 /* Docker's spellings: `no-new-privileges`, `no-new-privileges:true|false` (or `=`),
- * `seccomp=unconfined` (or `:`). `apparmor=` and `label=` are accepted and ignored: slipway
- * applies neither, as Docker on a host without them. */
+ * `seccomp=unconfined` and `systempaths=unconfined` (or `:`). `apparmor=` and `label=` are accepted
+ * and ignored: slipway applies neither, as Docker on a host without them. */
 static int
 security_opt(struct run_flags *f, const char *opt)
 {
@@ -113,6 +114,11 @@ security_opt(struct run_flags *f, const char *opt)
   if (k == strlen("seccomp") && strncmp(opt, "seccomp", k) == 0 && v &&
       strcmp(v, "unconfined") == 0) {
     f->seccomp_unconfined = true;
+    return 0;
+  }
+  if (k == strlen("systempaths") && strncmp(opt, "systempaths", k) == 0 && v &&
+      strcmp(v, "unconfined") == 0) {
+    f->systempaths_unconfined = true;
     return 0;
   }
   if (v && ((k == strlen("apparmor") && strncmp(opt, "apparmor", k) == 0) ||
@@ -228,11 +234,12 @@ parse_flags(int argc, char **argv, struct run_flags *f)
       break;
     case O_SECURITY_OPT:
       if (security_opt(f, optarg) < 0)
-        return sw_cli_usage_error("run",
-                                  "--security-opt `%s`: use no-new-privileges[:true|false] or "
-                                  "seccomp=unconfined (seccomp profiles, AppArmor and SELinux "
-                                  "are not supported)",
-                                  optarg);
+        return sw_cli_usage_error(
+            "run",
+            "--security-opt `%s`: use no-new-privileges[:true|false], "
+            "systempaths=unconfined or seccomp=unconfined (seccomp profiles, AppArmor and SELinux "
+            "are not supported)",
+            optarg);
       break;
     case 'h':
       usage(stdout);
@@ -554,6 +561,7 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   o.privileged = f->privileged;
   o.no_new_privs = f->no_new_privs;
   o.seccomp_unconfined = f->seccomp_unconfined || f->privileged;
+  o.systempaths_unconfined = f->systempaths_unconfined;
   int r = sw_sandbox_run(&o, &st, err);
   container_done(&c, f->rm, &st, r == 0);
   if (r < 0)

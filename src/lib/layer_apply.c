@@ -931,6 +931,13 @@ apply_entry(la_t *l, struct archive_entry *e, sw_error_t *err)
     if (type != AE_IFIFO && !l->privileged)
       return entry_error(l, err, 0, "device node refused (only root may create one)");
     dev_t rdev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+    /* Rootless: the kernel makes no device node in a user namespace. It is left out of the
+     * snapshot (as Docker and podman do there); the layer's blob, and so the image, keep it. A
+     * container's /dev is mounted over the image's anyway. */
+    if (type != AE_IFIFO && rdev != 0 && sw_userns_nested()) {
+      sw_debug("%s: entry `%s`: device node not made in a user namespace", l->lname, l->entry);
+      return 0;
+    }
     node_t n = {.type = type, .perm = 0600, .rdev = type == AE_IFIFO ? 0 : rdev};
     r = mknode_replacing(l, &n, pfd, base, "mknod", err) < 0
             ? -1

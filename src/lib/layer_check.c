@@ -2,6 +2,7 @@
  * listed into arrays sorted by path and merged: 20,000 entries cost a few MB and no writes. */
 #include "layer_check.h"
 
+#include "userns.h"
 #include "util.h"
 
 #include <archive.h>
@@ -111,6 +112,11 @@ add_tar_entry(ents_t *e, struct archive_entry *ae, long seq)
     x->type = S_IFCHR; /* overlay's whiteout: a 0/0 character device */
     x->loose = true;
   } else {
+    mode_t type = archive_entry_filetype(ae) & S_IFMT;
+    /* Rootless: layer_apply makes no device node in a user namespace (the kernel refuses). */
+    if ((type == S_IFCHR || type == S_IFBLK) && archive_entry_rdev(ae) != 0 &&
+        !archive_entry_hardlink(ae) && sw_userns_nested())
+      return;
     x = ents_add(e, p);
     x->type = archive_entry_hardlink(ae) ? S_IFREG : (archive_entry_filetype(ae) & S_IFMT);
     x->loose = archive_entry_hardlink(ae) != NULL;

@@ -609,8 +609,9 @@ mount_proc(int sock)
   if (fd < 0)
     sb_fail(sock, 1, errno,
             "sandbox: mount /proc in a user namespace (the kernel needs a proc without masked "
-            "paths or mounts over it to be visible: slipway inside a container needs its /proc "
-            "unmasked, see README, Rootless)");
+            "paths or mounts over it to be visible: run slipway's container with "
+            "`--security-opt systempaths=unconfined`, or `procMount: Unmasked` in Kubernetes; "
+            "see README, Rootless)");
   if (umount2("/proc", MNT_DETACH) < 0 ||
       move_mount(fd, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) < 0)
     sb_fail(sock, 1, errno, "sandbox: mount /proc");

@@ -171,7 +171,7 @@ readonly_path(const char *path)
 void
 sb_security_mounts(const sw_sandbox_opts_t *o, int sock)
 {
-  if (o->privileged)
+  if (o->privileged || o->systempaths_unconfined)
     return;
   for (size_t i = 0; i < SW_ARRAY_SIZE(masked); i++)
     if (mask_path(masked[i].path, masked[i].dir) < 0 && errno != ENOENT)

@@ -144,11 +144,15 @@ typedef struct {
    * the bounding set only; inheritable and ambient are empty), SW_CAPS_DEFAULT after
    * sw_sandbox_opts_init(). privileged: every capability, no masked or read-only /proc and
    * /sys paths, no seccomp, /sys read-write. no_new_privs: PR_SET_NO_NEW_PRIVS (off, as in
-   * Docker: setuid binaries work). seccomp_unconfined: no seccomp filter. */
+   * Docker: setuid binaries work). seccomp_unconfined: no seccomp filter.
+   * systempaths_unconfined: no masked or read-only /proc and /sys paths (Docker's
+   * `--security-opt systempaths=unconfined`; what slipway inside the container needs to mount
+   * a /proc of its own in a user namespace). */
   uint64_t caps;
   bool privileged;
   bool no_new_privs;
   bool seccomp_unconfined;
+  bool systempaths_unconfined;
 
   /* `build --shm-size`: size of /dev/shm in bytes (0 = 64 MiB, Docker's default);
    * `build --ulimit`: limits set before the exec. */

@@ -69,12 +69,22 @@ sw_subid_parse(const char *text, const char *name, unsigned long id, sw_subid_t 
 static bool nested;
 static pthread_once_t nested_once = PTHREAD_ONCE_INIT;
 
+/* The initial user namespace's inode number (PROC_USER_INIT_INO, fixed by the kernel). */
+#define USER_NS_INIT_INO 0xEFFFFFFDUL
+
 static void
 nested_init(void)
 {
   _cleanup_free_ char *map = NULL;
   sw_error_t err = NULL;
   unsigned long in, out, count;
+  struct stat st;
+
+  /* A namespace of root's may map all ids onto themselves too: the inode tells them apart. */
+  if (stat("/proc/self/ns/user", &st) == 0) {
+    nested = st.st_ino != USER_NS_INIT_INO;
+    return;
+  }
 
   if (sw_read_file("/proc/self/uid_map", 1 << 16, &map, NULL, &err) < 0) {
     sw_error_release(&err);
@@ -218,20 +228,28 @@ map_argv(const idmap_t *m, pid_t pid)
   return out;
 }
 
-/* Run `argv` and wait: its exit status, or -1. */
-static int
-run_tool(char **argv)
+/* Start `argv`: its pid, or -1. */
+static pid_t
+spawn_tool(char **argv)
 {
   pid_t pid = fork();
-  int st;
 
-  if (pid < 0)
-    return -1;
   if (pid == 0) {
     execv(argv[0], argv);
     fprintf(stderr, "slipway: exec `%s`: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
+  return pid;
+}
+
+/* Wait for a spawned tool: its exit status, or -1. */
+static int
+wait_tool(pid_t pid)
+{
+  int st;
+
+  if (pid < 0)
+    return -1;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR)
       return -1;
@@ -249,11 +267,10 @@ mapper_main(int rfd, pid_t parent, const idmap_t *u, const idmap_t *g)
     _exit(0); /* the parent gave up */
   _cleanup_strv_ char **ua = map_argv(u, parent);
   _cleanup_strv_ char **ga = map_argv(g, parent);
-  if (run_tool(ua) != 0)
-    _exit(1);
-  if (run_tool(ga) != 0)
-    _exit(2);
-  _exit(0);
+  /* Both at once: each is a setuid exec of a few ms, on the path of every command. */
+  pid_t up = spawn_tool(ua), gp = spawn_tool(ga);
+  int ur = wait_tool(up), gr = wait_tool(gp);
+  _exit(ur != 0 ? 1 : gr != 0 ? 2 : 0);
 }
 
 static int
@@ -280,10 +297,35 @@ map_self(unsigned long uid, unsigned long gid, sw_error_t *err)
   return 0;
 }
 
+/* The first id past every range of `file` (at least 100000, login.defs's SUB_UID_MIN): where a
+ * new range overlaps no other user's. */
+static unsigned long
+next_free_id(const char *file)
+{
+  _cleanup_free_ char *text = NULL;
+  sw_error_t err = NULL;
+  unsigned long end = 100000;
+
+  if (sw_read_file(file, 1 << 22, &text, NULL, &err) < 0) {
+    sw_error_release(&err);
+    return end;
+  }
+  char *save = NULL;
+  for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    char *c1 = strchr(l, ':');
+    unsigned long start, count;
+    if (c1 && sscanf(c1 + 1, "%lu:%lu", &start, &count) == 2 && start + count > end &&
+        start + count < 0xffff0000UL)
+      end = start + count;
+  }
+  return end;
+}
+
 static void
 warn_single(const char *name, const idmap_t *u, const idmap_t *g)
 {
   const char *who = name ? name : "USER";
+  unsigned long su = next_free_id(SUBUID_FILE), sg = next_free_id(SUBGID_FILE);
 
   if (u->path == NULL || g->path == NULL)
     sw_warn("rootless: `%s` not found: install Debian's `uidmap` package (as root: apt-get "
@@ -291,11 +333,12 @@ warn_single(const char *name, const idmap_t *u, const idmap_t *g)
             "COPY that gives a file another owner fails",
             u->path == NULL ? u->tool : g->tool);
   else
-    sw_warn("rootless: no subordinate %s for `%s` in %s (a line such as `%s:100000:65536`); "
+    sw_warn("rootless: no subordinate %s for `%s` in %s (a line such as `%s:%lu:65536`); "
             "until one is added builds see one uid and one gid (0, you), so apt, `COPY "
             "--chown` and layers with other owners fail. As root, run: usermod --add-subuids "
-            "100000-165535 --add-subgids 100000-165535 %s",
-            u->n == 0 ? "uids" : "gids", who, u->n == 0 ? SUBUID_FILE : SUBGID_FILE, who, who);
+            "%lu-%lu --add-subgids %lu-%lu %s",
+            u->n == 0 ? "uids" : "gids", who, u->n == 0 ? SUBUID_FILE : SUBGID_FILE, who,
+            u->n == 0 ? su : sg, su, su + 65535, sg, sg + 65535, who);
 }
 
 static int
@@ -427,16 +470,124 @@ private_rundir(sw_error_t *err)
 {
   struct stat st;
 
-  if (stat(RUNDIR, &st) == 0 || (mkdir(RUNDIR, 0700) == 0))
+  if (stat(RUNDIR, &st) == 0 || sw_mkdir_p(RUNDIR, 0700, err) == 0)
     return run_tmpfs(err);
+  sw_error_release(err);
   return rebuild_run(err);
+}
+
+/* ---- root without CAP_SYS_ADMIN (inside an unprivileged container) ---- */
+
+static bool
+has_sys_admin(void)
+{
+  _cleanup_free_ char *status = NULL;
+  sw_error_t err = NULL;
+  unsigned long long eff = 0;
+
+  if (sw_read_file("/proc/self/status", 1 << 16, &status, NULL, &err) < 0) {
+    sw_error_release(&err);
+    return true; /* cannot tell: go on as root, whose errors say what failed */
+  }
+  const char *p = strstr(status, "\nCapEff:");
+  if (p == NULL || sscanf(p + 8, "%llx", &eff) != 1)
+    return true;
+  return (eff >> 21) & 1; /* CAP_SYS_ADMIN */
+}
+
+/* The ids this namespace has, mapped onto themselves ("0 0 65536\n..."): what a root with
+ * CAP_SETUID/CAP_SETGID may give a child namespace. */
+static char *
+identity_map(const char *file)
+{
+  _cleanup_free_ char *map = NULL;
+  sw_error_t err = NULL;
+  sw_buf_t out = {0};
+
+  if (sw_read_file(file, 1 << 16, &map, NULL, &err) < 0) {
+    sw_error_release(&err);
+    return xstrdup("0 0 1\n");
+  }
+  char *save = NULL;
+  for (char *l = strtok_r(map, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    unsigned long in, outside, count;
+    if (sscanf(l, "%lu %lu %lu", &in, &outside, &count) == 3)
+      sw_buf_printf(&out, "%lu %lu %lu\n", in, in, count);
+  }
+  return out.data ? sw_buf_steal(&out) : xstrdup("0 0 1\n");
+}
+
+/* The helper child for root: writes the maps itself (it has CAP_SETUID/SETGID here). */
+static void __attribute__((noreturn)) root_mapper_main(int rfd, pid_t parent)
+{
+  char c;
+  sw_error_t err = NULL;
+
+  if (read(rfd, &c, 1) != 1)
+    _exit(0);
+  _cleanup_free_ char *um = identity_map("/proc/self/uid_map");
+  _cleanup_free_ char *gm = identity_map("/proc/self/gid_map");
+  _cleanup_free_ char *uf = xasprintf("/proc/%d/uid_map", (int)parent);
+  _cleanup_free_ char *gf = xasprintf("/proc/%d/gid_map", (int)parent);
+  if (write_proc(uf, um, &err) < 0 || write_proc(gf, gm, &err) < 0) {
+    fprintf(stderr, "slipway: %s\n", err->msg);
+    _exit(1);
+  }
+  _exit(0);
+}
+
+/* Root that may not mount (a container's root without CAP_SYS_ADMIN): a user namespace of its
+ * own gives it that, over the same ids. */
+static int
+enter_as_root(sw_error_t *err)
+{
+  int pfd[2];
+
+  if (pipe2(pfd, O_CLOEXEC) < 0)
+    return sw_error(err, errno, "rootless: pipe");
+  pid_t parent = getpid();
+  pid_t child = fork();
+  if (child < 0)
+    return sw_error(err, errno, "rootless: fork the id mapper");
+  if (child == 0) {
+    close(pfd[1]);
+    root_mapper_main(pfd[0], parent);
+  }
+  close(pfd[0]);
+  int r = unshare(CLONE_NEWUSER | CLONE_NEWNS);
+  int e = errno;
+  if (r == 0 && write(pfd[1], "m", 1) != 1)
+    r = -1, e = errno;
+  close(pfd[1]);
+  int st;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (r < 0) {
+    unshare_error(e, err);
+    return sw_error_wrap(err, "root without CAP_SYS_ADMIN (an unprivileged container?) needs "
+                              "a user namespace; run the container with `--security-opt "
+                              "seccomp=unconfined` (see README, Rootless)");
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return sw_error(err, 0,
+                    "rootless: map ids of the user namespace (root without CAP_SYS_ADMIN needs "
+                    "CAP_SETUID and CAP_SETGID)");
+  return 0;
 }
 
 int
 sw_userns_enter(sw_error_t *err)
 {
-  if (geteuid() == 0)
-    return 0;
+  if (geteuid() == 0) {
+    if (has_sys_admin())
+      return 0;
+    if (enter_as_root(err) < 0)
+      return -1;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+      return sw_error(err, errno, "rootless: make the mount namespace private");
+    sw_debug("rootless: root without CAP_SYS_ADMIN: in a user namespace of its own");
+    return private_rundir(err);
+  }
   unsigned long uid = getuid(), gid = getgid();
   struct passwd *pw = getpwuid((uid_t)uid);
   _cleanup_free_ char *name = pw ? xstrdup(pw->pw_name) : NULL;
