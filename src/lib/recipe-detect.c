@@ -743,10 +743,16 @@ sw_recipe_load(const char *dir, char *const *build_args, sw_recipe_t **out, sw_e
     r->build_requires = br ? sw_strv_dup(br) : NULL;
     if (r->build_requires == NULL || r->build_requires[0] == NULL) {
       sw_strv_free(r->build_requires);
+      free(r->build_backend);
+      sw_strv_free(r->backend_path);
       r->build_requires = NULL;
       sw_strv_push(&r->build_requires, "setuptools>=40.8.0");
       sw_strv_push(&r->build_requires, "wheel");
     }
+    const char *be = sw_toml_get(pr.pyproject, "build-system.build-backend");
+    r->build_backend = xstrdup(be ? be : "setuptools.build_meta:__legacy__");
+    char *const *bp = sw_toml_array(pr.pyproject, "build-system.backend-path");
+    r->backend_path = bp ? sw_strv_dup(bp) : NULL;
   }
   *out = steal_ptr(&r);
   rc = 0;
@@ -779,6 +785,8 @@ sw_recipe_free(sw_recipe_t *r)
   free(r->pkg_root);
   sw_strv_free(r->package_files);
   sw_strv_free(r->build_requires);
+  free(r->build_backend);
+  sw_strv_free(r->backend_path);
   sw_strv_free(r->po_files);
   sw_strv_free(r->static_inputs);
   sw_strv_free(r->locales);

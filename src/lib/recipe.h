@@ -121,6 +121,8 @@ typedef struct {
   char *pkg_root;        /* "" (flat layout) or "src/" */
   char **package_files;  /* the files a package build reads (packaged) */
   char **build_requires; /* [build-system] requires (default setuptools, wheel) */
+  char *build_backend;   /* [build-system] build-backend (default setuptools' legacy one) */
+  char **backend_path;   /* [build-system] backend-path */
   char **po_files;       /* every .po under a LC_MESSAGES directory */
   char **static_inputs;  /* what collectstatic reads: settings, package markers, static files */
   char **locales;        /* "de", "fr" … */
