@@ -143,9 +143,9 @@ t0=$(now)
 rbuild -t foo:recipe
 t_redit=$(since "$t0")
 
-step "slipway run --rm -e PORT=... foo:recipe   (the recipe's entrypoint: migrate, then gunicorn on \$PORT)"
+step "slipway run --rm -p 127.0.0.1:PORT:8000 foo:recipe   (the recipe's entrypoint: migrate, then gunicorn on 8000)"
 app_port=$(free_port)
-"$sw" run --rm -e GUNICORN_WORKERS=2 -e "PORT=$app_port" foo:recipe &
+"$sw" run --rm -e GUNICORN_WORKERS=2 -p "127.0.0.1:$app_port:8000" foo:recipe &
 run_pid=$!
 for _ in $(seq 300); do
 	curl -fs "http://127.0.0.1:$app_port/" >/dev/null && break
