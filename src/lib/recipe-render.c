@@ -218,6 +218,26 @@ static const char build_py[] =
     "        f.write(\"slipway\\n\")\n"
     "print(\"built %s (%d files) and installed it into /install\" % (name, len(names)))\n";
 
+/* A setup.py that computes install_requires: the article's egg_info, in a stage of its own
+ * with no network, reading the top-level files (what such a setup.py opens: requirements
+ * files, a VERSION file) and the packages' __init__.py; its requires.txt up to the first
+ * extras section becomes a requirements file, so deps re-runs only when that list changes. */
+static void
+stage_egg_info(sw_buf_t *b, const sw_recipe_t *r)
+{
+  sw_buf_puts(b, "\n# install_requires as setup.py computes it (the article's egg_info).\n"
+                 "FROM base AS egginfo\n");
+  pip_args(b);
+  sw_buf_puts(b, "RUN python -c 'import setuptools' 2>/dev/null || pip install "
+                 "--no-warn-script-location setuptools\n"
+                 "WORKDIR /src\n");
+  copy_parents(b, r->egg_info_files, "/src/");
+  sw_buf_puts(b, "RUN --network=none mkdir -p /slipway /tmp/egg \\\n"
+                 " && python setup.py -q egg_info --egg-base /tmp/egg \\\n"
+                 " && sed -n '/^\\[/q;p' /tmp/egg/*.egg-info/requires.txt > "
+                 "/slipway/requires.txt\n");
+}
+
 static void
 stage_deps(sw_buf_t *b, const sw_recipe_t *r)
 {
@@ -236,7 +256,10 @@ stage_deps(sw_buf_t *b, const sw_recipe_t *r)
     sw_buf_puts(b, "EOF\n");
   }
   _cleanup_free_ char *reqs = sw_reqset_render(&r->deps, "/slipway/constraints.txt");
-  sw_buf_printf(b, "COPY <<'EOF' /slipway/requirements.txt\n%sEOF\n", reqs);
+  if (r->egg_info)
+    sw_buf_puts(b, "COPY --from=egginfo /slipway/requires.txt /slipway/requires.txt\n");
+  sw_buf_printf(b, "COPY <<'EOF' /slipway/requirements.txt\n%s%sEOF\n",
+                r->egg_info ? "-r /slipway/requires.txt\n" : "", reqs);
   pip_install(b, "-r /slipway/requirements.txt", "");
 }
 
@@ -406,6 +429,8 @@ sw_recipe_dockerfile(const sw_recipe_t *r)
                 "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 "
                 "PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1\n",
                 r->packaged ? "packaged" : "unpackaged", r->name, r->python_image);
+  if (r->egg_info)
+    stage_egg_info(&b, r);
   stage_deps(&b, r);
   if (r->packaged)
     stage_package(&b, r);

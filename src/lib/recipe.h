@@ -111,6 +111,8 @@ typedef struct {
   char *deps_source;   /* "requirements.txt", "pyproject.toml [project] dependencies" … */
   sw_reqset_t deps;    /* normalized, gunicorn added */
   bool gunicorn_added;
+  bool egg_info;         /* setup.py computes install_requires: an egg_info stage reads them */
+  char **egg_info_files; /* what that stage copies: the top-level files, packages' __init__ */
   char *settings_module; /* "foo.settings" */
   char *settings_from;   /* where it was found */
   char *wsgi_app;        /* "foo.wsgi:application" */
