@@ -5,8 +5,8 @@ pyproject.toml) are copied to a temp dir without any Dockerfile, built, run and 
 assertion can fail:
 1. detection: `slipway recipe` reports the shape, WSGI app, locales; a directory that is no
    Python project keeps the "no Dockerfile" error, with a hint;
-2. build, run (migrate, gunicorn on the default port 8000, published with -p), the page in
-   English and German, a static file;
+2. build, run (migrate, gunicorn on $PORT, published with -p), the page in English and
+   German, a static file;
 3. the image: STATIC_ROOT and .mo files present, no compiler, no source tree for the packaged
    project, non-root user, labels, PYTHONUNBUFFERED; a management command runs in it;
 4. caching, read from `--progress=plain` (`#N CACHED`): the dependency install survives a
