@@ -286,12 +286,13 @@ deps_from_setup_py(sw_recipe_t *r, const char *py, sw_error_t *err)
 {
   _cleanup_strv_ char **list = NULL;
   int found = sw_setuppy_list(py, strlen(py), "install_requires", &list);
-  if (found < 0)
-    return sw_error_code(err, SW_EXIT_USAGE, 0,
-                         "setup.py: install_requires is computed, not a list of strings, so "
-                         "slipway cannot read it without running setup.py; list the "
-                         "dependencies in requirements.txt (or pyproject.toml [project] "
-                         "dependencies, or setup.cfg install_requires) instead");
+  if (found < 0) {
+    /* Computed: only running setup.py tells, in a stage of its own (recipe-render.c). */
+    r->egg_info = true;
+    r->deps_source = xstrdup("setup.py install_requires (computed: `setup.py egg_info` "
+                             "writes them, in a stage of its own without network)");
+    return 0;
+  }
   r->deps_source = xstrdup("setup.py install_requires");
   return add_list(r, list, "setup.py install_requires", err);
 }
@@ -600,6 +601,9 @@ load_django(project_t *pr, sw_recipe_t *r, sw_error_t *err)
 static bool
 is_package_file(const sw_recipe_t *r, const char *f, char *const *pkgs)
 {
+  /* A setup.py that computes its requirements reads top-level files we cannot name. */
+  if (strchr(f, '/') == NULL && r->egg_info)
+    return strcmp(f, "manage.py") != 0;
   if (strchr(f, '/') == NULL)
     return strcmp(f, "pyproject.toml") == 0 || strcmp(f, "setup.py") == 0 ||
            strcmp(f, "setup.cfg") == 0 || strcmp(f, "MANIFEST.in") == 0 ||
@@ -737,16 +741,27 @@ sw_recipe_load(const char *dir, char *const *build_args, sw_recipe_t **out, sw_e
   r->apt_runtime = setting_list(&pr, "apt-packages");
   if (load_deps(&pr, r, setup_cfg, setup_py, err) < 0 || load_django(&pr, r, err) < 0)
     goto out;
+  for (size_t i = 0; r->egg_info && pr.files && pr.files[i]; i++) {
+    const char *f = pr.files[i], *slash = strchr(f, '/');
+    if (slash == NULL || (strcmp(slash + 1, "__init__.py") == 0 && !strchr(slash + 1, '/')))
+      sw_strv_push(&r->egg_info_files, f);
+  }
   if (r->packaged) {
     package_files(&pr, r);
     char *const *br = sw_toml_array(pr.pyproject, "build-system.requires");
     r->build_requires = br ? sw_strv_dup(br) : NULL;
     if (r->build_requires == NULL || r->build_requires[0] == NULL) {
       sw_strv_free(r->build_requires);
+      free(r->build_backend);
+      sw_strv_free(r->backend_path);
       r->build_requires = NULL;
       sw_strv_push(&r->build_requires, "setuptools>=40.8.0");
       sw_strv_push(&r->build_requires, "wheel");
     }
+    const char *be = sw_toml_get(pr.pyproject, "build-system.build-backend");
+    r->build_backend = xstrdup(be ? be : "setuptools.build_meta:__legacy__");
+    char *const *bp = sw_toml_array(pr.pyproject, "build-system.backend-path");
+    r->backend_path = bp ? sw_strv_dup(bp) : NULL;
   }
   *out = steal_ptr(&r);
   rc = 0;
@@ -779,6 +794,9 @@ sw_recipe_free(sw_recipe_t *r)
   free(r->pkg_root);
   sw_strv_free(r->package_files);
   sw_strv_free(r->build_requires);
+  sw_strv_free(r->egg_info_files);
+  free(r->build_backend);
+  sw_strv_free(r->backend_path);
   sw_strv_free(r->po_files);
   sw_strv_free(r->static_inputs);
   sw_strv_free(r->locales);

@@ -111,6 +111,8 @@ typedef struct {
   char *deps_source;   /* "requirements.txt", "pyproject.toml [project] dependencies" … */
   sw_reqset_t deps;    /* normalized, gunicorn added */
   bool gunicorn_added;
+  bool egg_info;         /* setup.py computes install_requires: an egg_info stage reads them */
+  char **egg_info_files; /* what that stage copies: the top-level files, packages' __init__ */
   char *settings_module; /* "foo.settings" */
   char *settings_from;   /* where it was found */
   char *wsgi_app;        /* "foo.wsgi:application" */
@@ -121,6 +123,8 @@ typedef struct {
   char *pkg_root;        /* "" (flat layout) or "src/" */
   char **package_files;  /* the files a package build reads (packaged) */
   char **build_requires; /* [build-system] requires (default setuptools, wheel) */
+  char *build_backend;   /* [build-system] build-backend (default setuptools' legacy one) */
+  char **backend_path;   /* [build-system] backend-path */
   char **po_files;       /* every .po under a LC_MESSAGES directory */
   char **static_inputs;  /* what collectstatic reads: settings, package markers, static files */
   char **locales;        /* "de", "fr" … */

@@ -5,7 +5,8 @@ pyproject.toml) are copied to a temp dir without any Dockerfile, built, run and 
 assertion can fail:
 1. detection: `slipway recipe` reports the shape, WSGI app, locales; a directory that is no
    Python project keeps the "no Dockerfile" error, with a hint;
-2. build, run (migrate, gunicorn on $PORT), the page in English and German, a static file;
+2. build, run (migrate, gunicorn on $PORT, published with -p), the page in English and
+   German, a static file;
 3. the image: STATIC_ROOT and .mo files present, no compiler, no source tree for the packaged
    project, non-root user, labels, PYTHONUNBUFFERED; a management command runs in it;
 4. caching, read from `--progress=plain` (`#N CACHED`): the dependency install survives a
@@ -292,7 +293,7 @@ def test_version_bump_keeps_dependency_install(rc, built, tmp_path):
     edit(os.path.join(ctx, "pyproject.toml"), 'version = "0.1.0"', 'version = "0.2.0"')
     steps, _ = rc.build("blog:bump", ctx)
     assert step(steps, "deps", "pip install").cached
-    assert not step(steps, "package", "--no-build-isolation").cached
+    assert not step(steps, "package", "RUN python /slipway/build.py").cached
     img = rc.image("blog:bump")
     assert img.config["config"]["Labels"]["org.opencontainers.image.version"] == "0.2.0"
 
@@ -466,3 +467,24 @@ def test_unresolvable_requirement_names_its_file_and_line(rc, tmp_path):
     assert p.returncode != 0
     assert "No matching distribution found for no-such-project-7f3a" in p.stdout, p.stdout[-2000:]
     assert "`no-such-project-7f3a` is required by requirements.txt:3: no-such-project-7f3a==1.0" in p.stdout, p.stdout[-2000:]
+
+
+def test_computed_setup_py_requirements_use_egg_info(rc, tmp_path):
+    """A setup.py whose install_requires is computed (read from a file here): the article's
+    egg_info runs in a stage of its own, without network; a version bump re-runs it but not
+    the dependency install, since the requirement list it writes is the same."""
+    ctx = str(tmp_path / "foo")
+    shutil.copytree(os.path.join(EXAMPLES, "django"), ctx)
+    os.unlink(os.path.join(ctx, "requirements.txt"))
+    with open(os.path.join(ctx, "requirements-base.txt"), "w") as f:
+        f.write("Django>=3.2,<4.0\n")
+    edit(os.path.join(ctx, "setup.py"), "install_requires=[", 'install_requires=open("requirements-base.txt").read().split() or [')
+    assert "computed" in rc("recipe", ctx).stdout
+    steps, _ = rc.build("foo:egg", ctx, "--recipe", "python")
+    assert not step(steps, "egginfo", "egg_info").cached
+    img = rc.image("foo:egg")
+    assert img.glob(r"-packages/django/__init__\.py$") and img.glob(r"-packages/foo/views\.py$")
+    edit(os.path.join(ctx, "setup.py"), 'version="1.0.0"', 'version="1.0.1"')
+    steps, _ = rc.build("foo:egg", ctx, "--recipe", "python")
+    assert not step(steps, "egginfo", "egg_info").cached, "setup.py changed"
+    assert step(steps, "deps", "pip install").cached, "the requirement list did not change"
