@@ -222,11 +222,29 @@ record_save(sw_store_t *s, const char *url, const record_t *r, sw_error_t *err)
 
 /* ---- one GET ---- */
 
+/* What a broken transfer left: the bytes so far (hashed as they came) and the validator that
+ * lets the next attempt ask for the rest (Range + If-Range). */
+typedef struct {
+  sw_blob_writer_t *w;
+  uint64_t have;
+  char *validator;
+} partial_t;
+
+static void
+partial_drop(partial_t *p)
+{
+  sw_blob_writer_free(p->w);
+  free(p->validator);
+  memset(p, 0, sizeof(*p));
+}
+
 typedef struct {
   CURL *h;
   sw_store_t *s;
-  sw_blob_writer_t *w; /* the body of a 200 */
-  sw_error_t werr;     /* a write into the store failed */
+  partial_t *part; /* the body: of a 200, or continued by a 206 */
+  bool resuming;   /* this attempt asked for a range */
+  bool body_started;
+  sw_error_t werr; /* a write into the store failed */
   char *etag, *last_modified, *disposition;
 } get_t;
 
@@ -278,11 +296,23 @@ on_body(char *buf, size_t size, size_t nmemb, void *ud)
   size_t n = size * nmemb;
   long status = 0;
   curl_easy_getinfo(g->h, CURLINFO_RESPONSE_CODE, &status);
-  if (status != 200)
+  if (status != 200 && !(status == 206 && g->resuming))
     return n; /* an error page or a redirect body: not the file */
-  if (g->w == NULL && (g->w = sw_blob_writer_new(g->s, &g->werr)) == NULL)
+  partial_t *p = g->part;
+  if (!g->body_started) {
+    g->body_started = true;
+    if (status == 200 && p->have > 0) { /* the whole file again (If-Range did not hold) */
+      sw_blob_writer_free(p->w);
+      p->w = NULL;
+      p->have = 0;
+    }
+  }
+  if (p->w == NULL && (p->w = sw_blob_writer_new(g->s, &g->werr)) == NULL)
     return 0;
-  return sw_blob_writer_write(g->w, buf, n, &g->werr) < 0 ? 0 : n;
+  if (sw_blob_writer_write(p->w, buf, n, &g->werr) < 0)
+    return 0;
+  p->have += n;
+  return n;
 }
 
 static const char *
@@ -347,10 +377,15 @@ got_clear(got_t *r)
 /* One attempt. Returns the curl code; *status and, on a 200, the committed blob. */
 static CURLcode
 attempt(CURL *h, sw_store_t *s, const char *url, const record_t *cond, const sw_url_opts_t *o,
-        got_t *out, char *errbuf, sw_error_t *err)
+        partial_t *part, got_t *out, char *errbuf, sw_error_t *err)
 {
-  get_t g = {.h = h, .s = s};
+  get_t g = {.h = h, .s = s, .part = part, .resuming = part->have > 0 && part->validator};
   struct curl_slist *hdrs = NULL;
+  if (part->have > 0 && !g.resuming)
+    partial_drop(part);
+  _cleanup_free_ char *range =
+      g.resuming ? xasprintf("Range: bytes=%llu-", (unsigned long long)part->have) : NULL;
+  _cleanup_free_ char *if_range = g.resuming ? xasprintf("If-Range: %s", part->validator) : NULL;
   _cleanup_free_ char *inm = cond && cond->etag ? xasprintf("If-None-Match: %s", cond->etag) : NULL;
   _cleanup_free_ char *ims =
       cond && cond->last_modified ? xasprintf("If-Modified-Since: %s", cond->last_modified) : NULL;
@@ -377,6 +412,10 @@ attempt(CURL *h, sw_store_t *s, const char *url, const record_t *cond, const sw_
     hdrs = curl_slist_append(hdrs, inm);
   if (ims)
     hdrs = curl_slist_append(hdrs, ims);
+  if (range) {
+    hdrs = curl_slist_append(hdrs, range);
+    hdrs = curl_slist_append(hdrs, if_range);
+  }
   if (hdrs)
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   CURLcode rc = curl_easy_perform(h);
@@ -388,12 +427,14 @@ attempt(CURL *h, sw_store_t *s, const char *url, const record_t *cond, const sw_
     rc = CURLE_WRITE_ERROR;
     out->status = -1;
   }
-  if (rc == CURLE_OK && out->status == 200) {
-    if (g.w == NULL && (g.w = sw_blob_writer_new(s, err)) == NULL) { /* an empty file */
+  if (rc == CURLE_OK && (out->status == 200 || (out->status == 206 && g.resuming))) {
+    out->status = 200;
+    if (part->w == NULL && (part->w = sw_blob_writer_new(s, err)) == NULL) { /* an empty file */
       out->status = -1;
     } else {
-      int c = sw_blob_writer_commit(g.w, o->checksum, &out->digest, err);
-      g.w = NULL;
+      int c = sw_blob_writer_commit(part->w, o->checksum, &out->digest, err);
+      part->w = NULL;
+      partial_drop(part);
       if (c < 0) {
         sw_error_wrap(err, "GET %s", url);
         out->status = -1;
@@ -405,8 +446,19 @@ attempt(CURL *h, sw_store_t *s, const char *url, const record_t *cond, const sw_
     out->etag = steal_ptr(&g.etag);
     out->last_modified = steal_ptr(&g.last_modified);
     out->disposition = steal_ptr(&g.disposition);
+  } else if (rc != CURLE_OK && part->have > 0 && (out->status == 200 || out->status == 206)) {
+    /* Cut off mid-body: keep the bytes when the next attempt can ask for the rest of this very
+     * version (a strong ETag, else Last-Modified). */
+    const char *v = g.etag && !sw_str_has_prefix(g.etag, "W/") ? g.etag : g.last_modified;
+    if (!g.resuming && v) {
+      free(part->validator);
+      part->validator = xstrdup(v);
+    } else if (!g.resuming) {
+      partial_drop(part);
+    }
+  } else {
+    partial_drop(part);
   }
-  sw_blob_writer_free(g.w);
   get_reset_headers(&g);
   return rc;
 }
@@ -423,11 +475,12 @@ get(sw_store_t *s, const char *url, const record_t *cond, const sw_url_opts_t *o
   unsigned attempts = env_uint("SLIPWAY_RETRIES", 4) + 1;
   unsigned base = env_uint("SLIPWAY_RETRY_BASE_MS", 500);
   char errbuf[CURL_ERROR_SIZE];
+  partial_t part = {0};
   int rc = -1;
   for (unsigned n = 0; n < attempts; n++) {
     got_clear(out);
     (*requests)++;
-    CURLcode c = attempt(h, s, url, cond, o, out, errbuf, err);
+    CURLcode c = attempt(h, s, url, cond, o, &part, out, errbuf, err);
     if (out->status == -1) /* store or checksum failure: err is filled */
       break;
     if (c == CURLE_OK && (out->status == 200 || out->status == 304)) {
@@ -444,10 +497,13 @@ get(sw_store_t *s, const char *url, const record_t *cond, const sw_url_opts_t *o
       break;
     }
     unsigned ms = sw_retry_delay_ms(base, n + 1);
-    fprintf(stderr, "slipway: retry %u/%u: GET %s: %s; waiting %.1fs\n", n + 1, attempts - 1, url,
-            why, ms / 1000.0);
+    _cleanup_free_ char *resume =
+        part.have ? xasprintf("; resuming at byte %llu", (unsigned long long)part.have) : NULL;
+    fprintf(stderr, "slipway: retry %u/%u: GET %s: %s; waiting %.1fs%s\n", n + 1, attempts - 1, url,
+            why, ms / 1000.0, resume ? resume : "");
     usleep(ms * 1000);
   }
+  partial_drop(&part);
   curl_easy_cleanup(h);
   return rc;
 }

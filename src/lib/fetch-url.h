@@ -6,7 +6,9 @@
  * the digest, so a rebuild sends one conditional GET (If-None-Match / If-Modified-Since) and a
  * 304 reuses the stored digest without downloading; with `--checksum` naming a blob the store
  * already holds from this URL, no request at all. Transient failures (refused, reset, partial
- * body, 429, 5xx) are retried with backoff (SLIPWAY_RETRIES, SLIPWAY_RETRY_BASE_MS). Proxies:
+ * body, 429, 5xx) are retried with backoff (SLIPWAY_RETRIES, SLIPWAY_RETRY_BASE_MS); a body cut
+ * off midway is resumed (Range + If-Range) when the response had a strong ETag or a
+ * Last-Modified. Proxies:
  * the build's proxy args (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY, any case), else the
  * process environment as libcurl reads it.
  */

@@ -514,6 +514,8 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
       return sv_fail(r, err, "%s: a git repository is a source of ADD only", src);
     if (f->keep_git_dir && !sw_url_is_git(src))
       return sv_fail(r, err, "--keep-git-dir applies to git sources only, not to `%s`", src);
+    if (f->checksum && !sw_url_is_http(src))
+      return sv_fail(r, err, "--checksum applies to http(s) URL sources only, not to `%s`", src);
     if (sw_url_is_git(src)) {
       if (add_git_source(r, s, src, f->keep_git_dir, err) < 0)
         return -1;
@@ -521,8 +523,6 @@ gather(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, const sw_ex
     }
     if (sw_url_is_http(src) && (!is_add || s->from))
       return sv_fail(r, err, "%s: a URL is a source of ADD only (COPY takes no URL)", src);
-    if (f->checksum && !sw_url_is_http(src))
-      return sv_fail(r, err, "--checksum applies to URL sources only, not to `%s`", src);
     if (sw_url_is_http(src)) {
       if (add_url_source(r, s, src, f->checksum, err) < 0)
         return -1;

@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import os
+import socket
 import subprocess
 import tarfile
 import threading
@@ -34,6 +35,7 @@ class Files:
     def __init__(self):
         self.files = {}
         self.fail_first = set()
+        self.cut_first = set()
         self.log = []
         self.lock = threading.Lock()
 
@@ -53,6 +55,34 @@ def make_handler(files):
             path = self.path
             with files.lock:
                 f = files.files.get(path)
+                rng = self.headers.get("Range")
+                if path in files.cut_first and f is not None:
+                    # Headers for the whole file, half of it, then the connection drops.
+                    files.cut_first.discard(path)
+                    files.log.append((path, "cut", dict(self.headers)))
+                    body = f["body"]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("ETag", f["etag"])
+                    self.end_headers()
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(0.2)  # let the half reach the client, then end the stream early
+                    self.connection.shutdown(socket.SHUT_WR)
+                    self.close_connection = True
+                    return
+                if rng and f is not None and self.headers.get("If-Range") == f.get("etag"):
+                    start = int(rng.split("=")[1].rstrip("-"))
+                    files.log.append((path, 206, dict(self.headers)))
+                    body = f["body"]
+                    self.send_response(206)
+                    self.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(body) - 1,
+                                                                         len(body)))
+                    self.send_header("Content-Length", str(len(body) - start))
+                    self.send_header("ETag", f["etag"])
+                    self.end_headers()
+                    self.wfile.write(body[start:])
+                    return
                 if path in files.fail_first:
                     files.fail_first.discard(path)
                     status = 503
@@ -217,6 +247,30 @@ def test_add_url_retry_checksum_and_errors(b, server, tmp_path):
     ctx = make_ctx(tmp_path / "copy", BASE + "FROM bb\nCOPY %s/pinned.bin /p\n" % server.url)
     rc, out, _ = b.build(ctx, check=False, env=env)
     assert rc != 0 and "ADD only" in out, out
+
+
+def test_add_url_resumes_a_cut_download(b, server, tmp_path):
+    """A transfer cut mid-body goes on from where it stopped (Range + If-Range), and the file
+    is whole."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    server.files["/big.bin"] = {"body": body, "etag": '"big1"'}
+    server.cut_first.add("/big.bin")
+    plain = os.urandom(3 << 20)  # and a whole download of many chunks
+    server.files["/plain.bin"] = {"body": plain, "etag": '"p"'}
+    ctx = make_ctx(tmp_path / "ctx", BASE + "FROM bb\nADD %s/big.bin /big.bin\nADD %s/plain.bin /\n"
+                   % (server.url, server.url))
+    dest = str(tmp_path / "oci")
+    rc, out, steps = b.build(ctx, "-o", "type=oci,dest=" + dest,
+                             env={"SLIPWAY_RETRY_BASE_MS": "20"})
+    log = server.requests("/big.bin")
+    assert [s for _, s, _ in log] == ["cut", 206], (log, out)
+    assert Image(dest).files()["big.bin"].data == body
+    assert Image(dest).files()["plain.bin"].data == plain
+    # From where the first transfer stopped (what reached slipway of the half sent).
+    got = int(log[1][2]["Range"][len("bytes="):-1])
+    assert 0 < got <= len(body) // 2, log[1][2]["Range"]
+    assert log[1][2]["If-Range"] == '"big1"'
+    assert "resuming at byte %d" % got in out, out
 
 
 def test_add_url_through_proxy_build_arg(b, server, tmp_path):
@@ -589,7 +643,9 @@ ADD --keep-git-dir=true {u} /full/
                          ("ADD %s#main:missing /x/\n" % u, "missing"),
                          ("ADD %s#main:../up /x/\n" % u, "leaves the repository"),
                          ("COPY %s /x/\n" % u, "ADD only"),
-                         ("ADD --keep-git-dir=true a.txt /x/\n", "git sources only")):
+                         ("ADD --keep-git-dir=true a.txt /x/\n", "git sources only"),
+                         ("ADD --checksum=sha256:%s %s /x/\n" % ("0" * 64, u),
+                          "http(s) URL sources only")):
             c = make_ctx(tmp_path / ("e%d" % len(want)), BASE + "FROM bb\n" + df,
                          {"a.txt": "x"})
             rc, out, _ = b.build(c, check=False)
