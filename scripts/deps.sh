@@ -10,7 +10,8 @@ pkgs=(
   libcurl4-openssl-dev libsqlite3-dev libcmocka-dev libseccomp-dev
   python3 python3-pytest python3-requests python3-jwt python3-cryptography zstd
   docker-registry apache2-utils skopeo umoci mmdebstrap busybox-static
-  iproute2 curl go-md2man debhelper dpkg-dev slirp4netns uidmap
+  iproute2 curl go-md2man debhelper dpkg-dev slirp4netns uidmap git openssh-client openssl
+  procps
 )
 lock_wait=${APT_LOCK_TIMEOUT:-900}
 missing=()
