@@ -18,25 +18,6 @@ extern char **environ;
 
 #define HELPER_OUT_MAX (1u << 20)
 
-/* A config key as a bare host ("https://host/v1/" → "host"). */
-static char *
-key_host(const char *key)
-{
-  if (sw_str_has_prefix(key, "https://"))
-    key += 8;
-  else if (sw_str_has_prefix(key, "http://"))
-    key += 7;
-  return xstrndup(key, strcspn(key, "/"));
-}
-
-static bool
-key_matches(const char *key, const char *host)
-{
-  _cleanup_free_ char *server = sw_docker_config_key(host);
-  _cleanup_free_ char *h = key_host(key);
-  return strcmp(key, server) == 0 || strcmp(h, host) == 0;
-}
-
 char *
 sw_credhelper_name(const char *json, const char *host, char **where)
 {
@@ -47,7 +28,7 @@ sw_credhelper_name(const char *json, const char *host, char **where)
   json_t *v;
   json_object_foreach(helpers, k, v)
   {
-    if (name == NULL && json_is_string(v) && key_matches(k, host)) {
+    if (name == NULL && json_is_string(v) && sw_config_key_matches(k, host)) {
       name = xstrdup(json_string_value(v));
       if (where)
         *where = xasprintf("credHelpers[\"%s\"]", k);
@@ -222,7 +203,7 @@ sw_credhelper_has(const char *name, const char *host, sw_error_t *err)
   int has = 0;
   json_object_foreach(j, k, v)
   {
-    if (key_matches(k, host))
+    if (sw_config_key_matches(k, host))
       has = 1;
   }
   json_decref(j);
@@ -255,7 +236,7 @@ drop_auths(json_t *root, const char *host)
   int n = 0;
   json_object_foreach_safe(auths, tmp, k, v)
   {
-    if (key_matches(k, host)) {
+    if (sw_config_key_matches(k, host)) {
       json_object_del(auths, k);
       n++;
     }
@@ -297,7 +278,7 @@ sw_docker_config_mark(const char *json, const char *host, char **out, sw_error_t
 static char *
 registry_host(const char *registry)
 {
-  _cleanup_free_ char *h = key_host(registry);
+  _cleanup_free_ char *h = sw_config_key_host(registry);
   if (strcmp(h, "index.docker.io") == 0 || strcmp(h, "registry-1.docker.io") == 0)
     return xstrdup("docker.io");
   return steal_ptr(&h);

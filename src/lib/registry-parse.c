@@ -222,8 +222,8 @@ sw_docker_config_key(const char *host)
 }
 
 /* An `auths` key as a bare host: drop the scheme and any path, as Docker does. */
-static char *
-config_key_host(const char *key)
+char *
+sw_config_key_host(const char *key)
 {
   if (sw_str_has_prefix(key, "https://"))
     key += 8;
@@ -232,10 +232,10 @@ config_key_host(const char *key)
   return xstrndup(key, strcspn(key, "/"));
 }
 
-static bool
-config_key_matches(const char *key, const char *host)
+bool
+sw_config_key_matches(const char *key, const char *host)
 {
-  _cleanup_free_ char *h = config_key_host(key);
+  _cleanup_free_ char *h = sw_config_key_host(key);
   if (is_docker_hub(host))
     return is_docker_hub(h);
   return strcmp(h, host) == 0;
@@ -289,7 +289,7 @@ sw_docker_config_lookup(const char *json, const char *host, char **user, char **
     {
       if (ret != 0)
         break;
-      if (json_is_object(entry) && config_key_matches(key, host))
+      if (json_is_object(entry) && sw_config_key_matches(key, host))
         ret = config_entry_creds(entry, key, user, pass, err);
     }
   }
@@ -325,7 +325,7 @@ sw_docker_config_set(const char *json, const char *host, const char *user, const
   void *tmp;
   json_object_foreach_safe(auths, tmp, k, v)
   {
-    if (config_key_matches(k, host))
+    if (sw_config_key_matches(k, host))
       json_object_del(auths, k);
   }
   _cleanup_free_ char *up = xasprintf("%s:%s", user, pass);

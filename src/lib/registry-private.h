@@ -43,6 +43,10 @@ void sw_auth_challenge_clear(sw_auth_challenge_t *c);
 char *sw_docker_config_path(void);
 /* The key Docker uses in `auths` for a registry host ("https://index.docker.io/v1/" for Hub). */
 char *sw_docker_config_key(const char *host);
+/* A config.json key ("https://host/v1/", "host") as a bare host, and whether it names HOST
+ * (Docker Hub's many spellings are one). Shared by `auths` and `credHelpers` lookups. */
+char *sw_config_key_host(const char *key);
+bool sw_config_key_matches(const char *key, const char *host);
 /* Find credentials for host in a config.json text. Returns 1 and fills user/pass when found,
  * 0 when there are none, -1 on a malformed file or entry. */
 int sw_docker_config_lookup(const char *json, const char *host, char **user, char **pass,
