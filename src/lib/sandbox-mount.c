@@ -783,6 +783,7 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const
   if (pid == 0)
     container_main(o, sock, out_fd, m.tty);
   init_pid = pid;
+  sb_send(sock, SB_MSG_PID, pid, "started");
   if (out_fd >= 0)
     close(out_fd);
   if (m.tty >= 0)

@@ -16,11 +16,11 @@
  * the monitor mounts a tmpfs on it (stub layer + root mount point), invisible to the host. */
 #define SB_RUNDIR "/run/slipway"
 
-enum { SB_MSG_ERROR = 1, SB_MSG_STUB, SB_MSG_EXIT, SB_MSG_PTY };
+enum { SB_MSG_ERROR = 1, SB_MSG_STUB, SB_MSG_EXIT, SB_MSG_PTY, SB_MSG_PID };
 
 struct sb_msg {
   int type;
-  int value; /* ERROR: errno; EXIT: wait status */
+  int value; /* ERROR: errno; EXIT: wait status; PID: pid 1's host pid */
   int code;  /* ERROR: exit code for the CLI */
   char text[4096];
 };
