@@ -22,6 +22,7 @@ typedef struct {
   X(stop, "Stop running containers")                                                               \
   X(kill, "Send a signal to running containers")                                                   \
   X(rm, "Remove containers")                                                                       \
+  X(exec, "Run a command in a running container")                                                  \
   X(container, "Manage containers (ls, prune)")                                                    \
   X(images, "List images in the store")                                                            \
   X(inspect, "Show an image's manifest and config")                                                \

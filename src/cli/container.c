@@ -11,8 +11,8 @@ static const char usage_text[] =
     "Commands:\n"
     "  ls, ps, list   list containers (`slipway ps`)\n"
     "  prune          remove all stopped containers and print the space freed\n"
-    "  logs, stop, kill, rm\n"
-    "                 as `slipway logs`, `stop`, `kill`, `rm`\n";
+    "  logs, stop, kill, rm, exec\n"
+    "                 as `slipway logs`, `stop`, `kill`, `rm`, `exec`\n";
 
 static int
 prune(int argc, char **argv, sw_global_t *g)
@@ -49,8 +49,9 @@ cmd_container(int argc, char **argv, sw_global_t *g)
   static const struct {
     const char *name;
     int (*fn)(int argc, char **argv, sw_global_t *g);
-  } subs[] = {{"ls", cmd_ps},     {"ps", cmd_ps},     {"list", cmd_ps}, {"prune", prune},
-              {"logs", cmd_logs}, {"stop", cmd_stop}, {"kill", cmd_kill}, {"rm", cmd_rm}};
+  } subs[] = {{"ls", cmd_ps},     {"ps", cmd_ps},     {"list", cmd_ps},
+              {"prune", prune},   {"logs", cmd_logs}, {"stop", cmd_stop},
+              {"kill", cmd_kill}, {"rm", cmd_rm},     {"exec", cmd_exec}};
   if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
     fputs(usage_text, argc < 2 ? stderr : stdout);
     return argc < 2 ? SW_EXIT_USAGE : 0;

@@ -34,8 +34,8 @@ cmd_kill(int argc, char **argv, sw_global_t *g)
     case 's':
       sig = sw_signal_parse(optarg);
       if (sig < 0)
-        return sw_cli_usage_error("kill", "-s `%s`: not a signal (a name such as TERM, or a number)",
-                                  optarg);
+        return sw_cli_usage_error(
+            "kill", "-s `%s`: not a signal (a name such as TERM, or a number)", optarg);
       break;
     case 'h':
       fputs(usage_text, stdout);

@@ -24,9 +24,8 @@ rm_one(sw_container_t *c, const char *ref, void *ctx, sw_error_t *err)
 int
 cmd_rm(int argc, char **argv, sw_global_t *g)
 {
-  static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
   bool force = false;
   int c;
   while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {

@@ -434,20 +434,29 @@ restart_policy(const char *spec, json_t *config, sw_error_t *err)
 
 /* What ps shows and stop reads: config.json (container.h). */
 static json_t *
-container_config(const char *ref, json_t *cc, char **argv, const struct published *pub,
-                 const struct run_flags *f)
+container_config(const char *ref, json_t *cc, char **argv, char **env, uint64_t caps,
+                 const struct published *pub, const struct run_flags *f)
 {
-  json_t *cmd = json_array(), *ports = json_array();
+  json_t *cmd = json_array(), *ports = json_array(), *envj = json_array();
   for (char **a = argv; *a; a++)
     json_array_append_new(cmd, json_string(*a));
+  for (char **e = env; *e; e++)
+    json_array_append_new(envj, json_string(*e));
   for (size_t i = 0; i < pub->n; i++) {
     const sw_port_t *p = &pub->ports[i];
     json_array_append_new(ports, json_sprintf("%s:%u->%u/%s", p->host_ip, p->host_port,
                                               p->container_port, p->udp ? "udp" : "tcp"));
   }
   const char *stop = json_str(cc, "StopSignal");
-  return json_pack("{s:s, s:o, s:o, s:s, s:b}", "Image", ref ? ref : f->rootfs, "Cmd", cmd, "Ports",
-                   ports, "StopSignal", stop ? stop : "SIGTERM", "AutoRemove", f->rm);
+  const char *cwd = f->workdir ? f->workdir : json_str(cc, "WorkingDir");
+  const char *user = f->user ? f->user : json_str(cc, "User");
+  /* exec runs its processes with the same environment and security settings */
+  return json_pack("{s:s, s:o, s:o, s:s, s:b, s:o, s:s, s:s, s:I, s:b, s:b, s:b}", "Image",
+                   ref ? ref : f->rootfs, "Cmd", cmd, "Ports", ports, "StopSignal",
+                   stop ? stop : "SIGTERM", "AutoRemove", f->rm, "Env", envj, "WorkingDir",
+                   cwd ? cwd : "", "User", user ? user : "", "Caps", (json_int_t)caps, "Privileged",
+                   f->privileged, "NoNewPrivs", f->no_new_privs, "SeccompUnconfined",
+                   f->seccomp_unconfined || f->privileged);
 }
 
 struct container {
@@ -575,7 +584,7 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
     return -1;
   if (publish_ports(f, cc, &pub, err) < 0)
     return -1;
-  json_t *config = container_config(ref, cc, argv, &pub, f);
+  json_t *config = container_config(ref, cc, argv, env, caps, &pub, f);
   int pr = restart_policy(f->restart, config, err);
   if (pr == 0)
     pr = prepare_container(s, f->name, config, &c, err);

@@ -244,15 +244,14 @@ sw_container_state_read(const sw_container_t *c, sw_container_state_t *st)
 }
 
 int
-sw_container_state_write(const sw_container_t *c, const sw_container_state_t *st,
-                         sw_error_t *err)
+sw_container_state_write(const sw_container_t *c, const sw_container_state_t *st, sw_error_t *err)
 {
   _cleanup_free_ char *path = cpath(c, "state.json");
-  json_t *j = json_pack("{s:s, s:i, s:i, s:f, s:f, s:i, s:i, s:s}", "Status", st->status,
-                        "MonitorPid", (json_int_t)st->monitor_pid, "Pid", (json_int_t)st->pid,
-                        "StartedAt", st->started, "FinishedAt", st->finished, "ExitCode",
-                        (json_int_t)st->exit_code, "RestartCount", (json_int_t)st->restarts,
-                        "Error", st->error ? st->error : "");
+  json_t *j =
+      json_pack("{s:s, s:i, s:i, s:f, s:f, s:i, s:i, s:s}", "Status", st->status, "MonitorPid",
+                (json_int_t)st->monitor_pid, "Pid", (json_int_t)st->pid, "StartedAt", st->started,
+                "FinishedAt", st->finished, "ExitCode", (json_int_t)st->exit_code, "RestartCount",
+                (json_int_t)st->restarts, "Error", st->error ? st->error : "");
   _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   return sw_write_file_atomic(path, text, strlen(text), 0644, err);
@@ -449,8 +448,8 @@ monitor_main(sw_container_t *c, const sw_sandbox_opts_t *opts, int ready)
 }
 
 int
-sw_container_detach(sw_container_t *c, const sw_sandbox_opts_t *o, const int *keep,
-                    size_t n_keep, sw_error_t *err)
+sw_container_detach(sw_container_t *c, const sw_sandbox_opts_t *o, const int *keep, size_t n_keep,
+                    sw_error_t *err)
 {
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0)
@@ -651,8 +650,7 @@ sw_container_prune(const char *cdir, bool only_autoremove, char ***removed, int6
     sw_container_state_read(v[i], &st);
     bool stopped = strcmp(st.status, "exited") == 0 || strcmp(st.status, "dead") == 0;
     sw_container_state_clear(&st);
-    if (!stopped ||
-        (only_autoremove && !json_is_true(json_object_get(v[i]->config, "AutoRemove"))))
+    if (!stopped || (only_autoremove && !json_is_true(json_object_get(v[i]->config, "AutoRemove"))))
       continue;
     if (sw_container_remove(v[i], false, &b, &err) < 0) {
       sw_warn("removing container `%s`: %s", v[i]->name, err->msg);

@@ -157,6 +157,14 @@ typedef struct {
   bool seccomp_unconfined;
   bool systempaths_unconfined;
 
+  /* `slipway exec`: instead of making a container, join the namespaces (mount, uts, ipc, net,
+   * pid, and user when it differs from the caller's) and root of the running process join_pid
+   * (a container's pid 1, in the caller's pid namespace) and run argv there as a new process of
+   * its pid namespace, with the security fields, user, env, cwd, stdio and `tty` (a pty of the
+   * container's /dev/pts) as for a container; no filesystem is set up (root fields and mounts
+   * must be empty). 0: make a container. */
+  pid_t join_pid;
+
   /* `build --shm-size`: size of /dev/shm in bytes (0 = 64 MiB, Docker's default);
    * `build --ulimit`: limits set before the exec. */
   uint64_t shm_size;

@@ -266,3 +266,37 @@ def test_restart_on_failure(slipway, busybox_image):
     r = slipway("run", "-d", "--restart", "always", busybox_image, "true", check=False)
     assert r.returncode == 2 and "on-failure" in r.stderr
     slipway("rm", name)
+def test_exec(slipway, busybox_image):
+    name = uniq("ex")
+    slipway("run", "-d", "--name", name, "--hostname", "box1", busybox_image, "sh", "-c",
+            "echo inside > /marker; while true; do sleep 0.1; done")
+    wait_for(lambda: os.path.exists(os.path.join(slipway.root, "containers", name, "upper",
+                                                 "marker")), "the marker")
+    r = slipway("exec", name, "sh", "-c", "cat /marker; hostname; echo $HOSTNAME; id -u")
+    assert r.stdout.split() == ["inside", "box1", "box1", "0"]
+    r = slipway("exec", "-e", "FOO=bar", "-w", "/tmp", "-u", "65534", name, "sh", "-c",
+                "echo $FOO $(pwd) $(id -u); exit 9", check=False)
+    assert r.returncode == 9 and r.stdout.split() == ["bar", "/tmp", "65534"]
+    # it sees the container's processes, not the host's: pid 1 is the container's sh
+    r = slipway("exec", name, "cat", "/proc/1/cmdline")
+    assert r.stdout.startswith("sh\0-c\0echo inside")
+    # its network namespace: slirp4netns's eth0 at 10.0.2.100
+    r = slipway("exec", name, "cat", "/proc/net/dev", "/proc/net/fib_trie")
+    assert "eth0:" in r.stdout and "10.0.2.100" in r.stdout
+    # run's security settings: Docker's capabilities, the seccomp filter
+    r = slipway("exec", name, "grep", "-E", "^(CapEff|CapBnd|Seccomp):", "/proc/self/status")
+    assert r.stdout.split() == ["CapEff:", "00000000a80425fb", "CapBnd:", "00000000a80425fb",
+                                "Seccomp:", "2"]
+    # -t: a pty of the container's own /dev/pts, relayed
+    r = slipway("exec", "-t", name, "sh", "-c", "tty; test -t 1 && echo isatty")
+    assert r.stdout.replace("\r", "").split() == ["/dev/pts/0", "isatty"]
+    r = slipway("exec", "-i", name, "cat", input="piped\n")
+    assert r.stdout == "piped\n"
+    r = slipway("exec", name, "nosuchcmd", check=False)
+    assert r.returncode == 127
+    slipway("stop", "-t", "0", name)
+    r = slipway("exec", name, "true", check=False)
+    assert r.returncode == 1 and "not running" in r.stderr
+    slipway("rm", name)
+
+
