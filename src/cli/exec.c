@@ -59,8 +59,7 @@ add_hostname(char ***env, pid_t pid)
 }
 
 static int
-exec_in(sw_container_t *c, const struct exec_flags *f, char **argv, int *status,
-        sw_error_t *err)
+exec_in(sw_container_t *c, const struct exec_flags *f, char **argv, int *status, sw_error_t *err)
 {
   sw_container_state_t st;
   sw_container_state_read(c, &st);

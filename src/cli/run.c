@@ -6,6 +6,7 @@
 
 #include "../lib/container.h"
 #include "../lib/image.h"
+#include "../lib/registry.h"
 #include "../lib/sandbox.h"
 #include "../lib/store.h"
 
@@ -16,6 +17,7 @@
 struct run_flags {
   bool rm, interactive, tty, detach;
   const char *restart;
+  const char *pull; /* missing (NULL), always, never */
   char **env;
   char **env_files;
   const char *workdir, *user, *entrypoint, *name, *hostname, *rootfs;
@@ -40,6 +42,8 @@ usage(FILE *f)
         "                           a monitor process keeps it and its logs (`slipway logs`)\n"
         "      --restart POLICY     `no` or `on-failure[:N]` (restarted by its monitor; with -d)\n"
         "      --rm                 remove the container when it exits\n"
+        "      --pull POLICY        `missing` (default: pull the image if the store lacks it),\n"
+        "                           `always` (pull it first), `never`\n"
         "  -e, --env K=V            set an environment variable (K alone: take it from the host)\n"
         "      --env-file FILE      read K=V lines from FILE\n"
         "  -w, --workdir DIR        working directory inside the container\n"
@@ -147,12 +151,14 @@ parse_flags(int argc, char **argv, struct run_flags *f)
     O_CAP_DROP,
     O_PRIVILEGED,
     O_SECURITY_OPT,
-    O_RESTART
+    O_RESTART,
+    O_PULL
   };
   static const struct option longopts[] = {
       {"rm", no_argument, NULL, O_RM},
       {"detach", no_argument, NULL, 'd'},
       {"restart", required_argument, NULL, O_RESTART},
+      {"pull", required_argument, NULL, O_PULL},
       {"env", required_argument, NULL, 'e'},
       {"env-file", required_argument, NULL, O_ENV_FILE},
       {"workdir", required_argument, NULL, 'w'},
@@ -186,6 +192,12 @@ parse_flags(int argc, char **argv, struct run_flags *f)
       break;
     case O_RESTART:
       f->restart = optarg;
+      break;
+    case O_PULL:
+      if (strcmp(optarg, "missing") != 0 && strcmp(optarg, "always") != 0 &&
+          strcmp(optarg, "never") != 0)
+        return sw_cli_usage_error("run", "--pull `%s`: use `missing`, `always` or `never`", optarg);
+      f->pull = optarg;
       break;
     case 'e':
       sw_strv_push(&f->env, optarg);
@@ -412,6 +424,28 @@ make_argv(json_t *cc, const struct run_flags *f, char **args)
   return argv;
 }
 
+/* Docker's --pull: the store's image, or the registry's when missing (or always). */
+static int
+find_image(sw_store_t *s, const char *ref, const char *policy, sw_image_t **img, sw_error_t *err)
+{
+  sw_registry_opts_t ro = {.progress = isatty(STDERR_FILENO)};
+  bool always = policy && strcmp(policy, "always") == 0;
+  bool never = policy && strcmp(policy, "never") == 0;
+
+  if (!always) {
+    int r = sw_image_get(s, ref, img, err);
+    if (r != 0)
+      return r < 0 ? -1 : 0;
+    if (never)
+      return sw_image_find(s, ref, img, err); /* the "no such image" error */
+    fprintf(stderr, "Unable to find image '%s' locally\n", ref);
+  }
+  if (sw_registry_pull(s, ref, &ro, img, err) < 0)
+    return sw_error_wrap(err, "run: pulling `%s` (--pull=never runs only images of the store)",
+                         ref);
+  return 0;
+}
+
 /* Docker's --restart: `no`, `on-failure` or `on-failure:N` (at most N restarts). */
 static int
 restart_policy(const char *spec, json_t *config, sw_error_t *err)
@@ -560,7 +594,7 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
       return sw_error_code(err, SW_EXIT_USAGE, errno, "--rootfs `%s`", f->rootfs);
     sw_strv_push(&lowers, abs);
   } else {
-    if (sw_image_find(s, ref, &img, err) < 0)
+    if (find_image(s, ref, f->pull, &img, err) < 0)
       return -1;
     lowers = sw_image_lowerdirs(s, img);
     for (char **l = lowers; l && *l; l++)

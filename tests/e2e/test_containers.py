@@ -300,3 +300,28 @@ def test_exec(slipway, busybox_image):
     slipway("rm", name)
 
 
+
+
+def test_run_pulls_a_missing_image(slipway, registry_open, tmp_path):
+    import registry_fixtures as rf
+    layout = tmp_path / "layout"
+    digests = rf.write_oci_layout(layout, [{"layers": [rf.busybox_tar()], "tag": "v1",
+                                            "cmd": ["cat", "/etc/hello.txt"]}])
+    rf.skopeo_push_layout(layout, "v1", "%s/pulled/busybox:v1" % registry_open.host)
+    ref = "%s/pulled/busybox:v1" % registry_open.host
+    r = slipway("run", "--rm", "--pull", "never", ref, check=False)
+    assert r.returncode == 1 and "no such image" in r.stderr
+    assert slipway("images", "-q").stdout.strip() == ""
+    r = slipway("run", "--rm", ref)  # --pull=missing, docker's default
+    assert r.stdout == "hello from a registry\n"
+    assert "Unable to find image '%s' locally" % ref in r.stderr
+    assert digests["v1"] in r.stderr
+    # now in the store: no pull (the registry is not asked again)
+    registry_open.stop()
+    r = slipway("run", "--rm", ref)
+    assert r.stdout == "hello from a registry\n" and "Unable to find" not in r.stderr
+    # --pull=always must reach the registry, which is gone: the error names the image
+    r = slipway("run", "--rm", "--pull", "always", ref, check=False, env={"SLIPWAY_RETRIES": "0"})
+    assert r.returncode != 0 and ref in r.stderr
+    r = slipway("run", "--pull", "sometimes", ref, check=False)
+    assert r.returncode == 2
