@@ -6,6 +6,8 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -320,16 +322,85 @@ log_record(int fd, const char *stream, const char *data, size_t len)
 
 /* One record a line, so `logs -t` can stamp each. */
 static void
-on_output(void *ctx, const char *data, size_t len)
+log_chunk(int fd, const char *stream, const char *data, size_t len)
 {
-  struct monitor *m = ctx;
   while (len > 0) {
     const char *nl = memchr(data, '\n', len);
     size_t n = nl ? (size_t)(nl - data) + 1 : len;
-    log_record(m->log_fd, "stdout", data, n);
+    log_record(fd, stream, data, n);
     data += n;
     len -= n;
   }
+}
+
+/* The container's stdout and stderr, each a pipe read by a thread of the monitor (its main
+ * thread waits in sw_sandbox_run), so each record keeps its stream. */
+struct logger {
+  int rd[2], wr[2]; /* stdout, stderr */
+  int log_fd;
+  pthread_t th;
+};
+
+static void *
+logger_main(void *arg)
+{
+  static const char *const names[] = {"stdout", "stderr"};
+  struct logger *l = arg;
+  struct pollfd p[2] = {{.fd = l->rd[0], .events = POLLIN}, {.fd = l->rd[1], .events = POLLIN}};
+  char buf[65536];
+
+  while (p[0].fd >= 0 || p[1].fd >= 0) {
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (p[i].fd < 0 || p[i].revents == 0)
+        continue;
+      ssize_t n = read(p[i].fd, buf, sizeof(buf));
+      if (n > 0)
+        log_chunk(l->log_fd, names[i], buf, (size_t)n);
+      else if (n == 0 || errno != EINTR)
+        p[i].fd = -1;
+    }
+  }
+  return NULL;
+}
+
+static int
+logger_start(struct logger *l, int log_fd, sw_error_t *err)
+{
+  int a[2], b[2];
+  if (pipe2(a, O_CLOEXEC) < 0)
+    return sw_error(err, errno, "pipe");
+  if (pipe2(b, O_CLOEXEC) < 0) {
+    close(a[0]);
+    close(a[1]);
+    return sw_error(err, errno, "pipe");
+  }
+  *l = (struct logger){.rd = {a[0], b[0]}, .wr = {a[1], b[1]}, .log_fd = log_fd};
+  int e = pthread_create(&l->th, NULL, logger_main, l);
+  if (e != 0) {
+    for (int i = 0; i < 2; i++) {
+      close(l->rd[i]);
+      close(l->wr[i]);
+    }
+    return sw_error(err, e, "start the log thread");
+  }
+  return 0;
+}
+
+/* Once the process is gone (and with it its pid namespace, so every writer): the rest of the
+ * output, then the thread. */
+static void
+logger_stop(struct logger *l)
+{
+  close(l->wr[0]);
+  close(l->wr[1]);
+  pthread_join(l->th, NULL);
+  close(l->rd[0]);
+  close(l->rd[1]);
 }
 
 static void
@@ -408,7 +479,7 @@ monitor_main(sw_container_t *c, const sw_sandbox_opts_t *opts, int ready)
   _cleanup_free_ char *log = cpath(c, "log.jsonl");
   m.log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   o.stdin_fd = SW_STDIO_NULL;
-  o.on_output = on_output;
+  o.on_output = NULL;
   o.on_start = on_start;
   o.output_ctx = &m;
   o.tty = false;
@@ -416,7 +487,14 @@ monitor_main(sw_container_t *c, const sw_sandbox_opts_t *opts, int ready)
   for (;;) {
     sw_sandbox_status_t sst = {0};
     sw_error_t err = NULL;
-    int r = sw_sandbox_run(&o, &sst, &err);
+    struct logger l;
+    int r = logger_start(&l, m.log_fd, &err);
+    if (r == 0) {
+      o.stdout_fd = l.wr[0];
+      o.stderr_fd = l.wr[1];
+      r = sw_sandbox_run(&o, &sst, &err);
+      logger_stop(&l);
+    }
     int code = r == 0 ? sw_sandbox_status_code(&sst) : (err->code ? err->code : 1);
     if (r < 0) {
       _cleanup_free_ char *line = xasprintf("slipway: %s\n", err->msg);
@@ -470,6 +548,7 @@ sw_container_detach(sw_container_t *c, const sw_sandbox_opts_t *o, const int *ke
     pid_t mon = fork();
     if (mon != 0)
       _exit(mon < 0 ? 1 : 0);
+    (void)!chdir("/"); /* pins no directory: every path it uses is absolute */
     int null = open("/dev/null", O_RDWR);
     if (null >= 0) {
       dup2(null, 0);

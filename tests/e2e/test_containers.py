@@ -112,8 +112,13 @@ def test_detached_server_with_published_port(slipway, busybox_image, tmp_path):
     assert "127.0.0.1:%d->80/tcp" % port in row and busybox_image in row
     assert slipway("ps", "-q").stdout.split().count(cid[:12]) == 1
 
-    logs = slipway("logs", name)
-    assert "starting\n" in logs.stdout and "warn\n" in logs.stdout
+    logs = slipway("logs", name)  # each stream to its own
+    assert logs.stdout.startswith("starting\n") and "warn" not in logs.stdout
+    assert logs.stderr.startswith("warn\n")
+    with open(os.path.join(slipway.root, "containers", name, "log.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert {"stream": "stderr", "log": "warn\n"}.items() <= records[1].items() or \
+        {"stream": "stderr", "log": "warn\n"}.items() <= records[0].items()
     stamped = slipway("logs", "-t", name).stdout.splitlines()
     assert stamped[0].endswith(" starting") and stamped[0][:4].isdigit() and "T" in stamped[0]
     # by id prefix too
@@ -210,6 +215,12 @@ def test_rm_running_name_reuse_and_force(slipway, busybox_image):
     for p in tree:
         wait_for(lambda: not alive(p), "process %d of the container to end" % p)
     assert procs_named(name) == []
+    # -d --rm: the monitor removes the container once it exits
+    gone = uniq("gone")
+    slipway("run", "-d", "--rm", "--name", gone, busybox_image, "sh", "-c", "sleep 0.2")
+    wait_for(lambda: not os.path.exists(os.path.join(slipway.root, "containers", gone)),
+             "the -d --rm container to go")
+    assert procs_named(gone) == []
     # the name is free again; an auto-generated name is the short id
     slipway("run", "-d", "--name", name, busybox_image, "true")
     cid = slipway("run", "-d", busybox_image, "true").stdout.strip()
