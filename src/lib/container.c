@@ -88,6 +88,27 @@ load(const char *cdir, const char *name)
   return c;
 }
 
+/* Lock, config, "created" state: everything a container is before it runs. */
+static int
+fill_new(sw_container_t *c, json_t *config, sw_error_t *err)
+{
+  _cleanup_free_ char *lock = cpath(c, "lock");
+  c->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (c->lock_fd < 0 || flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0)
+    return sw_error(err, errno, "lock `%s`", lock);
+  c->config = json_incref(config);
+  json_object_set_new(config, "Id", json_string(c->id));
+  json_object_set_new(config, "Name", json_string(c->name));
+  json_object_set_new(config, "Created", json_real(now_unix()));
+  _cleanup_free_ char *cfg = cpath(c, "config.json");
+  _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
+  if (sw_write_file_atomic(cfg, text, strlen(text), 0644, err) < 0)
+    return -1;
+  sw_container_state_t st = {.monitor_pid = getpid()};
+  snprintf(st.status, sizeof(st.status), "created");
+  return sw_container_state_write(c, &st, err);
+}
+
 int
 sw_container_create(const char *cdir, const char *name, json_t *config, sw_container_t **out,
                     sw_error_t *err)
@@ -110,33 +131,35 @@ sw_container_create(const char *cdir, const char *name, json_t *config, sw_conta
   const char *n = name ? name : short_id;
   _cleanup_(sw_container_freep) sw_container_t *c = xcalloc(1, sizeof(*c));
   c->lock_fd = -1;
-  c->dir = xasprintf("%s/%s", abs, n);
+  /* Made complete (locked, config and state written) under a dot name, then renamed into
+   * sight: a reader never sees a half-made container, and what a kill leaves under the dot
+   * name is swept by sw_container_prune. */
+  c->dir = xasprintf("%s/.new-XXXXXX", abs);
+  if (mkdtemp(c->dir) == NULL)
+    return sw_error(err, errno, "create a container in `%s`", abs);
   c->id = xstrdup(hex);
   c->name = xstrdup(n);
-  if (mkdir(c->dir, 0700) < 0) {
-    if (errno == EEXIST)
+  if (fill_new(c, config, err) < 0) {
+    sw_error_t e2 = NULL;
+    if (sw_rm_rf(c->dir, &e2) < 0)
+      sw_error_release(&e2);
+    return -1;
+  }
+  _cleanup_free_ char *final = xasprintf("%s/%s", abs, n);
+  if (renameat2(AT_FDCWD, c->dir, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+    int e = errno;
+    sw_error_t e2 = NULL;
+    if (sw_rm_rf(c->dir, &e2) < 0)
+      sw_error_release(&e2);
+    if (e == EEXIST || e == ENOTEMPTY)
       return sw_error_code(err, SW_EXIT_USAGE, 0,
                            "the container name `%s` is already in use: remove that container "
                            "with `slipway rm %s` (`rm -f` if it runs), or choose another name",
                            n, n);
-    return sw_error(err, errno, "create `%s`", c->dir);
+    return sw_error(err, e, "create `%s`", final);
   }
-  _cleanup_free_ char *lock = cpath(c, "lock");
-  c->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (c->lock_fd < 0 || flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0)
-    return sw_error(err, errno, "lock `%s`", lock);
-  c->config = json_incref(config);
-  json_object_set_new(config, "Id", json_string(hex));
-  json_object_set_new(config, "Name", json_string(n));
-  json_object_set_new(config, "Created", json_real(now_unix()));
-  _cleanup_free_ char *cfg = cpath(c, "config.json");
-  _cleanup_free_ char *text = json_dumps(config, JSON_COMPACT);
-  if (sw_write_file_atomic(cfg, text, strlen(text), 0644, err) < 0)
-    return -1;
-  sw_container_state_t st = {.monitor_pid = getpid()};
-  snprintf(st.status, sizeof(st.status), "created");
-  if (sw_container_state_write(c, &st, err) < 0)
-    return -1;
+  free(c->dir);
+  c->dir = steal_ptr(&final);
   *out = steal_ptr(&c);
   return 0;
 }
@@ -715,10 +738,30 @@ sw_container_remove(sw_container_t *c, bool force, int64_t *bytes, sw_error_t *e
   return sw_rm_rf(c->dir, err);
 }
 
+/* What a killed sw_container_create left: a `.new-*` dir whose lock is free (or not made yet). */
+static void
+sweep_unfinished(const char *cdir)
+{
+  _cleanup_dir_ DIR *d = opendir(cdir);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (strncmp(e->d_name, ".new-", 5) != 0)
+      continue;
+    _cleanup_free_ char *lock = xasprintf("%s/%s/lock", cdir, e->d_name);
+    _cleanup_close_ int fd = open(lock, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+      continue; /* being made */
+    sw_error_t err = NULL;
+    if (sw_rm_rf_at(dirfd(d), e->d_name, &err) < 0)
+      sw_error_release(&err);
+  }
+}
+
 int
 sw_container_prune(const char *cdir, bool only_autoremove, char ***removed, int64_t *bytes)
 {
   size_t n = 0;
+  sweep_unfinished(cdir);
   sw_container_t **v = sw_container_list(cdir, &n);
   int failed = 0;
   *bytes = 0;
