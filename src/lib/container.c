@@ -469,11 +469,17 @@ close_others(const int *keep, size_t n_keep)
 }
 
 static bool
+stop_requested(const sw_container_t *c)
+{
+  _cleanup_free_ char *stop = cpath(c, "stop-requested");
+  return access(stop, F_OK) == 0;
+}
+
+static bool
 restart_wanted(sw_container_t *c, int code, int restarts)
 {
   const char *policy = json_string_value(json_object_get(c->config, "Restart"));
-  _cleanup_free_ char *stop = cpath(c, "stop-requested");
-  if (policy == NULL || strcmp(policy, "on-failure") != 0 || code == 0 || access(stop, F_OK) == 0)
+  if (policy == NULL || strcmp(policy, "on-failure") != 0 || code == 0 || stop_requested(c))
     return false;
   json_int_t max = json_integer_value(json_object_get(c->config, "MaxRetries"));
   return max <= 0 || restarts < max;
@@ -536,6 +542,10 @@ monitor_main(sw_container_t *c, const sw_sandbox_opts_t *opts, int ready)
     sw_error_release(&err);
     sw_container_state_clear(&st);
     usleep(100000u << (restarts < 4 ? restarts : 4)); /* Docker's doubling delay, capped */
+    if (stop_requested(c)) {                          /* stopped (or rm -f) while it waited */
+      sw_container_finished(c, code, NULL);
+      break;
+    }
     if (o.workdir)
       fresh_workdir(o.workdir);
   }
@@ -692,6 +702,10 @@ sw_container_stop(sw_container_t *c, int timeout, sw_error_t *err)
   sw_container_state_t st;
   bool up = running(c, &st);
   sw_container_state_clear(&st);
+  if (!up && strcmp(st.status, "restarting") == 0) { /* its monitor waits to restart it */
+    request_stop(c);
+    return wait_down(c, 10) ? 0 : sw_error(err, 0, "container `%s` did not stop", c->name);
+  }
   if (!up)
     return 0; /* Docker: stopping a stopped container succeeds */
   request_stop(c);

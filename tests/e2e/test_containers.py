@@ -243,6 +243,26 @@ def test_killed_monitor_leaves_a_dead_container_and_nothing_running(slipway, bus
     assert procs_named(name) == []
 
 
+def test_killed_foreground_run_is_dead_and_removable(slipway, busybox_image):
+    name = uniq("fg")
+    proc = subprocess.Popen([slipway.binary, "--root", slipway.root, "run", "--name", name,
+                             busybox_image, "sleep", "1000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(os.path.join(slipway.root, "containers", name)) and
+             state(slipway, name)["Status"] == "running", "the foreground container")
+    assert "Up " in ps_row(slipway, name)
+    st = state(slipway, name)
+    assert st["MonitorPid"] == proc.pid
+    tree = descendants(proc.pid)
+    proc.kill()
+    proc.wait()
+    for p in tree:
+        wait_for(lambda: not alive(p), "process %d of the container to end" % p)
+    assert "Dead" in ps_row(slipway, name, "-a")
+    slipway("rm", name)
+    assert procs_named(name) == []
+
+
 def test_container_prune_and_prune_all(slipway, busybox_image):
     up, done1, done2 = uniq("up"), uniq("done"), uniq("done")
     slipway("run", "-d", "--name", up, busybox_image, "sleep", "1000")
@@ -274,6 +294,17 @@ def test_restart_on_failure(slipway, busybox_image):
     time.sleep(0.5)
     assert slipway("logs", name).stdout == "run\nrun\nrun\n"
     assert state(slipway, name)["ExitCode"] == 4
+    # a stopped container is not restarted, even while its monitor waits to restart it
+    loop = uniq("loop")
+    slipway("run", "-d", "--name", loop, "--restart", "on-failure", busybox_image, "sh", "-c",
+            "sleep 0.3; exit 1")
+    wait_for(lambda: state(slipway, loop)["RestartCount"] >= 1, "a restart")
+    slipway("stop", "-t", "1", loop)
+    st = state(slipway, loop)
+    assert st["Status"] == "exited"
+    time.sleep(2)
+    assert state(slipway, loop) == st
+    assert procs_named(loop) == []
     r = slipway("run", "-d", "--restart", "always", busybox_image, "true", check=False)
     assert r.returncode == 2 and "on-failure" in r.stderr
     slipway("rm", name)
