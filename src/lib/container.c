@@ -426,12 +426,14 @@ logger_stop(struct logger *l)
   close(l->rd[1]);
 }
 
+/* "ok", or "CODE MESSAGE" (the exit status `run -d` takes). */
 static void
-tell(struct monitor *m, const char *msg)
+tell(struct monitor *m, int code, const char *msg)
 {
   if (m->ready < 0)
     return;
-  (void)!sw_write_all(m->ready, msg, strlen(msg));
+  _cleanup_free_ char *text = code ? xasprintf("%d %s", code, msg) : xstrdup(msg);
+  (void)!sw_write_all(m->ready, text, strlen(text));
   close(m->ready);
   m->ready = -1;
 }
@@ -441,7 +443,7 @@ on_start(void *ctx, pid_t pid)
 {
   struct monitor *m = ctx;
   sw_container_started(m->c, pid);
-  tell(m, "ok");
+  tell(m, 0, "ok");
 }
 
 static void
@@ -525,14 +527,16 @@ monitor_main(sw_container_t *c, const sw_sandbox_opts_t *opts, int ready)
       logger_stop(&l);
     }
     int code = r == 0 ? sw_sandbox_status_code(&sst) : (err->code ? err->code : 1);
+    bool never_ran = m.ready >= 0; /* `run -d` reports it: no restart, as docker */
     if (r < 0) {
       _cleanup_free_ char *line = xasprintf("slipway: %s\n", err->msg);
       log_record(m.log_fd, "stderr", line, strlen(line));
-      tell(&m, err->msg);
     }
     sw_container_finished(c, code, r < 0 ? err->msg : NULL);
+    if (r < 0) /* after the state: `run -d` returns with it final */
+      tell(&m, code, err->msg);
     sw_error_release(&err);
-    if (!restart_wanted(c, code, restarts))
+    if (never_ran || !restart_wanted(c, code, restarts))
       break;
     restarts++;
     sw_container_state_read(c, &st);
@@ -549,7 +553,7 @@ monitor_main(sw_container_t *c, const sw_sandbox_opts_t *opts, int ready)
     if (o.workdir)
       fresh_workdir(o.workdir);
   }
-  tell(&m, "exited before it started");
+  tell(&m, 1, "exited before it started");
   if (json_is_true(json_object_get(c->config, "AutoRemove"))) { /* run -d --rm */
     sw_error_t err = NULL;
     if (sw_rm_rf(c->dir, &err) < 0)
@@ -618,8 +622,13 @@ sw_container_detach(sw_container_t *c, const sw_sandbox_opts_t *o, const int *ke
   c->lock_fd = -1;
   if (strcmp(msg, "ok") == 0)
     return 0;
-  return sw_error(err, 0, "container `%s`: %s (see `slipway logs %s`)", c->name,
-                  n ? msg : "its monitor died", c->name);
+  char *text = NULL;
+  long code = strtol(msg, &text, 10);
+  if (n == 0 || text == msg || *text != ' ')
+    return sw_error(err, 0, "container `%s`: %s (see `slipway logs %s`)", c->name,
+                    n ? msg : "its monitor died", c->name);
+  return sw_error_code(err, (int)code, 0, "container `%s`: %s (see `slipway ps -a`)", c->name,
+                       text + 1);
 }
 
 /* ---- stop, kill, rm ---- */

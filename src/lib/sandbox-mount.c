@@ -766,13 +766,27 @@ static void __attribute__((noreturn)) monitor_wait(int sock, struct sb_net *net)
 /* Fork the process (pid 1 of a new pid namespace, or an exec'd one), wait for it. */
 static void __attribute__((noreturn)) run_process(struct monitor *m, int out_fd)
 {
+  int ex[2];
+  if (pipe2(ex, O_CLOEXEC) < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: pipe");
   pid_t pid = fork();
   if (pid < 0)
     sb_fail(m->sock, 1, errno, "sandbox: fork the container's process");
-  if (pid == 0)
+  if (pid == 0) {
+    close(ex[0]);
+    sb_exec_fd = ex[1];
     container_main(m->o, m->sock, out_fd, m->tty);
+  }
   init_pid = pid;
-  sb_send(m->sock, SB_MSG_PID, pid, "started");
+  close(ex[1]);
+  /* on_start once the command runs: `run -d` then reports a command not found, as docker */
+  char b;
+  ssize_t n;
+  while ((n = read(ex[0], &b, 1)) < 0 && errno == EINTR)
+    ;
+  close(ex[0]);
+  if (n == 0)
+    sb_send(m->sock, SB_MSG_PID, pid, "started");
   if (out_fd >= 0)
     close(out_fd);
   if (m->tty >= 0)

@@ -33,10 +33,15 @@ sb_send(int sock, int type, int value, const char *fmt, ...)
     ;
 }
 
+int sb_exec_fd = -1;
+
 void
 sb_fail(int sock, int code, int errnum, const char *fmt, ...)
 {
   struct sb_msg m = {.type = SB_MSG_ERROR, .value = errnum, .code = code};
+  if (sb_exec_fd >= 0 && write(sb_exec_fd, "!", 1) < 0) {
+    /* the monitor then sees a plain EOF: it is reported by the error message anyway */
+  }
   va_list ap;
 
   va_start(ap, fmt);

@@ -125,8 +125,9 @@ typedef struct {
    * step's output without a thread of its own. */
   void (*on_output)(void *ctx, const char *data, size_t len);
   void *output_ctx;
-  /* If set, called (from the calling thread, with output_ctx) once pid 1 is forked, with its
-   * pid in the caller's pid namespace: what `slipway stop`, `kill` and `exec` address. */
+  /* If set, called (from the calling thread, with output_ctx) once pid 1 has exec'ed the
+   * command (never if that failed), with its pid in the caller's pid namespace: what `slipway
+   * stop`, `kill` and `exec` address. */
   void (*on_start)(void *ctx, pid_t pid);
 
   /* Forward SIGINT, SIGTERM, SIGHUP and SIGQUIT received by slipway to the process (`slipway

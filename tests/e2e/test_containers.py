@@ -305,6 +305,15 @@ def test_restart_on_failure(slipway, busybox_image):
     time.sleep(2)
     assert state(slipway, loop) == st
     assert procs_named(loop) == []
+    # a command that cannot start is run -d's error (127, as docker), and is not restarted
+    nf = uniq("nf")
+    r = slipway("run", "-d", "--name", nf, "--restart", "on-failure", busybox_image, "nosuchcmd",
+                check=False)
+    assert r.returncode == 127 and "nosuchcmd" in r.stderr and "not found" in r.stderr
+    assert r.stdout == ""
+    st = state(slipway, nf)
+    assert (st["Status"], st["ExitCode"], st["RestartCount"]) == ("exited", 127, 0)
+    assert "not found" in slipway("logs", nf).stderr
     r = slipway("run", "-d", "--restart", "always", busybox_image, "true", check=False)
     assert r.returncode == 2 and "on-failure" in r.stderr
     slipway("rm", name)
