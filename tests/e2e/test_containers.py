@@ -376,3 +376,21 @@ def test_run_pulls_a_missing_image(slipway, registry_open, tmp_path):
     assert r.returncode != 0 and ref in r.stderr
     r = slipway("run", "--pull", "sometimes", ref, check=False)
     assert r.returncode == 2
+
+
+def test_bash_completion_offers_container_names(slipway, busybox_image, tmp_path):
+    name = uniq("compl")
+    slipway("run", "--name", name, busybox_image, "true")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    os.symlink(slipway.binary, bindir / "slipway")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _slipway; '
+              'printf "%s\\n" "${COMPREPLY[@]}"')
+    env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]),
+               SLIPWAY_ROOT=slipway.root)
+    for cmd in ("logs", "rm", "exec"):
+        p = subprocess.run(["bash", "-c", script, "complete",
+                            os.path.join(repo, "completions", "slipway.bash"), "slipway", cmd,
+                            name[:6]], stdout=subprocess.PIPE, text=True, env=env, check=True)
+        assert p.stdout.split() == [name]
