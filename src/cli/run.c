@@ -620,6 +620,9 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
     return -1;
   json_t *config = container_config(ref, cc, argv, env, caps, &pub, f);
   int pr = restart_policy(f->restart, config, err);
+  if (pr == 0 && f->restart && !f->detach && strcmp(f->restart, "no") != 0)
+    sw_warn("--restart applies to containers run with -d (their monitor restarts them); this "
+            "run in the foreground is not restarted");
   if (pr == 0)
     pr = prepare_container(s, f->name, config, &c, err);
   json_decref(config);

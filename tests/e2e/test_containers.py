@@ -314,6 +314,8 @@ def test_restart_on_failure(slipway, busybox_image):
     st = state(slipway, nf)
     assert (st["Status"], st["ExitCode"], st["RestartCount"]) == ("exited", 127, 0)
     assert "not found" in slipway("logs", nf).stderr
+    r = slipway("run", "--rm", "--restart", "on-failure", busybox_image, "true")
+    assert "--restart applies to containers run with -d" in r.stderr
     r = slipway("run", "-d", "--restart", "always", busybox_image, "true", check=False)
     assert r.returncode == 2 and "on-failure" in r.stderr
     slipway("rm", name)
