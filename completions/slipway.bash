@@ -50,6 +50,9 @@ _slipway() {
 	run | inspect | history | tag | rmi | save | push)
 		COMPREPLY=($(compgen -W "$(_slipway_images "$bin")" -- "$cur"))
 		;;
+	logs | stop | kill | rm | exec)
+		COMPREPLY=($(compgen -W "$("$bin" ps -a 2>/dev/null | awk 'NR > 1 { print $NF }')" -- "$cur"))
+		;;
 	*)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		;;

@@ -30,6 +30,10 @@ function __slipway_images
     slipway images 2>/dev/null | awk 'NR > 1 && $1 != "<none>" { print $1 ":" $2 }'
 end
 
+function __slipway_containers
+    slipway ps -a 2>/dev/null | awk 'NR > 1 { print $NF }'
+end
+
 complete -c slipway -f
 complete -c slipway -n 'not __slipway_command' -a '(__slipway_commands)'
 complete -c slipway -n 'not __slipway_command' -l root -r -F -d 'store directory'
@@ -37,4 +41,5 @@ complete -c slipway -n 'not __slipway_command' -s D -l debug -d 'print debug out
 complete -c slipway -n 'not __slipway_command' -s v -l version -d 'print the version'
 complete -c slipway -n '__slipway_command; and string match -q -- "-*" (commandline -ct)' -a '(__slipway_flags)'
 complete -c slipway -n '__slipway_command | string match -qr "^(run|inspect|history|tag|rmi|save|push)\$"' -a '(__slipway_images)'
-complete -c slipway -n '__slipway_command | string match -qvr "^(run|inspect|history|tag|rmi|save|push)\$"' -F
+complete -c slipway -n '__slipway_command | string match -qr "^(logs|stop|kill|rm|exec)\$"' -a '(__slipway_containers)'
+complete -c slipway -n '__slipway_command | string match -qvr "^(run|inspect|history|tag|rmi|save|push|logs|stop|kill|rm|exec)\$"' -F

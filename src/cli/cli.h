@@ -17,6 +17,13 @@ typedef struct {
 #define SW_COMMANDS(X)                                                                             \
   X(build, "Build an image from a Dockerfile")                                                     \
   X(run, "Run a command in a new container")                                                       \
+  X(ps, "List containers")                                                                         \
+  X(logs, "Show a container's output")                                                             \
+  X(stop, "Stop running containers")                                                               \
+  X(kill, "Send a signal to running containers")                                                   \
+  X(rm, "Remove containers")                                                                       \
+  X(exec, "Run a command in a running container")                                                  \
+  X(container, "Manage containers (ls, prune)")                                                    \
   X(images, "List images in the store")                                                            \
   X(inspect, "Show an image's manifest and config")                                                \
   X(history, "Show the history of an image")                                                       \
@@ -45,6 +52,15 @@ struct sw_store_s;
 struct sw_store_s *sw_cli_store_open(sw_global_t *g, int *rc);
 /* "3 minutes ago", "2 days ago", as docker prints CREATED. */
 char *sw_cli_ago(int64_t unix_seconds);
+/* Container commands (cli_container.c): ROOT/containers; docker's "3 seconds" for "Up …";
+ * fn applied to each container named by argv[first..], errors reported, 1 if any failed. */
+char *sw_cli_containers_dir(sw_global_t *g);
+char *sw_cli_duration(double seconds);
+struct sw_container_s;
+int sw_cli_each_container(sw_global_t *g, int argc, char **argv, int first,
+                          int (*fn)(struct sw_container_s *c, const char *ref, void *ctx,
+                                    sw_error_t *err),
+                          void *ctx);
 /* Does argv ask for help (-h/--help anywhere before "--")? */
 bool sw_cli_wants_help(int argc, char **argv);
 

@@ -1,5 +1,6 @@
 /* slipway prune: drop build cache records (all, or least recently used beyond a size) and
  * dangling images, then garbage-collect blobs and snapshots nothing references. */
+#include "../lib/container.h"
 #include "../lib/store.h"
 #include "cli.h"
 
@@ -15,7 +16,7 @@ static const char usage_text[] =
     "      --keep-storage SIZE  evict least recently used build cache records until the cache\n"
     "                           (data used by no image) fits in SIZE, e.g. 500MB, 2GB\n"
     "  -a, --all                remove all build cache records, RUN --mount=type=cache\n"
-    "                           directories and images without a name\n"
+    "                           directories, images without a name and stopped containers\n"
     "  -f, --force              do not ask (prune never asks; accepted for docker users)\n"
     "  -h, --help               print this help\n";
 
@@ -58,12 +59,21 @@ cmd_prune(int argc, char **argv, sw_global_t *g)
   _cleanup_(sw_store_freep) sw_store_t *s = sw_cli_store_open(g, &rc);
   if (s == NULL)
     return rc;
+  _cleanup_free_ char *cdir = sw_cli_containers_dir(g);
+  _cleanup_strv_ char **ids = NULL;
+  int64_t cbytes = 0;
   if (sw_store_prune(s, &o, &rep, &err) < 0)
     return sw_error_report(&err);
+  /* As docker system prune: stopped containers too (-a); a killed `run --rm`'s always (after
+   * the leases, which report theirs). */
+  sw_container_prune(cdir, !o.all, &ids, &cbytes);
+  for (char **id = ids; id && *id; id++)
+    printf("Deleted container: %s\n", *id);
   char size[32];
   for (char **l = rep.leftovers; l && *l; l++)
     printf("Removed what a killed command left: %s\n", *l);
   sw_strv_free(rep.leftovers);
+  rep.bytes += cbytes;
   sw_format_size((uint64_t)rep.bytes, size, sizeof(size));
   printf("Deleted: %lld cache records, %lld images, %lld layers, %lld blobs\n",
          (long long)rep.cache_records, (long long)rep.images, (long long)rep.layers,

@@ -4,7 +4,9 @@
  * exit status (128+signal if killed) as slipway's. */
 #include "cli.h"
 
+#include "../lib/container.h"
 #include "../lib/image.h"
+#include "../lib/registry.h"
 #include "../lib/sandbox.h"
 #include "../lib/store.h"
 
@@ -13,7 +15,9 @@
 #include <time.h>
 
 struct run_flags {
-  bool rm, interactive, tty;
+  bool rm, interactive, tty, detach;
+  const char *restart;
+  const char *pull; /* missing (NULL), always, never */
   char **env;
   char **env_files;
   const char *workdir, *user, *entrypoint, *name, *hostname, *rootfs;
@@ -31,10 +35,15 @@ usage(FILE *f)
 {
   fputs("Usage: slipway run [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
         "\n"
-        "Run a command in a new container (in the foreground).\n"
+        "Run a command in a new container (in the foreground, or in the background with -d).\n"
         "\n"
         "Options:\n"
-        "      --rm                 remove the container's writable layer when it exits\n"
+        "  -d, --detach             run in the background: print the container's id and return;\n"
+        "                           a monitor process keeps it and its logs (`slipway logs`)\n"
+        "      --restart POLICY     `no` or `on-failure[:N]` (restarted by its monitor; with -d)\n"
+        "      --rm                 remove the container when it exits\n"
+        "      --pull POLICY        `missing` (default: pull the image if the store lacks it),\n"
+        "                           `always` (pull it first), `never`\n"
         "  -e, --env K=V            set an environment variable (K alone: take it from the host)\n"
         "      --env-file FILE      read K=V lines from FILE\n"
         "  -w, --workdir DIR        working directory inside the container\n"
@@ -141,10 +150,15 @@ parse_flags(int argc, char **argv, struct run_flags *f)
     O_CAP_ADD,
     O_CAP_DROP,
     O_PRIVILEGED,
-    O_SECURITY_OPT
+    O_SECURITY_OPT,
+    O_RESTART,
+    O_PULL
   };
   static const struct option longopts[] = {
       {"rm", no_argument, NULL, O_RM},
+      {"detach", no_argument, NULL, 'd'},
+      {"restart", required_argument, NULL, O_RESTART},
+      {"pull", required_argument, NULL, O_PULL},
       {"env", required_argument, NULL, 'e'},
       {"env-file", required_argument, NULL, O_ENV_FILE},
       {"workdir", required_argument, NULL, 'w'},
@@ -168,10 +182,22 @@ parse_flags(int argc, char **argv, struct run_flags *f)
       {NULL, 0, NULL, 0}};
   int c;
 
-  while ((c = getopt_long(argc, argv, "+e:w:u:v:p:Pith", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+de:w:u:v:p:Pith", longopts, NULL)) != -1) {
     switch (c) {
     case O_RM:
       f->rm = true;
+      break;
+    case 'd':
+      f->detach = true;
+      break;
+    case O_RESTART:
+      f->restart = optarg;
+      break;
+    case O_PULL:
+      if (strcmp(optarg, "missing") != 0 && strcmp(optarg, "always") != 0 &&
+          strcmp(optarg, "never") != 0)
+        return sw_cli_usage_error("run", "--pull `%s`: use `missing`, `always` or `never`", optarg);
+      f->pull = optarg;
       break;
     case 'e':
       sw_strv_push(&f->env, optarg);
@@ -398,48 +424,89 @@ make_argv(json_t *cc, const struct run_flags *f, char **args)
   return argv;
 }
 
-static char *
-new_container_dir(sw_store_t *s, const char *name, char **id_out, sw_error_t *err)
+/* Docker's --pull: the store's image, or the registry's when missing (or always). */
+static int
+find_image(sw_store_t *s, const char *ref, const char *policy, sw_image_t **img, sw_error_t *err)
 {
-  char hex[SW_SHA256_HEX_LEN + 1];
-  struct timespec ts;
+  sw_registry_opts_t ro = {.progress = isatty(STDERR_FILENO)};
+  bool always = policy && strcmp(policy, "always") == 0;
+  bool never = policy && strcmp(policy, "never") == 0;
 
-  clock_gettime(CLOCK_REALTIME, &ts);
-  _cleanup_free_ char *seed = xasprintf("%d.%ld.%ld", getpid(), (long)ts.tv_sec, ts.tv_nsec);
-  sw_sha256_hex(seed, strlen(seed), hex);
-  hex[12] = '\0';
-  if (name && (name[0] == '\0' || strchr(name, '/') || name[0] == '.'))
-    return sw_error_code(err, SW_EXIT_USAGE, 0, "--name `%s`: not a valid name", name), NULL;
-  _cleanup_free_ char *rel = xasprintf("containers/%s", name ? name : hex);
-  char *dir = sw_store_path(s, rel);
-  if (mkdir(dir, 0700) < 0) {
-    int e = errno;
-    if (e == EEXIST)
-      sw_error_code(err, SW_EXIT_USAGE, 0,
-                    "the container name `%s` is already in use: remove `%s` or choose another",
-                    name, dir);
-    else
-      sw_error(err, e, "create `%s`", dir);
-    free(dir);
-    return NULL;
+  if (!always) {
+    int r = sw_image_get(s, ref, img, err);
+    if (r != 0)
+      return r < 0 ? -1 : 0;
+    if (never)
+      return sw_image_find(s, ref, img, err); /* the "no such image" error */
+    fprintf(stderr, "Unable to find image '%s' locally\n", ref);
   }
-  *id_out = xstrdup(name ? name : hex);
-  return dir;
+  if (sw_registry_pull(s, ref, &ro, img, err) < 0)
+    return sw_error_wrap(err, "run: pulling `%s` (--pull=never runs only images of the store)",
+                         ref);
+  return 0;
+}
+
+/* Docker's --restart: `no`, `on-failure` or `on-failure:N` (at most N restarts). */
+static int
+restart_policy(const char *spec, json_t *config, sw_error_t *err)
+{
+  if (spec == NULL || strcmp(spec, "no") == 0)
+    return 0;
+  if (!sw_str_has_prefix(spec, "on-failure") || (spec[10] != '\0' && spec[10] != ':'))
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "--restart `%s`: use `no` or `on-failure[:N]` (`always` and "
+                         "`unless-stopped` need a daemon that outlives reboots)",
+                         spec);
+  char *end = NULL;
+  long n = spec[10] == ':' ? strtol(spec + 11, &end, 10) : 0;
+  if (end && (*end != '\0' || end == spec + 11 || n < 0))
+    return sw_error_code(err, SW_EXIT_USAGE, 0, "--restart `%s`: N must be a number", spec);
+  json_object_set_new(config, "Restart", json_string("on-failure"));
+  json_object_set_new(config, "MaxRetries", json_integer(n));
+  return 0;
+}
+
+/* What ps shows and stop reads: config.json (container.h). */
+static json_t *
+container_config(const char *ref, json_t *cc, char **argv, char **env, uint64_t caps,
+                 const struct published *pub, const struct run_flags *f)
+{
+  json_t *cmd = json_array(), *ports = json_array(), *envj = json_array();
+  for (char **a = argv; *a; a++)
+    json_array_append_new(cmd, json_string(*a));
+  for (char **e = env; *e; e++)
+    json_array_append_new(envj, json_string(*e));
+  for (size_t i = 0; i < pub->n; i++) {
+    const sw_port_t *p = &pub->ports[i];
+    json_array_append_new(ports, json_sprintf("%s:%u->%u/%s", p->host_ip, p->host_port,
+                                              p->container_port, p->udp ? "udp" : "tcp"));
+  }
+  const char *stop = json_str(cc, "StopSignal");
+  const char *cwd = f->workdir ? f->workdir : json_str(cc, "WorkingDir");
+  const char *user = f->user ? f->user : json_str(cc, "User");
+  /* exec runs its processes with the same environment and security settings */
+  return json_pack("{s:s, s:o, s:o, s:s, s:b, s:o, s:s, s:s, s:I, s:b, s:b, s:b}", "Image",
+                   ref ? ref : f->rootfs, "Cmd", cmd, "Ports", ports, "StopSignal",
+                   stop ? stop : "SIGTERM", "AutoRemove", f->rm, "Env", envj, "WorkingDir",
+                   cwd ? cwd : "", "User", user ? user : "", "Caps", (json_int_t)caps, "Privileged",
+                   f->privileged, "NoNewPrivs", f->no_new_privs, "SeccompUnconfined",
+                   f->seccomp_unconfined || f->privileged);
 }
 
 struct container {
+  sw_container_t *ctr;
   char *dir, *upper, *work;
   sw_lease_t *lease; /* --rm: prune removes the dir if this process is killed */
 };
 
 static int
-prepare_container(sw_store_t *s, const char *name, struct container *c, sw_error_t *err)
+prepare_container(sw_store_t *s, const char *name, json_t *config, struct container *c,
+                  sw_error_t *err)
 {
-  _cleanup_free_ char *id = NULL;
-
-  c->dir = new_container_dir(s, name, &id, err);
-  if (c->dir == NULL)
+  _cleanup_free_ char *cdir = sw_store_path(s, "containers");
+  if (sw_container_create(cdir, name, config, &c->ctr, err) < 0)
     return -1;
+  c->dir = xstrdup(c->ctr->dir);
   c->upper = xasprintf("%s/upper", c->dir);
   c->work = xasprintf("%s/work", c->dir);
   if (mkdir(c->upper, 0755) < 0 || mkdir(c->work, 0700) < 0)
@@ -448,29 +515,51 @@ prepare_container(sw_store_t *s, const char *name, struct container *c, sw_error
 }
 
 static void
-container_done(struct container *c, bool rm, const sw_sandbox_status_t *st, bool ok)
+container_done(struct container *c, bool rm, const sw_sandbox_status_t *st, bool ok,
+               const char *error)
 {
   sw_error_t err = NULL;
 
-  if (c->dir == NULL)
+  if (c->dir == NULL) {
+    sw_container_free(c->ctr);
     return;
+  }
   if (rm) {
     if (sw_rm_rf(c->dir, &err) < 0)
       sw_error_report(&err);
-  } else {
-    _cleanup_free_ char *path = xasprintf("%s/status", c->dir);
-    _cleanup_free_ char *text =
-        ok ? xasprintf("%d\n", sw_sandbox_status_code(st)) : xstrdup("error\n");
-    if (sw_write_file_atomic(path, text, strlen(text), 0644, &err) < 0)
-      sw_error_report(&err);
+  } else if (c->ctr) {
+    sw_container_finished(c->ctr, ok ? sw_sandbox_status_code(st) : 127, error);
     _cleanup_free_ char *w = xstrdup(c->work);
     sw_rm_rf(w, &err); /* overlay's scratch space is useless once the container stopped */
     sw_error_release(&err);
   }
-  sw_lease_free(c->lease); /* after the removal: a kill before it leaves the lease stale */
+  sw_container_free(c->ctr); /* drops the owner lock: after the state is final */
+  sw_lease_free(c->lease);   /* after the removal: a kill before it leaves the lease stale */
   free(c->dir);
   free(c->upper);
   free(c->work);
+}
+
+static void
+on_start(void *ctx, pid_t pid)
+{
+  sw_container_started(ctx, pid);
+}
+
+/* -d: the monitor owns the container from here (container.c). */
+static int
+run_detached(struct container *c, const sw_sandbox_opts_t *o, const struct published *pub,
+             int *status, sw_error_t *err)
+{
+  int r = sw_container_detach(c->ctr, o, pub->fds, pub->n, err);
+  if (r == 0)
+    printf("%s\n", c->ctr->id);
+  sw_container_free(c->ctr);
+  free(c->dir);
+  free(c->upper);
+  free(c->work);
+  *status = 0;
+  return r;
 }
 
 /* The run itself: image config → sandbox options. */
@@ -505,7 +594,7 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
       return sw_error_code(err, SW_EXIT_USAGE, errno, "--rootfs `%s`", f->rootfs);
     sw_strv_push(&lowers, abs);
   } else {
-    if (sw_image_find(s, ref, &img, err) < 0)
+    if (find_image(s, ref, f->pull, &img, err) < 0)
       return -1;
     lowers = sw_image_lowerdirs(s, img);
     for (char **l = lowers; l && *l; l++)
@@ -529,9 +618,16 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
     return -1;
   if (publish_ports(f, cc, &pub, err) < 0)
     return -1;
-  if (prepare_container(s, f->name, &c, err) < 0 ||
-      (f->rm && (c.lease = sw_lease_new(s, c.dir, err)) == NULL)) {
-    container_done(&c, true, &st, false);
+  json_t *config = container_config(ref, cc, argv, env, caps, &pub, f);
+  int pr = restart_policy(f->restart, config, err);
+  if (pr == 0 && f->restart && !f->detach && strcmp(f->restart, "no") != 0)
+    sw_warn("--restart applies to containers run with -d (their monitor restarts them); this "
+            "run in the foreground is not restarted");
+  if (pr == 0)
+    pr = prepare_container(s, f->name, config, &c, err);
+  json_decref(config);
+  if (pr < 0 || (f->rm && !f->detach && (c.lease = sw_lease_new(s, c.dir, err)) == NULL)) {
+    container_done(&c, true, &st, false, NULL);
     return -1;
   }
   snprintf(hostname, sizeof(hostname), "%s", f->hostname ? f->hostname : strrchr(c.dir, '/') + 1);
@@ -562,8 +658,12 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   o.no_new_privs = f->no_new_privs;
   o.seccomp_unconfined = f->seccomp_unconfined || f->privileged;
   o.systempaths_unconfined = f->systempaths_unconfined;
+  if (f->detach)
+    return run_detached(&c, &o, &pub, status, err);
+  o.on_start = on_start;
+  o.output_ctx = c.ctr;
   int r = sw_sandbox_run(&o, &st, err);
-  container_done(&c, f->rm, &st, r == 0);
+  container_done(&c, f->rm, &st, r == 0, r < 0 ? (*err)->msg : NULL);
   if (r < 0)
     return -1;
   *status = sw_sandbox_status_code(&st);

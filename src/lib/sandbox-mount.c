@@ -539,6 +539,54 @@ enter_root(struct monitor *m)
     sb_fail(m->sock, 1, errno, "sandbox: detach the host's root");
 }
 
+/* `exec`: the namespaces and root of the running container's pid 1. Every fd is opened before
+ * the first setns (its /proc is out of reach after it); the user namespace first, when it
+ * differs from ours (another rootless slipway made it), as the others are owned by it. */
+static void
+join_namespaces(struct monitor *m)
+{
+  static const struct {
+    const char *name;
+    int type;
+  } ns[] = {{"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS},  {"uts", CLONE_NEWUTS},
+            {"ipc", CLONE_NEWIPC},   {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}};
+  int fds[SW_ARRAY_SIZE(ns)];
+  pid_t pid = m->o->join_pid;
+
+  for (size_t i = 0; i < SW_ARRAY_SIZE(ns); i++) {
+    _cleanup_free_ char *theirs = xasprintf("/proc/%d/ns/%s", (int)pid, ns[i].name);
+    _cleanup_free_ char *ours = xasprintf("/proc/self/ns/%s", ns[i].name);
+    struct stat a, b;
+    fds[i] = -1;
+    if (stat(theirs, &a) < 0)
+      sb_fail(m->sock, 1, errno, "exec: the container's process %d is gone", (int)pid);
+    if (stat(ours, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+      continue; /* shared (--network host; the user namespace of this slipway) */
+    fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0)
+      sb_fail(m->sock, 1, errno, "exec: open `%s`", theirs);
+  }
+  _cleanup_free_ char *root = xasprintf("/proc/%d/root", (int)pid);
+  m->rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (m->rootfd < 0)
+    sb_fail(m->sock, 1, errno, "exec: open `%s`", root);
+  for (size_t i = 0; i < SW_ARRAY_SIZE(ns); i++) {
+    if (fds[i] >= 0 && setns(fds[i], ns[i].type) < 0)
+      sb_fail(m->sock, 1, errno, "exec: join the container's %s namespace", ns[i].name);
+    if (fds[i] >= 0)
+      close(fds[i]);
+  }
+  if (fchdir(m->rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+    sb_fail(m->sock, 1, errno, "exec: enter the container's root");
+  if (m->o->tty) {
+    unsigned int n;
+    _cleanup_close_ int pts = open("/dev/pts", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (pts < 0)
+      sb_fail(m->sock, 1, errno, "exec: open the container's /dev/pts");
+    m->tty = sb_pty_open(m->sock, pts, m->ws, &n);
+  }
+}
+
 /* ---- pid 1: the user's process ---- */
 
 static void
@@ -657,8 +705,10 @@ container_main(const sw_sandbox_opts_t *o, int sock, int out_fd, int tty)
 
   reset_signals();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  mount_proc(sock);
-  sb_security_mounts(o, sock);
+  if (o->join_pid == 0) { /* exec: the container's pid 1 has set them up */
+    mount_proc(sock);
+    sb_security_mounts(o, sock);
+  }
   /* No error object for these (an image may lack both): its message would call strerror(),
    * whose gettext lock another thread of the engine may have held at fork: this process would
    * wait for it forever (seen: a RUN on a FROM scratch stage hung). */
@@ -713,6 +763,37 @@ static void __attribute__((noreturn)) monitor_wait(int sock, struct sb_net *net)
   _exit(0);
 }
 
+/* Fork the process (pid 1 of a new pid namespace, or an exec'd one), wait for it. */
+static void __attribute__((noreturn)) run_process(struct monitor *m, int out_fd)
+{
+  int ex[2];
+  if (pipe2(ex, O_CLOEXEC) < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: pipe");
+  pid_t pid = fork();
+  if (pid < 0)
+    sb_fail(m->sock, 1, errno, "sandbox: fork the container's process");
+  if (pid == 0) {
+    close(ex[0]);
+    sb_exec_fd = ex[1];
+    container_main(m->o, m->sock, out_fd, m->tty);
+  }
+  init_pid = pid;
+  close(ex[1]);
+  /* on_start once the command runs: `run -d` then reports a command not found, as docker */
+  char b;
+  ssize_t n;
+  while ((n = read(ex[0], &b, 1)) < 0 && errno == EINTR)
+    ;
+  close(ex[0]);
+  if (n == 0)
+    sb_send(m->sock, SB_MSG_PID, pid, "started");
+  if (out_fd >= 0)
+    close(out_fd);
+  if (m->tty >= 0)
+    close(m->tty); /* the master reads EIO once pid 1 and its children are gone */
+  monitor_wait(m->sock, &m->net);
+}
+
 /* Close every fd from 3 up but the `n` in keep (any order, negatives ignored). */
 static void
 close_all_but(int *keep, size_t n)
@@ -757,6 +838,10 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const
   m.layer_trees = xcalloc(o->n_mounts + 1, sizeof(int));
   m.target_dir = xcalloc(o->n_mounts + 1, sizeof(bool));
 
+  if (o->join_pid > 0) {
+    join_namespaces(&m);
+    run_process(&m, out_fd);
+  }
   sb_net_fork(&m.net, o, sock);
   enter_namespaces(&m);
   prepare_layer_mounts(&m);
@@ -776,16 +861,5 @@ sb_monitor(const sw_sandbox_opts_t *o, int sock, int out_fd, pid_t parent, const
       sb_fail(sock, 1, errno, "working directory `%s`", o->cwd);
   }
   enter_root(&m);
-
-  pid_t pid = fork();
-  if (pid < 0)
-    sb_fail(sock, 1, errno, "sandbox: fork the container's process");
-  if (pid == 0)
-    container_main(o, sock, out_fd, m.tty);
-  init_pid = pid;
-  if (out_fd >= 0)
-    close(out_fd);
-  if (m.tty >= 0)
-    close(m.tty); /* the master reads EIO once pid 1 and its children are gone */
-  monitor_wait(sock, &m.net);
+  run_process(&m, out_fd);
 }

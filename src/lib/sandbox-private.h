@@ -16,11 +16,11 @@
  * the monitor mounts a tmpfs on it (stub layer + root mount point), invisible to the host. */
 #define SB_RUNDIR "/run/slipway"
 
-enum { SB_MSG_ERROR = 1, SB_MSG_STUB, SB_MSG_EXIT, SB_MSG_PTY };
+enum { SB_MSG_ERROR = 1, SB_MSG_STUB, SB_MSG_EXIT, SB_MSG_PTY, SB_MSG_PID };
 
 struct sb_msg {
   int type;
-  int value; /* ERROR: errno; EXIT: wait status */
+  int value; /* ERROR: errno; EXIT: wait status; PID: pid 1's host pid */
   int code;  /* ERROR: exit code for the CLI */
   char text[4096];
 };
@@ -33,6 +33,9 @@ void sb_send(int sock, int type, int value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void sb_fail(int sock, int code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5), noreturn));
+/* In pid 1 before its exec: the write end of a close-on-exec pipe, on which sb_fail() writes a
+ * byte first, so the monitor tells an exec (end of file, nothing read) from a failure. */
+extern int sb_exec_fd;
 
 /* The monitor: runs in the forked child, never returns. ws: the caller's window size for a
  * `tty` sandbox's pty, or NULL. */

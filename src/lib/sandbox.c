@@ -33,10 +33,15 @@ sb_send(int sock, int type, int value, const char *fmt, ...)
     ;
 }
 
+int sb_exec_fd = -1;
+
 void
 sb_fail(int sock, int code, int errnum, const char *fmt, ...)
 {
   struct sb_msg m = {.type = SB_MSG_ERROR, .value = errnum, .code = code};
+  if (sb_exec_fd >= 0 && write(sb_exec_fd, "!", 1) < 0) {
+    /* the monitor then sees a plain EOF: it is reported by the error message anyway */
+  }
   va_list ap;
 
   va_start(ap, fmt);
@@ -205,6 +210,7 @@ check_opts(const sw_sandbox_opts_t *o, sw_error_t *err)
 /* ---- the caller's side ---- */
 
 struct run_state {
+  const sw_sandbox_opts_t *o;
   int sock;
   int out; /* read end of the output pipe, or -1 */
   sw_error_t child_err;
@@ -255,6 +261,8 @@ read_message(struct run_state *rs, bool *sock_open)
     sw_error_code(&rs->child_err, m.code ? m.code : SW_EXIT_FAILURE, m.value, "%s", m.text);
   else if (m.type == SB_MSG_STUB)
     sw_strv_push(&rs->stubs, m.text);
+  else if (m.type == SB_MSG_PID && rs->o->on_start)
+    rs->o->on_start(rs->o->output_ctx, (pid_t)m.value);
   else if (m.type == SB_MSG_EXIT) {
     rs->have_exit = true;
     rs->wstatus = m.value;
@@ -347,8 +355,8 @@ sw_sandbox_run(const sw_sandbox_opts_t *opts, sw_sandbox_status_t *st, sw_error_
 {
   int sv[2], outp[2] = {-1, -1};
   struct sigaction old[SW_ARRAY_SIZE(forwarded)];
-  struct run_state rs = {.out = -1};
   sw_sandbox_opts_t copy = *opts, *o = &copy; /* with pipes in place of a terminal */
+  struct run_state rs = {.o = o, .out = -1};
   pid_t pid;
   int wstatus = 0;
 

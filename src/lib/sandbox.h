@@ -125,6 +125,10 @@ typedef struct {
    * step's output without a thread of its own. */
   void (*on_output)(void *ctx, const char *data, size_t len);
   void *output_ctx;
+  /* If set, called (from the calling thread, with output_ctx) once pid 1 has exec'ed the
+   * command (never if that failed), with its pid in the caller's pid namespace: what `slipway
+   * stop`, `kill` and `exec` address. */
+  void (*on_start)(void *ctx, pid_t pid);
 
   /* Forward SIGINT, SIGTERM, SIGHUP and SIGQUIT received by slipway to the process (`slipway
    * run`). The handlers are installed for the duration of the call and restored after; a third
@@ -153,6 +157,14 @@ typedef struct {
   bool no_new_privs;
   bool seccomp_unconfined;
   bool systempaths_unconfined;
+
+  /* `slipway exec`: instead of making a container, join the namespaces (mount, uts, ipc, net,
+   * pid, and user when it differs from the caller's) and root of the running process join_pid
+   * (a container's pid 1, in the caller's pid namespace) and run argv there as a new process of
+   * its pid namespace, with the security fields, user, env, cwd, stdio and `tty` (a pty of the
+   * container's /dev/pts) as for a container; no filesystem is set up (root fields and mounts
+   * must be empty). 0: make a container. */
+  pid_t join_pid;
 
   /* `build --shm-size`: size of /dev/shm in bytes (0 = 64 MiB, Docker's default);
    * `build --ulimit`: limits set before the exec. */

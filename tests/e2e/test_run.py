@@ -2,6 +2,7 @@
 network none, /dev, signal forwarding, --rm, -v, and that the container's upper dir stays a pure
 overlay diff (no mount-point stubs). Most tests run on a busybox rootfs directory (--rootfs);
 the image tests import that rootfs as an image with a config."""
+import json
 import os
 import shutil
 import signal
@@ -200,7 +201,8 @@ def test_rm_and_name(slipway_bin, store, rootfs):
     assert r.returncode == 5
     c = store / "containers" / "keep"
     assert (c / "upper" / "file").read_text() == "hi\n"
-    assert (c / "status").read_text() == "5\n"
+    state = json.loads((c / "state.json").read_text())
+    assert (state["Status"], state["ExitCode"]) == ("exited", 5)
     r = rrun(slipway_bin, store, rootfs, "--name", "keep", "true")
     assert r.returncode == 2
     assert "already in use" in r.stderr
