@@ -7,6 +7,7 @@
 #include "../lib/util.h"
 
 #include <getopt.h>
+#include <jansson.h>
 
 typedef struct {
   const char *root;    /* --root / SLIPWAY_ROOT / /var/lib/slipway */
@@ -50,6 +51,10 @@ SW_COMMANDS(X)
  * Readers and deleters (by g->command) still work when the store's filesystem is full. */
 struct sw_store_s;
 struct sw_store_s *sw_cli_store_open(sw_global_t *g, int *rc);
+/* An image config's string array ("Env", "Cmd", NULL-terminated, never NULL) and non-empty
+ * string field ("User", "WorkingDir"; NULL when absent or empty), for run and exec. */
+char **sw_cli_json_strv(json_t *arr);
+const char *sw_cli_json_str(json_t *obj, const char *key);
 /* "3 minutes ago", "2 days ago", as docker prints CREATED. */
 char *sw_cli_ago(int64_t unix_seconds);
 /* Container commands (cli_container.c): ROOT/containers; docker's "3 seconds" for "Up …";

@@ -65,3 +65,21 @@ sw_cli_wants_help(int argc, char **argv)
       return true;
   return false;
 }
+
+char **
+sw_cli_json_strv(json_t *arr)
+{
+  char **v = xcalloc(1, sizeof(char *));
+  size_t i;
+  json_t *x;
+
+  json_array_foreach(arr, i, x) if (json_is_string(x)) sw_strv_push(&v, json_string_value(x));
+  return v;
+}
+
+const char *
+sw_cli_json_str(json_t *obj, const char *key)
+{
+  const char *s = json_string_value(json_object_get(obj, key));
+  return s && *s ? s : NULL;
+}

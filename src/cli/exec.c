@@ -25,23 +25,6 @@ struct exec_flags {
   const char *user, *workdir;
 };
 
-static char **
-json_strv(json_t *arr)
-{
-  char **v = xcalloc(1, sizeof(char *));
-  size_t i;
-  json_t *x;
-  json_array_foreach(arr, i, x) if (json_is_string(x)) sw_strv_push(&v, json_string_value(x));
-  return v;
-}
-
-static const char *
-json_str(json_t *obj, const char *key)
-{
-  const char *s = json_string_value(json_object_get(obj, key));
-  return s && *s ? s : NULL;
-}
-
 /* HOSTNAME as pid 1 got it (run sets it after the config is written). */
 static void
 add_hostname(char ***env, pid_t pid)
@@ -71,7 +54,7 @@ exec_in(sw_container_t *c, const struct exec_flags *f, char **argv, int *status,
     return sw_error(err, 0, "the input device is not a TTY: drop -t, or run from a terminal");
 
   json_t *cfg = c->config;
-  _cleanup_strv_ char **env = json_strv(json_object_get(cfg, "Env"));
+  _cleanup_strv_ char **env = sw_cli_json_strv(json_object_get(cfg, "Env"));
   for (char **e = f->env; e && *e; e++) {
     const char *eq = strchr(*e, '=');
     if (eq) {
@@ -91,8 +74,8 @@ exec_in(sw_container_t *c, const struct exec_flags *f, char **argv, int *status,
   o.join_pid = st.pid;
   o.argv = argv;
   o.env = env;
-  o.cwd = f->workdir ? f->workdir : json_str(cfg, "WorkingDir");
-  o.user = f->user ? f->user : json_str(cfg, "User");
+  o.cwd = f->workdir ? f->workdir : sw_cli_json_str(cfg, "WorkingDir");
+  o.user = f->user ? f->user : sw_cli_json_str(cfg, "User");
   o.stdin_fd = f->interactive ? SW_STDIO_INHERIT : SW_STDIO_NULL;
   o.forward_signals = true;
   o.tty = f->tty;

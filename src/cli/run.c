@@ -382,24 +382,6 @@ publish_ports(const struct run_flags *f, json_t *cc, struct published *p, sw_err
   return 0;
 }
 
-static char **
-json_strv(json_t *arr)
-{
-  char **v = xcalloc(1, sizeof(char *));
-  size_t i;
-  json_t *x;
-
-  json_array_foreach(arr, i, x) if (json_is_string(x)) sw_strv_push(&v, json_string_value(x));
-  return v;
-}
-
-static const char *
-json_str(json_t *obj, const char *key)
-{
-  const char *s = json_string_value(json_object_get(obj, key));
-  return s && *s ? s : NULL;
-}
-
 /* Docker: argv = ENTRYPOINT + (args or CMD); --entrypoint replaces ENTRYPOINT and drops CMD. */
 static char **
 make_argv(json_t *cc, const struct run_flags *f, char **args)
@@ -410,14 +392,14 @@ make_argv(json_t *cc, const struct run_flags *f, char **args)
   if (f->has_entrypoint)
     entry = f->entrypoint[0] ? sw_strv_dup((char *[]){(char *)f->entrypoint, NULL}) : NULL;
   else
-    entry = json_strv(json_object_get(cc, "Entrypoint"));
+    entry = sw_cli_json_strv(json_object_get(cc, "Entrypoint"));
   for (char **e = entry; e && *e; e++)
     sw_strv_push(&argv, *e);
   if (args[0]) {
     for (char **a = args; *a; a++)
       sw_strv_push(&argv, *a);
   } else if (!f->has_entrypoint) {
-    _cleanup_strv_ char **cmd = json_strv(json_object_get(cc, "Cmd"));
+    _cleanup_strv_ char **cmd = sw_cli_json_strv(json_object_get(cc, "Cmd"));
     for (char **c = cmd; *c; c++)
       sw_strv_push(&argv, *c);
   }
@@ -481,9 +463,9 @@ container_config(const char *ref, json_t *cc, char **argv, char **env, uint64_t 
     json_array_append_new(ports, json_sprintf("%s:%u->%u/%s", p->host_ip, p->host_port,
                                               p->container_port, p->udp ? "udp" : "tcp"));
   }
-  const char *stop = json_str(cc, "StopSignal");
-  const char *cwd = f->workdir ? f->workdir : json_str(cc, "WorkingDir");
-  const char *user = f->user ? f->user : json_str(cc, "User");
+  const char *stop = sw_cli_json_str(cc, "StopSignal");
+  const char *cwd = f->workdir ? f->workdir : sw_cli_json_str(cc, "WorkingDir");
+  const char *user = f->user ? f->user : sw_cli_json_str(cc, "User");
   /* exec runs its processes with the same environment and security settings */
   return json_pack("{s:s, s:o, s:o, s:s, s:b, s:o, s:s, s:s, s:I, s:b, s:b, s:b}", "Image",
                    ref ? ref : f->rootfs, "Cmd", cmd, "Ports", ports, "StopSignal",
@@ -608,7 +590,7 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
     return sw_error_code(err, SW_EXIT_USAGE, 0,
                          "no command specified: image `%s` has no ENTRYPOINT or CMD; give one",
                          ref ? ref : f->rootfs);
-  env = json_strv(json_object_get(cc, "Env"));
+  env = sw_cli_json_strv(json_object_get(cc, "Env"));
   for (char **e = f->env_files; e && *e; e++)
     if (read_env_file(&env, *e, err) < 0)
       return -1;
@@ -642,8 +624,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   o.workdir = c.work;
   o.argv = argv;
   o.env = env;
-  o.cwd = f->workdir ? f->workdir : json_str(cc, "WorkingDir");
-  o.user = f->user ? f->user : json_str(cc, "User");
+  o.cwd = f->workdir ? f->workdir : sw_cli_json_str(cc, "WorkingDir");
+  o.user = f->user ? f->user : sw_cli_json_str(cc, "User");
   o.network = f->network;
   o.ports = pub.ports;
   o.n_ports = pub.n;
