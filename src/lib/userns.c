@@ -341,8 +341,14 @@ warn_single(const char *name, const idmap_t *u, const idmap_t *g)
             u->n == 0 ? su : sg, su, su + 65535, sg, sg + 65535, who);
 }
 
+/* Unshare the user and mount namespaces while a forked child writes their id maps: the child
+ * runs `mapper` (which reads one byte from its pipe once we have unshared, then maps and exits
+ * with its status). *unshare_errno is the unshare's errno (0: it worked), *status the child's
+ * wait status. Only fork and pipe failures are errors here; callers judge the two results. */
+typedef void (*mapper_fn)(int rfd, pid_t parent, const void *ctx);
+
 static int
-enter_mapped(idmap_t *u, idmap_t *g, const char *name, sw_error_t *err)
+unshare_mapped(mapper_fn mapper, const void *ctx, int *unshare_errno, int *status, sw_error_t *err)
 {
   int pfd[2];
 
@@ -354,17 +360,40 @@ enter_mapped(idmap_t *u, idmap_t *g, const char *name, sw_error_t *err)
     return sw_error(err, errno, "rootless: fork the id mapper");
   if (child == 0) {
     close(pfd[1]);
-    mapper_main(pfd[0], parent, u, g);
+    mapper(pfd[0], parent, ctx);
+    _exit(1);
   }
   close(pfd[0]);
   int r = unshare(CLONE_NEWUSER | CLONE_NEWNS);
-  int e = errno;
+  int e = r < 0 ? errno : 0;
   if (r == 0 && write(pfd[1], "m", 1) != 1)
-    r = -1, e = errno;
+    e = errno ? errno : EIO;
   close(pfd[1]);
-  int st;
-  while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+  while (waitpid(child, status, 0) < 0 && errno == EINTR)
     ;
+  *unshare_errno = e;
+  return 0;
+}
+
+struct maps {
+  const idmap_t *u, *g;
+};
+
+static void
+subid_mapper(int rfd, pid_t parent, const void *ctx)
+{
+  const struct maps *m = ctx;
+  mapper_main(rfd, parent, m->u, m->g);
+}
+
+static int
+enter_mapped(idmap_t *u, idmap_t *g, const char *name, sw_error_t *err)
+{
+  struct maps maps = {u, g};
+  int e, st;
+  if (unshare_mapped(subid_mapper, &maps, &e, &st, err) < 0)
+    return -1;
+  int r = e ? -1 : 0;
   if (r < 0)
     return unshare_error(e, err);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -538,30 +567,20 @@ static void __attribute__((noreturn)) root_mapper_main(int rfd, pid_t parent)
 
 /* Root that may not mount (a container's root without CAP_SYS_ADMIN): a user namespace of its
  * own gives it that, over the same ids. */
+static void
+root_mapper(int rfd, pid_t parent, const void *ctx)
+{
+  (void)ctx;
+  root_mapper_main(rfd, parent);
+}
+
 static int
 enter_as_root(sw_error_t *err)
 {
-  int pfd[2];
-
-  if (pipe2(pfd, O_CLOEXEC) < 0)
-    return sw_error(err, errno, "rootless: pipe");
-  pid_t parent = getpid();
-  pid_t child = fork();
-  if (child < 0)
-    return sw_error(err, errno, "rootless: fork the id mapper");
-  if (child == 0) {
-    close(pfd[1]);
-    root_mapper_main(pfd[0], parent);
-  }
-  close(pfd[0]);
-  int r = unshare(CLONE_NEWUSER | CLONE_NEWNS);
-  int e = errno;
-  if (r == 0 && write(pfd[1], "m", 1) != 1)
-    r = -1, e = errno;
-  close(pfd[1]);
-  int st;
-  while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-    ;
+  int e, st;
+  if (unshare_mapped(root_mapper, NULL, &e, &st, err) < 0)
+    return -1;
+  int r = e ? -1 : 0;
   if (r < 0) {
     unshare_error(e, err);
     return sw_error_wrap(err, "root without CAP_SYS_ADMIN (an unprivileged container?) needs "
