@@ -52,6 +52,22 @@ static const char *const migrations[] = {
      * confirmed one while the source stage still works (solve-copy.c, speculate()). */
     "CREATE TABLE predictions ("
     "  stem TEXT PRIMARY KEY, content TEXT NOT NULL, confirmed INTEGER NOT NULL);",
+    /* 5: image indexes (store_index.c): the index blob, its entries (images of this store, in
+     * the blob's order, each with its platform) and its names (a name is in `names` or here,
+     * never both). An entry keeps its image (no cascade from images: rmi refuses first). */
+    "CREATE TABLE indexes ("
+    "  digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE index_entries ("
+    "  index_digest TEXT NOT NULL REFERENCES indexes ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL, manifest_digest TEXT NOT NULL REFERENCES images,"
+    "  manifest_size INTEGER NOT NULL, platform TEXT NOT NULL,"
+    "  PRIMARY KEY (index_digest, idx));"
+    "CREATE INDEX index_entries_manifest ON index_entries(manifest_digest);"
+    "CREATE TABLE index_names ("
+    "  name TEXT PRIMARY KEY,"
+    "  index_digest TEXT NOT NULL REFERENCES indexes ON DELETE CASCADE,"
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX index_names_digest ON index_names(index_digest);",
 };
 
 /* ---- database helpers ---- */

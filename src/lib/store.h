@@ -243,7 +243,9 @@ int sw_image_commit_manifest(sw_store_t *s, const char *manifest_digest, char *c
                              sw_image_t **out, sw_error_t *err);
 /* Look up by name ("foo", "foo:tag", "docker.io/x/y@sha256:..."), by full or unambiguous
  * short image ID (config digest, with or without "sha256:", >= 4 hex chars) or by manifest
- * digest. *out gets the image with config, layers and names. Ambiguous prefix is an error. */
+ * digest. *out gets the image with config, layers and names. Ambiguous prefix is an error.
+ * A name or digest of an image index gives its image for the host platform (none: an error
+ * listing the index's platforms, see sw_image_get_platform). */
 int sw_image_get(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err);
 /* Like sw_image_get but a missing image is an error naming ref (exit 1). */
 int sw_image_find(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err);
@@ -259,6 +261,65 @@ void sw_image_list_free(sw_image_t **v, size_t n);
 int sw_image_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_error_t *err);
 /* Update last-used time (run / FROM use it, for prune ordering). */
 int sw_image_touch(sw_store_t *s, const char *manifest_digest, sw_error_t *err);
+
+/* ---- image indexes (multi-platform images; store_index.c) ----
+ * An index: its blob (application/vnd.oci.image.index.v1+json) and its entries, each an image
+ * of this store with its platform. A name names an image or an index, never both: naming one
+ * takes the name from the other. An image listed by an index is kept by it (prune, rmi) as if
+ * it had a name. */
+typedef struct {
+  char *manifest_digest;
+  int64_t manifest_size;
+  char *platform; /* "os/arch[/variant]" */
+} sw_index_entry_t;
+typedef struct {
+  char *digest; /* the index blob */
+  int64_t size;
+  int64_t created; /* the newest entry's config "created" */
+  sw_index_entry_t *entries;
+  size_t n_entries;
+  char **names; /* NULL-terminated */
+} sw_index_t;
+void sw_index_free(sw_index_t *idx);
+static inline void
+sw_index_freep(sw_index_t **idx)
+{
+  sw_index_free(*idx);
+}
+/* Write an index blob listing these images (NULL-terminated; recorded already; each platform
+ * from its config, in the order given), record it, give it names (may be NULL). Two images of
+ * one platform are refused. */
+int sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names,
+                    sw_index_t **out, sw_error_t *err);
+/* Record an index whose blob is stored and whose every manifest is a recorded image (pull,
+ * load): the digest is kept; each entry's platform is the blob's (else its config's). Entries
+ * that are not recorded images are an error naming them, except BuildKit's attestation
+ * manifests (platform unknown/unknown), which are left out of the rows. */
+int sw_index_commit_blob(sw_store_t *s, const char *index_digest, char *const *names,
+                         sw_index_t **out, sw_error_t *err);
+/* By name or (short, >= 4 hex) digest: 1 found, 0 not, -1 error (ambiguous prefix). out may be
+ * NULL. */
+int sw_index_get(sw_store_t *s, const char *ref, sw_index_t **out, sw_error_t *err);
+/* All indexes, newest first, each with entries and names. */
+int sw_index_list(sw_store_t *s, sw_index_t ***out, size_t *n, sw_error_t *err);
+void sw_index_list_free(sw_index_t **v, size_t n);
+/* The entry of idx for platform ("os/arch[/variant]", NULL: the host's; arm64 = arm64/v8);
+ * NULL + an error listing the index's platforms and saying `--platform` when there is none. */
+const sw_index_entry_t *sw_index_entry_for(const sw_index_t *idx, const char *platform,
+                                           sw_error_t *err);
+/* The host's platform, "linux/amd64" etc. */
+const char *sw_host_platform(void);
+/* Like sw_image_get; a ref naming an index gives its entry for platform (NULL: the host's);
+ * none → an error listing the index's platforms and saying `--platform`. A ref naming an image
+ * gives that image whatever platform says (the caller compares its config). */
+int sw_image_get_platform(sw_store_t *s, const char *ref, const char *platform, sw_image_t **out,
+                          sw_error_t *err);
+/* Remove an index by ref, as sw_image_delete an image: a name of an index with other names is
+ * only untagged; else (an ID with several names: only with force) the index row goes, and each
+ * of its images not named and not in another index. *deleted (may be NULL) gets whether the
+ * index went away. A ref that names no index is an error. sw_image_delete of an index's ref
+ * calls this; an image listed by an index cannot be deleted (the error names the index). */
+int sw_index_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_error_t *err);
 
 /* ---- cache records (the build engine's step cache) ----
  * value: JSON text defined by the engine. diff_ids: NULL-terminated list of the layers the

@@ -66,11 +66,16 @@ prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_e
     return -1;
   if (!o->all && o->keep_storage > 0 && evict_lru(s, o->keep_storage, rep, err) < 0)
     return -1;
+  /* An index without a name is dangling as an image is; an image an index lists is kept. */
   if (o->all && !o->cache_only &&
-      exec_count(s,
-                 "DELETE FROM images WHERE manifest_digest NOT IN "
-                 "(SELECT manifest_digest FROM names)",
-                 &rep->images, err) < 0)
+      (exec_count(s,
+                  "DELETE FROM indexes WHERE digest NOT IN (SELECT index_digest FROM index_names)",
+                  &rep->images, err) < 0 ||
+       exec_count(s,
+                  "DELETE FROM images WHERE manifest_digest NOT IN "
+                  "(SELECT manifest_digest FROM names) AND manifest_digest NOT IN "
+                  "(SELECT manifest_digest FROM index_entries)",
+                  &rep->images, err) < 0))
     return -1;
   /* A layer stays if an image uses its blob, or a cache record or image uses its diffID (the
    * snapshot is what builds need; a blob of that diffID comes along). */
@@ -106,6 +111,7 @@ referenced(sw_store_t *s, char ***out, sw_error_t *err)
   _cleanup_stmt_ sqlite3_stmt *st =
       sw_db_prepare(s,
                     "SELECT 'b:' || substr(manifest_digest, 8) FROM images "
+                    "UNION SELECT 'b:' || substr(digest, 8) FROM indexes "
                     "UNION SELECT 'b:' || substr(config_digest, 8) FROM images "
                     "UNION SELECT 'b:' || substr(digest, 8) FROM layers "
                     "UNION SELECT 's:' || substr(diff_id, 8) FROM layers "

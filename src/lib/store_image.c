@@ -28,13 +28,19 @@ insert_names(sw_store_t *s, const char *manifest, char *const *names, sw_error_t
 {
   _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(
       s, "INSERT OR REPLACE INTO names (name, manifest_digest, created) VALUES (?,?,?)", err);
-  if (st == NULL)
+  _cleanup_stmt_ sqlite3_stmt *del =
+      sw_db_prepare(s, "DELETE FROM index_names WHERE name = ?", err);
+  if (st == NULL || del == NULL)
     return -1;
   for (size_t i = 0; names && names[i]; i++) {
     _cleanup_free_ char *n = sw_ref_normalize(names[i], err);
     if (n == NULL)
       return -1;
     sqlite3_reset(st);
+    sqlite3_reset(del);
+    sqlite3_bind_text(del, 1, n, -1, SQLITE_STATIC); /* a name names an image or an index */
+    if (sqlite3_step(del) != SQLITE_DONE)
+      return sw_db_error(s, err, "take name from image index");
     sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, manifest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
@@ -277,13 +283,39 @@ resolve(sw_store_t *s, const char *ref, char **manifest, bool *by_name, sw_error
 }
 
 int
-sw_image_get(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err)
+sw_image_get_plain(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err)
 {
   _cleanup_free_ char *m = NULL;
   bool by_name;
   int r = resolve(s, ref, &m, &by_name, err);
   if (r <= 0)
     return r;
+  return load_image(s, m, out, err) < 0 ? -1 : 1;
+}
+
+int
+sw_image_get(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err)
+{
+  int r = sw_image_get_plain(s, ref, out, err);
+  if (r != 0)
+    return r;
+  /* an index name: the host platform's image */
+  if (sw_index_get(s, ref, NULL, err) != 1)
+    return r;
+  return sw_image_get_platform(s, ref, NULL, out, err);
+}
+
+int
+sw_image_load_recorded(sw_store_t *s, const char *manifest_digest, sw_image_t **out,
+                       sw_error_t *err)
+{
+  sw_db_lock(s);
+  int n = 0;
+  _cleanup_free_ char *m = query_text(
+      s, "SELECT manifest_digest FROM images WHERE manifest_digest = ?", manifest_digest, &n, err);
+  sw_db_unlock(s);
+  if (m == NULL)
+    return 0;
   return load_image(s, m, out, err) < 0 ? -1 : 1;
 }
 
@@ -296,16 +328,30 @@ sw_image_find(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err)
   return r < 0 ? -1 : 0;
 }
 
+/* tag of an index: the index gets the name (sw_index_commit_blob keeps its rows). */
+static int
+tag_index(sw_store_t *s, const char *ref, char *const *names, sw_error_t *err)
+{
+  _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
+  int r = sw_index_get(s, ref, &idx, err);
+  if (r == 0)
+    return sw_error(err, 0, "no such image `%s` in `%s` (see `slipway images`)", ref, s->root);
+  return r < 0 ? -1 : sw_index_commit_blob(s, idx->digest, names, NULL, err);
+}
+
 int
 sw_image_tag(sw_store_t *s, const char *ref, const char *new_name, sw_error_t *err)
 {
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
   char *names[] = {(char *)new_name, NULL};
-  if (sw_image_find(s, ref, &img, err) < 0)
+  int r = sw_image_get_plain(s, ref, &img, err);
+  if (r < 0)
     return -1;
+  if (r == 0)
+    return tag_index(s, ref, names, err);
   if (sw_db_begin(s, err) < 0)
     return -1;
-  int r = insert_names(s, img->manifest_digest, names, err);
+  r = insert_names(s, img->manifest_digest, names, err);
   return sw_db_end(s, r == 0, err);
 }
 
@@ -345,6 +391,8 @@ sw_image_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_er
   _cleanup_free_ char *m = NULL;
   bool by_name;
   int r = resolve(s, ref, &m, &by_name, err);
+  if (r == 0 && (r = sw_index_get(s, ref, NULL, err)) == 1)
+    return sw_index_delete(s, ref, force, deleted, err);
   if (r == 0)
     return sw_error(err, 0, "no such image `%s` in `%s` (see `slipway images`)", ref, s->root);
   if (r < 0 || load_image(s, m, &img, err) < 0)
@@ -358,6 +406,17 @@ sw_image_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_er
     return sw_error(err, 0,
                     "image %.19s has several names (%s, ...): remove them by name or use --force",
                     img->config_digest, img->names[0]);
+  _cleanup_free_ char *in_index = NULL;
+  int n_idx = 0;
+  sw_db_lock(s);
+  in_index = query_text(s, "SELECT index_digest FROM index_entries WHERE manifest_digest = ?", m,
+                        &n_idx, err);
+  sw_db_unlock(s);
+  if (in_index)
+    return sw_error(err, 0,
+                    "image %.19s is part of image index %.19s: remove the index (`slipway rmi` "
+                    "with its name or ID)",
+                    img->config_digest, in_index);
   if (sw_db_begin(s, err) < 0)
     return -1;
   r = delete_rows(s, m, err); /* names and image_layers go by ON DELETE CASCADE */

@@ -70,6 +70,12 @@ int sw_snapshot_commit(sw_store_t *s, const char *dir, const char *diff_id, sw_e
 /* Disk bytes of a tree (st_blocks of regular files). */
 int64_t sw_tree_bytes(int dfd, const char *name);
 
+/* An image by exact manifest digest, if it is recorded (a row of images): 1, 0 not, -1. */
+int sw_image_load_recorded(sw_store_t *s, const char *manifest_digest, sw_image_t **out,
+                           sw_error_t *err);
+/* sw_image_get without indexes: names, IDs and digests of images only. */
+int sw_image_get_plain(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err);
+
 /* "sha256:<hex>" -> pointer to hex, NULL if malformed. */
 const char *sw_digest_hex(const char *digest);
 
