@@ -653,7 +653,9 @@ unchanged(sw_store_t *store, sw_image_t *img, char *const *tags)
     for (size_t i = 0; tags[i]; i++) {
       sw_image_free(found);
       found = NULL;
-      if (sw_image_get(store, tags[i], &found, &e) != 1 || strcmp(found->config_digest, id) != 0)
+      /* a name of an image index moves to the image: not unchanged */
+      if (sw_index_get(store, tags[i], NULL, &e) != 0 ||
+          sw_image_get(store, tags[i], &found, &e) != 1 || strcmp(found->config_digest, id) != 0)
         goto no;
     }
   }
@@ -868,7 +870,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
                                  .platforms = o->platforms,
                                  .labels = o->labels,
                                  .tags = o->tags,
-                                 .progress = p};
+                                 .progress = p,
+                                 .reblob = reblob};
     if (rc == 0)
       rc = build_platforms(&bo, &index, err);
     return finish_index(o, plan, p, rc, index, err);

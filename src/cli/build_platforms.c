@@ -75,19 +75,24 @@ set_config_platform(sw_image_t *img, const char *platform)
     json_object_del(img->config, "variant");
 }
 
+/* As a build of one platform commits its image: imported layers get their smaller blob, layers
+ * committed without a blob get one with the build's codec. */
 static int
-commit_images(sw_store_t *store, sw_image_t **imgs, char *const *platforms, char *const *labels,
-              const sw_compression_t *comp, sw_progress_t *p, int id, sw_error_t *err)
+commit_images(const build_platforms_opts_t *bo, sw_image_t **imgs, const sw_compression_t *comp,
+              int id, sw_error_t *err)
 {
+  sw_store_t *store = bo->store;
+  char *const *platforms = bo->platforms;
   for (size_t k = 0; platforms[k]; k++) {
     set_config_platform(imgs[k], platforms[k]);
-    build_apply_labels(imgs[k], labels);
-    if (sw_image_make_blobs(store, imgs[k], comp, err) < 0 ||
+    build_apply_labels(imgs[k], bo->labels);
+    if (sw_reblob_apply(store, bo->reblob, imgs[k], NULL, err) < 0 ||
+        sw_image_make_blobs(store, imgs[k], comp, err) < 0 ||
         sw_image_commit(store, imgs[k], NULL, err) < 0)
       return sw_error_wrap(err, "the %s image", platforms[k]);
-    sw_progress_log(p, id, "exporting manifest %s (%s) done", imgs[k]->manifest_digest,
+    sw_progress_log(bo->progress, id, "exporting manifest %s (%s) done", imgs[k]->manifest_digest,
                     platforms[k]);
-    sw_progress_log(p, id, "exporting config %s done", imgs[k]->config_digest);
+    sw_progress_log(bo->progress, id, "exporting config %s done", imgs[k]->config_digest);
   }
   return 0;
 }
@@ -114,8 +119,7 @@ build_platforms(const build_platforms_opts_t *bo, sw_index_t **out, sw_error_t *
   if (rc == 0) {
     int id = sw_progress_begin(bo->progress, "exporting to image");
     _cleanup_strv_ char **digests = xcalloc(n + 1, sizeof(char *));
-    rc = commit_images(bo->store, imgs, bo->platforms, bo->labels, &so[0].comp, bo->progress, id,
-                       err);
+    rc = commit_images(bo, imgs, &so[0].comp, id, err);
     for (size_t k = 0; k < n && rc == 0; k++)
       digests[k] = xstrdup(imgs[k]->manifest_digest);
     if (rc == 0)

@@ -53,6 +53,7 @@ typedef struct {
   char *const *labels;
   char *const *tags;
   sw_progress_t *progress;
+  sw_reblob_t *reblob; /* the base's smaller blobs being made (may be NULL) */
 } build_platforms_opts_t;
 /* One plan per platform, solved at once (sw_solve_all), each image committed (no name), then
  * one image index of them under tags (*out). */

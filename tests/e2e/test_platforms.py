@@ -148,3 +148,17 @@ def test_platform_flag_errors(slipway, tmp_path, busybox_image):
     # the same platform twice (two spellings) is one platform: a plain image
     slipway("build", "--platform", "linux/arm64,linux/aarch64", "-t", "one", ctx)
     assert slipway.inspect("one")["Descriptor"]["mediaType"].endswith("manifest.v1+json")
+
+
+def test_one_platform_build_takes_the_name_of_an_index(slipway, tmp_path, busybox_image):
+    """The host's image of the index, built again alone under its name, is the same image: the
+    name still moves from the index to it (the rebuild is not 'unchanged')."""
+    build_multi(slipway, tmp_path, busybox_image)
+    index = slipway.inspect("multi:1")
+    ctx = tmp_path / "ctx"
+    slipway("build", "--platform", "linux/" + HOST, "-t", "multi:1", ctx)
+    info = slipway.inspect("multi:1")
+    assert info["Descriptor"]["mediaType"].endswith("manifest.v1+json")
+    assert info["Descriptor"]["digest"] == index["Manifests"][0]["digest"]
+    # the index stays, without a name
+    assert slipway("inspect", index["Id"]).returncode == 0
