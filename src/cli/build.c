@@ -865,6 +865,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (sw_strv_len(o->platforms) > 1) {
     build_platforms_opts_t bo = {.store = store,
                                  .df = df,
+                                 .first = plan,
                                  .plan_opts = &po,
                                  .solve_opts = &so,
                                  .platforms = o->platforms,

@@ -109,7 +109,10 @@ build_platforms(const build_platforms_opts_t *bo, sw_index_t **out, sw_error_t *
   for (size_t k = 0; k < n && rc == 0; k++) {
     sw_plan_opts_t po = *bo->plan_opts;
     po.platform = bo->platforms[k];
-    rc = sw_plan_new(bo->df, &po, &plans[k], err);
+    if (k == 0)
+      plans[k] = bo->first; /* the caller's: its used build args are what it warns about */
+    else
+      rc = sw_plan_new(bo->df, &po, &plans[k], err);
     so[k] = *bo->solve_opts;
     so[k].plan = plans[k];
     sop[k] = &so[k];
@@ -134,7 +137,8 @@ build_platforms(const build_platforms_opts_t *bo, sw_index_t **out, sw_error_t *
     }
   }
   for (size_t k = 0; k < n; k++) {
-    sw_plan_free(plans[k]);
+    if (k > 0)
+      sw_plan_free(plans[k]);
     sw_image_free(imgs[k]);
   }
   free(plans);

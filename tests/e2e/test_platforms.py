@@ -162,3 +162,25 @@ def test_one_platform_build_takes_the_name_of_an_index(slipway, tmp_path, busybo
     assert info["Descriptor"]["digest"] == index["Manifests"][0]["digest"]
     # the index stays, without a name
     assert slipway("inspect", index["Id"]).returncode == 0
+
+
+def test_build_args_reach_every_platform(slipway, tmp_path, busybox_image):
+    """--build-arg and the TARGET* args in each platform's stages; a used arg is not reported
+    unused."""
+    ctx = write_context(tmp_path, """\
+FROM scratch AS files
+ARG WHO
+ARG TARGETARCH
+COPY a.txt /$WHO-$TARGETARCH.txt
+FROM busybox
+COPY --from=files / /out/
+""", {"a.txt": "a\\n"})
+    p = slipway("build", "--platform", PLATFORMS, "--build-arg", "WHO=me", "-t", "args", ctx)
+    assert "not consumed" not in p.stderr
+    host = slipway("run", "--rm", "args", "ls", "/out").stdout.split()
+    assert host == ["me-%s.txt" % HOST]
+    # the other platform's image has its own file: TARGETARCH differs, so the keys do
+    other = slipway.json("inspect", "--platform", "linux/" + OTHER, "args")[0]
+    mine = slipway.inspect("args")
+    assert other["RootFS"]["Layers"][:-1] == mine["RootFS"]["Layers"][:-1]
+    assert other["RootFS"]["Layers"][-1] != mine["RootFS"]["Layers"][-1]
