@@ -36,6 +36,9 @@ static const char usage_text[] =
     "                            Dockerfile (the default when it has none; see `slipway recipe`)\n"
     "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
     "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
+    "      --platform OS/ARCH[/VARIANT]  build for this platform (default: the host's, or\n"
+    "                            $DOCKER_DEFAULT_PLATFORM); RUN steps of a foreign platform\n"
+    "                            run under qemu-user-static's binfmt_misc handler\n"
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
     "      --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[@DIGEST]\n"
     "                            a named context for FROM NAME and COPY --from=NAME (a\n"
@@ -80,6 +83,7 @@ typedef struct {
   const char *file;
   char **tags;
   const char *target;
+  const char *platform; /* --platform, else $DOCKER_DEFAULT_PLATFORM, else NULL (the host's) */
   char **build_args;
   bool no_cache;
   bool allow_insecure;
@@ -219,6 +223,7 @@ enum {
   OPT_ULIMIT,
   OPT_SSH,
   OPT_CHECK,
+  OPT_PLATFORM,
 };
 
 static int
@@ -228,6 +233,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"file", required_argument, NULL, 'f'},
       {"tag", required_argument, NULL, 't'},
       {"target", required_argument, NULL, OPT_TARGET},
+      {"platform", required_argument, NULL, OPT_PLATFORM},
       {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
       {"no-cache", no_argument, NULL, OPT_NO_CACHE},
       {"network", required_argument, NULL, OPT_NETWORK},
@@ -278,6 +284,14 @@ parse_args(int argc, char **argv, build_opts_t *o)
     }
     case OPT_TARGET:
       o->target = optarg;
+      break;
+    case OPT_PLATFORM:
+      if (strchr(optarg, ',') != NULL)
+        return sw_cli_usage_error("build",
+                                  "--platform `%s`: one platform at a time (several into one "
+                                  "image index are not supported yet)",
+                                  optarg);
+      o->platform = optarg;
       break;
     case OPT_BUILD_ARG:
       sw_strv_push(&o->build_args, optarg);
@@ -415,6 +429,9 @@ parse_args(int argc, char **argv, build_opts_t *o)
     return sw_cli_usage_error("build", optind >= argc ? "build needs a CONTEXT directory"
                                                       : "build takes exactly one CONTEXT");
   o->context = argv[optind];
+  if (o->platform == NULL && getenv("DOCKER_DEFAULT_PLATFORM") &&
+      *getenv("DOCKER_DEFAULT_PLATFORM"))
+    o->platform = getenv("DOCKER_DEFAULT_PLATFORM");
   if (o->quiet)
     o->progress = SW_PROGRESS_QUIET;
   return 0;
@@ -774,7 +791,10 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     return -1;
   if (o->ssh && sw_ssh_agents_new(o->ssh, &ssh, err) < 0)
     return -1;
-  sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target, .contexts = named.plan};
+  sw_plan_opts_t po = {.platform = o->platform,
+                       .build_args = o->build_args,
+                       .target = o->target,
+                       .contexts = named.plan};
   if (sw_plan_new(df, &po, &plan, err) < 0)
     return -1;
   reblob = start_reblob(store, plan);

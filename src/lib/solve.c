@@ -3,6 +3,7 @@
 #include "solve-private.h"
 
 #include "gotext.h"
+#include "platform.h"
 #include "registry.h"
 #include "shellword.h"
 
@@ -1138,7 +1139,7 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
     return -1;
   }
   r->img = base;
-  sw_cachekey_base(base->config_digest, o->plan->platform, r->key);
+  sw_cachekey_base(base->config_digest, st->platform, r->key);
   r->last_created = sw_config_created(base->config);
   r->lower = sw_image_lowerdirs(o->store, base);
   *triggers = take_onbuild(r);
@@ -1146,10 +1147,24 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
   return 0;
 }
 
+/* The stage's image says the platform the stage runs on. A base image made for another one is
+ * used as it is, with BuildKit's InvalidBaseImagePlatform warning (its binaries run through
+ * emulation if they are foreign). */
+static void
+stage_platform_config(stage_run_t *r)
+{
+  const sw_stage_t *st = r->st;
+  _cleanup_free_ char *was = sw_platform_of_config(r->img->config);
+  if (!st->scratch && st->base_stage < 0 && strcmp(was, st->platform) != 0 && !r->verifying)
+    sw_warn("%s:%d: base image `%s` was made for platform \"%s\", expected \"%s\" for this "
+            "stage (InvalidBaseImagePlatform)",
+            r->sv->o->plan->df->path, st->from->line, st->base, was, st->platform);
+  sw_platform_set_config(r->img->config, st->platform);
+}
+
 static int
 init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
 {
-  const sw_solve_opts_t *o = r->sv->o;
   sw_stage_t *st = r->st;
   *triggers = NULL;
   sw_scope_init(&r->scope);
@@ -1157,7 +1172,7 @@ init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
     r->img = sw_image_new();
     /* BuildKit's emptyImage(): FROM scratch starts with WorkingDir "/". */
     json_object_set_new(container(r), "WorkingDir", json_string("/"));
-    sw_cachekey_base(NULL, o->plan->platform, r->key);
+    sw_cachekey_base(NULL, st->platform, r->key);
     r->last_created = r->sv->now;
     r->lower = xcalloc(1, sizeof(char *));
   } else if (st->base_stage >= 0) {
@@ -1173,12 +1188,7 @@ init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
     return -1;
   }
   json_object_del(r->img->config, "created");
-  if (st->platform == NULL || strcmp(st->platform, o->plan->platform) == 0) {
-    /* nothing: the build platform */
-  } else {
-    sw_warn("%s:%d: --platform=%s ignored: slipway builds for %s only", o->plan->df->path,
-            st->from->line, st->platform, o->plan->platform);
-  }
+  stage_platform_config(r);
   ensure_path(r);
   return 0;
 }
