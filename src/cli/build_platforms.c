@@ -5,34 +5,8 @@
 
 #include "build_private.h"
 
-#include <ctype.h>
-
+#include "../lib/platform.h"
 #include "../lib/solve.h"
-
-/* "linux/aarch64" → "linux/arm64", as containerd's normaliser for the spellings users write. */
-static int
-platform_norm(const char *in, char **out, sw_error_t *err)
-{
-  _cleanup_free_ char *p = xstrdup(in);
-  for (char *c = p; *c; c++)
-    *c = (char)tolower((unsigned char)*c);
-  char *arch = strchr(p, '/');
-  if (arch == NULL || arch == p || arch[1] == '\0' || arch[1] == '/')
-    return sw_error_code(err, SW_EXIT_USAGE, 0,
-                         "--platform `%s`: expected OS/ARCH[/VARIANT], e.g. linux/arm64", in);
-  *arch++ = '\0';
-  char *variant = strchr(arch, '/');
-  if (variant)
-    *variant++ = '\0';
-  if (strcmp(arch, "x86_64") == 0 || strcmp(arch, "x86-64") == 0)
-    arch = "amd64";
-  else if (strcmp(arch, "aarch64") == 0)
-    arch = "arm64";
-  if (variant && (*variant == '\0' || (strcmp(arch, "arm64") == 0 && strcmp(variant, "v8") == 0)))
-    variant = NULL;
-  *out = xasprintf("%s/%s%s%s", p, arch, variant ? "/" : "", variant ? variant : "");
-  return 0;
-}
 
 int
 build_platforms_add(const char *spec, char ***platforms, sw_error_t *err)
@@ -41,8 +15,8 @@ build_platforms_add(const char *spec, char ***platforms, sw_error_t *err)
   char *save = NULL;
   for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
     _cleanup_free_ char *p = NULL;
-    if (platform_norm(f, &p, err) < 0)
-      return -1;
+    if (sw_platform_normalize(f, &p, err) < 0)
+      return sw_error_wrap(err, "--platform");
     if (!sw_strv_contains(*platforms, p))
       sw_strv_push(platforms, p);
   }
@@ -58,23 +32,6 @@ build_apply_labels(sw_image_t *img, char *const *labels)
   }
 }
 
-/* Until each stage's config says the platform it ran for (the emulation work), the image of a
- * target says it here. */
-static void
-set_config_platform(sw_image_t *img, const char *platform)
-{
-  _cleanup_free_ char *os = xstrndup(platform, strcspn(platform, "/"));
-  const char *arch = platform + strlen(os) + 1;
-  const char *variant = strchr(arch, '/');
-  _cleanup_free_ char *a = xstrndup(arch, variant ? (size_t)(variant - arch) : strlen(arch));
-  json_object_set_new(img->config, "os", json_string(os));
-  json_object_set_new(img->config, "architecture", json_string(a));
-  if (variant)
-    json_object_set_new(img->config, "variant", json_string(variant + 1));
-  else
-    json_object_del(img->config, "variant");
-}
-
 /* As a build of one platform commits its image: imported layers get their smaller blob, layers
  * committed without a blob get one with the build's codec. */
 static int
@@ -84,7 +41,6 @@ commit_images(const build_platforms_opts_t *bo, sw_image_t **imgs, const sw_comp
   sw_store_t *store = bo->store;
   char *const *platforms = bo->platforms;
   for (size_t k = 0; platforms[k]; k++) {
-    set_config_platform(imgs[k], platforms[k]);
     build_apply_labels(imgs[k], bo->labels);
     if (sw_reblob_apply(store, bo->reblob, imgs[k], NULL, err) < 0 ||
         sw_image_make_blobs(store, imgs[k], comp, err) < 0 ||
