@@ -249,6 +249,13 @@ int
 sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names, sw_index_t **out,
                 sw_error_t *err)
 {
+  return sw_index_commit_platforms(s, manifest_digests, NULL, names, out, err);
+}
+
+int
+sw_index_commit_platforms(sw_store_t *s, char *const *manifest_digests, char *const *platforms,
+                          char *const *names, sw_index_t **out, sw_error_t *err)
+{
   _cleanup_(sw_index_freep) sw_index_t *idx = xcalloc(1, sizeof(*idx));
   for (size_t i = 0; manifest_digests && manifest_digests[i]; i++) {
     _cleanup_(sw_image_freep) sw_image_t *img = NULL;
@@ -257,7 +264,7 @@ sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names
       return sw_error(err, 0, "index entry %s is not an image of the store", manifest_digests[i]);
     if (r < 0)
       return -1;
-    add_entry(idx, img, NULL);
+    add_entry(idx, img, platforms ? platforms[i] : NULL);
     for (size_t k = 0; k + 1 < idx->n_entries; k++)
       if (strcmp(idx->entries[k].platform, idx->entries[i].platform) == 0)
         return sw_error(err, 0, "images %s and %s are both %s: an index has one per platform",

@@ -241,3 +241,14 @@ def test_cross_compilation_builder_runs_once(slipway, tmp_path, busybox_image):
     assert len(runs) == 2 and all(v == ["CACHED"] for v in runs.values()), p.stderr
     assert (out / "arch").read_text() == OTHER + "\n"
     assert (out / "stamp").read_text() == slipway("run", "--rm", "cross", "cat", "/stamp").stdout
+
+
+def test_index_says_the_platform_built_for(slipway, tmp_path, busybox_image):
+    """A final stage on $BUILDPLATFORM is the same image for both targets: the index lists it
+    under each target platform, as BuildKit's does."""
+    ctx = write_context(tmp_path, "FROM --platform=$BUILDPLATFORM busybox\nCOPY a.txt /\n",
+                        {"a.txt": "a\n"})
+    slipway("build", "--platform", PLATFORMS, "-t", "same", ctx)
+    info = slipway.inspect("same")
+    assert [m["platform"] for m in info["Manifests"]] == ["linux/" + HOST, "linux/" + OTHER]
+    assert info["Manifests"][0]["digest"] == info["Manifests"][1]["digest"]
