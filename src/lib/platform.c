@@ -49,7 +49,7 @@ normalize_arch(char **arch, char **variant)
   static const struct {
     const char *from, *arch, *variant; /* variant NULL: keep the given one */
   } map[] = {
-      {"x86_64", "amd64", NULL}, {"x86-64", "amd64", NULL}, {"i386", "386", ""},
+      {"x86_64", "amd64", NULL}, {"x86-64", "amd64", NULL},  {"i386", "386", ""},
       {"i686", "386", ""},       {"aarch64", "arm64", NULL}, {"armhf", "arm", "v7"},
       {"armel", "arm", "v6"},
   };
@@ -67,7 +67,8 @@ normalize_arch(char **arch, char **variant)
   if (strcmp(*arch, "arm64") == 0 && (strcmp(*variant, "v8") == 0 || strcmp(*variant, "8") == 0)) {
     free(*variant);
     *variant = xstrdup("");
-  } else if (strcmp(*arch, "arm") == 0 && (**variant == '\0' || isdigit((unsigned char)**variant))) {
+  } else if (strcmp(*arch, "arm") == 0 &&
+             (**variant == '\0' || isdigit((unsigned char)**variant))) {
     char *v = **variant ? xasprintf("v%s", *variant) : xstrdup("v7");
     free(*variant);
     *variant = v;
@@ -121,9 +122,9 @@ sw_platform_of_config(const json_t *cfg)
 {
   const char *os = config_str(cfg, "os"), *arch = config_str(cfg, "architecture");
   const char *variant = config_str(cfg, "variant");
-  _cleanup_free_ char *raw = variant ? xasprintf("%s/%s/%s", os ? os : "linux",
-                                                 arch ? arch : "amd64", variant)
-                                     : xasprintf("%s/%s", os ? os : "linux", arch ? arch : "amd64");
+  _cleanup_free_ char *raw =
+      variant ? xasprintf("%s/%s/%s", os ? os : "linux", arch ? arch : "amd64", variant)
+              : xasprintf("%s/%s", os ? os : "linux", arch ? arch : "amd64");
   char *out = NULL;
   sw_error_t err = NULL;
   if (sw_platform_normalize(raw, &out, &err) < 0) {
