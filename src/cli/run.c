@@ -434,7 +434,7 @@ find_image(sw_store_t *s, const char *ref, const char *policy, const char *platf
   bool never = policy && strcmp(policy, "never") == 0;
 
   if (!always) {
-    int r = sw_image_get(s, ref, img, err);
+    int r = sw_image_get_platform(s, ref, platform, img, err); /* an index: its image for it */
     if (r != 0)
       return r < 0 ? -1 : 0;
     if (never)

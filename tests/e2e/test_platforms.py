@@ -252,3 +252,48 @@ def test_index_says_the_platform_built_for(slipway, tmp_path, busybox_image):
     info = slipway.inspect("same")
     assert [m["platform"] for m in info["Manifests"]] == ["linux/" + HOST, "linux/" + OTHER]
     assert info["Manifests"][0]["digest"] == info["Manifests"][1]["digest"]
+
+
+UNAME = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def test_two_platforms_run_steps_under_emulation(slipway, tmp_path, busybox_image,
+                                                 arm64_busybox_image):
+    """A multi-stage Dockerfile with RUN steps in the target stages, for the host and arm64 (RUN
+    under qemu-user): the base is itself an index, resolved for each stage's platform; `run
+    --platform` picks an image of the index."""
+    if HOST != "amd64":
+        pytest.skip("the foreign fixture is arm64")
+    slipway("tag", busybox_image, "busybox:amd64")
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "Dockerfile").write_text("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\n")
+    slipway("build", "--platform", PLATFORMS, "-t", "bb", base)
+    assert [m["platform"] for m in slipway.inspect("bb")["Manifests"]] == [
+        "linux/amd64", "linux/arm64"]
+
+    ctx = write_context(tmp_path, """\
+FROM bb AS base
+RUN uname -m > /m
+FROM scratch AS files
+COPY a.txt /a.txt
+FROM base
+COPY --from=files /a.txt /a.txt
+RUN cat /m /a.txt > /out
+""", {"a.txt": "a\n"})
+    p = slipway("build", "--progress", "plain", "--platform", PLATFORMS, "-t", "app", ctx)
+    assert "InvalidBaseImagePlatform" not in p.stderr  # each stage got the base for its platform
+    steps = progress_steps(p.stderr)
+    assert steps["[linux/arm64 base 2/2] RUN uname -m > /m"] == ["DONE"]
+    assert steps["[linux/amd64 base 2/2] RUN uname -m > /m"] == ["DONE"]
+    for arch in ("amd64", "arm64"):
+        out = slipway("run", "--rm", "--platform", "linux/" + arch, "app", "cat", "/out").stdout
+        assert out == UNAME[arch] + "\na\n"
+        info = slipway.json("inspect", "--platform", "linux/" + arch, "app")[0]
+        assert info["Architecture"] == arch
+    # the same build again: every step of both platforms is a cache hit, the index the same
+    digest = slipway.inspect("app")["Id"]
+    p = slipway("build", "--progress", "plain", "--platform", PLATFORMS, "-t", "app", ctx)
+    ends = [s for k, v in progress_steps(p.stderr).items() if "] RUN " in k for s in v]
+    assert ends == ["CACHED"] * 4, p.stderr
+    assert slipway.inspect("app")["Id"] == digest
