@@ -242,6 +242,17 @@ def test_cross_compilation_builder_runs_once(slipway, tmp_path, busybox_image):
     assert (out / "arch").read_text() == OTHER + "\n"
     assert (out / "stamp").read_text() == slipway("run", "--rm", "cross", "cat", "/stamp").stdout
 
+    # --no-cache runs every step again, the shared one still once (BuildKit merges it too)
+    p = slipway("build", "--progress", "plain", "--no-cache", "--platform", PLATFORMS,
+                "-t", "cross", ctx)
+    steps = progress_steps(p.stderr)
+    assert sorted(steps[shared]) == ["CACHED", "DONE"], p.stderr
+    assert steps[per_host] == ["DONE"] and steps[per_other] == ["DONE"], p.stderr
+    again = slipway.inspect("cross")
+    assert again["RootFS"]["Layers"][-2] != host["RootFS"]["Layers"][-2]  # a new /stamp
+    other = slipway.json("inspect", "--platform", "linux/" + OTHER, "cross")[0]
+    assert again["RootFS"]["Layers"][-2] == other["RootFS"]["Layers"][-2]
+
 
 def test_index_says_the_platform_built_for(slipway, tmp_path, busybox_image):
     """A final stage on $BUILDPLATFORM is the same image for both targets: the index lists it
