@@ -27,10 +27,14 @@ static const struct arch {
   uint8_t class64, big_endian;
   uint16_t machine;
 } arches[] = {
-    {"amd64", "x86_64", 1, 0, 62},     {"arm64", "aarch64", 1, 0, 183},
-    {"386", "i386", 0, 0, 3},          {"arm", "arm", 0, 0, 40},
-    {"ppc64le", "ppc64le", 1, 0, 21},  {"s390x", "s390x", 1, 1, 22},
-    {"riscv64", "riscv64", 1, 0, 243}, {"mips64le", "mips64el", 1, 0, 8},
+    {"amd64", "x86_64", 1, 0, 62},
+    {"arm64", "aarch64", 1, 0, 183},
+    {"386", "i386", 0, 0, 3},
+    {"arm", "arm", 0, 0, 40},
+    {"ppc64le", "ppc64le", 1, 0, 21},
+    {"s390x", "s390x", 1, 1, 22},
+    {"riscv64", "riscv64", 1, 0, 243},
+    {"mips64le", "mips64el", 1, 0, 8},
     {"loong64", "loongarch64", 1, 0, 258},
 };
 
@@ -57,8 +61,9 @@ static void
 elf_header(const struct arch *a, uint16_t type, uint8_t out[ELF_HDR])
 {
   memset(out, 0, ELF_HDR);
-  memcpy(out, "\x7f"
-              "ELF",
+  memcpy(out,
+         "\x7f"
+         "ELF",
          4);
   out[4] = a->class64 ? 2 : 1;
   out[5] = a->big_endian ? 2 : 1;
@@ -231,8 +236,8 @@ no_handler(const char *misc_dir, const char *conf, const char *platform, const s
 }
 
 int
-sw_binfmt_check(const char *misc_dir, const char *conf_dir, const char *platform,
-                bool may_register, sw_error_t *err)
+sw_binfmt_check(const char *misc_dir, const char *conf_dir, const char *platform, bool may_register,
+                sw_error_t *err)
 {
   const struct arch *a = arch_of(platform);
   if (a == NULL)
@@ -318,7 +323,9 @@ sw_binfmt_ensure(const char *platform, sw_error_t *err)
   misc = hooked ? misc : MISC_DIR;
   conf = conf && *conf ? conf : CONF_DIR;
   pthread_mutex_lock(&ok_lock);
-  int r = sw_strv_contains(ok_platforms, platform) ? 0 : ensure_locked(misc, conf, hooked, platform, err);
+  int r = sw_strv_contains(ok_platforms, platform)
+              ? 0
+              : ensure_locked(misc, conf, hooked, platform, err);
   pthread_mutex_unlock(&ok_lock);
   return r;
 }

@@ -29,7 +29,8 @@ static const char arm_entry[] = "enabled\n"
                                 "mask ffffffffffffff00fffffffffffffffffeffffff\n";
 static const char conf_line[] =
     ":qemu-aarch64:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"
-    "\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff"
+    "\\x00\\x02\\x00\\xb7\\x00:"
+    "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff"
     "\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OP";
 
 typedef struct {
