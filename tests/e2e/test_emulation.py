@@ -12,6 +12,7 @@ import platform as pyplatform
 import pytest
 
 from test_build import Builder
+from test_rootless import base_dir, user  # noqa: F401 (fixtures: an unprivileged user)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -135,6 +136,38 @@ def test_handler_without_f_flag_is_refused(slipway, arm64_busybox_image, tmp_pat
     assert p.returncode != 0
     assert "registered without the F flag" in p.stderr, p.stderr
     assert "`/usr/bin/qemu-aarch64-static` inside the container's root" in p.stderr, p.stderr
+
+
+def test_rootless_emulation(user, arm64_busybox_rootfs_tar):
+    """As an ordinary user (slipway in its own user namespace): the machine's handler serves the
+    user's containers too; one that is missing cannot be registered from there, so the message
+    says to do it as root."""
+    import shutil
+    tar = user.path("bb-arm64.tar")
+    shutil.copy(arm64_busybox_rootfs_tar, tar)
+    user.give(tar)
+    user("import", "--platform", "linux/arm64", tar, "bb:arm64")
+    p = user("run", "--rm", "--network", "host", "--platform", "linux/arm64", "bb:arm64",
+             "uname", "-m")
+    assert p.stdout == "aarch64\n", p.stderr
+
+    misc, conf = user.path("binfmt_misc"), user.path("binfmt.d")
+    os.mkdir(misc)
+    os.mkdir(conf)
+    for path, text in ((os.path.join(misc, "register"), ""),
+                       (os.path.join(misc, "status"), "enabled\n"),
+                       (os.path.join(conf, "qemu-aarch64.conf"),  # Debian's, as installed
+                        open("/usr/lib/binfmt.d/qemu-aarch64.conf").read())):
+        with open(path, "w") as f:
+            f.write(text)
+    user.give(misc)
+    user.give(conf)
+    p = user("run", "--rm", "--network", "host", "--platform", "linux/arm64", "bb:arm64", "true",
+             check=False, env={"SLIPWAY_BINFMT_MISC": misc, "SLIPWAY_BINFMT_CONF": conf})
+    assert p.returncode != 0
+    assert "qemu-user-static is installed but its handler is not registered" in p.stderr, p.stderr
+    assert "as root, run `cat %s/qemu-aarch64.conf > %s/register`" % (conf, misc) in p.stderr
+    assert open(os.path.join(misc, "register")).read() == ""  # nothing was written
 
 
 @pytest.mark.slow
