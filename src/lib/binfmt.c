@@ -60,11 +60,9 @@ sw_binfmt_qemu_arch(const char *platform)
 static void
 elf_header(const struct arch *a, uint16_t type, uint8_t out[ELF_HDR])
 {
+  static const uint8_t elf_magic[4] = {0x7f, 'E', 'L', 'F'};
   memset(out, 0, ELF_HDR);
-  memcpy(out,
-         "\x7f"
-         "ELF",
-         4);
+  memcpy(out, elf_magic, sizeof(elf_magic));
   out[4] = a->class64 ? 2 : 1;
   out[5] = a->big_endian ? 2 : 1;
   out[6] = 1; /* EV_CURRENT */

@@ -6,11 +6,15 @@ handler gets a message naming the package and the command.
 
 The handler checks in the last tests use fake binfmt_misc directories ($SLIPWAY_BINFMT_MISC,
 $SLIPWAY_BINFMT_CONF: test hooks): the machine's real handler is never unregistered."""
+import os
 import platform as pyplatform
 
 import pytest
 
 from test_build import Builder
+from test_rootless import base_dir, user  # noqa: F401 (fixtures: an unprivileged user)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.skipif(pyplatform.machine() == "aarch64",
                                 reason="arm64 is native here: nothing to emulate")
@@ -132,3 +136,88 @@ def test_handler_without_f_flag_is_refused(slipway, arm64_busybox_image, tmp_pat
     assert p.returncode != 0
     assert "registered without the F flag" in p.stderr, p.stderr
     assert "`/usr/bin/qemu-aarch64-static` inside the container's root" in p.stderr, p.stderr
+
+
+def test_rootless_emulation(user, arm64_busybox_rootfs_tar):
+    """As an ordinary user (slipway in its own user namespace): the machine's handler serves the
+    user's containers too; one that is missing cannot be registered from there, so the message
+    says to do it as root."""
+    import shutil
+    tar = user.path("bb-arm64.tar")
+    shutil.copy(arm64_busybox_rootfs_tar, tar)
+    user.give(tar)
+    user("import", "--platform", "linux/arm64", tar, "bb:arm64")
+    p = user("run", "--rm", "--network", "host", "--platform", "linux/arm64", "bb:arm64",
+             "uname", "-m")
+    assert p.stdout == "aarch64\n", p.stderr
+
+    misc, conf = user.path("binfmt_misc"), user.path("binfmt.d")
+    os.mkdir(misc)
+    os.mkdir(conf)
+    for path, text in ((os.path.join(misc, "register"), ""),
+                       (os.path.join(misc, "status"), "enabled\n"),
+                       (os.path.join(conf, "qemu-aarch64.conf"),  # Debian's, as installed
+                        open("/usr/lib/binfmt.d/qemu-aarch64.conf").read())):
+        with open(path, "w") as f:
+            f.write(text)
+    user.give(misc)
+    user.give(conf)
+    p = user("run", "--rm", "--network", "host", "--platform", "linux/arm64", "bb:arm64", "true",
+             check=False, env={"SLIPWAY_BINFMT_MISC": misc, "SLIPWAY_BINFMT_CONF": conf})
+    assert p.returncode != 0
+    assert "qemu-user-static is installed but its handler is not registered" in p.stderr, p.stderr
+    assert "as root, run `cat %s/qemu-aarch64.conf > %s/register`" % (conf, misc) in p.stderr
+    assert open(os.path.join(misc, "register")).read() == ""  # nothing was written
+
+
+@pytest.mark.slow
+def test_article_example_for_arm64_serves_its_page(slipway_bin, arm64_python_base_tar,
+                                                   tmp_path):
+    """The article's example (examples/django, its final Dockerfile) built for linux/arm64: every
+    RUN (apt-get install build-essential, pip, compilemessages, collectstatic) under emulation;
+    the arm64 image then serves its page, gunicorn itself emulated. Minutes long."""
+    import functools
+    import http.server
+    import shutil
+    import subprocess
+    import threading
+
+    from test_django import EXAMPLE, QuietFiles, Slipway, parse_plain, wait_http, Image
+
+    wheelhouse = subprocess.run([os.path.join(REPO, "scripts", "wheelhouse.sh")], check=True,
+                                stdout=subprocess.PIPE, text=True).stdout.strip()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietFiles, directory=wheelhouse))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    index = "http://127.0.0.1:%d/simple/" % server.server_address[1]
+    root = str(tmp_path / "store")
+    sw = Slipway(slipway_bin, root, index, str(tmp_path))
+    try:
+        sw("import", "--platform", "linux/arm64", "--change", 'CMD ["python3"]',
+           arm64_python_base_tar, "python:slim", timeout=900)
+        p = sw("build", "--progress=plain", "--platform", "linux/arm64", "--build-arg",
+               "PIP_INDEX_URL=" + index, "-t", "foo:arm64", EXAMPLE, timeout=3600)
+        steps = parse_plain(p.stdout)
+        assert steps and not [s for s in steps if s.status == "ERROR"], p.stdout[-3000:]
+        assert "InvalidBaseImagePlatform" not in p.stdout
+        out = str(tmp_path / "foo-arm64.tar")
+        sw("save", "-o", out, "--format", "oci", "foo:arm64")
+        img = Image(out)
+        assert (img.config["os"], img.config["architecture"]) == ("linux", "arm64")
+        # the app's compiled translation came from an emulated RUN; the base's python is arm64
+        assert img.has("usr/local/lib/python3.11/dist-packages/foo/locale/de/LC_MESSAGES/django.mo")
+        p = sw("run", "--rm", "--platform", "linux/arm64", "--entrypoint", "python3",
+               "foo:arm64", "-c", "import platform; print(platform.machine())")
+        assert p.stdout.splitlines()[-1] == "aarch64", p.stdout
+        c = sw.start("foo:arm64")
+        try:
+            page = wait_http(c.url + "/", timeout=600, proc=c.proc)
+            assert "Hello from foo" in page, page
+        finally:
+            rc = c.stop(timeout=120)
+        assert rc == 0, c.output()[-3000:]
+        assert "does not match the detected host platform" in c.output()
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(root, ignore_errors=True)
