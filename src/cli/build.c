@@ -36,6 +36,8 @@ static const char usage_text[] =
     "                            Dockerfile (the default when it has none; see `slipway recipe`)\n"
     "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
     "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
+    "      --platform P[,P...]   target platform(s), OS/ARCH[/VARIANT] (default: the host's,\n"
+    "                            or $DOCKER_DEFAULT_PLATFORM); several make one image index\n"
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
     "      --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[@DIGEST]\n"
     "                            a named context for FROM NAME and COPY --from=NAME (a\n"
@@ -108,6 +110,7 @@ typedef struct {
   size_t n_ulimits;
   char **ssh;
   bool check;
+  char **platforms; /* --platform, normalised, each once */
 } build_opts_t;
 
 static void
@@ -125,6 +128,7 @@ opts_free(build_opts_t *o)
   sw_strv_free(o->add_hosts);
   free(o->ulimits);
   sw_strv_free(o->ssh);
+  sw_strv_free(o->platforms);
 }
 
 /* BuildKit's `type=registry,ref=R[,mode=min|max]`; a plain reference means type=registry (as
@@ -219,6 +223,7 @@ enum {
   OPT_ULIMIT,
   OPT_SSH,
   OPT_CHECK,
+  OPT_PLATFORM,
 };
 
 static int
@@ -249,6 +254,7 @@ parse_args(int argc, char **argv, build_opts_t *o)
       {"ulimit", required_argument, NULL, OPT_ULIMIT},
       {"ssh", required_argument, NULL, OPT_SSH},
       {"check", no_argument, NULL, OPT_CHECK},
+      {"platform", required_argument, NULL, OPT_PLATFORM},
       {"insecure-registry", required_argument, NULL, 'I'},
       {"recipe", required_argument, NULL, OPT_RECIPE},
       {"output", required_argument, NULL, 'o'},
@@ -392,6 +398,10 @@ parse_args(int argc, char **argv, build_opts_t *o)
     case OPT_CHECK:
       o->check = true;
       break;
+    case OPT_PLATFORM:
+      if (build_platforms_add(optarg, &o->platforms, &err) < 0)
+        return sw_error_report(&err);
+      break;
     case OPT_SSH:
       sw_strv_push(&o->ssh, optarg);
       break;
@@ -415,6 +425,15 @@ parse_args(int argc, char **argv, build_opts_t *o)
     return sw_cli_usage_error("build", optind >= argc ? "build needs a CONTEXT directory"
                                                       : "build takes exactly one CONTEXT");
   o->context = argv[optind];
+  const char *dp = getenv("DOCKER_DEFAULT_PLATFORM");
+  if (o->platforms == NULL && dp && *dp && build_platforms_add(dp, &o->platforms, &err) < 0)
+    return sw_error_report(&err);
+  if (sw_strv_len(o->platforms) > 1 && (o->output || o->push || o->cache_to || o->recipe))
+    return sw_cli_usage_error("build",
+                              "several platforms (%s, ...) make an image index, which -o, "
+                              "--push, --cache-to and --recipe do not take yet: build one "
+                              "platform, or push the index afterwards",
+                              o->platforms[0]);
   if (o->quiet)
     o->progress = SW_PROGRESS_QUIET;
   return 0;
@@ -653,15 +672,6 @@ no:
   return false;
 }
 
-static void
-apply_labels(sw_image_t *img, char *const *labels)
-{
-  for (size_t i = 0; labels && labels[i]; i++) {
-    _cleanup_free_ char *k = xstrndup(labels[i], strcspn(labels[i], "="));
-    sw_config_label_set(img->config, k, strchr(labels[i], '=') + 1);
-  }
-}
-
 /* mode=min: the records of the final image's stages (the target and the stages it is FROM);
  * mode=max: every stage's. */
 static bool
@@ -741,6 +751,41 @@ start_reblob(sw_store_t *store, const sw_plan_t *plan)
   return sw_reblob_start(store, base);
 }
 
+static void
+warn_unused_args(const build_opts_t *o, const sw_plan_t *plan)
+{
+  _cleanup_strv_ char **unused = sw_plan_unused_build_args(plan);
+  for (size_t i = 0; unused[i]; i++)
+    if (!(o->used_recipe && sw_str_has_prefix(unused[i], "SLIPWAY_")))
+      sw_warn("build arg `%s` was not consumed by any ARG", unused[i]);
+}
+
+/* The end of a build of several platforms: rc is the build's, idx the index it made. The image
+ * ID printed and written (-q, --iidfile) is the index's digest, as docker's containerd store
+ * gives. */
+static int
+finish_index(build_opts_t *o, const sw_plan_t *plan, sw_progress_t *p, int rc, sw_index_t *idx,
+             sw_error_t *err)
+{
+  sw_progress_summary(p, rc == 0 ? idx->digest : NULL);
+  sw_progress_free(p);
+  if (rc == 0 && o->iidfile &&
+      sw_write_file_atomic(o->iidfile, idx->digest, strlen(idx->digest), 0644, err) < 0)
+    rc = -1;
+  if (rc == 0 && o->metadata_file) {
+    _cleanup_free_ char *text =
+        xasprintf("{\n  \"containerimage.descriptor\": {\"mediaType\": \"%s\", \"digest\": "
+                  "\"%s\", \"size\": %lld},\n  \"containerimage.digest\": \"%s\"\n}",
+                  SW_MT_OCI_INDEX, idx->digest, (long long)idx->size, idx->digest);
+    rc = sw_write_file_atomic(o->metadata_file, text, strlen(text), 0644, err);
+  }
+  if (rc == 0 && o->quiet)
+    printf("%s\n", idx->digest);
+  if (rc == 0)
+    warn_unused_args(o, plan);
+  return rc;
+}
+
 static int
 do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
 {
@@ -757,6 +802,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   sw_cache_log_t log;
   _cleanup_(build_named_clear) build_named_t named = {0};
   _cleanup_(sw_ssh_agents_freep) sw_ssh_agents_t *ssh = NULL;
+  _cleanup_(sw_index_freep) sw_index_t *index = NULL;
 
   struct stat st;
   if (stat(o->context, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -774,7 +820,10 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     return -1;
   if (o->ssh && sw_ssh_agents_new(o->ssh, &ssh, err) < 0)
     return -1;
-  sw_plan_opts_t po = {.build_args = o->build_args, .target = o->target, .contexts = named.plan};
+  sw_plan_opts_t po = {.build_args = o->build_args,
+                       .target = o->target,
+                       .contexts = named.plan,
+                       .platform = o->platforms ? o->platforms[0] : NULL};
   if (sw_plan_new(df, &po, &plan, err) < 0)
     return -1;
   reblob = start_reblob(store, plan);
@@ -811,6 +860,19 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .ssh = ssh,
   };
   int rc = o->pull ? build_pull_bases(store, plan, &ro, p, err) : 0;
+  if (sw_strv_len(o->platforms) > 1) {
+    build_platforms_opts_t bo = {.store = store,
+                                 .df = df,
+                                 .plan_opts = &po,
+                                 .solve_opts = &so,
+                                 .platforms = o->platforms,
+                                 .labels = o->labels,
+                                 .tags = o->tags,
+                                 .progress = p};
+    if (rc == 0)
+      rc = build_platforms(&bo, &index, err);
+    return finish_index(o, plan, p, rc, index, err);
+  }
   if (rc == 0)
     rc = sw_solve(&so, &img, err);
   if (rc < 0 && o->used_recipe) {
@@ -823,7 +885,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     }
   }
   if (rc == 0) {
-    apply_labels(img, o->labels);
+    build_apply_labels(img, o->labels);
     int id = sw_progress_begin(p, "exporting to image");
     /* Imported layers get their smaller blob; layers committed without a blob get it now,
      * with the build's codec. */
@@ -877,12 +939,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     rc = -1;
   if (rc == 0 && o->quiet && !output_is_stdout(o->output))
     printf("%s\n", img->config_digest);
-  if (rc == 0) {
-    _cleanup_strv_ char **unused = sw_plan_unused_build_args(plan);
-    for (size_t i = 0; unused[i]; i++)
-      if (!(o->used_recipe && sw_str_has_prefix(unused[i], "SLIPWAY_")))
-        sw_warn("build arg `%s` was not consumed by any ARG", unused[i]);
-  }
+  if (rc == 0)
+    warn_unused_args(o, plan);
   return rc;
 }
 

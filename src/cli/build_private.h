@@ -6,6 +6,7 @@
 #include "../lib/plan.h"
 #include "../lib/progress.h"
 #include "../lib/registry.h"
+#include "../lib/solve.h"
 #include "../lib/store.h"
 
 /* --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[@sha256:…], resolved. */
@@ -36,6 +37,26 @@ int build_push(sw_store_t *store, const sw_image_t *img, char *const *tags,
  * containerimage.descriptor, image.name). */
 int build_write_metadata(sw_store_t *store, const sw_image_t *img, char *const *tags,
                          const char *path, sw_error_t *err);
+
+/* ---- several target platforms (build_platforms.c) ---- */
+/* --platform A,B (repeatable): each normalised (linux/aarch64 = linux/arm64, arm64/v8 = arm64)
+ * and added once to *platforms. */
+int build_platforms_add(const char *spec, char ***platforms, sw_error_t *err);
+/* --label K=V on an image's config. */
+void build_apply_labels(sw_image_t *img, char *const *labels);
+typedef struct {
+  sw_store_t *store;
+  const sw_dockerfile_t *df;
+  const sw_plan_opts_t *plan_opts;   /* platform replaced by each of platforms */
+  const sw_solve_opts_t *solve_opts; /* plan replaced by each platform's */
+  char *const *platforms;            /* two or more */
+  char *const *labels;
+  char *const *tags;
+  sw_progress_t *progress;
+} build_platforms_opts_t;
+/* One plan per platform, solved at once (sw_solve_all), each image committed (no name), then
+ * one image index of them under tags (*out). */
+int build_platforms(const build_platforms_opts_t *bo, sw_index_t **out, sw_error_t *err);
 
 /* Build checks (lint.h): warnings on stderr, and a failure with `# check=error=true`; with
  * check_only (`build --check`) on stdout, returning 1 when there is any. */

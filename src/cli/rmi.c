@@ -8,10 +8,48 @@ static const char usage_text[] =
     "\n"
     "Remove images. IMAGE is a name (only that name goes if the image has others), an image\n"
     "ID (short or full) or a manifest digest. Layers no longer used are freed by `slipway prune`.\n"
+    "An image index (multi-platform image) goes with its images, unless another name or index\n"
+    "keeps them; an image of an index cannot be removed alone.\n"
     "\n"
     "Options:\n"
     "  -f, --force   remove an image given by ID even if it has several names\n"
     "  -h, --help    print this help\n";
+
+static void
+print_untagged(char *const *before, char *const *after)
+{
+  for (size_t k = 0; before && before[k]; k++)
+    if (!sw_strv_contains(after, before[k])) {
+      _cleanup_free_ char *repo = NULL, *tag = NULL;
+      sw_ref_display(before[k], &repo, &tag);
+      printf("Untagged: %s:%s\n", repo, tag);
+    }
+}
+
+/* rmi of an image index: its name only, or the index and its images nothing else keeps. */
+static int
+rmi_index(sw_store_t *s, const char *ref, const sw_index_t *idx, bool force, sw_error_t *err)
+{
+  bool deleted = false;
+  if (sw_index_delete(s, ref, force, &deleted, err) < 0)
+    return -1;
+  _cleanup_(sw_index_freep) sw_index_t *after = NULL;
+  if (!deleted && sw_index_get(s, idx->digest, &after, err) < 0)
+    return -1;
+  char *none[] = {NULL};
+  print_untagged(idx->names, after ? after->names : none);
+  if (!deleted)
+    return 0;
+  printf("Deleted: %s\n", idx->digest);
+  for (size_t k = 0; k < idx->n_entries; k++) {
+    _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+    sw_error_t e = NULL;
+    if (sw_image_get(s, idx->entries[k].manifest_digest, &img, &e) == 0)
+      printf("Deleted: %s (%s)\n", idx->entries[k].manifest_digest, idx->entries[k].platform);
+    sw_error_release(&e);
+  }
+  return 0;
+}
 
 int
 cmd_rmi(int argc, char **argv, sw_global_t *g)
@@ -40,8 +78,16 @@ cmd_rmi(int argc, char **argv, sw_global_t *g)
   for (int i = optind; i < argc; i++) {
     _cleanup_(sw_image_freep) sw_image_t *img = NULL;
     _cleanup_(sw_image_freep) sw_image_t *after = NULL;
+    _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
     sw_error_t err = NULL;
     bool deleted = false;
+    int ir = sw_index_get(s, argv[i], &idx, &err);
+    if (ir < 0 || (ir == 1 && rmi_index(s, argv[i], idx, force, &err) < 0)) {
+      rc = sw_error_report(&err);
+      continue;
+    }
+    if (ir == 1)
+      continue;
     if (sw_image_find(s, argv[i], &img, &err) < 0 ||
         sw_image_delete(s, argv[i], force, &deleted, &err) < 0) {
       rc = sw_error_report(&err);
@@ -51,12 +97,8 @@ cmd_rmi(int argc, char **argv, sw_global_t *g)
       rc = sw_error_report(&err);
       continue;
     }
-    for (size_t k = 0; img->names && img->names[k]; k++)
-      if (deleted || !sw_strv_contains(after->names, img->names[k])) {
-        _cleanup_free_ char *repo = NULL, *tag = NULL;
-        sw_ref_display(img->names[k], &repo, &tag);
-        printf("Untagged: %s:%s\n", repo, tag);
-      }
+    char *none[] = {NULL};
+    print_untagged(img->names, deleted ? none : after->names);
     if (deleted)
       printf("Deleted: %s\n", img->config_digest);
   }

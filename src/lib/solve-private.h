@@ -53,19 +53,30 @@ struct sv_guess {
   bool settled;
 };
 
-struct solver {
-  const sw_solve_opts_t *o;
-  stage_run_t *runs; /* one per plan stage; only needed ones run */
+/* What the solvers of one build share: one per target platform of `build --platform A,B`
+ * (sw_solve_all), a single one otherwise. A step of any plan with the key of a step another
+ * stage (of any plan) is computing waits for its record instead of running it again: a stage
+ * on $BUILDPLATFORM, the same for every target, is built once. The first error stops them all. */
+struct sv_shared {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool failed;
   sw_error_t first_err;
-  int64_t now;            /* build time: SOURCE_DATE_EPOCH or the start time */
-  sw_fcache_t *snapcache; /* digests of snapshot files (COPY --from hashing) */
   /* Keys of the steps being computed now, by whichever stage claimed them first: two stages
    * with the same step (the same key) run it once; the other waits for the record (lock). */
   char **inflight;
-  int waiting; /* stages blocked in sv_wait_stage (lock) */
+  int waiting;    /* stages blocked in sv_wait_stage (lock) */
+  solver_t **all; /* the solvers, for counting active stages */
+  size_t n_all;
+};
+
+struct solver {
+  const sw_solve_opts_t *o;
+  struct sv_shared *sh;
+  stage_run_t *runs;      /* one per plan stage; only needed ones run */
+  int64_t now;            /* build time: SOURCE_DATE_EPOCH or the start time */
+  sw_fcache_t *snapcache; /* digests of snapshot files (COPY --from hashing) */
+  const char *label;      /* the target platform shown in progress names (several), or NULL */
 };
 
 /* ---- helpers (solve.c) ---- */

@@ -160,13 +160,13 @@ sv_wait_stage(stage_run_t *r, int index)
 {
   solver_t *sv = r->sv;
   stage_run_t *s = &sv->runs[index];
-  pthread_mutex_lock(&sv->lock);
-  sv->waiting++;
-  while (!s->done && !sv->failed)
-    pthread_cond_wait(&sv->cond, &sv->lock);
-  sv->waiting--;
+  pthread_mutex_lock(&sv->sh->lock);
+  sv->sh->waiting++;
+  while (!s->done && !sv->sh->failed)
+    pthread_cond_wait(&sv->sh->cond, &sv->sh->lock);
+  sv->sh->waiting--;
   bool ok = s->done && !s->failed;
-  pthread_mutex_unlock(&sv->lock);
+  pthread_mutex_unlock(&sv->sh->lock);
   return ok ? 0 : -1;
 }
 
@@ -184,17 +184,25 @@ sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
   return 0;
 }
 
+/* "[linux/arm64 build 2/5] " as BuildKit names a step: the platform when the build has several
+ * targets, the stage's name, the step's number. */
+static char *
+step_prefix(stage_run_t *r)
+{
+  const sw_stage_t *st = r->st;
+  int width = st->total >= 100 ? 3 : st->total >= 10 ? 2 : 1;
+  return xasprintf("[%s%s%s%s%*d/%d] ", r->sv->label ? r->sv->label : "", r->sv->label ? " " : "",
+                   st->display, st->display[0] ? " " : "", width, r->step_no, st->total);
+}
+
 char *
 sv_step_name(stage_run_t *r, const sw_step_t *step)
 {
   const sw_insn_t *in = step->insn;
   const char *text = in->original ? in->original : in->name;
-  int width = r->st->total >= 100 ? 3 : r->st->total >= 10 ? 2 : 1;
   if (step->numbered)
     r->step_no++;
-  _cleanup_free_ char *prefix =
-      r->st->display[0] ? xasprintf("[%s %*d/%d] ", r->st->display, width, r->step_no, r->st->total)
-                        : xasprintf("[%*d/%d] ", width, r->step_no, r->st->total);
+  _cleanup_free_ char *prefix = step_prefix(r);
   /* One line: continuation newlines and heredoc bodies are not part of the name. */
   size_t n = strcspn(text, "\n");
   return xasprintf("%s%s%.*s%s", prefix, step->onbuild ? "ONBUILD " : "", (int)n, text,
@@ -394,11 +402,11 @@ static void
 release_claim(stage_run_t *r, const char *key)
 {
   solver_t *sv = r->sv;
-  pthread_mutex_lock(&sv->lock);
-  strv_remove(sv->inflight, key);
+  pthread_mutex_lock(&sv->sh->lock);
+  strv_remove(sv->sh->inflight, key);
   strv_remove(r->claims, key);
-  pthread_cond_broadcast(&sv->cond);
-  pthread_mutex_unlock(&sv->lock);
+  pthread_cond_broadcast(&sv->sh->cond);
+  pthread_mutex_unlock(&sv->sh->lock);
 }
 
 static void
@@ -425,24 +433,24 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
     int f = sv_cache_peek(r, key, layer, has_layer, created, err);
     if (f != 0)
       return f;
-    pthread_mutex_lock(&sv->lock);
-    if (!sw_strv_contains(sv->inflight, key)) {
-      sw_strv_push(&sv->inflight, key);
+    pthread_mutex_lock(&sv->sh->lock);
+    if (!sw_strv_contains(sv->sh->inflight, key)) {
+      sw_strv_push(&sv->sh->inflight, key);
       sw_strv_push(&r->claims, key);
-      pthread_mutex_unlock(&sv->lock);
+      pthread_mutex_unlock(&sv->sh->lock);
       return 0;
     }
-    pthread_mutex_unlock(&sv->lock);
+    pthread_mutex_unlock(&sv->sh->lock);
     /* Our own layer still being hashed is recorded first: nobody waits on us while we wait. */
     if (sv_pending_join(r, err) < 0)
       return -1;
     sw_debug("%s:%d: the same step is running in another stage: waiting for it",
              sv->o->plan->df->path, r->cur ? r->cur->insn->line : 0);
-    pthread_mutex_lock(&sv->lock);
-    while (sw_strv_contains(sv->inflight, key) && !sv->failed)
-      pthread_cond_wait(&sv->cond, &sv->lock);
-    bool failed = sv->failed;
-    pthread_mutex_unlock(&sv->lock);
+    pthread_mutex_lock(&sv->sh->lock);
+    while (sw_strv_contains(sv->sh->inflight, key) && !sv->sh->failed)
+      pthread_cond_wait(&sv->sh->cond, &sv->sh->lock);
+    bool failed = sv->sh->failed;
+    pthread_mutex_unlock(&sv->sh->lock);
     if (failed)
       return sw_error(err, EINTR, "build interrupted: another stage failed");
   }
@@ -484,9 +492,9 @@ guesses_clear(stage_run_t *r)
 bool
 sv_stage_over(stage_run_t *r, int index)
 {
-  pthread_mutex_lock(&r->sv->lock);
+  pthread_mutex_lock(&r->sv->sh->lock);
   bool over = r->sv->runs[index].done;
-  pthread_mutex_unlock(&r->sv->lock);
+  pthread_mutex_unlock(&r->sv->sh->lock);
   return over;
 }
 
@@ -557,13 +565,14 @@ sv_dir_empty(const char *dir)
 static int
 comp_threads(stage_run_t *r)
 {
-  solver_t *sv = r->sv;
+  struct sv_shared *sh = r->sv->sh;
   int active = 0;
-  pthread_mutex_lock(&sv->lock);
-  for (size_t i = 0; i < sv->o->plan->n_stages; i++)
-    active += sv->runs[i].st->needed && !sv->runs[i].done;
-  active -= sv->waiting;
-  pthread_mutex_unlock(&sv->lock);
+  pthread_mutex_lock(&sh->lock);
+  for (size_t k = 0; k < sh->n_all; k++)
+    for (size_t i = 0; i < sh->all[k]->o->plan->n_stages; i++)
+      active += sh->all[k]->runs[i].st->needed && !sh->all[k]->runs[i].done;
+  active -= sh->waiting;
+  pthread_mutex_unlock(&sh->lock);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   return active > 1 && cpus > 0 ? (int)(cpus / active > 1 ? cpus / active : 1) : 0;
 }
@@ -744,9 +753,10 @@ do_arg(stage_run_t *r, const sw_insn_t *in, sw_error_t *err)
     _cleanup_free_ char *def = NULL;
     if (eq && sv_expand(r, eq + 1, &def, err) < 0)
       return -1;
-    pthread_mutex_lock(&r->sv->lock); /* declaring marks the build arg used in the shared plan */
+    pthread_mutex_lock(
+        &r->sv->sh->lock); /* declaring marks the build arg used in the shared plan */
     const char *v = sw_scope_declare(&r->scope, r->sv->o->plan, key, def);
-    pthread_mutex_unlock(&r->sv->lock);
+    pthread_mutex_unlock(&r->sv->sh->lock);
     if (v)
       sw_buf_printf(&msg, " %s=%s", key, v);
     else
@@ -1116,12 +1126,8 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
   sw_stage_t *st = r->st;
   r->step_no++;
   _cleanup_free_ char *ref = sw_ref_normalize(st->base, NULL);
-  int width = st->total >= 100 ? 3 : st->total >= 10 ? 2 : 1;
-  _cleanup_free_ char *name =
-      st->display[0]
-          ? xasprintf("[%s %*d/%d] FROM %s", st->display, width, r->step_no, st->total,
-                      ref ? ref : st->base)
-          : xasprintf("[%*d/%d] FROM %s", width, r->step_no, st->total, ref ? ref : st->base);
+  _cleanup_free_ char *prefix = step_prefix(r);
+  _cleanup_free_ char *name = xasprintf("%sFROM %s", prefix, ref ? ref : st->base);
   /* A second pass (speculation's check) loads the base again without showing it again. */
   int id = r->verifying ? 0 : sw_progress_begin(o->progress, name);
   sw_image_t *base = NULL;
@@ -1189,7 +1195,7 @@ run_steps(stage_run_t *r, const sw_step_t *steps, size_t n, sw_error_t *err)
   for (size_t i = 0; i < n; i++) {
     if (sw_solve_interrupted())
       return sw_error(err, EINTR, "interrupted");
-    if (r->sv->failed)
+    if (r->sv->sh->failed)
       return sw_error(err, ECANCELED, "canceled");
     if (run_step(r, &steps[i], err) < 0)
       return -1;
@@ -1206,9 +1212,9 @@ build_stage_steps(stage_run_t *r, sw_error_t *err)
   if (triggers && triggers[0]) {
     sw_step_t *tsteps = NULL;
     size_t tn = 0;
-    pthread_mutex_lock(&r->sv->lock); /* the plan is shared */
+    pthread_mutex_lock(&r->sv->sh->lock); /* the plan is shared */
     int pr = sw_plan_trigger_steps(r->sv->o->plan, r->st, triggers, &tsteps, &tn, err);
-    pthread_mutex_unlock(&r->sv->lock);
+    pthread_mutex_unlock(&r->sv->sh->lock);
     if (pr < 0)
       return -1;
     int rc = run_steps(r, tsteps, tn, err);
@@ -1253,7 +1259,7 @@ build_stage_verified(stage_run_t *r, sw_error_t *err)
   if (rc < 0) {
     /* A step after a guess failed: maybe only because of the guess (a RUN reading what the
      * source no longer gives). Unless the build is over anyway, the second pass decides. */
-    if (r->sv->failed || sw_solve_interrupted()) {
+    if (r->sv->sh->failed || sw_solve_interrupted()) {
       guesses_clear(r);
       return rc;
     }
@@ -1312,20 +1318,20 @@ stage_main(void *arg)
   int rc = skip ? -1 : build_stage(r, &err);
   release_claims(r); /* a failed step's key, or a record never written */
 
-  pthread_mutex_lock(&sv->lock);
+  pthread_mutex_lock(&sv->sh->lock);
   if (rc < 0) {
     r->failed = true;
-    if (!sv->failed && err) {
-      sv->failed = true;
-      sv->first_err = err;
+    if (!sv->sh->failed && err) {
+      sv->sh->failed = true;
+      sv->sh->first_err = err;
       err = NULL;
       sw_sandbox_kill_all(); /* stop the other stages' running steps */
     }
-    sv->failed = true;
+    sv->sh->failed = true;
   }
   r->done = true;
-  pthread_cond_broadcast(&sv->cond);
-  pthread_mutex_unlock(&sv->lock);
+  pthread_cond_broadcast(&sv->sh->cond);
+  pthread_mutex_unlock(&sv->sh->lock);
   sw_error_release(&err);
   return NULL;
 }
@@ -1342,7 +1348,7 @@ free_runs(solver_t *sv)
     sw_strv_free(r->claims);
   }
   free(sv->runs);
-  sw_strv_free(sv->inflight);
+  sw_fcache_free(sv->snapcache);
 }
 
 /* Ctrl-C can land between a step's last check and its sandbox being registered, where
@@ -1368,58 +1374,84 @@ watcher_main(void *arg)
   return NULL;
 }
 
+static void
+solver_init(solver_t *sv, const sw_solve_opts_t *o, struct sv_shared *sh, const char *label)
+{
+  sw_plan_t *p = o->plan;
+  sv->o = o;
+  sv->sh = sh;
+  sv->label = label;
+  sv->now = o->epoch != SW_EPOCH_NONE ? o->epoch : sw_build_time();
+  /* Snapshot files never change once committed: their digests are cached by path (see
+   * fcache.h). Loaded only if a COPY --from has to hash. */
+  _cleanup_free_ char *snapcache = sw_store_path(o->store, "contexts/snapshots");
+  sv->snapcache = sw_fcache_open(snapcache, SW_FCACHE_BY_PATH, 200000);
+  sv->runs = xcalloc(p->n_stages, sizeof(stage_run_t));
+  for (size_t i = 0; i < p->n_stages; i++) {
+    sv->runs[i].sv = sv;
+    sv->runs[i].st = &p->stages[i];
+  }
+}
+
+/* One thread per needed stage of every plan; each waits for the stages it needs. */
+static void
+run_stages(solver_t *const *svs, size_t n_sv)
+{
+  size_t total = 0;
+  for (size_t k = 0; k < n_sv; k++)
+    total += svs[k]->o->plan->n_stages;
+  stage_run_t **runs = xcalloc(total + 1, sizeof(*runs));
+  size_t n = 0;
+  for (size_t k = 0; k < n_sv; k++) {
+    int *order = xcalloc(svs[k]->o->plan->n_stages + 1, sizeof(int));
+    size_t m = sw_plan_order(svs[k]->o->plan, order);
+    for (size_t i = 0; i < m; i++)
+      runs[n++] = &svs[k]->runs[order[i]];
+    free(order);
+  }
+  if (n == 1) {
+    stage_main(runs[0]);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      if (pthread_create(&runs[i]->thread, NULL, stage_main, runs[i]) == 0)
+        runs[i]->thread_started = true;
+      else
+        stage_main(runs[i]);
+    for (size_t i = 0; i < n; i++)
+      if (runs[i]->thread_started)
+        pthread_join(runs[i]->thread, NULL);
+  }
+  free(runs);
+}
+
 int
-sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
+sw_solve_all(const sw_solve_opts_t *const *opts, size_t n, sw_image_t **outs, sw_error_t *err)
 {
   watcher_t w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
   pthread_t wt;
   bool watching = pthread_create(&wt, NULL, watcher_main, &w) == 0;
-  solver_t sv = {.o = o};
-  sw_plan_t *p = o->plan;
-  int *order = xcalloc(p->n_stages + 1, sizeof(int));
-  size_t n = sw_plan_order(p, order);
-
-  sv.now = o->epoch != SW_EPOCH_NONE ? o->epoch : sw_build_time();
-  /* Snapshot files never change once committed: their digests are cached by path (see
-   * fcache.h). Loaded only if a COPY --from has to hash. */
-  _cleanup_free_ char *snapcache = sw_store_path(o->store, "contexts/snapshots");
-  sv.snapcache = sw_fcache_open(snapcache, SW_FCACHE_BY_PATH, 200000);
-  sv.runs = xcalloc(p->n_stages, sizeof(stage_run_t));
-  pthread_mutex_init(&sv.lock, NULL);
-  pthread_cond_init(&sv.cond, NULL);
-  for (size_t i = 0; i < p->n_stages; i++) {
-    sv.runs[i].sv = &sv;
-    sv.runs[i].st = &p->stages[i];
+  struct sv_shared sh = {.n_all = n};
+  solver_t *svs = xcalloc(n, sizeof(*svs));
+  sh.all = xcalloc(n, sizeof(*sh.all));
+  pthread_mutex_init(&sh.lock, NULL);
+  pthread_cond_init(&sh.cond, NULL);
+  for (size_t k = 0; k < n; k++) {
+    solver_init(&svs[k], opts[k], &sh, n > 1 ? opts[k]->plan->platform : NULL);
+    sh.all[k] = &svs[k];
   }
-
-  if (n == 1) {
-    stage_main(&sv.runs[order[0]]);
-  } else {
-    /* One thread per needed stage; each waits for the stages it needs. */
-    for (size_t i = 0; i < n; i++) {
-      stage_run_t *r = &sv.runs[order[i]];
-      if (pthread_create(&r->thread, NULL, stage_main, r) == 0)
-        r->thread_started = true;
-      else
-        stage_main(r);
-    }
-    for (size_t i = 0; i < n; i++)
-      if (sv.runs[order[i]].thread_started)
-        pthread_join(sv.runs[order[i]].thread, NULL);
-  }
-  free(order);
+  run_stages(sh.all, n);
 
   int rc = 0;
-  if (sv.failed) {
-    if (sv.first_err) {
-      *err = sv.first_err;
+  if (sh.failed) {
+    if (sh.first_err) {
+      *err = sh.first_err;
     } else {
       sw_error(err, EINTR, "build interrupted");
     }
     rc = -1;
   } else {
-    stage_run_t *t = &sv.runs[p->target];
-    *out = steal_ptr(&t->img);
+    for (size_t k = 0; k < n; k++)
+      outs[k] = steal_ptr(&svs[k].runs[opts[k]->plan->target].img);
   }
   if (watching) {
     pthread_mutex_lock(&w.lock);
@@ -1428,9 +1460,18 @@ sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
     pthread_mutex_unlock(&w.lock);
     pthread_join(wt, NULL);
   }
-  free_runs(&sv);
-  sw_fcache_free(sv.snapcache);
-  pthread_mutex_destroy(&sv.lock);
-  pthread_cond_destroy(&sv.cond);
+  for (size_t k = 0; k < n; k++)
+    free_runs(&svs[k]);
+  free(svs);
+  free(sh.all);
+  sw_strv_free(sh.inflight);
+  pthread_mutex_destroy(&sh.lock);
+  pthread_cond_destroy(&sh.cond);
   return rc;
+}
+
+int
+sw_solve(const sw_solve_opts_t *o, sw_image_t **out, sw_error_t *err)
+{
+  return sw_solve_all(&o, 1, out, err);
 }

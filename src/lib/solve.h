@@ -54,6 +54,13 @@ typedef struct {
 /* Run the plan; *out gets the target stage's image (config with history, layers in the store;
  * not committed as an image yet: see sw_image_commit). */
 int sw_solve(const sw_solve_opts_t *opts, sw_image_t **out, sw_error_t *err);
+/* Run n plans at once (`build --platform A,B`: one plan per target platform, each with its
+ * opts): every needed stage of every plan on its own thread. A step whose key another stage of
+ * any plan is computing waits for its record and is a hit: stages with the same keys (a FROM
+ * --platform=$BUILDPLATFORM stage that uses no TARGET* arg) are built once. Progress names get
+ * the plan's platform ("[linux/arm64 build 2/5]"). The first error stops every plan. outs[i]
+ * gets plan i's image. */
+int sw_solve_all(const sw_solve_opts_t *const *opts, size_t n, sw_image_t **outs, sw_error_t *err);
 
 /* Set from a signal handler: the solver stops before the next step, and kills running steps
  * (sw_sandbox_kill_all). */

@@ -3,7 +3,8 @@
  * diffID verified, and its entries compared with the layer's snapshot (layer_check.c: names,
  * types, sizes, modes, link targets); a snapshot with no blob is re-hashed and its tar size
  * compared with the recorded one; every other blob is hashed; every row's references are
- * followed (images → manifest, config, layers; cache records → layers or snapshots).
+ * followed (images → manifest, config, layers; image indexes → their blob and images; cache
+ * records → layers or snapshots).
  * --repair: a bad snapshot is replaced by a fresh unpack of its blob (or trashed with its row and
  * the cache records that use it when it has no blob), a bad or missing blob's rows go, and so do
  * images and cache records that name what is gone. */
@@ -264,11 +265,19 @@ check_snapshots(struct fsck *f, sw_error_t *err)
 
 /* ---- images and cache records: every reference resolves ---- */
 
+/* An image going: first the indexes that list it (an index of missing images is broken). */
 static void
 repair_image(struct fsck *f, const char *manifest, const char *name)
 {
   sw_error_t err = NULL;
-  if (exec1(f->s, "DELETE FROM images WHERE manifest_digest = ?", manifest, &err) < 0) {
+  _cleanup_strv_ char **idx =
+      rows(f->s, "SELECT DISTINCT index_digest FROM index_entries WHERE manifest_digest = ?",
+           manifest, &err);
+  for (char **c = idx; c && *c; c++)
+    if (exec1(f->s, "DELETE FROM indexes WHERE digest = ?", *c, &err) == 0)
+      repaired(f, "image index %s removed (it lists image %s)", *c, name);
+  if (idx == NULL ||
+      exec1(f->s, "DELETE FROM images WHERE manifest_digest = ?", manifest, &err) < 0) {
     fprintf(f->o->out, "  cannot repair: %s\n", err->msg);
     sw_error_release(&err);
     return;
@@ -306,6 +315,40 @@ check_images(struct fsck *f, sw_error_t *err)
                                          : lost[0]);
     if (f->o->repair)
       repair_image(f, c[0], c[2]);
+  }
+  return 0;
+}
+
+/* Every index's blob is there and lists recorded images (their blobs: check_images). */
+static int
+check_indexes(struct fsck *f, sw_error_t *err)
+{
+  _cleanup_strv_ char **v = rows(
+      f->s,
+      "SELECT digest, COALESCE((SELECT name FROM index_names n WHERE n.index_digest = x.digest "
+      "LIMIT 1), digest), COALESCE((SELECT manifest_digest FROM index_entries e WHERE "
+      "e.index_digest = x.digest AND manifest_digest NOT IN (SELECT manifest_digest FROM images) "
+      "LIMIT 1), '') FROM indexes x",
+      NULL, err);
+  if (v == NULL)
+    return -1;
+  for (char **c = v; *c; c += 3) {
+    f->rep->images++;
+    if (sw_blob_exists(f->s, c[0]) && c[2][0] == '\0')
+      continue;
+    if (c[2][0])
+      problem(f, "image index %s: its image %s is not in the store", c[1], c[2]);
+    else
+      problem(f, "image index %s: its blob %s is not in the store", c[1], c[0]);
+    if (!f->o->repair)
+      continue;
+    sw_error_t e = NULL;
+    if (exec1(f->s, "DELETE FROM indexes WHERE digest = ?", c[0], &e) < 0) {
+      fprintf(f->o->out, "  cannot repair: %s\n", e->msg);
+      sw_error_release(&e);
+    } else {
+      repaired(f, "image index %s removed (build, pull or load it again)", c[1]);
+    }
   }
   return 0;
 }
@@ -383,7 +426,7 @@ sw_store_fsck(sw_store_t *s, const sw_fsck_opts_t *o, sw_fsck_report_t *rep, sw_
   /* Layers first: a repair there drops rows that images and cache records then miss. */
   int r = check_layers(&f, err) < 0 || check_snapshots(&f, err) < 0 ||
                   check_other_blobs(&f, err) < 0 || check_images(&f, err) < 0 ||
-                  check_cache_records(&f, err) < 0
+                  check_indexes(&f, err) < 0 || check_cache_records(&f, err) < 0
               ? -1
               : 0;
   if (r == 0 && o->repair)

@@ -116,11 +116,11 @@ load_index(sw_store_t *s, const char *digest, sw_index_t **out, sw_error_t *err)
 {
   _cleanup_stmt_ sqlite3_stmt *ix =
       sw_db_prepare(s, "SELECT size, created FROM indexes WHERE digest = ?", err);
-  _cleanup_stmt_ sqlite3_stmt *en = sw_db_prepare(
-      s,
-      "SELECT manifest_digest, manifest_size, platform FROM index_entries "
-      "WHERE index_digest = ? ORDER BY idx",
-      err);
+  _cleanup_stmt_ sqlite3_stmt *en =
+      sw_db_prepare(s,
+                    "SELECT manifest_digest, manifest_size, platform FROM index_entries "
+                    "WHERE index_digest = ? ORDER BY idx",
+                    err);
   if (!ix || !en)
     return -1;
   sqlite3_bind_text(ix, 1, digest, -1, SQLITE_STATIC);
@@ -173,8 +173,8 @@ insert_index_names(sw_store_t *s, const char *digest, char *const *names, sw_err
 static int
 insert_index_rows(sw_store_t *s, const sw_index_t *idx, sw_error_t *err)
 {
-  _cleanup_stmt_ sqlite3_stmt *ix = sw_db_prepare(
-      s, "INSERT OR IGNORE INTO indexes (digest, size, created) VALUES (?,?,?)", err);
+  _cleanup_stmt_ sqlite3_stmt *ix =
+      sw_db_prepare(s, "INSERT OR IGNORE INTO indexes (digest, size, created) VALUES (?,?,?)", err);
   _cleanup_stmt_ sqlite3_stmt *del =
       sw_db_prepare(s, "DELETE FROM index_entries WHERE index_digest = ?", err);
   _cleanup_stmt_ sqlite3_stmt *en = sw_db_prepare(
@@ -209,8 +209,8 @@ record_index(sw_store_t *s, sw_index_t *idx, char *const *names, sw_error_t *err
 {
   if (sw_db_begin(s, err) < 0)
     return -1;
-  bool ok = insert_index_rows(s, idx, err) == 0 &&
-            insert_index_names(s, idx->digest, names, err) == 0;
+  bool ok =
+      insert_index_rows(s, idx, err) == 0 && insert_index_names(s, idx->digest, names, err) == 0;
   char **all = ok ? index_names_of(s, idx->digest, err) : NULL;
   if (sw_db_end(s, ok && all, err) < 0) {
     sw_strv_free(all);
@@ -249,8 +249,7 @@ index_json(const sw_index_t *idx, sw_error_t *err)
       json_object_set_new(pj, "variant", json_string(p.variant));
     json_array_append_new(ms, json_pack("{s:s, s:s, s:I, s:o}", "mediaType", SW_MT_OCI_MANIFEST,
                                         "digest", idx->entries[i].manifest_digest, "size",
-                                        (json_int_t)idx->entries[i].manifest_size, "platform",
-                                        pj));
+                                        (json_int_t)idx->entries[i].manifest_size, "platform", pj));
   }
   json_t *j = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", SW_MT_OCI_INDEX,
                         "manifests", ms);
@@ -260,8 +259,8 @@ index_json(const sw_index_t *idx, sw_error_t *err)
 }
 
 int
-sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names,
-                sw_index_t **out, sw_error_t *err)
+sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names, sw_index_t **out,
+                sw_error_t *err)
 {
   _cleanup_(sw_index_freep) sw_index_t *idx = xcalloc(1, sizeof(*idx));
   for (size_t i = 0; manifest_digests && manifest_digests[i]; i++) {
@@ -298,8 +297,8 @@ is_attestation(const sw_desc_t *d)
 }
 
 int
-sw_index_commit_blob(sw_store_t *s, const char *index_digest, char *const *names,
-                     sw_index_t **out, sw_error_t *err)
+sw_index_commit_blob(sw_store_t *s, const char *index_digest, char *const *names, sw_index_t **out,
+                     sw_error_t *err)
 {
   _cleanup_free_ char *text = NULL;
   _cleanup_(sw_rmanifest_freep) sw_rmanifest_t *m = NULL;
@@ -469,7 +468,8 @@ sw_image_get_platform(sw_store_t *s, const char *ref, const char *platform, sw_i
     return -1;
   r = sw_image_load_recorded(s, e->manifest_digest, out, err);
   if (r == 0)
-    return sw_error(err, 0, "image index `%s`: its %s image %s is not in the store (run `slipway fsck`)",
+    return sw_error(err, 0,
+                    "image index `%s`: its %s image %s is not in the store (run `slipway fsck`)",
                     ref, e->platform, e->manifest_digest);
   return r < 0 ? -1 : 1;
 }

@@ -47,8 +47,7 @@ teardown(void **state)
 
 /* An image with one layer holding content, for arch (variant may be NULL), named name. */
 static sw_image_t *
-commit_image(fx_t *f, const char *content, const char *arch, const char *variant,
-             const char *name)
+commit_image(fx_t *f, const char *content, const char *arch, const char *variant, const char *name)
 {
   sw_error_t err = NULL;
   sw_layer_desc_t l;
@@ -206,17 +205,16 @@ test_commit_blob(void **state)
   assert_int_equal(idx->n_entries, 2);
   assert_string_equal(idx->entries[1].platform, "linux/arm64/v8");
   _cleanup_(sw_image_freep) sw_image_t *got = NULL;
-  assert_int_equal(sw_image_get_platform(f->s, "localhost:5000/multi:v1", "linux/arm64", &got,
-                                         &err),
-                   1);
+  assert_int_equal(
+      sw_image_get_platform(f->s, "localhost:5000/multi:v1", "linux/arm64", &got, &err), 1);
   assert_string_equal(got->manifest_digest, b->manifest_digest);
 
   /* an entry that is not an image of the store is refused, naming it */
-  _cleanup_free_ char *bad = xasprintf(
-      "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":[{\"mediaType\":\"%s\","
-      "\"digest\":\"sha256:%064d\",\"size\":3,\"platform\":{\"os\":\"linux\","
-      "\"architecture\":\"amd64\"}}]}",
-      SW_MT_OCI_INDEX, SW_MT_OCI_MANIFEST, 42);
+  _cleanup_free_ char *bad =
+      xasprintf("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":[{\"mediaType\":\"%s\","
+                "\"digest\":\"sha256:%064d\",\"size\":3,\"platform\":{\"os\":\"linux\","
+                "\"architecture\":\"amd64\"}}]}",
+                SW_MT_OCI_INDEX, SW_MT_OCI_MANIFEST, 42);
   _cleanup_free_ char *bd = NULL;
   ok(sw_blob_put(f->s, bad, strlen(bad), NULL, &bd, &err), &err);
   assert_int_equal(sw_index_commit_blob(f->s, bd, NULL, NULL, &err), -1);

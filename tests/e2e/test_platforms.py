@@ -1,0 +1,150 @@
+"""Multi-platform images: `build --platform A,B` makes one image index (one image per platform)
+under the -t names; images / inspect / tag / rmi / prune / fsck / run know indexes."""
+import json
+import os
+
+import pytest
+
+HOST = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+OTHER = "arm64" if HOST == "amd64" else "amd64"
+PLATFORMS = "linux/%s,linux/%s" % (HOST, OTHER)
+
+
+def write_context(tmp_path, dockerfile, files=None):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    for name, text in (files or {}).items():
+        (ctx / name).write_text(text)
+    return ctx
+
+
+# COPY-only stages: nothing of them runs, so no emulation is needed for the foreign platform.
+COPY_ONLY = """\
+FROM scratch AS files
+COPY a.txt /a.txt
+FROM busybox
+COPY --from=files /a.txt /b.txt
+COPY c.txt /c.txt
+"""
+
+
+def build_multi(slipway, tmp_path, busybox_image, tag="multi:1"):
+    ctx = write_context(tmp_path, COPY_ONLY, {"a.txt": "a\n", "c.txt": "c\n"})
+    return slipway("build", "--progress", "plain", "--platform", PLATFORMS, "-t", tag, ctx)
+
+
+def test_two_platforms_make_one_index(slipway, tmp_path, busybox_image):
+    p = build_multi(slipway, tmp_path, busybox_image)
+    # progress names carry the platform, as BuildKit's
+    assert "[linux/%s stage-1 3/3] COPY c.txt /c.txt" % HOST in p.stderr
+    assert "[linux/%s stage-1 3/3] COPY c.txt /c.txt" % OTHER in p.stderr
+    assert "exporting manifest list sha256:" in p.stderr
+
+    info = slipway.inspect("multi:1")
+    assert info["Descriptor"]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert info["Id"] == info["Descriptor"]["digest"]
+    assert info["RepoTags"] == ["multi:1"]
+    assert [m["platform"] for m in info["Manifests"]] == ["linux/" + HOST, "linux/" + OTHER]
+    assert info["Architecture"] == HOST  # the host's image by default
+    other = slipway.json("inspect", "--platform", "linux/" + OTHER, "multi:1")[0]
+    assert other["Architecture"] == OTHER and other["Id"] == info["Id"]
+    # the two images have the same layers (COPY only), their configs differ by architecture
+    assert other["RootFS"] == info["RootFS"]
+
+    # the index blob, byte for byte: an OCI index of the two manifests with their platforms
+    raw = json.loads(slipway("inspect", "--raw", "index", "multi:1").stdout)
+    assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [m["platform"]["architecture"] for m in raw["manifests"]] == [HOST, OTHER]
+    assert [m["digest"] for m in raw["manifests"]] == [m["digest"] for m in info["Manifests"]]
+    for m in raw["manifests"]:
+        manifest = json.loads(slipway("inspect", "--raw", "manifest", m["digest"]).stdout)
+        assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+
+    # a platform the index lacks: the error lists what it has
+    p = slipway("inspect", "--platform", "linux/s390x", "multi:1", check=False)
+    assert p.returncode == 1
+    assert "linux/%s, linux/%s" % (HOST, OTHER) in p.stderr and "--platform" in p.stderr
+
+    # run of the index's name runs the host's image
+    p = slipway("run", "--rm", "multi:1", "cat", "/b.txt", "/c.txt")
+    assert p.stdout == "a\nc\n"
+
+
+def test_images_lists_an_index_once(slipway, tmp_path, busybox_image):
+    build_multi(slipway, tmp_path, busybox_image)
+    out = slipway("images").stdout.splitlines()
+    rows = [line for line in out if line.startswith("multi ")]
+    assert len(rows) == 1
+    assert rows[0].rstrip().endswith("linux/%s,linux/%s" % (HOST, OTHER))
+    index_id = slipway.inspect("multi:1")["Id"]
+    assert index_id[7:19] in rows[0]
+    # its two images are not listed again, except with -a
+    assert not any(line.startswith("<none>") for line in out)
+    assert sum(line.startswith("<none>") for line in slipway("images", "-a").stdout.splitlines()) == 2
+    assert index_id[7:19] in slipway("images", "-q").stdout.split()
+
+
+def test_tag_rmi_prune_fsck(slipway, tmp_path, busybox_image):
+    build_multi(slipway, tmp_path, busybox_image)
+    info = slipway.inspect("multi:1")
+    entries = [m["digest"] for m in info["Manifests"]]
+    slipway("tag", "multi:1", "multi:2")
+    assert slipway.inspect("multi:2")["Id"] == info["Id"]
+
+    # an index keeps its images: prune -a leaves them, rmi of one of them is refused
+    slipway("prune", "-a")
+    for d in entries:
+        slipway("inspect", d)
+    p = slipway("rmi", entries[1], check=False)
+    assert p.returncode == 1 and "image index" in p.stderr
+    assert "no problems" in slipway("fsck").stdout
+
+    # an image taking a name takes it from the index
+    slipway("tag", "busybox", "multi:2")
+    assert slipway.inspect("multi:2")["Descriptor"]["mediaType"].endswith("manifest.v1+json")
+
+    # rmi of the last name: the index and its images go; prune then frees their blobs
+    p = slipway("rmi", "multi:1")
+    assert "Untagged: multi:1" in p.stdout and "Deleted: " + info["Id"] in p.stdout
+    for d in entries:
+        assert slipway("inspect", d, check=False).returncode == 1
+    blob = os.path.join(slipway.root, "blobs", "sha256", info["Id"][7:])
+    assert os.path.exists(blob)
+    slipway("prune")
+    assert not os.path.exists(blob)
+
+
+def test_fsck_finds_a_missing_index_blob(slipway, tmp_path, busybox_image):
+    build_multi(slipway, tmp_path, busybox_image)
+    digest = slipway.inspect("multi:1")["Id"]
+    os.unlink(os.path.join(slipway.root, "blobs", "sha256", digest[7:]))
+    p = slipway("fsck", check=False)
+    assert p.returncode == 1
+    assert "image index docker.io/library/multi:1: its blob %s is not in the store" % digest \
+        in p.stdout
+    p = slipway("fsck", "--repair")
+    assert "image index docker.io/library/multi:1 removed" in p.stdout
+    assert slipway("inspect", "multi:1", check=False).returncode == 1
+    assert "no problems" in slipway("fsck").stdout
+
+
+def test_one_platform_is_a_plain_image(slipway, tmp_path, busybox_image):
+    ctx = write_context(tmp_path, COPY_ONLY, {"a.txt": "a\n", "c.txt": "c\n"})
+    slipway("build", "--platform", "linux/" + HOST, "-t", "single", ctx)
+    info = slipway.inspect("single")
+    assert info["Descriptor"]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert "Manifests" not in info
+    p = slipway("inspect", "--raw", "index", "single", check=False)
+    assert p.returncode == 1 and "not an image index" in p.stderr
+
+
+def test_platform_flag_errors(slipway, tmp_path, busybox_image):
+    ctx = write_context(tmp_path, COPY_ONLY, {"a.txt": "a\n", "c.txt": "c\n"})
+    p = slipway("build", "--platform", "arm64", ctx, check=False)
+    assert p.returncode == 2 and "OS/ARCH" in p.stderr
+    p = slipway("build", "--platform", PLATFORMS, "--push", "-t", "x", ctx, check=False)
+    assert p.returncode == 2 and "image index" in p.stderr
+    # the same platform twice (two spellings) is one platform: a plain image
+    slipway("build", "--platform", "linux/arm64,linux/aarch64", "-t", "one", ctx)
+    assert slipway.inspect("one")["Descriptor"]["mediaType"].endswith("manifest.v1+json")
