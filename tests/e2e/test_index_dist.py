@@ -287,3 +287,90 @@ def test_pull_all_platforms_refuses_hostile_indexes(slipway_bin, reg_env, regist
     assert "404" in p.stderr
     assert stored_blobs(reg_env) == []
     assert not snapshot_exists(reg_env, sha(AMD))  # the good entry's layer was not fetched
+
+
+# ---- a two-platform build: -o type=oci|local, --push, --cache-to/--cache-from ----
+
+BY_ARCH = "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}.txt /arch.txt\n"
+PLATFORMS = "linux/amd64,linux/arm64"
+
+
+def arch_context(tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(BY_ARCH)
+    (ctx / "amd64.txt").write_text("amd64\n")
+    (ctx / "arm64.txt").write_text("arm64\n")
+    return ctx
+
+
+def build(slipway_bin, env, ctx, *args, check=True):
+    return run(slipway_bin, env, "build", "--progress", "plain", "--platform", PLATFORMS, *args,
+               str(ctx), check=check)
+
+
+def test_build_outputs_carry_the_index(slipway_bin, reg_env, tmp_path):
+    ctx = arch_context(tmp_path)
+    out = tmp_path / "layout"
+    iid = tmp_path / "iid"
+    build(slipway_bin, reg_env, ctx, "-t", "multi:b", "--iidfile", str(iid),
+          "-o", "type=oci,dest=%s" % out)
+    digest = iid.read_text()
+    top = json.loads((out / "index.json").read_text())["manifests"]
+    assert [(m["mediaType"], m["digest"]) for m in top] == [(MT_INDEX, digest)]
+    assert top[0]["annotations"]["org.opencontainers.image.ref.name"] == "b"
+    # skopeo reads the layout: an index of the two platforms' manifests
+    raw = rf.skopeo("inspect", "--raw", "oci:%s:b" % out).stdout
+    assert sha(raw.encode()) == digest
+    idx = json.loads(raw)
+    assert [m["platform"]["architecture"] for m in idx["manifests"]] == ["amd64", "arm64"]
+    for m in idx["manifests"]:
+        assert (out / "blobs" / "sha256" / m["digest"][7:]).exists()
+
+    # type=local: a directory per platform, as buildx
+    local = tmp_path / "files"
+    build(slipway_bin, reg_env, ctx, "-o", "type=local,dest=%s" % local)
+    assert (local / "linux_amd64" / "arch.txt").read_text() == "amd64\n"
+    assert (local / "linux_arm64" / "arch.txt").read_text() == "arm64\n"
+    p = build(slipway_bin, reg_env, ctx, "-o", "type=tar,dest=%s" % (tmp_path / "x.tar"),
+              check=False)
+    assert p.returncode == 2 and "type=local" in p.stderr
+
+
+def test_build_push_index_then_pull_all_platforms(slipway_bin, reg_env, registry_open, tmp_path):
+    ctx = arch_context(tmp_path)
+    ref = "%s/team/built:1" % registry_open.host
+    iid = tmp_path / "iid"
+    p = build(slipway_bin, reg_env, ctx, "-t", ref, "--push", "--iidfile", str(iid))
+    digest = iid.read_text()
+    assert "pushed %s@%s" % (ref, digest) in p.stderr
+    raw = skopeo_raw(ref)
+    assert sha(raw.encode()) == digest
+    idx = json.loads(raw)
+    assert idx["mediaType"] == MT_INDEX and len(idx["manifests"]) == 2
+
+    env = fresh_env(reg_env, tmp_path, "fresh")
+    p = run(slipway_bin, env, "pull", "--all-platforms", ref)
+    assert "Digest: %s" % digest in p.stderr
+    for arch in ("amd64", "arm64"):
+        info = json.loads(run(slipway_bin, env, "inspect", "--platform", "linux/" + arch,
+                              ref).stdout)[0]
+        assert info["Architecture"] == arch
+        files = tmp_path / ("files-" + arch)
+        run(slipway_bin, env, "save", "--format", "oci-dir", "-o", str(files), ref)
+        assert json.loads((files / "index.json").read_text())["manifests"][0]["digest"] == digest
+
+
+def test_cache_to_carries_every_platform(slipway_bin, reg_env, registry_open, tmp_path):
+    ctx = arch_context(tmp_path)
+    cache = "%s/cache/multi:max" % registry_open.host
+    a_iid, b_iid = tmp_path / "a.iid", tmp_path / "b.iid"
+    p = build(slipway_bin, reg_env, ctx, "-t", "multi:c", "--iidfile", str(a_iid),
+              "--cache-to", "type=registry,ref=%s,mode=max" % cache)
+    assert "2 cache records (mode=max)" in p.stderr, p.stderr
+    env = fresh_env(reg_env, tmp_path, "b")
+    p = build(slipway_bin, env, ctx, "-t", "multi:c", "--iidfile", str(b_iid),
+              "--cache-from", "type=registry,ref=" + cache)
+    # each platform's COPY hit the remote records: nothing ran, the same index came out
+    assert p.stderr.count("CACHED") == 2, p.stderr
+    assert b_iid.read_text() == a_iid.read_text()
