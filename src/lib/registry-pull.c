@@ -25,6 +25,8 @@ typedef struct {
   sw_layer_staged_t *staged;
   sw_bars_t *prog;
   size_t *line;
+  bool *dup;    /* per layer: staged by an earlier image of this pull (same digest and diffID) */
+  char ***seen; /* "DIGEST DIFFID" of the layers this pull stages; NULL: one image */
 } pull_t;
 
 /* ---- small downloads (manifests, configs): buffered, digest-checked ---- */
@@ -263,6 +265,8 @@ stage_job(void *ctx, size_t i, sw_error_t *err)
 {
   pull_t *p = ctx;
   const sw_desc_t *d = &p->m->layers[i];
+  if (p->dup[i])
+    return 0;
   _cleanup_close_ int fd = p->tmp[i] ? open(p->tmp[i], O_RDONLY | O_CLOEXEC) : -1;
 
   if (p->tmp[i] && fd < 0)
@@ -278,6 +282,8 @@ commit_layers(pull_t *p, sw_error_t *err)
 {
   for (size_t i = 0; i < p->m->n_layers; i++) {
     const sw_desc_t *d = &p->m->layers[i];
+    if (p->dup[i])
+      continue;
     if (sw_layer_stage_commit(p->s, &p->staged[i], err) < 0)
       return sw_error_wrap(err, "layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
     if (p->line[i] != (size_t)-1)
@@ -301,15 +307,18 @@ pull_cleanup(pull_t *p)
   free(p->staged);
   free(p->tmp);
   free(p->line);
+  free(p->dup);
 }
 
+/* Download the missing layers and stage them all (nothing visible yet: commit_layers). */
 static int
-pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
+stage_layers(pull_t *p, unsigned jobs, sw_error_t *err)
 {
   size_t n = p->m->n_layers;
   p->tmp = xcalloc(n ? n : 1, sizeof(char *));
   p->line = xcalloc(n ? n : 1, sizeof(size_t));
   p->staged = xcalloc(n ? n : 1, sizeof(*p->staged));
+  p->dup = xcalloc(n ? n : 1, sizeof(bool));
   for (size_t i = 0; i < n; i++) {
     const sw_desc_t *d = &p->m->layers[i];
     sw_layer_desc_t have;
@@ -327,16 +336,18 @@ pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
     if (r == 1 && strcmp(have.diff_id, p->diff_ids[i]) != 0)
       return sw_error(err, 0, "layer %s: the image config says its diffID is %s, but it is %s",
                       d->digest, p->diff_ids[i], have.diff_id);
-    if (r == 1) {
+    _cleanup_free_ char *key = xasprintf("%s %s", d->digest, p->diff_ids[i]);
+    p->dup[i] = r == 0 && p->seen && sw_strv_contains(*p->seen, key);
+    if (r == 1 || p->dup[i]) {
       sw_bars_done(p->prog, p->line[i], "Already exists");
       p->line[i] = (size_t)-1;
+    } else if (p->seen) {
+      sw_strv_push(p->seen, key);
     }
   }
   if (sw_parallel(n, jobs, download_job, p, err) < 0)
     return -1;
-  if (sw_parallel(n, jobs > 2 ? 2 : jobs, stage_job, p, err) < 0)
-    return -1;
-  return commit_layers(p, err);
+  return sw_parallel(n, jobs > 2 ? 2 : jobs, stage_job, p, err);
 }
 
 /* An image manifest of the pull and its config, fetched and checked before any layer is. */
@@ -405,35 +416,52 @@ rimage_get_entry(sw_reg_t *r, const char *repo, const char *scope, const sw_desc
   return 0;
 }
 
-/* Download, stage and commit ri's layers, then store its config and manifest and record the
- * image under names (may be NULL). */
+static pull_t
+pull_new(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars_t *prog,
+         const rimage_t *ri, char ***seen)
+{
+  return (pull_t){.s = s,
+                  .r = r,
+                  .repo = ref->path,
+                  .scope = scope,
+                  .m = ri->m,
+                  .diff_ids = ri->diff_ids,
+                  .prog = prog,
+                  .seen = seen};
+}
+
+/* Commit p's staged layers, then store ri's config and manifest and record the image under
+ * names (may be NULL). */
+static int
+commit_image(pull_t *p, const sw_ref_t *ref, const rimage_t *ri, char *const *names,
+             sw_image_t **out, sw_error_t *err)
+{
+  if (commit_layers(p, err) < 0 ||
+      sw_blob_put(p->s, ri->config, ri->config_len, ri->m->config.digest, NULL, err) < 0 ||
+      sw_blob_put(p->s, ri->body, ri->len, ri->digest, NULL, err) < 0 ||
+      sw_image_commit_manifest(p->s, ri->digest, names, out, err) < 0)
+    return -1;
+  sw_registry_sources_add(p->s, ref->domain, ref->path, ri->m, ri->digest);
+  return 0;
+}
+
+/* Download, stage and commit ri's layers, then the image. */
 static int
 pull_image(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars_t *prog,
            rimage_t *ri, char *const *names, unsigned jobs, sw_image_t **out, sw_error_t *err)
 {
-  pull_t p = {.s = s,
-              .r = r,
-              .repo = ref->path,
-              .scope = scope,
-              .m = ri->m,
-              .diff_ids = ri->diff_ids,
-              .prog = prog};
-  int ret = -1;
-  if (pull_layers(&p, jobs, err) == 0 &&
-      sw_blob_put(s, ri->config, ri->config_len, ri->m->config.digest, NULL, err) == 0 &&
-      sw_blob_put(s, ri->body, ri->len, ri->digest, NULL, err) == 0 &&
-      sw_image_commit_manifest(s, ri->digest, names, out, err) == 0)
-    ret = 0;
+  pull_t p = pull_new(s, r, ref, scope, prog, ri, NULL);
+  int ret = stage_layers(&p, jobs, err) == 0 ? commit_image(&p, ref, ri, names, out, err) : -1;
   pull_cleanup(&p);
-  if (ret == 0)
-    sw_registry_sources_add(s, ref->domain, ref->path, ri->m, ri->digest);
   return ret;
 }
 
 /* pull --all-platforms of an index: every entry's manifest and config are fetched and checked
- * first (a missing or nested entry refuses the pull before any layer is downloaded), then each
- * image is pulled, then the index blob is stored and recorded under names (digest kept).
- * BuildKit's attestation manifests are not pulled (the store leaves them out of its rows). */
+ * first (a missing or nested entry refuses the pull before any layer is downloaded), then every
+ * image's layers are downloaded and staged (a layer two platforms share, once), and only then
+ * committed with the images, and the index blob stored and recorded under names (digest kept):
+ * a refused layer of any platform leaves nothing stored. BuildKit's attestation manifests are
+ * not pulled (the store leaves them out of its rows). */
 static int
 pull_index(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars_t *prog,
            rimage_t *idx, char *const *names, unsigned jobs, sw_error_t *err)
@@ -441,6 +469,8 @@ pull_index(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars
   const sw_rmanifest_t *m = idx->m;
   size_t n = m->n_manifests;
   rimage_t *imgs = xcalloc(n ? n : 1, sizeof(*imgs));
+  pull_t *ps = xcalloc(n ? n : 1, sizeof(*ps));
+  _cleanup_strv_ char **seen = NULL;
   int ret = -1;
 
   if (sw_index_check(m, err) < 0) {
@@ -451,8 +481,15 @@ pull_index(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars
     if (!sw_desc_is_attestation(&m->manifests[i]) &&
         rimage_get_entry(r, ref->path, scope, &m->manifests[i], &imgs[i], err) < 0)
       goto out;
+  for (size_t i = 0; i < n; i++) {
+    if (imgs[i].m == NULL)
+      continue;
+    ps[i] = pull_new(s, r, ref, scope, prog, &imgs[i], &seen);
+    if (stage_layers(&ps[i], jobs, err) < 0)
+      goto out;
+  }
   for (size_t i = 0; i < n; i++)
-    if (imgs[i].m && pull_image(s, r, ref, scope, prog, &imgs[i], NULL, jobs, NULL, err) < 0)
+    if (imgs[i].m && commit_image(&ps[i], ref, &imgs[i], NULL, NULL, err) < 0)
       goto out;
   if (sw_blob_put(s, idx->body, idx->len, idx->digest, NULL, err) < 0 ||
       sw_index_commit_blob(s, idx->digest, names, NULL, err) < 0)
@@ -460,8 +497,12 @@ pull_index(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars
   sw_registry_source_add(s, ref->domain, ref->path, idx->digest);
   ret = 0;
 out:
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
+    if (ps[i].m)
+      pull_cleanup(&ps[i]);
     rimage_clear(&imgs[i]);
+  }
+  free(ps);
   free(imgs);
   return ret;
 }

@@ -374,3 +374,30 @@ def test_cache_to_carries_every_platform(slipway_bin, reg_env, registry_open, tm
     # each platform's COPY hit the remote records: nothing ran, the same index came out
     assert p.stderr.count("CACHED") == 2, p.stderr
     assert b_iid.read_text() == a_iid.read_text()
+
+
+def test_pull_all_platforms_stages_every_layer_before_committing(slipway_bin, reg_env,
+                                                                  registry_open, tmp_path):
+    host = registry_open.host
+    shared = rf.make_tar([("etc", "dir", None), ("etc/shared.txt", "file", b"both\n")])
+    evil = rf.make_tar([("../evil.txt", "file", b"out of the root\n")])
+    # a layer both platforms share is downloaded once
+    layout = tmp_path / "shared"
+    rf.write_oci_layout(layout, [{"layers": [shared, AMD], "arch": "amd64", "index_tag": "s"},
+                                 {"layers": [shared, ARM], "arch": "arm64", "index_tag": "s"}])
+    rf.skopeo_push_layout(layout, "s", "%s/sh/multi:s" % host, all_images=True)
+    p = run(slipway_bin, reg_env, "pull", "--all-platforms", "%s/sh/multi:s" % host)
+    assert p.stderr.count("Already exists") == 1, p.stderr
+    assert all(snapshot_exists(reg_env, sha(t)) for t in (shared, AMD, ARM))
+
+    # the arm64 image's layer leaves its root: refused, and the amd64 image is not stored either
+    env = fresh_env(reg_env, tmp_path, "evil-root")
+    layout = tmp_path / "evil"
+    rf.write_oci_layout(layout, [{"layers": [AMD], "arch": "amd64", "index_tag": "e"},
+                                 {"layers": [evil], "arch": "arm64", "index_tag": "e"}])
+    rf.skopeo_push_layout(layout, "e", "%s/ev/multi:e" % host, all_images=True)
+    p = run(slipway_bin, env, "pull", "--all-platforms", "%s/ev/multi:e" % host, check=False)
+    assert p.returncode == 1 and "../evil.txt" in p.stderr, p.stderr
+    assert stored_blobs(env) == []
+    assert not snapshot_exists(env, sha(AMD))
+    assert not os.listdir(os.path.join(env["SLIPWAY_ROOT"], "tmp"))
