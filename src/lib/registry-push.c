@@ -378,6 +378,14 @@ push_stored(sw_store_t *s, const sw_ref_t *ref, const char *digest, const char *
     return sw_error(err, 0, "stored manifest %s is an index inside an index", digest);
   if (m->kind == SW_MANIFEST_INDEX && sw_index_check(m, err) < 0)
     return sw_error_wrap(err, "stored index %s", digest);
+  for (size_t i = 0; i < m->n_manifests; i++) /* before anything is sent */
+    if (sw_desc_is_attestation(&m->manifests[i]) && !sw_blob_exists(s, m->manifests[i].digest))
+      return sw_error(err, 0,
+                      "index %s lists the attestation manifest %s (platform unknown/unknown), "
+                      "which slipway does not keep when it pulls or loads an index: the "
+                      "registry would refuse the index without it; copy the original with "
+                      "`skopeo copy --all`, or push a slipway build of it",
+                      digest, m->manifests[i].digest);
   for (size_t i = 0; i < m->n_manifests; i++) {
     const sw_desc_t *d = &m->manifests[i];
     if (push_stored(s, ref, d->digest, d->digest, false, opts, NULL, err) < 0)

@@ -184,7 +184,8 @@ def test_save_load_round_trip_keeps_the_index_digest(slipway_bin, reg_env, tmp_p
 
 
 def test_load_index_with_attestation_entry(slipway_bin, reg_env, tmp_path):
-    """BuildKit's attestation manifests (platform unknown/unknown) are not images: skipped."""
+    """BuildKit's attestation manifests (platform unknown/unknown) are not images: skipped
+    (and a push of the index says why it cannot be sent as it is)."""
     path = tmp_path / "layout"
     d = two_platform_layout(path)
     idx_blob = path / "blobs" / "sha256" / d["multi"][7:]
@@ -206,6 +207,11 @@ def test_load_index_with_attestation_entry(slipway_bin, reg_env, tmp_path):
     p = run(slipway_bin, reg_env, "load", "-i", str(path))
     assert p.stdout.strip() == "Loaded image: multi:v1"
     assert snapshot_exists(reg_env, sha(AMD)) and snapshot_exists(reg_env, sha(ARM))
+    # its manifest was not kept, so the index cannot go to a registry as it is: said so
+    p = run(slipway_bin, reg_env, "push", "multi:v1", "127.0.0.1:%d/x:y" % rf.refused_port(),
+            check=False)
+    assert p.returncode == 1
+    assert "attestation manifest %s" % sha(att) in p.stderr and "skopeo copy --all" in p.stderr
 
 
 # ---- hostile indexes: refused with a clear error, nothing stored ----
