@@ -43,6 +43,18 @@ def newest_run():
     return os.path.join(root, runs[-1])
 
 
+def platforms_section():
+    """The newest bench/platforms-bench.sh result (bench/results/platforms-*.md), as a section."""
+    root = os.path.join(HERE, "results")
+    runs = sorted(f for f in os.listdir(root) if f.startswith("platforms-") and f.endswith(".md"))
+    if not runs:
+        return []
+    rel = os.path.join("bench", "results", runs[-1])
+    return ["## Multi-platform build (`build --platform linux/amd64,linux/arm64`)", "",
+            f"From [`{rel}`]({rel}), not from the run above:", "",
+            *open(os.path.join(root, runs[-1])).read().rstrip("\n").split("\n"), ""]
+
+
 def load(res):
     rows = list(csv.DictReader(open(os.path.join(res, "raw.csv"))))
     meta = json.load(open(os.path.join(res, "meta.json")))
@@ -222,6 +234,7 @@ def main():
         "The docker-archive file holds the layers as each tool writes them (`docker save` and",
         "Buildah: plain tars; `slipway save`: the stored compressed blobs).",
         "",
+        *platforms_section(),
         "## Method",
         "",
         "- Every builder keeps its state in a private scratch directory: a private dockerd",

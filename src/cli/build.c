@@ -37,7 +37,9 @@ static const char usage_text[] =
     "  -t, --tag NAME[:TAG]      name the image (repeatable)\n"
     "      --target STAGE        build this stage (and what it needs) instead of the last one\n"
     "      --platform P[,P...]   target platform(s), OS/ARCH[/VARIANT] (default: the host's,\n"
-    "                            or $DOCKER_DEFAULT_PLATFORM); several make one image index\n"
+    "                            or $DOCKER_DEFAULT_PLATFORM); several make one image index;\n"
+    "                            RUN steps of a foreign platform run under qemu-user-static's\n"
+    "                            binfmt_misc handler\n"
     "      --build-arg K[=V]     set a build arg (K alone takes the value from the environment)\n"
     "      --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[@DIGEST]\n"
     "                            a named context for FROM NAME and COPY --from=NAME (a\n"
@@ -676,7 +678,9 @@ unchanged(sw_store_t *store, sw_image_t *img, char *const *tags)
     for (size_t i = 0; tags[i]; i++) {
       sw_image_free(found);
       found = NULL;
-      if (sw_image_get(store, tags[i], &found, &e) != 1 || strcmp(found->config_digest, id) != 0)
+      /* a name of an image index moves to the image: not unchanged */
+      if (sw_index_get(store, tags[i], NULL, &e) != 0 ||
+          sw_image_get(store, tags[i], &found, &e) != 1 || strcmp(found->config_digest, id) != 0)
         goto no;
     }
   }
@@ -907,12 +911,14 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (sw_strv_len(o->platforms) > 1) {
     build_platforms_opts_t bo = {.store = store,
                                  .df = df,
+                                 .first = plan,
                                  .plan_opts = &po,
                                  .solve_opts = &so,
                                  .platforms = o->platforms,
                                  .labels = o->labels,
                                  .tags = o->tags,
-                                 .progress = p};
+                                 .progress = p,
+                                 .reblob = reblob};
     if (rc == 0)
       rc = build_platforms(&bo, &index, err);
     /* The index goes where an image goes: the archive names it by the first -t. */

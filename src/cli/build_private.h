@@ -47,12 +47,14 @@ void build_apply_labels(sw_image_t *img, char *const *labels);
 typedef struct {
   sw_store_t *store;
   const sw_dockerfile_t *df;
-  const sw_plan_opts_t *plan_opts;   /* platform replaced by each of platforms */
+  sw_plan_t *first;                  /* the plan of platforms[0] (the caller's) */
+  const sw_plan_opts_t *plan_opts;   /* for the others', platform replaced */
   const sw_solve_opts_t *solve_opts; /* plan replaced by each platform's */
   char *const *platforms;            /* two or more */
   char *const *labels;
   char *const *tags;
   sw_progress_t *progress;
+  sw_reblob_t *reblob; /* the base's smaller blobs being made (may be NULL) */
 } build_platforms_opts_t;
 /* One plan per platform, solved at once (sw_solve_all), each image committed (no name), then
  * one image index of them under tags (*out). */

@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include "image.h"
+#include "platform.h"
 #include "shellword.h"
 
 #include <ctype.h>
@@ -238,6 +239,7 @@ sw_plan_free(sw_plan_t *p)
   sw_strv_free(p->all_names);
   sw_strv_free(p->contexts);
   free(p->platform);
+  free(p->build_platform);
   free(p);
 }
 
@@ -487,26 +489,20 @@ lookup_build_arg(const sw_plan_t *p, const char *key)
   return sw_env_get(p->build_args, key);
 }
 
-/* Predefined platform args, as BuildKit's defaultArgs (build = target here: no emulation). */
+/* Predefined platform args, as BuildKit's defaultArgs: BUILD* the host, TARGET* the target. */
 static void
 platform_args(sw_plan_t *p)
 {
-  const char *plat = p->platform;
-  _cleanup_free_ char *os = xstrndup(plat, strcspn(plat, "/"));
-  const char *rest = plat + strlen(os);
-  if (*rest == '/')
-    rest++;
-  _cleanup_free_ char *arch = xstrndup(rest, strcspn(rest, "/"));
-  const char *variant = rest + strlen(arch);
-  if (*variant == '/')
-    variant++;
   const char *pre[] = {"BUILD", "TARGET"};
+  const char *plat[] = {p->build_platform, p->platform};
   for (size_t i = 0; i < 2; i++) {
+    _cleanup_free_ char *os = NULL, *arch = NULL, *variant = NULL;
+    sw_platform_split(plat[i], &os, &arch, &variant);
     _cleanup_free_ char *k1 = xasprintf("%sPLATFORM", pre[i]);
     _cleanup_free_ char *k2 = xasprintf("%sOS", pre[i]);
     _cleanup_free_ char *k3 = xasprintf("%sARCH", pre[i]);
     _cleanup_free_ char *k4 = xasprintf("%sVARIANT", pre[i]);
-    sw_env_set(&p->global_args, k1, plat);
+    sw_env_set(&p->global_args, k1, plat[i]);
     sw_env_set(&p->global_args, k2, os);
     sw_env_set(&p->global_args, k3, arch);
     sw_env_set(&p->global_args, k4, variant);
@@ -570,6 +566,38 @@ named_base(sw_plan_t *p, const sw_insn_t *insn, sw_stage_t *s, sw_error_t *err)
   return 0;
 }
 
+/* FROM --platform=P: expanded with the meta args and normalised (the stage's own platform). */
+static int
+stage_platform(sw_plan_t *p, const sw_insn_t *insn, sw_stage_t *s, sw_error_t *err)
+{
+  const char *plat = sw_insn_flag(insn, "platform");
+  _cleanup_free_ char *raw = NULL;
+  if (plat == NULL)
+    return 0;
+  if (sw_word_expand(plat, p->global_args, p->df->escape, &raw, err) < 0 ||
+      sw_platform_normalize(raw, &s->platform, err) < 0)
+    return sw_dockerfile_error(p->df, insn->line, insn->col, err, "FROM --platform: %s",
+                               (*err)->msg);
+  s->platform_given = true;
+  return 0;
+}
+
+/* The platform each stage runs on: its own, else its base stage's (BuildKit's dispatch state
+ * takes the base's), else the target. Bases come first, so one pass in order does. */
+static void
+resolve_platforms(sw_plan_t *p)
+{
+  for (size_t i = 0; i < p->n_stages; i++) {
+    sw_stage_t *s = &p->stages[i];
+    if (s->base_stage >= 0) {
+      free(s->platform);
+      s->platform = xstrdup(p->stages[s->base_stage].platform);
+    } else if (s->platform == NULL) {
+      s->platform = xstrdup(p->platform);
+    }
+  }
+}
+
 static int
 new_stage(sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err)
 {
@@ -599,9 +627,8 @@ new_stage(sw_plan_t *p, const sw_insn_t *insn, sw_error_t *err)
     return sw_dockerfile_error(p->df, insn->line, insn->col, err, "%s", (*err)->msg);
   if (s->base[0] == '\0')
     return at(p, insn, err, "base name (%s) should not be blank", insn->args[0]);
-  const char *plat = sw_insn_flag(insn, "platform");
-  if (plat && sw_word_expand(plat, p->global_args, p->df->escape, &s->platform, err) < 0)
-    return sw_dockerfile_error(p->df, insn->line, insn->col, err, "%s", (*err)->msg);
+  if (stage_platform(p, insn, s, err) < 0)
+    return -1;
   if (strcasecmp(s->base, "scratch") == 0) {
     s->scratch = true;
   } else {
@@ -717,7 +744,13 @@ sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **o
 {
   sw_plan_t *p = xcalloc(1, sizeof(*p));
   p->df = df;
-  p->platform = opts->platform ? xstrdup(opts->platform) : xasprintf("linux/%s", sw_host_arch());
+  p->build_platform = sw_platform_host();
+  if (opts->platform == NULL) {
+    p->platform = xstrdup(p->build_platform);
+  } else if (sw_platform_normalize(opts->platform, &p->platform, err) < 0) {
+    sw_plan_free(p);
+    return sw_error_wrap(err, "--platform");
+  }
   p->build_args = xcalloc(1, sizeof(char *));
   for (size_t i = 0; opts->build_args && opts->build_args[i]; i++) {
     const char *a = opts->build_args[i];
@@ -737,6 +770,7 @@ sw_plan_new(const sw_dockerfile_t *df, const sw_plan_opts_t *opts, sw_plan_t **o
     sw_plan_free(p);
     return -1;
   }
+  resolve_platforms(p);
   count_totals(p);
 
   p->target = (int)p->n_stages - 1;

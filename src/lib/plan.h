@@ -72,7 +72,11 @@ typedef struct {
   char *base;     /* the expanded FROM argument ("python:slim", "scratch", a stage name) */
   int base_stage; /* index of the stage it is FROM, or -1 */
   bool scratch;
-  char *platform; /* expanded --platform, or NULL */
+  /* The platform the stage runs on (normalised): its FROM --platform (expanded), else that of
+   * the stage it is FROM, else the build's target. Its steps' cache keys hold it, so a stage on
+   * $BUILDPLATFORM has the same keys whatever the target, and two targets never share a step. */
+  char *platform;
+  bool platform_given; /* FROM --platform was written */
   sw_step_t *steps;
   size_t n_steps;
   int *deps; /* stages this one needs (base and --from), each once */
@@ -85,7 +89,7 @@ typedef struct {
 } sw_stage_t;
 
 typedef struct {
-  const char *platform;    /* "linux/amd64" (NULL: the host's) */
+  const char *platform;    /* target, "linux/arm64" (NULL: the host's); normalised here */
   char *const *build_args; /* "K=V" from --build-arg (a bare "K" takes K from the environment) */
   const char *target;      /* stage name, NULL = the last stage */
   /* --build-context, resolved by the caller: "NAME=image:REF" (docker-image://, oci-layout://
@@ -98,13 +102,14 @@ typedef struct {
   sw_stage_t *stages;
   size_t n_stages;
   int target;
-  char **global_args; /* "K=V": meta args (ARG before the first FROM) with values, after
-                         --build-arg, plus the platform args */
-  char **build_args;  /* "K=V" as given (bare "K" resolved from the environment) */
-  char *platform;     /* "linux/amd64" */
-  char **used_args;   /* build args some ARG declared (for the "not consumed" warning) */
-  char **all_names;   /* lower-cased AS name of every stage by index ("" if none) */
-  char **contexts;    /* sw_plan_opts_t.contexts */
+  char **global_args;   /* "K=V": meta args (ARG before the first FROM) with values, after
+                           --build-arg, plus the platform args */
+  char **build_args;    /* "K=V" as given (bare "K" resolved from the environment) */
+  char *platform;       /* the target platform, normalised ("linux/arm64"): TARGETPLATFORM */
+  char *build_platform; /* the host's ("linux/amd64"): BUILDPLATFORM */
+  char **used_args;     /* build args some ARG declared (for the "not consumed" warning) */
+  char **all_names;     /* lower-cased AS name of every stage by index ("" if none) */
+  char **contexts;      /* sw_plan_opts_t.contexts */
 } sw_plan_t;
 
 /* ---- named contexts (plan-context.c) ---- */

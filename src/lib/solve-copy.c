@@ -635,7 +635,7 @@ copy_key(stage_run_t *r, const sw_insn_t *in, bool link, char *dest_abs, char *c
       .args = args,
       .flags = flags,
       .content = content,
-      .platform = r->sv->o->plan->platform,
+      .platform = r->st->platform,
   };
   sw_cachekey_step(&ki, key);
 }
@@ -650,7 +650,7 @@ predict_stem(stage_run_t *r, const sw_step_t *step, const copy_flags_t *f, char 
   sw_keyhash_str(h, f->link ? "" : r->key);
   sw_keyhash_str(h, step->insn->kind == SW_INSN_ADD ? "ADD" : "COPY");
   sw_keyhash_u64(h, (uint64_t)step->from_stage);
-  sw_keyhash_str(h, r->sv->o->plan->platform);
+  sw_keyhash_str(h, r->st->platform);
   sw_keyhash_str(h, dest_abs);
   sw_keyhash_strv(h, srcs);
   sw_keyhash_strv(h, flags);
@@ -899,7 +899,7 @@ sv_step_workdir(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
                             .instruction = "WORKDIR",
                             .args = args,
                             .user = sv_user(r),
-                            .platform = o->plan->platform};
+                            .platform = r->st->platform};
   sw_cachekey_step(&ki, key);
   sw_layer_desc_t layer;
   bool has = false;

@@ -811,7 +811,7 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
       .workdir = sv_workdir(r),
       .flags = rs.ms.flags,
       .content = rs.script ? script_hash : NULL,
-      .platform = o->plan->platform,
+      .platform = r->st->platform,
   };
   sw_cachekey_step(&ki, key);
   hist = run_history(r, rs.argv);

@@ -3,6 +3,7 @@
 #include "solve-private.h"
 
 #include "gotext.h"
+#include "platform.h"
 #include "registry.h"
 #include "shellword.h"
 
@@ -170,10 +171,28 @@ sv_wait_stage(stage_run_t *r, int index)
   return ok ? 0 : -1;
 }
 
+/* ref for the platform the stage runs on: of an image index, its image for that platform (none:
+ * an error listing the index's platforms); an image as it is; not stored: pulled for it. */
+static int
+stage_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
+{
+  sw_store_t *s = r->sv->o->store;
+  int f = sw_image_get_platform(s, ref, r->st->platform, out, err);
+  if (f != 0)
+    return f;
+  sw_registry_opts_t ro = {.quiet = true, .platform = r->st->platform};
+  if (sw_registry_pull(s, ref, &ro, out, err) < 0)
+    return sw_error_wrap(err,
+                         "`%s` is not in the store and could not be pulled (or load it: "
+                         "`slipway import`, `slipway load`)",
+                         ref);
+  return *out ? 1 : sw_image_get_platform(s, ref, r->st->platform, out, err);
+}
+
 int
 sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
 {
-  int f = sw_registry_get_or_pull(r->sv->o->store, ref, out, err);
+  int f = stage_image(r, ref, out, err);
   if (f < 0)
     return sv_wrap(r, err);
   if (f == 0)
@@ -184,6 +203,26 @@ sv_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
   return 0;
 }
 
+/* BuildKit's label of a stage in a build of several platforms: the platform it runs on, and
+ * "->ARCH" of the target when that differs and the stage declared a TARGET* arg
+ * ("linux/amd64->arm64": cross-compiling). */
+static char *
+platform_label(stage_run_t *r)
+{
+  const char *target = r->sv->o->plan->platform, *on = r->st->platform;
+  bool targets = false;
+  for (size_t i = 0; r->scope.keys && r->scope.keys[i]; i++)
+    targets = targets || sw_str_has_prefix(r->scope.keys[i], "TARGET");
+  if (!targets || strcmp(on, target) == 0)
+    return xasprintf("%s ", on);
+  _cleanup_free_ char *os = NULL, *arch = NULL, *variant = NULL, *tos = NULL, *a = NULL, *v = NULL;
+  sw_platform_split(target, &tos, &arch, &variant);
+  sw_platform_split(on, &os, &a, &v);
+  if (strcmp(os, tos) != 0)
+    return xasprintf("%s->%s ", on, target);
+  return xasprintf("%s->%s%s%s ", on, arch, variant[0] ? "/" : "", variant);
+}
+
 /* "[linux/arm64 build 2/5] " as BuildKit names a step: the platform when the build has several
  * targets, the stage's name, the step's number. */
 static char *
@@ -191,8 +230,9 @@ step_prefix(stage_run_t *r)
 {
   const sw_stage_t *st = r->st;
   int width = st->total >= 100 ? 3 : st->total >= 10 ? 2 : 1;
-  return xasprintf("[%s%s%s%s%*d/%d] ", r->sv->label ? r->sv->label : "", r->sv->label ? " " : "",
-                   st->display, st->display[0] ? " " : "", width, r->step_no, st->total);
+  _cleanup_free_ char *label = r->sv->label ? platform_label(r) : xstrdup("");
+  return xasprintf("[%s%s%s%*d/%d] ", label, st->display, st->display[0] ? " " : "", width,
+                   r->step_no, st->total);
 }
 
 char *
@@ -1131,7 +1171,7 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
   /* A second pass (speculation's check) loads the base again without showing it again. */
   int id = r->verifying ? 0 : sw_progress_begin(o->progress, name);
   sw_image_t *base = NULL;
-  int f = sw_registry_get_or_pull(o->store, st->base, &base, err);
+  int f = stage_image(r, st->base, &base, err);
   if (f <= 0) {
     if (f == 0)
       sv_fail(r, err,
@@ -1144,7 +1184,7 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
     return -1;
   }
   r->img = base;
-  sw_cachekey_base(base->config_digest, o->plan->platform, r->key);
+  sw_cachekey_base(base->config_digest, st->platform, r->key);
   r->last_created = sw_config_created(base->config);
   r->lower = sw_image_lowerdirs(o->store, base);
   *triggers = take_onbuild(r);
@@ -1152,10 +1192,24 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
   return 0;
 }
 
+/* The stage's image says the platform the stage runs on. A base image made for another one is
+ * used as it is, with BuildKit's InvalidBaseImagePlatform warning (its binaries run through
+ * emulation if they are foreign). */
+static void
+stage_platform_config(stage_run_t *r)
+{
+  const sw_stage_t *st = r->st;
+  _cleanup_free_ char *was = sw_platform_of_config(r->img->config);
+  if (!st->scratch && st->base_stage < 0 && strcmp(was, st->platform) != 0 && !r->verifying)
+    sw_warn("%s:%d: base image `%s` was made for platform \"%s\", expected \"%s\" for this "
+            "stage (InvalidBaseImagePlatform)",
+            r->sv->o->plan->df->path, st->from->line, st->base, was, st->platform);
+  sw_platform_set_config(r->img->config, st->platform);
+}
+
 static int
 init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
 {
-  const sw_solve_opts_t *o = r->sv->o;
   sw_stage_t *st = r->st;
   *triggers = NULL;
   sw_scope_init(&r->scope);
@@ -1163,7 +1217,7 @@ init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
     r->img = sw_image_new();
     /* BuildKit's emptyImage(): FROM scratch starts with WorkingDir "/". */
     json_object_set_new(container(r), "WorkingDir", json_string("/"));
-    sw_cachekey_base(NULL, o->plan->platform, r->key);
+    sw_cachekey_base(NULL, st->platform, r->key);
     r->last_created = r->sv->now;
     r->lower = xcalloc(1, sizeof(char *));
   } else if (st->base_stage >= 0) {
@@ -1179,12 +1233,7 @@ init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
     return -1;
   }
   json_object_del(r->img->config, "created");
-  if (st->platform == NULL || strcmp(st->platform, o->plan->platform) == 0) {
-    /* nothing: the build platform */
-  } else {
-    sw_warn("%s:%d: --platform=%s ignored: slipway builds for %s only", o->plan->df->path,
-            st->from->line, st->platform, o->plan->platform);
-  }
+  stage_platform_config(r);
   ensure_path(r);
   return 0;
 }

@@ -3,7 +3,8 @@
  * entry for a platform, list, delete. As for images, the blob is the truth and the rows
  * (indexes, index_entries, index_names) index it. See store.h. */
 #include "store_internal.h"
-#include "registry-private.h" /* sw_rmanifest_parse, sw_platform_parse: one parser of both */
+#include "platform.h"
+#include "registry-private.h" /* sw_rmanifest_parse: one parser of indexes */
 
 #include <ctype.h>
 #include <time.h>
@@ -29,60 +30,49 @@ const char *
 sw_host_platform(void)
 {
   static char p[48];
-  if (p[0] == '\0')
-    snprintf(p, sizeof(p), "linux/%s", sw_host_arch());
+  if (p[0] == '\0') {
+    _cleanup_free_ char *h = sw_platform_host();
+    snprintf(p, sizeof(p), "%s", h);
+  }
   return p;
 }
 
-/* "os/arch[/variant]" of an image config; "" parts when missing. */
+/* Normalised (containerd's rules: platform.h), or a copy of p when it is not a platform. */
 static char *
-config_platform(const json_t *cfg)
+norm(const char *p)
 {
-  const char *os = json_string_value(json_object_get(cfg, "os"));
-  const char *arch = json_string_value(json_object_get(cfg, "architecture"));
-  const char *var = json_string_value(json_object_get(cfg, "variant"));
-  return xasprintf("%s/%s%s%s", os ? os : "", arch ? arch : "", var && *var ? "/" : "",
-                   var && *var ? var : "");
-}
-
-/* arm64 without a variant is arm64/v8 (containerd's matcher). */
-static const char *
-norm_variant(const sw_platform_t *p)
-{
-  if (p->variant[0] == '\0' && strcmp(p->arch, "arm64") == 0)
-    return "v8";
-  return p->variant;
-}
-
-static bool
-platform_eq(const sw_platform_t *a, const sw_platform_t *b)
-{
-  return strcmp(a->os, b->os) == 0 && strcmp(a->arch, b->arch) == 0 &&
-         strcmp(norm_variant(a), norm_variant(b)) == 0;
+  char *out = NULL;
+  sw_error_t e = NULL;
+  if (sw_platform_normalize(p, &out, &e) < 0) {
+    sw_error_release(&e);
+    return xstrdup(p);
+  }
+  return out;
 }
 
 const sw_index_entry_t *
 sw_index_entry_for(const sw_index_t *idx, const char *platform, sw_error_t *err)
 {
-  sw_platform_t want, have;
-  const sw_index_entry_t *any_variant = NULL;
-  if (sw_platform_parse(platform ? platform : sw_host_platform(), &want, err) < 0)
+  const char *asked = platform ? platform : sw_host_platform();
+  _cleanup_free_ char *want = NULL;
+  if (sw_platform_normalize(asked, &want, err) < 0)
     return NULL;
+  /* "linux/arm" (no variant written) takes another arm variant when arm/v7 is not there */
+  bool any_variant = strchr(strchr(asked, '/') + 1, '/') == NULL;
+  _cleanup_free_ char *wos = NULL, *warch = NULL, *wvar = NULL;
+  sw_platform_split(want, &wos, &warch, &wvar);
+  const sw_index_entry_t *other_variant = NULL;
   for (size_t i = 0; i < idx->n_entries; i++) {
-    sw_error_t perr = NULL;
-    if (sw_platform_parse(idx->entries[i].platform, &have, &perr) < 0) {
-      sw_error_release(&perr);
-      continue;
-    }
-    if (platform_eq(&want, &have))
+    _cleanup_free_ char *have = norm(idx->entries[i].platform);
+    if (strcmp(have, want) == 0)
       return &idx->entries[i];
-    /* "linux/arm" asks for any variant of arm, as docker's --platform does */
-    if (want.variant[0] == '\0' && any_variant == NULL && strcmp(want.os, have.os) == 0 &&
-        strcmp(want.arch, have.arch) == 0)
-      any_variant = &idx->entries[i];
+    _cleanup_free_ char *os = NULL, *arch = NULL, *var = NULL;
+    sw_platform_split(have, &os, &arch, &var);
+    if (any_variant && other_variant == NULL && strcmp(os, wos) == 0 && strcmp(arch, warch) == 0)
+      other_variant = &idx->entries[i];
   }
-  if (any_variant)
-    return any_variant;
+  if (other_variant)
+    return other_variant;
   _cleanup_buf_ sw_buf_t list = {0};
   for (size_t i = 0; i < idx->n_entries; i++)
     sw_buf_printf(&list, "%s%s", i ? ", " : "", idx->entries[i].platform);
@@ -90,7 +80,7 @@ sw_index_entry_for(const sw_index_t *idx, const char *platform, sw_error_t *err)
   sw_error(err, 0,
            "image index `%s` has no image for platform %s (it has: %s): choose one with "
            "`--platform`",
-           name, platform ? platform : sw_host_platform(), list.len ? list.data : "none");
+           name, asked, list.len ? list.data : "none");
   return NULL;
 }
 
@@ -228,7 +218,7 @@ add_entry(sw_index_t *idx, const sw_image_t *img, const char *platform)
   sw_index_entry_t *e = &idx->entries[idx->n_entries++];
   e->manifest_digest = xstrdup(img->manifest_digest);
   e->manifest_size = img->manifest_size;
-  e->platform = platform ? xstrdup(platform) : config_platform(img->config);
+  e->platform = platform ? norm(platform) : sw_platform_of_config(img->config);
   if (img->created > idx->created)
     idx->created = img->created;
 }
@@ -239,14 +229,11 @@ index_json(const sw_index_t *idx, sw_error_t *err)
 {
   json_t *ms = json_array();
   for (size_t i = 0; i < idx->n_entries; i++) {
-    sw_platform_t p;
-    if (sw_platform_parse(idx->entries[i].platform, &p, err) < 0) {
-      json_decref(ms);
-      return NULL;
-    }
-    json_t *pj = json_pack("{s:s, s:s}", "architecture", p.arch, "os", p.os);
-    if (p.variant[0])
-      json_object_set_new(pj, "variant", json_string(p.variant));
+    _cleanup_free_ char *os = NULL, *arch = NULL, *variant = NULL;
+    sw_platform_split(idx->entries[i].platform, &os, &arch, &variant);
+    json_t *pj = json_pack("{s:s, s:s}", "architecture", arch, "os", os);
+    if (variant[0])
+      json_object_set_new(pj, "variant", json_string(variant));
     json_array_append_new(ms, json_pack("{s:s, s:s, s:I, s:o}", "mediaType", SW_MT_OCI_MANIFEST,
                                         "digest", idx->entries[i].manifest_digest, "size",
                                         (json_int_t)idx->entries[i].manifest_size, "platform", pj));

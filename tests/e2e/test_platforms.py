@@ -149,3 +149,96 @@ def test_platform_flag_errors(slipway, tmp_path, busybox_image):
     # the same platform twice (two spellings) is one platform: a plain image
     slipway("build", "--platform", "linux/arm64,linux/aarch64", "-t", "one", ctx)
     assert slipway.inspect("one")["Descriptor"]["mediaType"].endswith("manifest.v1+json")
+
+
+def test_one_platform_build_takes_the_name_of_an_index(slipway, tmp_path, busybox_image):
+    """The host's image of the index, built again alone under its name, is the same image: the
+    name still moves from the index to it (the rebuild is not 'unchanged')."""
+    build_multi(slipway, tmp_path, busybox_image)
+    index = slipway.inspect("multi:1")
+    ctx = tmp_path / "ctx"
+    slipway("build", "--platform", "linux/" + HOST, "-t", "multi:1", ctx)
+    info = slipway.inspect("multi:1")
+    assert info["Descriptor"]["mediaType"].endswith("manifest.v1+json")
+    assert info["Descriptor"]["digest"] == index["Manifests"][0]["digest"]
+    # the index stays, without a name
+    assert slipway("inspect", index["Id"]).returncode == 0
+
+
+def test_build_args_reach_every_platform(slipway, tmp_path, busybox_image):
+    """--build-arg and the TARGET* args in each platform's stages; a used arg is not reported
+    unused."""
+    ctx = write_context(tmp_path, """\
+FROM scratch AS files
+ARG WHO
+ARG TARGETARCH
+COPY a.txt /$WHO-$TARGETARCH.txt
+FROM busybox
+COPY --from=files / /out/
+""", {"a.txt": "a\\n"})
+    p = slipway("build", "--platform", PLATFORMS, "--build-arg", "WHO=me", "-t", "args", ctx)
+    assert "not consumed" not in p.stderr
+    host = slipway("run", "--rm", "args", "ls", "/out").stdout.split()
+    assert host == ["me-%s.txt" % HOST]
+    # the other platform's image has its own file: TARGETARCH differs, so the keys do
+    other = slipway.json("inspect", "--platform", "linux/" + OTHER, "args")[0]
+    mine = slipway.inspect("args")
+    assert other["RootFS"]["Layers"][:-1] == mine["RootFS"]["Layers"][:-1]
+    assert other["RootFS"]["Layers"][-1] != mine["RootFS"]["Layers"][-1]
+
+
+def progress_steps(stderr):
+    """{name: [statuses]} from plain progress: '#3 [name] ...' then '#3 DONE 0.1s' or '#3
+    CACHED'."""
+    names, steps = {}, {}
+    for line in stderr.splitlines():
+        head, _, rest = line.partition(" ")
+        if not head.startswith("#") or not rest:
+            continue
+        if rest.startswith("["):
+            names[head] = rest
+            steps.setdefault(rest, [])
+        elif head in names and (rest.startswith("DONE") or rest == "CACHED"):
+            steps[names[head]].append(rest.split()[0])
+    return steps
+
+
+CROSS = """\
+FROM --platform=$BUILDPLATFORM busybox AS build
+RUN cat /proc/sys/kernel/random/uuid > /stamp
+ARG TARGETARCH
+RUN echo "$TARGETARCH" > /arch
+FROM busybox
+COPY --from=build /stamp /
+COPY --from=build /arch /
+"""
+
+
+def test_cross_compilation_builder_runs_once(slipway, tmp_path, busybox_image):
+    """The builder stage (FROM --platform=$BUILDPLATFORM) runs once, natively, for both targets:
+    its steps before ARG TARGETARCH have the same keys for both, so one target runs them and the
+    other waits for its records; the steps after it see each target's TARGETARCH."""
+    ctx = write_context(tmp_path, CROSS)
+    p = slipway("build", "--progress", "plain", "--platform", PLATFORMS, "-t", "cross", ctx)
+    steps = progress_steps(p.stderr)
+    shared = "[linux/%s build 2/3] RUN cat /proc/sys/kernel/random/uuid > /stamp" % HOST
+    assert sorted(steps[shared]) == ["CACHED", "DONE"], p.stderr  # run once, a hit once
+    # after ARG TARGETARCH: one RUN per target, labelled as BuildKit does when cross-compiling
+    per_host = '[linux/%s build 3/3] RUN echo "$TARGETARCH" > /arch' % HOST
+    per_other = '[linux/%s->%s build 3/3] RUN echo "$TARGETARCH" > /arch' % (HOST, OTHER)
+    assert steps[per_host] == ["DONE"] and steps[per_other] == ["DONE"], p.stderr
+
+    host = slipway.inspect("cross")
+    other = slipway.json("inspect", "--platform", "linux/" + OTHER, "cross")[0]
+    # the same /stamp layer (one run of the builder), another /arch layer (each TARGETARCH)
+    assert host["RootFS"]["Layers"][-2] == other["RootFS"]["Layers"][-2]
+    assert host["RootFS"]["Layers"][-1] != other["RootFS"]["Layers"][-1]
+    assert slipway("run", "--rm", "cross", "cat", "/arch").stdout == HOST + "\n"
+    # the other target's files, by a one-platform build of it from the same records
+    out = tmp_path / "out"
+    p = slipway("build", "--progress", "plain", "--platform", "linux/" + OTHER,
+                "-o", "type=local,dest=%s" % out, ctx)
+    runs = {k: v for k, v in progress_steps(p.stderr).items() if "] RUN " in k}
+    assert len(runs) == 2 and all(v == ["CACHED"] for v in runs.values()), p.stderr
+    assert (out / "arch").read_text() == OTHER + "\n"
+    assert (out / "stamp").read_text() == slipway("run", "--rm", "cross", "cat", "/stamp").stdout

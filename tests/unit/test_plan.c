@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "plan.h"
+#include "platform.h"
 
 typedef struct {
   sw_dockerfile_t *df;
@@ -250,6 +251,99 @@ test_scope_last_wins(void **state)
   fx_free(&f);
 }
 
+/* BUILD* is the host, TARGET* the target (as BuildKit); each stage runs on its FROM
+ * --platform, else its base stage's, else the target's. */
+static void
+test_platforms(void **state)
+{
+  (void)state;
+  const char *text = "FROM --platform=$BUILDPLATFORM alpine AS build\n"
+                     "ARG TARGETARCH\n"
+                     "RUN make\n"
+                     "FROM build AS more\n"
+                     "FROM alpine\n"
+                     "COPY --from=more /out /out\n"
+                     "FROM --platform=linux/aarch64/v8 alpine AS fixed\n";
+  fx_t f;
+  memset(&f, 0, sizeof(f));
+  assert_int_equal(sw_dockerfile_parse("Dockerfile", text, strlen(text), &f.df, &f.err), 0);
+  sw_plan_opts_t o = {.platform = "linux/ARM/v7"};
+  assert_int_equal(sw_plan_new(f.df, &o, &f.plan, &f.err), 0);
+  sw_plan_t *p = f.plan;
+  char *host = sw_platform_host();
+  assert_string_equal(p->platform, "linux/arm/v7");
+  assert_string_equal(p->build_platform, host);
+  assert_string_equal(sw_env_get(p->global_args, "TARGETPLATFORM"), "linux/arm/v7");
+  assert_string_equal(sw_env_get(p->global_args, "TARGETOS"), "linux");
+  assert_string_equal(sw_env_get(p->global_args, "TARGETARCH"), "arm");
+  assert_string_equal(sw_env_get(p->global_args, "TARGETVARIANT"), "v7");
+  assert_string_equal(sw_env_get(p->global_args, "BUILDPLATFORM"), host);
+  assert_string_equal(sw_env_get(p->global_args, "BUILDVARIANT"), "");
+  assert_string_equal(p->stages[0].platform, host);
+  assert_true(p->stages[0].platform_given);
+  assert_string_equal(p->stages[1].platform, host); /* FROM build */
+  assert_string_equal(p->stages[2].platform, "linux/arm/v7");
+  assert_string_equal(p->stages[3].platform, "linux/arm64"); /* normalised */
+  free(host);
+  fx_free(&f);
+
+  /* no --platform: the host's, everywhere */
+  assert_int_equal(plan_of(&f, "FROM alpine\n", NULL, NULL), 0);
+  assert_string_equal(f.plan->stages[0].platform, "linux/amd64");
+  fx_free(&f);
+
+  /* a bad platform names the line; a bad --platform is a usage error */
+  assert_int_equal(plan_of(&f, "FROM scratch\nFROM --platform=linux alpine\n", NULL, NULL), -1);
+  assert_non_null(strstr(f.err->msg, "Dockerfile:2"));
+  assert_non_null(strstr(f.err->msg, "invalid platform `linux`"));
+  fx_free(&f);
+  memset(&f, 0, sizeof(f));
+  assert_int_equal(sw_dockerfile_parse("Dockerfile", "FROM a\n", 7, &f.df, &f.err), 0);
+  o.platform = "arm64";
+  assert_int_equal(sw_plan_new(f.df, &o, &f.plan, &f.err), -1);
+  assert_int_equal(f.err->code, 2);
+  assert_non_null(strstr(f.err->msg, "--platform"));
+  fx_free(&f);
+}
+
+static void
+test_platform_normalize(void **state)
+{
+  (void)state;
+  static const char *cases[][2] = {
+      {"linux/amd64", "linux/amd64"},     {"Linux/X86_64", "linux/amd64"},
+      {"linux/aarch64", "linux/arm64"},   {"linux/arm64/v8", "linux/arm64"},
+      {"linux/arm", "linux/arm/v7"},      {"linux/armhf", "linux/arm/v7"},
+      {"linux/arm/6", "linux/arm/v6"},    {"linux/i686", "linux/386"},
+      {"linux/riscv64", "linux/riscv64"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *out = NULL;
+    sw_error_t err = NULL;
+    assert_int_equal(sw_platform_normalize(cases[i][0], &out, &err), 0);
+    assert_string_equal(out, cases[i][1]);
+    free(out);
+  }
+  static const char *bad[] = {"", "linux", "linux/", "/amd64", "linux/amd64/v1/x", "linux/a b"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char *out = NULL;
+    sw_error_t err = NULL;
+    assert_int_equal(sw_platform_normalize(bad[i], &out, &err), -1);
+    assert_int_equal(err->code, 2);
+    sw_error_release(&err);
+  }
+  json_t *cfg = json_pack("{s:s}", "architecture", "arm64");
+  char *p = sw_platform_of_config(cfg);
+  assert_string_equal(p, "linux/arm64");
+  free(p);
+  sw_platform_set_config(cfg, "linux/arm/v7");
+  assert_string_equal(json_string_value(json_object_get(cfg, "variant")), "v7");
+  sw_platform_set_config(cfg, "linux/amd64");
+  assert_null(json_object_get(cfg, "variant"));
+  assert_true(sw_platform_native("linux/amd64") || sw_platform_native("linux/arm64"));
+  json_decref(cfg);
+}
+
 static void
 test_runmount_parse(void **state)
 {
@@ -292,10 +386,16 @@ int
 main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_stages_and_deps),       cmocka_unit_test(test_target_and_build_args),
-      cmocka_unit_test(test_errors_name_the_line),  cmocka_unit_test(test_from_image_and_index),
-      cmocka_unit_test(test_onbuild_of_base_stage), cmocka_unit_test(test_scope),
-      cmocka_unit_test(test_scope_last_wins),       cmocka_unit_test(test_runmount_parse),
+      cmocka_unit_test(test_stages_and_deps),
+      cmocka_unit_test(test_target_and_build_args),
+      cmocka_unit_test(test_errors_name_the_line),
+      cmocka_unit_test(test_from_image_and_index),
+      cmocka_unit_test(test_onbuild_of_base_stage),
+      cmocka_unit_test(test_scope),
+      cmocka_unit_test(test_scope_last_wins),
+      cmocka_unit_test(test_runmount_parse),
+      cmocka_unit_test(test_platforms),
+      cmocka_unit_test(test_platform_normalize),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
