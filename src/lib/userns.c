@@ -682,6 +682,20 @@ enter_as_root(sw_error_t *err)
   return r;
 }
 
+static bool outside;
+
+void
+sw_userns_stay_outside(void)
+{
+  outside = geteuid() != 0;
+}
+
+bool
+sw_userns_outside(void)
+{
+  return outside;
+}
+
 int
 sw_userns_enter(sw_error_t *err)
 {

@@ -273,6 +273,32 @@ def test_build_run_images_prune_as_user(user, base_dir):
     assert "app" not in user("images").stdout
 
 
+def test_store_commands_stay_outside_userns(user):
+    """images, inspect, history and tag read or write only what belongs to the user (the
+    database, blobs): they run without entering the user namespace (no newuidmap), and leave
+    files of subordinate ids in trash/ to the next command that enters it, which removes them."""
+    tar = make_busybox_rootfs_tar(user.path("out.tar"))
+    user.give(tar)
+    user("import", tar, "out:1")
+    start, _ = user.subids("/etc/subuid")
+    gstart, _ = user.subids("/etc/subgid")
+    junk = os.path.join(user.root, "trash", "left.1.1")
+    os.makedirs(os.path.join(junk, "d"))
+    with open(os.path.join(junk, "d", "f"), "w") as f:
+        f.write("x")
+    for n in (junk, os.path.join(junk, "d"), os.path.join(junk, "d", "f")):
+        os.lchown(n, start + 999, gstart + 999)  # 1000:1000 inside: not the user's outside
+    for args, want in ((["images"], "out"), (["tag", "out:1", "out:2"], ""),
+                       (["inspect", "out:2"], '"out:2"'), (["history", "out:2"], "Imported")):
+        p = user("-D", *args, root=False, env={"SLIPWAY_ROOT": user.root})
+        assert "rootless:" not in p.stderr, (args, p.stderr)
+        assert want in p.stdout, (args, p.stdout)
+    assert os.path.isdir(os.path.join(junk, "d")), "left alone outside the namespace"
+    p = user("-D", "rmi", "out:2", root=False, env={"SLIPWAY_ROOT": user.root})
+    assert "rootless: uid %d is root in a user namespace" % user.uid in p.stderr, p.stderr
+    assert not os.path.exists(junk), "cleared by a command inside it"
+
+
 def test_network_host_and_none_as_user(user):
     """`run --network host` reaches a listener on the host's loopback; `--network none` sees only
     lo; the store is the XDG default when no --root is given."""
