@@ -357,6 +357,8 @@ def test_run_publish_http_as_user(user):
     r = user("run", "--rm", "web:1", "true", check=False, tun=0o600)
     assert r.returncode != 0
     assert "/dev/net/tun" in r.stderr and "chmod 0666 /dev/net/tun" in r.stderr, r.stderr
+    assert "mode 0600 here" in r.stderr and "--network host" in r.stderr, r.stderr
+    assert "Permission denied" in r.stderr, r.stderr
 
     cmd, env = user.command(["run", "--rm", "-p", "127.0.0.1::8080", "web:1", "busybox",
                              "httpd", "-f", "-p", "8080", "-h", "/etc"], tun=0o666)
