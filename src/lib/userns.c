@@ -1,8 +1,9 @@
 /* slipway rootless: entering the user namespace an ordinary user's slipway runs in (see
- * userns.h). The process unshares its own user and mount namespaces; a child it forked just
- * before, still outside, maps them with `newuidmap`/`newgidmap` (setuid, they check the ranges
- * against /etc/subuid and /etc/subgid), as podman and BuildKit do. Without a range or without
- * the helpers the process maps only its own ids itself, and says how to set the system up. */
+ * userns.h). A holder child is cloned into a new user namespace; `newuidmap`/`newgidmap`
+ * (setuid, they check the ranges against /etc/subuid and /etc/subgid), as podman and BuildKit
+ * use them, map it while this process is still outside; then this process joins it and makes
+ * its mount namespace there. Without a range or without the helpers the process unshares and
+ * maps only its own ids itself, and says how to set the system up. */
 #include "userns.h"
 #include "util.h"
 
