@@ -430,11 +430,10 @@ parse_args(int argc, char **argv, build_opts_t *o)
   const char *dp = getenv("DOCKER_DEFAULT_PLATFORM");
   if (o->platforms == NULL && dp && *dp && build_platforms_add(dp, &o->platforms, &err) < 0)
     return sw_error_report(&err);
-  if (sw_strv_len(o->platforms) > 1 && (o->output || o->push || o->cache_to || o->recipe))
+  if (sw_strv_len(o->platforms) > 1 && o->recipe)
     return sw_cli_usage_error("build",
-                              "several platforms (%s, ...) make an image index, which -o, "
-                              "--push, --cache-to and --recipe do not take yet: build one "
-                              "platform, or push the index afterwards",
+                              "several platforms (%s, ...) make an image index, which --recipe "
+                              "does not take yet: build one platform",
                               o->platforms[0]);
   if (o->quiet)
     o->progress = SW_PROGRESS_QUIET;
@@ -581,10 +580,28 @@ output_is_stdout(const char *spec)
   return d && (d == spec || d[-1] == ',') && (d[6] == '\0' || d[6] == ',');
 }
 
-/* -o type=...,dest=... */
+/* -o type=local of an index: each platform's files in DEST/OS_ARCH[_VARIANT], as buildx. */
 static int
-export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *spec,
-              sw_progress_t *p, sw_error_t *err)
+export_files_index(sw_store_t *store, const sw_index_t *idx, const char *dest, sw_error_t *err)
+{
+  for (size_t i = 0; i < idx->n_entries; i++) {
+    const sw_index_entry_t *e = &idx->entries[i];
+    _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+    _cleanup_free_ char *dir = xasprintf("%s/%s", dest, e->platform);
+    for (char *c = dir + strlen(dest) + 1; *c; c++)
+      if (*c == '/')
+        *c = '_';
+    if (sw_image_find(store, e->manifest_digest, &img, err) < 0 ||
+        export_files(store, img, dir, true, err) < 0)
+      return sw_error_wrap(err, "the %s image", e->platform);
+  }
+  return 0;
+}
+
+/* -o type=...,dest=... of the image img, or of the index idx (several platforms). */
+static int
+export_output(sw_store_t *store, sw_image_t *img, const sw_index_t *idx, const char *name,
+              const char *spec, sw_progress_t *p, sw_error_t *err)
 {
   _cleanup_free_ char *type = NULL, *dest = NULL;
   bool tar = false;
@@ -621,9 +638,15 @@ export_output(sw_store_t *store, sw_image_t *img, const char *name, const char *
     sw_archive_format_t fmt = strcmp(type, "docker") == 0 ? SW_ARCHIVE_DOCKER
                               : tar                       ? SW_ARCHIVE_OCI
                                                           : SW_ARCHIVE_OCI_DIR;
-    sw_image_t *imgs[] = {img};
-    const char *names[] = {name};
-    rc = sw_archive_save(store, imgs, names, 1, fmt, dest, err);
+    sw_archive_item_t item = {.img = idx ? NULL : img, .index = idx, .name = name};
+    rc = sw_archive_save_items(store, &item, 1, fmt, dest, err);
+  } else if (idx && strcmp(type, "local") == 0) {
+    rc = export_files_index(store, idx, dest, err);
+  } else if (idx && strcmp(type, "tar") == 0) {
+    rc = sw_error_code(err, SW_EXIT_USAGE, 0,
+                       "-o %s: a tar of several platforms' files is not written; use "
+                       "type=local (a directory per platform) or type=oci",
+                       spec);
   } else if (strcmp(type, "tar") == 0 || strcmp(type, "local") == 0) {
     rc = export_files(store, img, dest, strcmp(type, "local") == 0, err);
   } else {
@@ -713,6 +736,27 @@ export_cache(build_opts_t *o, sw_store_t *store, const sw_plan_t *plan, sw_cache
                   o->cache_to);
   sw_progress_done(p, id);
   return 0;
+}
+
+/* --cache-to after the image (or index) `stored` was stored: an error, or a warning with
+ * ignore-error=true. The records of every platform's plan are in log (their stages are the
+ * same, so min/max select alike). */
+static int
+build_cache_to(build_opts_t *o, sw_store_t *store, const sw_plan_t *plan, sw_cache_log_t *log,
+               const sw_registry_opts_t *ro, sw_progress_t *p, const char *stored, sw_error_t *err)
+{
+  if (export_cache(o, store, plan, log, ro, p, err) == 0)
+    return 0;
+  if (o->cache_ignore_error) {
+    sw_warn("%s (ignore-error=true)", (*err)->msg);
+    sw_error_release(err);
+    return 0;
+  }
+  return sw_error_wrap(err,
+                       "--cache-to %s failed after the image %s was stored; check that the "
+                       "registry is reachable and that you may push there (slipway login HOST), "
+                       "or build without --cache-to",
+                       o->cache_to, stored);
 }
 
 /* BuildKit's "importing cache manifest from REF" steps; a ref that cannot be read is a
@@ -879,6 +923,15 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
                                  .reblob = reblob};
     if (rc == 0)
       rc = build_platforms(&bo, &index, err);
+    /* The index goes where an image goes: the archive names it by the first -t. */
+    _cleanup_free_ char *name = o->tags ? sw_ref_normalize(o->tags[0], NULL) : NULL;
+    if (rc == 0 && o->output)
+      rc = export_output(store, NULL, index, name, o->output, p, err);
+    if (rc == 0 && o->push)
+      rc = build_push(store, index->digest, o->tags, &ro, p, err);
+    if (rc == 0 && o->cache_to)
+      rc = build_cache_to(o, store, plan, &log, &ro, p, index->digest, err);
+    sw_cache_log_clear(&log);
     return finish_index(o, plan, p, rc, index, err);
   }
   if (rc == 0)
@@ -918,23 +971,12 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   if (rc == 0 && o->output) {
     /* The archive names the image by the first -t (the image may have older names too). */
     _cleanup_free_ char *name = o->tags ? sw_ref_normalize(o->tags[0], NULL) : NULL;
-    rc = export_output(store, img, name, o->output, p, err);
+    rc = export_output(store, img, NULL, name, o->output, p, err);
   }
   if (rc == 0 && o->push)
-    rc = build_push(store, img, o->tags, &ro, p, err);
-  if (rc == 0 && o->cache_to && export_cache(o, store, plan, &log, &ro, p, err) < 0) {
-    if (o->cache_ignore_error) {
-      sw_warn("%s (ignore-error=true)", (*err)->msg);
-      sw_error_release(err);
-    } else {
-      sw_error_wrap(err,
-                    "--cache-to %s failed after the image %s was stored; check that the "
-                    "registry is reachable and that you may push there (slipway login HOST), "
-                    "or build without --cache-to",
-                    o->cache_to, img->config_digest);
-      rc = -1;
-    }
-  }
+    rc = build_push(store, img->config_digest, o->tags, &ro, p, err);
+  if (rc == 0 && o->cache_to)
+    rc = build_cache_to(o, store, plan, &log, &ro, p, img->config_digest, err);
   sw_cache_log_clear(&log);
   sw_progress_summary(p, rc == 0 ? img->config_digest : NULL);
   sw_progress_free(p);

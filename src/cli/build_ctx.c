@@ -33,9 +33,30 @@ load_layout(sw_store_t *store, const char *spec, const char *value, char **ref, 
     want = at + 1;
   }
   sw_image_t **imgs = NULL;
-  size_t n = 0;
-  if (sw_archive_load(store, dir, &imgs, &n, err) < 0)
+  sw_index_t **idxs = NULL;
+  size_t n = 0, n_idx = 0;
+  if (sw_archive_load(store, dir, &imgs, &n, &idxs, &n_idx, err) < 0)
     return sw_error_wrap(err, "--build-context %s: OCI layout `%s`", spec, dir);
+  /* An index stands for its host platform's image (as a FROM of its name would), or for the
+   * entry that @DIGEST names. */
+  for (size_t i = 0; i < n_idx; i++) {
+    sw_error_t e = NULL;
+    const sw_index_entry_t *pick = NULL;
+    sw_image_t *img = NULL;
+    if (!want || strcmp(want, idxs[i]->digest) == 0)
+      pick = sw_index_entry_for(idxs[i], NULL, &e);
+    for (size_t k = 0; want && !pick && k < idxs[i]->n_entries; k++)
+      if (strcmp(want, idxs[i]->entries[k].manifest_digest) == 0)
+        pick = &idxs[i]->entries[k];
+    if (pick && sw_image_get(store, pick->manifest_digest, &img, &e) == 1) {
+      imgs = xrealloc(imgs, (n + 1) * sizeof(*imgs));
+      imgs[n++] = img;
+      if (want)
+        want = img->manifest_digest;
+    }
+    sw_error_release(&e);
+  }
+  sw_index_list_free(idxs, n_idx);
   int rc = -1;
   for (size_t i = 0; i < n && rc < 0; i++)
     if ((want && strcmp(imgs[i]->manifest_digest, want) == 0) || (!want && n == 1)) {

@@ -128,8 +128,8 @@ build_output_image(const char *spec, char ***tags, bool *push, sw_error_t *err)
 /* ---- --push ---- */
 
 int
-build_push(sw_store_t *store, const sw_image_t *img, char *const *tags,
-           const sw_registry_opts_t *ro, sw_progress_t *p, sw_error_t *err)
+build_push(sw_store_t *store, const char *src, char *const *tags, const sw_registry_opts_t *ro,
+           sw_progress_t *p, sw_error_t *err)
 {
   if (tags == NULL || tags[0] == NULL)
     return sw_error_code(err, SW_EXIT_USAGE, 0,
@@ -138,8 +138,8 @@ build_push(sw_store_t *store, const sw_image_t *img, char *const *tags,
     _cleanup_free_ char *name = xasprintf("pushing %s", tags[i]);
     int id = sw_progress_begin(p, name);
     _cleanup_free_ char *digest = NULL;
-    if (sw_registry_push(store, img->config_digest, tags[i], ro, &digest, err) < 0) {
-      sw_error_wrap(err, "--push %s (the image %s is stored)", tags[i], img->config_digest);
+    if (sw_registry_push(store, src, tags[i], ro, &digest, err) < 0) {
+      sw_error_wrap(err, "--push %s (the image %s is stored)", tags[i], src);
       sw_progress_error(p, id, (*err)->msg);
       return -1;
     }

@@ -30,9 +30,9 @@ int build_pull_bases(sw_store_t *store, const sw_plan_t *plan, const sw_registry
 /* -o type=image|registry,name=N[,name=M],push=true: 1 (names added to *tags, *push set), 0 when
  * spec is another type, -1 on a bad spec. */
 int build_output_image(const char *spec, char ***tags, bool *push, sw_error_t *err);
-/* --push: the stored image pushed under each name. */
-int build_push(sw_store_t *store, const sw_image_t *img, char *const *tags,
-               const sw_registry_opts_t *ro, sw_progress_t *p, sw_error_t *err);
+/* --push: the stored image or index src (its ID or digest) pushed under each name. */
+int build_push(sw_store_t *store, const char *src, char *const *tags, const sw_registry_opts_t *ro,
+               sw_progress_t *p, sw_error_t *err);
 /* --metadata-file: buildx's JSON (containerimage.digest, containerimage.config.digest,
  * containerimage.descriptor, image.name). */
 int build_write_metadata(sw_store_t *store, const sw_image_t *img, char *const *tags,

@@ -7,7 +7,8 @@ static const char usage_text[] =
     "\n"
     "Load images from a docker-archive tar (`docker save`), an oci-archive tar or an OCI layout\n"
     "directory (the format is detected; the tar may be gzip or zstd compressed). Layers already\n"
-    "in the store are not imported again.\n"
+    "in the store are not imported again. An image index (a multi-platform image, as `slipway\n"
+    "save` and docker 25+ write it) is loaded with every image it lists and keeps its digest.\n"
     "\n"
     "Options:\n"
     "  -i, --input PATH   read PATH instead of stdin\n"
@@ -24,7 +25,8 @@ cmd_load(int argc, char **argv, sw_global_t *g)
   const char *in = "-";
   bool quiet = false;
   sw_image_t **imgs = NULL;
-  size_t n = 0;
+  sw_index_t **idxs = NULL;
+  size_t n = 0, n_idx = 0;
   sw_error_t err = NULL;
   int c, rc = 0;
   while ((c = getopt_long(argc, argv, "i:qh", opts, NULL)) != -1) {
@@ -49,7 +51,7 @@ cmd_load(int argc, char **argv, sw_global_t *g)
   _cleanup_(sw_store_freep) sw_store_t *s = sw_cli_store_open(g, &rc);
   if (s == NULL)
     return rc;
-  if (sw_archive_load(s, in, &imgs, &n, &err) < 0) {
+  if (sw_archive_load(s, in, &imgs, &n, &idxs, &n_idx, &err) < 0) {
     sw_store_error_full(g->root, &err);
     return sw_error_report(&err);
   }
@@ -62,6 +64,16 @@ cmd_load(int argc, char **argv, sw_global_t *g)
       printf("Loaded image: %s:%s\n", repo, tag);
     }
   }
+  for (size_t i = 0; i < n_idx && !quiet; i++) {
+    if (idxs[i]->names == NULL || idxs[i]->names[0] == NULL)
+      printf("Loaded image ID: %s\n", idxs[i]->digest);
+    for (size_t k = 0; idxs[i]->names && idxs[i]->names[k]; k++) {
+      _cleanup_free_ char *repo = NULL, *tag = NULL;
+      sw_ref_display(idxs[i]->names[k], &repo, &tag);
+      printf("Loaded image: %s:%s\n", repo, tag);
+    }
+  }
   sw_image_list_free(imgs, n);
+  sw_index_list_free(idxs, n_idx);
   return 0;
 }

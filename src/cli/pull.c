@@ -9,12 +9,15 @@ usage(FILE *f)
         "\n"
         "Pull an image from a registry into the store. IMAGE is normalised as Docker does:\n"
         "`python:slim` is docker.io/library/python:slim. From an image index (multi-platform\n"
-        "image) the linux/amd64 manifest is chosen unless --platform says otherwise. Every blob\n"
+        "image) the host platform's manifest is pulled, as docker does, unless --platform names\n"
+        "another; --all-platforms pulls every image of the index and records the index itself\n"
+        "under the name (its digest kept, so `slipway push` sends the same index). Every blob\n"
         "is checked against its digest before it is used; a layer that would write outside the\n"
         "image root is refused. Credentials come from ~/.docker/config.json (slipway login).\n"
         "\n"
         "Options:\n"
-        "      --platform OS/ARCH[/VARIANT]  platform to pick from an index (default linux/amd64)\n"
+        "      --platform OS/ARCH[/VARIANT]  platform to pick from an index (default: the host's)\n"
+        "      --all-platforms               every platform of an index, and the index\n"
         "      --insecure-registry HOST      use plain HTTP for HOST (repeatable; localhost and\n"
         "                                    127.0.0.1 always do)\n"
         "  -j, --jobs N                      parallel downloads (default 3)\n"
@@ -23,7 +26,8 @@ usage(FILE *f)
         "\n"
         "Examples:\n"
         "  slipway pull localhost:5000/team/app:1.2\n"
-        "  slipway pull --platform linux/arm64 registry.example.com/python:3.12-slim\n",
+        "  slipway pull --platform linux/arm64 registry.example.com/python:3.12-slim\n"
+        "  slipway pull --all-platforms localhost:5000/team/app:1.2\n",
         f);
 }
 
@@ -57,6 +61,7 @@ int
 cmd_pull(int argc, char **argv, sw_global_t *g)
 {
   static const struct option opts[] = {{"platform", required_argument, NULL, 'P'},
+                                       {"all-platforms", no_argument, NULL, 'a'},
                                        {"insecure-registry", required_argument, NULL, 'I'},
                                        {"jobs", required_argument, NULL, 'j'},
                                        {"quiet", no_argument, NULL, 'q'},
@@ -74,6 +79,10 @@ cmd_pull(int argc, char **argv, sw_global_t *g)
       usage(stdout);
       return 0;
     }
+    if (c == 'a') {
+      ro.all_platforms = true;
+      continue;
+    }
     if (c == 'P') {
       ro.platform = optarg;
       continue;
@@ -86,6 +95,8 @@ cmd_pull(int argc, char **argv, sw_global_t *g)
   }
   if (optind + 1 != argc)
     return sw_cli_usage_error("pull", "pull takes exactly one IMAGE");
+  if (ro.all_platforms && ro.platform)
+    return sw_cli_usage_error("pull", "--platform and --all-platforms exclude each other");
   if (sw_store_open(g->root, &s, &err) < 0 ||
       sw_registry_pull(s, argv[optind], &ro, &img, &err) < 0) {
     sw_store_error_full(g->root, &err);

@@ -6,7 +6,10 @@ static const char usage_text[] =
     "Usage: slipway save [OPTIONS] IMAGE [IMAGE...]\n"
     "\n"
     "Save images to a tar archive (stdout unless -o) or an OCI layout directory. Stored blobs\n"
-    "are copied as they are (never recompressed).\n"
+    "are copied as they are (never recompressed). An image index (multi-platform image) is\n"
+    "saved whole: index.json lists the index blob, which lists every platform's manifest (a\n"
+    "load keeps its digest); a docker archive's manifest.json lists every platform's image,\n"
+    "with the name on the host platform's.\n"
     "\n"
     "Options:\n"
     "  -o, --output PATH     write to PATH (a file, or a directory for --format oci-dir)\n"
@@ -54,35 +57,38 @@ cmd_save(int argc, char **argv, sw_global_t *g)
   if (s == NULL)
     return rc;
   size_t n = (size_t)(argc - optind);
-  sw_image_t **imgs = xcalloc(n, sizeof(*imgs));
+  sw_archive_item_t *items = xcalloc(n, sizeof(*items));
   char **names = xcalloc(n + 1, sizeof(*names));
   for (size_t i = 0; i < n && rc == 0; i++) {
     const char *arg = argv[optind + (int)i];
-    if (sw_image_find(s, arg, &imgs[i], &err) < 0) {
+    sw_index_t *idx = NULL;
+    int fi = sw_index_get(s, arg, &idx, &err);
+    if (fi < 0 || (fi == 0 && sw_image_find(s, arg, &items[i].img, &err) < 0)) {
       rc = sw_error_report(&err);
       break;
     }
+    items[i].index = idx;
     /* Saved under the name given, if it is one of the image's names (not an ID). */
+    char *const *have = idx ? idx->names : items[i].img->names;
     sw_error_t e = NULL;
     char *n1 = sw_ref_normalize(arg, &e);
     sw_error_release(&e);
-    if (n1 && sw_strv_contains(imgs[i]->names, n1))
+    if (n1 && sw_strv_contains(have, n1))
       names[i] = n1;
     else {
       free(n1);
-      names[i] = imgs[i]->names && imgs[i]->names[0] && sw_strv_len(imgs[i]->names) == 1
-                     ? xstrdup(imgs[i]->names[0])
-                     : NULL;
+      names[i] = have && have[0] && sw_strv_len(have) == 1 ? xstrdup(have[0]) : NULL;
     }
+    items[i].name = names[i];
   }
-  if (rc == 0 &&
-      sw_archive_save(s, imgs, (const char *const *)names, n, fmt, out ? out : "-", &err) < 0)
+  if (rc == 0 && sw_archive_save_items(s, items, n, fmt, out ? out : "-", &err) < 0)
     rc = sw_error_report(&err);
   for (size_t i = 0; i < n; i++) {
-    sw_image_free(imgs[i]);
+    sw_image_free(items[i].img);
+    sw_index_free((sw_index_t *)items[i].index);
     free(names[i]);
   }
-  free(imgs);
+  free(items);
   free(names);
   return rc;
 }

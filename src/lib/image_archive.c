@@ -138,17 +138,44 @@ out_image_blobs(out_t *o, const sw_image_t *img, sw_error_t *err)
   return 0;
 }
 
-/* index.json: one manifest per image, named the way BuildKit's oci exporter names them. */
+/* One thing saved: an image, or an index with its images in the index's order. */
+typedef struct {
+  sw_image_t *img;       /* not owned */
+  const sw_index_t *idx; /* not owned */
+  sw_image_t **plat;     /* the index's images (owned) */
+  size_t n_plat;
+  const char *name;
+} item_t;
+
 static int
-out_index(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n, sw_error_t *err)
+out_item_blobs(out_t *o, const item_t *it, sw_error_t *err)
+{
+  if (it->img)
+    return out_image_blobs(o, it->img, err);
+  if (out_blob(o, it->idx->digest, err) < 0)
+    return -1;
+  for (size_t i = 0; i < it->n_plat; i++)
+    if (out_image_blobs(o, it->plat[i], err) < 0)
+      return -1;
+  return 0;
+}
+
+/* index.json: one descriptor per image or index, named the way BuildKit's oci exporter names
+ * them. */
+static int
+out_index(out_t *o, const item_t *items, size_t n, sw_error_t *err)
 {
   json_t *ms = json_array();
   for (size_t i = 0; i < n; i++) {
-    json_t *d = json_pack("{s:s, s:s, s:I}", "mediaType", SW_MT_OCI_MANIFEST, "digest",
-                          imgs[i]->manifest_digest, "size", (json_int_t)imgs[i]->manifest_size);
+    const item_t *it = &items[i];
+    json_t *d =
+        it->img ? json_pack("{s:s, s:s, s:I}", "mediaType", SW_MT_OCI_MANIFEST, "digest",
+                            it->img->manifest_digest, "size", (json_int_t)it->img->manifest_size)
+                : json_pack("{s:s, s:s, s:I}", "mediaType", SW_MT_OCI_INDEX, "digest",
+                            it->idx->digest, "size", (json_int_t)it->idx->size);
     sw_ref_t *r = NULL;
     sw_error_t e = NULL;
-    if (names && names[i] && sw_ref_parse(names[i], &r, &e) == 0 && r->tag) {
+    if (it->name && sw_ref_parse(it->name, &r, &e) == 0 && r->tag) {
       _cleanup_free_ char *full = sw_ref_string(r);
       json_object_set_new(d, "annotations",
                           json_pack("{s:s, s:s}", "io.containerd.image.name", full,
@@ -168,35 +195,58 @@ out_index(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n,
   return out_file_data(o, "index.json", text, strlen(text), err);
 }
 
+/* One manifest.json entry (and its `repositories` line when it has a name). */
+static void
+docker_meta_add(json_t *man, json_t *repos, const sw_image_t *img, const char *name)
+{
+  json_t *tags = json_array(), *layers = json_array();
+  for (size_t l = 0; l < img->n_layers; l++)
+    json_array_append_new(layers, json_sprintf("blobs/sha256/%s", img->layers[l].digest + 7));
+  sw_ref_t *r = NULL;
+  sw_error_t e = NULL;
+  if (name && sw_ref_parse(name, &r, &e) == 0 && r->tag) {
+    _cleanup_free_ char *repo = sw_ref_familiar_repository(r);
+    json_array_append_new(tags, json_sprintf("%s:%s", repo, r->tag));
+    if (img->n_layers) {
+      json_t *t = json_object_get(repos, repo);
+      if (t == NULL)
+        json_object_set_new(repos, repo, t = json_object());
+      json_object_set_new(t, r->tag, json_string(img->layers[img->n_layers - 1].digest + 7));
+    }
+  }
+  sw_ref_free(r);
+  sw_error_release(&e);
+  json_array_append_new(man, json_pack("{s:o, s:o, s:o}", "Config",
+                                       json_sprintf("blobs/sha256/%s", img->config_digest + 7),
+                                       "RepoTags", tags, "Layers", layers));
+}
+
+/* Of an index's images, the one a docker without the containerd store gets the name: the
+ * host platform's, else the first. */
+static size_t
+host_entry(const item_t *it)
+{
+  sw_error_t e = NULL;
+  const sw_index_entry_t *h = sw_index_entry_for(it->idx, NULL, &e);
+  sw_error_release(&e);
+  for (size_t i = 0; h && i < it->n_plat; i++)
+    if (strcmp(it->plat[i]->manifest_digest, h->manifest_digest) == 0)
+      return i;
+  return 0;
+}
+
 /* manifest.json and repositories, as `docker save` writes them. */
 static int
-out_docker_meta(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n,
-                sw_error_t *err)
+out_docker_meta(out_t *o, const item_t *items, size_t n, sw_error_t *err)
 {
   json_t *man = json_array(), *repos = json_object();
   for (size_t i = 0; i < n; i++) {
-    json_t *tags = json_array(), *layers = json_array();
-    for (size_t l = 0; l < imgs[i]->n_layers; l++)
-      json_array_append_new(layers, json_sprintf("blobs/sha256/%s", imgs[i]->layers[l].digest + 7));
-    sw_ref_t *r = NULL;
-    sw_error_t e = NULL;
-    if (names && names[i] && sw_ref_parse(names[i], &r, &e) == 0 && r->tag) {
-      _cleanup_free_ char *repo = sw_ref_familiar_repository(r);
-      json_array_append_new(tags, json_sprintf("%s:%s", repo, r->tag));
-      if (imgs[i]->n_layers) {
-        json_t *t = json_object_get(repos, repo);
-        if (t == NULL)
-          json_object_set_new(repos, repo, t = json_object());
-        json_object_set_new(t, r->tag,
-                            json_string(imgs[i]->layers[imgs[i]->n_layers - 1].digest + 7));
-      }
-    }
-    sw_ref_free(r);
-    sw_error_release(&e);
-    json_array_append_new(man,
-                          json_pack("{s:o, s:o, s:o}", "Config",
-                                    json_sprintf("blobs/sha256/%s", imgs[i]->config_digest + 7),
-                                    "RepoTags", tags, "Layers", layers));
+    const item_t *it = &items[i];
+    if (it->img)
+      docker_meta_add(man, repos, it->img, it->name);
+    size_t h = it->idx ? host_entry(it) : 0;
+    for (size_t k = 0; k < it->n_plat; k++)
+      docker_meta_add(man, repos, it->plat[k], k == h ? it->name : NULL);
   }
   _cleanup_free_ char *mtext = json_dumps(man, JSON_COMPACT);
   _cleanup_free_ char *rtext = json_dumps(repos, JSON_COMPACT | JSON_SORT_KEYS);
@@ -208,24 +258,23 @@ out_docker_meta(out_t *o, sw_image_t *const *imgs, const char *const *names, siz
 }
 
 static int
-save_all(out_t *o, sw_image_t *const *imgs, const char *const *names, size_t n,
-         sw_archive_format_t fmt, sw_error_t *err)
+save_all(out_t *o, const item_t *items, size_t n, sw_archive_format_t fmt, sw_error_t *err)
 {
   if (out_dir_entry(o, "blobs", err) < 0 || out_dir_entry(o, "blobs/sha256", err) < 0)
     return -1;
   for (size_t i = 0; i < n; i++)
-    if (out_image_blobs(o, imgs[i], err) < 0)
+    if (out_item_blobs(o, &items[i], err) < 0)
       return -1;
-  if (out_index(o, imgs, names, n, err) < 0)
+  if (out_index(o, items, n, err) < 0)
     return -1;
   if (fmt == SW_ARCHIVE_DOCKER)
-    return out_docker_meta(o, imgs, names, n, err);
+    return out_docker_meta(o, items, n, err);
   return 0;
 }
 
-int
-sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names, size_t n,
-                sw_archive_format_t fmt, const char *path, sw_error_t *err)
+static int
+save_to(sw_store_t *s, const item_t *items, size_t n, sw_archive_format_t fmt, const char *path,
+        sw_error_t *err)
 {
   out_t o = {.s = s};
   int r;
@@ -233,7 +282,7 @@ sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names
     o.dir = xstrdup(path);
     r = sw_mkdir_p(path, 0755, err);
     if (r == 0)
-      r = save_all(&o, imgs, names, n, fmt, err);
+      r = save_all(&o, items, n, fmt, err);
     free(o.dir);
     sw_strv_free(o.written);
     return r < 0 ? sw_error_wrap(err, "saving to `%s`", path) : 0;
@@ -256,7 +305,7 @@ sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names
   if (r != ARCHIVE_OK)
     r = sw_error(err, 0, "create `%s`: %s", tmp ? tmp : "stdout", archive_error_string(o.a));
   else
-    r = save_all(&o, imgs, names, n, fmt, err);
+    r = save_all(&o, items, n, fmt, err);
   if (r == 0 && archive_write_close(o.a) != ARCHIVE_OK)
     r = sw_error(err, 0, "write `%s`: %s", path, archive_error_string(o.a));
   archive_write_free(o.a);
@@ -267,6 +316,47 @@ sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names
     unlink(tmp);
   sw_lease_free(lease);
   return r < 0 ? sw_error_wrap(err, "saving to `%s`", path) : 0;
+}
+
+int
+sw_archive_save_items(sw_store_t *s, const sw_archive_item_t *in, size_t n, sw_archive_format_t fmt,
+                      const char *path, sw_error_t *err)
+{
+  item_t *items = xcalloc(n ? n : 1, sizeof(*items));
+  int r = 0;
+  for (size_t i = 0; i < n && r == 0; i++) {
+    item_t *it = &items[i];
+    *it = (item_t){.img = in[i].img, .idx = in[i].index, .name = in[i].name};
+    if (it->idx == NULL)
+      continue;
+    it->plat = xcalloc(it->idx->n_entries ? it->idx->n_entries : 1, sizeof(*it->plat));
+    for (size_t k = 0; k < it->idx->n_entries && r == 0; k++) {
+      const sw_index_entry_t *e = &it->idx->entries[k];
+      if (sw_image_find(s, e->manifest_digest, &it->plat[k], err) < 0)
+        r = sw_error_wrap(err, "saving to `%s`: index %s (%s)", path, it->idx->digest, e->platform);
+      else
+        it->n_plat++;
+    }
+  }
+  if (r == 0)
+    r = save_to(s, items, n, fmt, path, err);
+  for (size_t i = 0; i < n; i++) {
+    sw_image_list_free(items[i].plat, items[i].n_plat);
+  }
+  free(items);
+  return r;
+}
+
+int
+sw_archive_save(sw_store_t *s, sw_image_t *const *imgs, const char *const *names, size_t n,
+                sw_archive_format_t fmt, const char *path, sw_error_t *err)
+{
+  sw_archive_item_t *items = xcalloc(n ? n : 1, sizeof(*items));
+  for (size_t i = 0; i < n; i++)
+    items[i] = (sw_archive_item_t){.img = imgs[i], .name = names ? names[i] : NULL};
+  int r = sw_archive_save_items(s, items, n, fmt, path, err);
+  free(items);
+  return r;
 }
 
 /* ---- load ---- */
@@ -441,7 +531,16 @@ typedef struct {
   size_t config_len;
   char *manifest; /* OCI: bytes of the manifest blob (its digest is img->manifest_digest) */
   size_t manifest_len;
+  bool in_index; /* listed by an index: returned with it, not on its own */
 } pending_t;
+
+/* An index of index.json, recorded once its images are. */
+typedef struct {
+  char *digest;
+  char *blob;
+  size_t len;
+  char **names;
+} pending_index_t;
 
 typedef struct {
   sw_store_t *s;
@@ -451,6 +550,8 @@ typedef struct {
   size_t nstaged;
   pending_t *pending;
   size_t npending;
+  pending_index_t *pidx;
+  size_t npidx;
 } load_t;
 
 static void
@@ -466,6 +567,12 @@ load_clear(load_t *ld)
     free(ld->pending[i].manifest);
   }
   free(ld->pending);
+  for (size_t i = 0; i < ld->npidx; i++) {
+    free(ld->pidx[i].digest);
+    free(ld->pidx[i].blob);
+    sw_strv_free(ld->pidx[i].names);
+  }
+  free(ld->pidx);
 }
 
 /* A layer staged earlier in this load (same blob, or same diffID for an unnamed tar). */
@@ -666,10 +773,122 @@ load_oci_manifest(load_t *ld, const char *digest, const char *name, sw_error_t *
   return 0;
 }
 
-static int
-load_oci(load_t *ld, const char *index_name, int depth, sw_error_t *err)
+static bool
+is_index_mt(const char *mt)
 {
-  json_t *idx = load_json_in_root(ld->root, index_name, err);
+  return mt && (strcmp(mt, SW_MT_OCI_INDEX) == 0 || strcmp(mt, SW_MT_DOCKER_LIST) == 0);
+}
+
+/* An image index's entries, checked before any is read: image manifests with a digest, each
+ * once (a nested index is refused: no chain or loop of indexes is followed), at most
+ * ARCHIVE_INDEX_MAX. */
+#define ARCHIVE_INDEX_MAX 256
+static int
+index_entries_check(json_t *ms, sw_error_t *err)
+{
+  if (!json_is_array(ms))
+    return sw_error(err, 0, "no `manifests` array");
+  if (json_array_size(ms) > ARCHIVE_INDEX_MAX)
+    return sw_error(err, 0, "it lists %zu manifests (more than %d): refused as hostile or broken",
+                    json_array_size(ms), ARCHIVE_INDEX_MAX);
+  if (json_array_size(ms) == 0)
+    return sw_error(err, 0, "it lists no manifest");
+  size_t i;
+  json_t *d;
+  json_array_foreach(ms, i, d)
+  {
+    const char *mt = json_string_value(json_object_get(d, "mediaType"));
+    const char *digest = json_string_value(json_object_get(d, "digest"));
+    if (!sw_digest_valid(digest))
+      return sw_error(err, 0, "manifests[%zu] has no valid sha256 digest", i);
+    if (is_index_mt(mt))
+      return sw_error(err, 0,
+                      "manifests[%zu] (%s) is itself an index: nested indexes are not supported "
+                      "(an index must list image manifests)",
+                      i, digest);
+    if (mt && strcmp(mt, SW_MT_OCI_MANIFEST) != 0 && strcmp(mt, SW_MT_DOCKER_MANIFEST) != 0)
+      return sw_error(err, 0, "manifests[%zu] (%s) has media type `%s`, not an image manifest", i,
+                      digest, mt);
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(json_string_value(json_object_get(json_array_get(ms, k), "digest")), digest) == 0)
+        return sw_error(err, 0, "manifests[%zu] and [%zu] are the same manifest %s", k, i, digest);
+  }
+  return 0;
+}
+
+int
+sw_archive_index_check(const char *json, size_t len, sw_error_t *err)
+{
+  json_error_t je;
+  json_t *idx = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+  if (idx == NULL)
+    return sw_error(err, 0, "invalid JSON at line %d: %s", je.line, je.text);
+  int r = json_is_object(idx) ? index_entries_check(json_object_get(idx, "manifests"), err)
+                              : sw_error(err, 0, "not a JSON object");
+  json_decref(idx);
+  return r;
+}
+
+/* "linux/arm64/v8" of an index entry (malloc'd), "unknown/unknown" for an attestation. */
+static char *
+entry_platform(json_t *d)
+{
+  json_t *plat = json_object_get(d, "platform");
+  const char *os = json_string_value(json_object_get(plat, "os"));
+  const char *arch = json_string_value(json_object_get(plat, "architecture"));
+  const char *variant = json_string_value(json_object_get(plat, "variant"));
+  return xasprintf("%s/%s%s%s", os ? os : "?", arch ? arch : "?", variant ? "/" : "",
+                   variant ? variant : "");
+}
+
+/* An index listed by index.json: its blob (digest checked) and every image it lists are loaded,
+ * the index recorded after them under name. BuildKit's attestation manifests (platform
+ * unknown/unknown) are not images: left out, as the store leaves them out of its rows. */
+static int
+load_oci_index(load_t *ld, const char *digest, const char *name, sw_error_t *err)
+{
+  _cleanup_free_ char *bname = xasprintf("blobs/sha256/%s", digest + 7);
+  pending_index_t pi = {.digest = xstrdup(digest), .names = xcalloc(1, sizeof(char *))};
+  json_error_t je;
+  char got[SW_DIGEST_LEN + 1];
+
+  if (name)
+    sw_strv_push(&pi.names, name);
+  ld->pidx = xrealloc(ld->pidx, (ld->npidx + 1) * sizeof(*ld->pidx));
+  ld->pidx[ld->npidx++] = pi; /* freed with the load */
+  pending_index_t *pp = &ld->pidx[ld->npidx - 1];
+  if (read_in_root(ld->root, bname, &pp->blob, &pp->len, err) < 0)
+    return sw_error_wrap(err, "index %s", digest);
+  memcpy(got, "sha256:", 7);
+  sw_sha256_hex(pp->blob, pp->len, got + 7);
+  if (strcmp(got, digest) != 0)
+    return sw_error(err, 0, "index %s: digest mismatch: got %s", digest, got);
+  if (sw_archive_index_check(pp->blob, pp->len, err) < 0)
+    return sw_error_wrap(err, "index %s", digest);
+  json_t *idx = json_loadb(pp->blob, pp->len, 0, &je);
+  json_t *ms = json_object_get(idx, "manifests"), *d;
+  size_t i;
+  int r = 0;
+  json_array_foreach(ms, i, d)
+  {
+    _cleanup_free_ char *plat = entry_platform(d);
+    if (strcmp(plat, "unknown/unknown") == 0)
+      continue;
+    const char *md = json_string_value(json_object_get(d, "digest"));
+    if ((r = load_oci_manifest(ld, md, NULL, err)) < 0) {
+      sw_error_wrap(err, "index %s: entry %zu (%s)", digest, i, plat);
+      break;
+    }
+    ld->pending[ld->npending - 1].in_index = true;
+  }
+  json_decref(idx);
+  return r;
+}
+
+static int
+load_oci(load_t *ld, sw_error_t *err)
+{
+  json_t *idx = load_json_in_root(ld->root, "index.json", err);
   json_t *ms = json_object_get(idx, "manifests"), *d;
   size_t i;
   int r = 0;
@@ -680,20 +899,19 @@ load_oci(load_t *ld, const char *index_name, int depth, sw_error_t *err)
     const char *mt = json_string_value(json_object_get(d, "mediaType"));
     const char *digest = json_string_value(json_object_get(d, "digest"));
     if (mt == NULL || digest == NULL || !sw_digest_valid(digest)) {
-      r = sw_error(err, 0, "`%s`: bad manifest descriptor %zu", index_name, i);
+      r = sw_error(err, 0, "`index.json`: bad manifest descriptor %zu", i);
       break;
     }
-    if ((strcmp(mt, SW_MT_OCI_INDEX) == 0 || strcmp(mt, SW_MT_DOCKER_LIST) == 0) && depth < 4) {
-      _cleanup_free_ char *sub = xasprintf("blobs/sha256/%s", digest + 7);
-      if ((r = load_oci(ld, sub, depth + 1, err)) < 0)
+    _cleanup_free_ char *name = oci_entry_name(d);
+    if (is_index_mt(mt)) {
+      if ((r = load_oci_index(ld, digest, name, err)) < 0)
         break;
       continue;
     }
     json_t *plat = json_object_get(d, "platform");
     const char *arch = json_string_value(json_object_get(plat, "architecture"));
     if (arch && strcmp(arch, sw_host_arch()) != 0)
-      continue; /* another platform of a multi-platform index */
-    _cleanup_free_ char *name = oci_entry_name(d);
+      continue; /* another platform's image listed on its own */
     if ((r = load_oci_manifest(ld, digest, name, err)) < 0)
       break;
   }
@@ -701,10 +919,30 @@ load_oci(load_t *ld, const char *index_name, int depth, sw_error_t *err)
   return r;
 }
 
+/* Does index.json list an index? Then it is read rather than a docker archive's manifest.json
+ * (which lists the index's images one by one), as docker 25+ with the containerd store does. */
+static bool
+lists_index(int root)
+{
+  sw_error_t e = NULL;
+  json_t *idx = faccessat(root, "index.json", F_OK, 0) == 0
+                    ? load_json_in_root(root, "index.json", &e)
+                    : NULL;
+  json_t *d;
+  size_t i;
+  bool found = false;
+  json_array_foreach(json_object_get(idx, "manifests"), i, d) found =
+      found || is_index_mt(json_string_value(json_object_get(d, "mediaType")));
+  json_decref(idx);
+  sw_error_release(&e);
+  return found;
+}
+
 /* Phase two: every layer was staged; now make them, the configs, manifests and images
  * visible. */
 static int
-load_commit(load_t *ld, sw_image_t ***out, size_t *n, sw_error_t *err)
+load_commit(load_t *ld, sw_image_t ***out, size_t *n, sw_index_t ***idx_out, size_t *n_idx,
+            sw_error_t *err)
 {
   for (size_t i = 0; i < ld->nstaged; i++)
     if (sw_layer_stage_commit(ld->s, &ld->staged[i], err) < 0)
@@ -725,13 +963,30 @@ load_commit(load_t *ld, sw_image_t ***out, size_t *n, sw_error_t *err)
         return -1;
       img = steal_ptr(&p->img);
     }
-    push_image(out, n, img);
+    if (p->in_index)
+      sw_image_free(img);
+    else
+      push_image(out, n, img);
+  }
+  for (size_t i = 0; i < ld->npidx; i++) {
+    pending_index_t *p = &ld->pidx[i];
+    sw_index_t *idx = NULL;
+    if (sw_blob_put(ld->s, p->blob, p->len, p->digest, NULL, err) < 0 ||
+        sw_index_commit_blob(ld->s, p->digest, p->names[0] ? p->names : NULL, &idx, err) < 0)
+      return sw_error_wrap(err, "index %s", p->digest);
+    if (idx_out) {
+      *idx_out = xrealloc(*idx_out, (*n_idx + 1) * sizeof(**idx_out));
+      (*idx_out)[(*n_idx)++] = idx;
+    } else {
+      sw_index_free(idx);
+    }
   }
   return 0;
 }
 
 int
-sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, sw_error_t *err)
+sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n,
+                sw_index_t ***idx_out, size_t *n_idx, sw_error_t *err)
 {
   _cleanup_free_ char *tmp = NULL;
   _cleanup_close_ int root = -1;
@@ -742,6 +997,10 @@ sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, s
 
   *out = NULL;
   *n = 0;
+  if (idx_out) {
+    *idx_out = NULL;
+    *n_idx = 0;
+  }
   load_store = s;
   if (strcmp(path, "-") != 0 && stat(path, &st) < 0)
     return sw_error(err, errno, "load `%s`", path);
@@ -760,15 +1019,15 @@ sw_archive_load(sw_store_t *s, const char *path, sw_image_t ***out, size_t *n, s
     goto out;
   }
   load_t ld = {.s = s, .root = root, .tmp = tmp};
-  if (faccessat(root, "manifest.json", F_OK, 0) == 0)
+  if (faccessat(root, "manifest.json", F_OK, 0) == 0 && !lists_index(root))
     r = load_docker(&ld, err);
   else if (faccessat(root, "index.json", F_OK, 0) == 0)
-    r = load_oci(&ld, "index.json", 0, err);
+    r = load_oci(&ld, err);
   else
     r = sw_error(err, 0, "neither manifest.json (docker-archive) nor index.json (OCI) found");
   staged = r == 0;
   if (r == 0)
-    r = load_commit(&ld, out, n, err);
+    r = load_commit(&ld, out, n, idx_out, n_idx, err);
   load_clear(&ld);
 out:
   load_store = NULL;
@@ -779,6 +1038,11 @@ out:
     sw_image_list_free(*out, *n);
     *out = NULL;
     *n = 0;
+    if (idx_out) {
+      sw_index_list_free(*idx_out, *n_idx);
+      *idx_out = NULL;
+      *n_idx = 0;
+    }
     return sw_error_wrap(err, "loading `%s`%s", path, staged ? "" : " (nothing was stored)");
   }
   return 0;

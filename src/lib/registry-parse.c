@@ -4,6 +4,7 @@
 #include "registry-private.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -556,8 +557,9 @@ int
 sw_platform_parse(const char *s, sw_platform_t *out, sw_error_t *err)
 {
   sw_platform_t p = {0};
+  _cleanup_free_ char *host = NULL;
   if (s == NULL || *s == '\0')
-    s = "linux/amd64";
+    s = host = xasprintf("linux/%s", sw_host_arch()); /* docker's default: the host's */
   const char *a = strchr(s, '/');
   if (a == NULL)
     return sw_error_code(err, SW_EXIT_USAGE, 0,
@@ -615,6 +617,47 @@ sw_index_select(const sw_rmanifest_t *idx, const sw_platform_t *p, sw_error_t *e
            "choose one with --platform",
            p->os, p->arch, p->variant[0] ? "/" : "", p->variant, have.len ? have.data : "none");
   return NULL;
+}
+
+bool
+sw_desc_is_attestation(const sw_desc_t *d)
+{
+  return d->os && d->arch && strcmp(d->os, "unknown") == 0 && strcmp(d->arch, "unknown") == 0;
+}
+
+int
+sw_index_check(const sw_rmanifest_t *idx, sw_error_t *err)
+{
+  size_t images = 0;
+  if (idx->kind != SW_MANIFEST_INDEX)
+    return sw_error(err, 0, "not an image index");
+  if (idx->n_manifests > SW_INDEX_MAX_ENTRIES)
+    return sw_error(err, 0,
+                    "the index lists %zu manifests (more than %d): refused as hostile or broken",
+                    idx->n_manifests, SW_INDEX_MAX_ENTRIES);
+  for (size_t i = 0; i < idx->n_manifests; i++) {
+    const sw_desc_t *d = &idx->manifests[i];
+    if (is_index_type(d->media_type))
+      return sw_error(err, 0,
+                      "manifests[%zu] (%s) is itself an index: nested indexes are not "
+                      "supported (an index must list image manifests)",
+                      i, d->digest);
+    if (d->media_type && !is_manifest_type(d->media_type))
+      return sw_error(err, 0, "manifests[%zu] (%s) has media type `%s`, not an image manifest", i,
+                      d->digest, d->media_type);
+    if (d->size > (int64_t)SW_MANIFEST_MAX)
+      return sw_error(err, 0, "manifests[%zu] (%s) says it is %" PRId64 " bytes (at most %u)", i,
+                      d->digest, d->size, SW_MANIFEST_MAX);
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(idx->manifests[k].digest, d->digest) == 0)
+        return sw_error(err, 0, "manifests[%zu] and [%zu] are the same manifest %s", k, i,
+                        d->digest);
+    if (!sw_desc_is_attestation(d))
+      images++;
+  }
+  if (images == 0)
+    return sw_error(err, 0, "the index lists no image manifest");
+  return 0;
 }
 
 /* ---- errors and retries ---- */

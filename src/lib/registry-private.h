@@ -110,11 +110,20 @@ typedef struct {
   char os[32], arch[32], variant[32];
 } sw_platform_t;
 
-/* "os/arch[/variant]"; NULL or "" means linux/amd64. Aliases: x86_64 → amd64, aarch64 → arm64. */
+/* "os/arch[/variant]"; NULL or "" means the host's (linux/amd64 on x86-64). Aliases: x86_64 →
+ * amd64, aarch64 → arm64. */
 int sw_platform_parse(const char *s, sw_platform_t *out, sw_error_t *err);
 /* The index entry for the platform; the error lists what the index offers. */
 const sw_desc_t *sw_index_select(const sw_rmanifest_t *idx, const sw_platform_t *p,
                                  sw_error_t *err);
+
+/* An index's entries are checked before any of them is fetched (pull --all-platforms, push):
+ * image manifests only (a nested index is refused, so no chain or loop of indexes is followed),
+ * each listed once, at most SW_INDEX_MAX_ENTRIES, at least one that is not an attestation. */
+#define SW_INDEX_MAX_ENTRIES 256
+int sw_index_check(const sw_rmanifest_t *idx, sw_error_t *err);
+/* BuildKit's attestation manifests (platform unknown/unknown): no image to pull or run. */
+bool sw_desc_is_attestation(const sw_desc_t *d);
 
 typedef enum { SW_COMP_NONE, SW_COMP_GZIP, SW_COMP_ZSTD, SW_COMP_UNKNOWN } sw_comp_t;
 /* Compression of a layer from its media type; SW_COMP_UNKNOWN for non-layer types. */

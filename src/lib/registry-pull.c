@@ -25,6 +25,8 @@ typedef struct {
   sw_layer_staged_t *staged;
   sw_bars_t *prog;
   size_t *line;
+  bool *dup;    /* per layer: staged by an earlier image of this pull (same digest and diffID) */
+  char ***seen; /* "DIGEST DIFFID" of the layers this pull stages; NULL: one image */
 } pull_t;
 
 /* ---- small downloads (manifests, configs): buffered, digest-checked ---- */
@@ -263,6 +265,8 @@ stage_job(void *ctx, size_t i, sw_error_t *err)
 {
   pull_t *p = ctx;
   const sw_desc_t *d = &p->m->layers[i];
+  if (p->dup[i])
+    return 0;
   _cleanup_close_ int fd = p->tmp[i] ? open(p->tmp[i], O_RDONLY | O_CLOEXEC) : -1;
 
   if (p->tmp[i] && fd < 0)
@@ -278,6 +282,8 @@ commit_layers(pull_t *p, sw_error_t *err)
 {
   for (size_t i = 0; i < p->m->n_layers; i++) {
     const sw_desc_t *d = &p->m->layers[i];
+    if (p->dup[i])
+      continue;
     if (sw_layer_stage_commit(p->s, &p->staged[i], err) < 0)
       return sw_error_wrap(err, "layer %s of %s/%s", d->digest, sw_reg_host(p->r), p->repo);
     if (p->line[i] != (size_t)-1)
@@ -301,51 +307,18 @@ pull_cleanup(pull_t *p)
   free(p->staged);
   free(p->tmp);
   free(p->line);
-  free(p->scope);
-  sw_strv_free(p->diff_ids);
-  sw_bars_free(p->prog);
+  free(p->dup);
 }
 
-/* Resolve ref to an image manifest: follow an index to the platform's entry. */
+/* Download the missing layers and stage them all (nothing visible yet: commit_layers). */
 static int
-resolve_manifest(sw_reg_t *r, const sw_ref_t *ref, const char *scope, const sw_platform_t *plat,
-                 char **body, size_t *len, char **digest, sw_rmanifest_t **m, sw_error_t *err)
-{
-  _cleanup_free_ char *ctype = NULL;
-  const char *reference = ref->digest ? ref->digest : ref->tag;
-
-  if (sw_reg_get_manifest(r, ref->path, scope, reference, body, len, &ctype, digest, err) < 0 ||
-      sw_rmanifest_parse(*body, *len, ctype, m, err) < 0)
-    return -1;
-  if ((*m)->kind == SW_MANIFEST_IMAGE)
-    return 0;
-  const sw_desc_t *d = sw_index_select(*m, plat, err);
-  if (d == NULL)
-    return -1;
-  _cleanup_free_ char *want = xstrdup(d->digest);
-  sw_rmanifest_free(*m);
-  *m = NULL;
-  free(*body);
-  free(*digest);
-  free(ctype);
-  ctype = NULL;
-  *body = *digest = NULL;
-  if (sw_reg_get_manifest(r, ref->path, scope, want, body, len, &ctype, digest, err) < 0 ||
-      sw_rmanifest_parse(*body, *len, ctype, m, err) < 0)
-    return -1;
-  if ((*m)->kind != SW_MANIFEST_IMAGE)
-    return sw_error(err, 0, "%s: the index entry for %s/%s is another index", want, plat->os,
-                    plat->arch);
-  return 0;
-}
-
-static int
-pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
+stage_layers(pull_t *p, unsigned jobs, sw_error_t *err)
 {
   size_t n = p->m->n_layers;
   p->tmp = xcalloc(n ? n : 1, sizeof(char *));
   p->line = xcalloc(n ? n : 1, sizeof(size_t));
   p->staged = xcalloc(n ? n : 1, sizeof(*p->staged));
+  p->dup = xcalloc(n ? n : 1, sizeof(bool));
   for (size_t i = 0; i < n; i++) {
     const sw_desc_t *d = &p->m->layers[i];
     sw_layer_desc_t have;
@@ -363,16 +336,175 @@ pull_layers(pull_t *p, unsigned jobs, sw_error_t *err)
     if (r == 1 && strcmp(have.diff_id, p->diff_ids[i]) != 0)
       return sw_error(err, 0, "layer %s: the image config says its diffID is %s, but it is %s",
                       d->digest, p->diff_ids[i], have.diff_id);
-    if (r == 1) {
+    _cleanup_free_ char *key = xasprintf("%s %s", d->digest, p->diff_ids[i]);
+    p->dup[i] = r == 0 && p->seen && sw_strv_contains(*p->seen, key);
+    if (r == 1 || p->dup[i]) {
       sw_bars_done(p->prog, p->line[i], "Already exists");
       p->line[i] = (size_t)-1;
+    } else if (p->seen) {
+      sw_strv_push(p->seen, key);
     }
   }
   if (sw_parallel(n, jobs, download_job, p, err) < 0)
     return -1;
-  if (sw_parallel(n, jobs > 2 ? 2 : jobs, stage_job, p, err) < 0)
+  return sw_parallel(n, jobs > 2 ? 2 : jobs, stage_job, p, err);
+}
+
+/* An image manifest of the pull and its config, fetched and checked before any layer is. */
+typedef struct {
+  char *body, *digest, *config;
+  size_t len, config_len;
+  sw_rmanifest_t *m;
+  char **diff_ids;
+} rimage_t;
+
+static void
+rimage_clear(rimage_t *ri)
+{
+  free(ri->body);
+  free(ri->digest);
+  free(ri->config);
+  sw_rmanifest_free(ri->m);
+  sw_strv_free(ri->diff_ids);
+  memset(ri, 0, sizeof(*ri));
+}
+
+/* GET a manifest by tag or digest and parse it (image or index). */
+static int
+rimage_get(sw_reg_t *r, const char *repo, const char *scope, const char *reference, rimage_t *ri,
+           sw_error_t *err)
+{
+  _cleanup_free_ char *ctype = NULL;
+  if (sw_reg_get_manifest(r, repo, scope, reference, &ri->body, &ri->len, &ctype, &ri->digest,
+                          err) < 0 ||
+      sw_rmanifest_parse(ri->body, ri->len, ctype, &ri->m, err) < 0)
     return -1;
-  return commit_layers(p, err);
+  return 0;
+}
+
+/* Complete ri (a manifest received): it must be an image manifest; its config is fetched
+ * (digest-checked) and must list a diffID per layer. */
+static int
+rimage_config(sw_reg_t *r, const char *repo, const char *scope, rimage_t *ri, sw_error_t *err)
+{
+  if (ri->m->kind != SW_MANIFEST_IMAGE)
+    return sw_error(err, 0, "manifest %s is an index, not an image manifest", ri->digest);
+  if (sw_reg_get_blob_small(r, repo, scope, ri->m->config.digest, &ri->config, &ri->config_len,
+                            err) < 0 ||
+      sw_config_diff_ids(ri->config, ri->config_len, &ri->diff_ids, err) < 0)
+    return -1;
+  if (sw_strv_len(ri->diff_ids) != ri->m->n_layers)
+    return sw_error(err, 0, "image config %s lists %zu diff_ids but the manifest has %zu layers",
+                    ri->m->config.digest, sw_strv_len(ri->diff_ids), ri->m->n_layers);
+  return 0;
+}
+
+/* The manifest an index entry names, by digest, with its config. */
+static int
+rimage_get_entry(sw_reg_t *r, const char *repo, const char *scope, const sw_desc_t *d, rimage_t *ri,
+                 sw_error_t *err)
+{
+  if (rimage_get(r, repo, scope, d->digest, ri, err) < 0 ||
+      rimage_config(r, repo, scope, ri, err) < 0)
+    return sw_error_wrap(err, "index entry %s (%s/%s%s%s)", d->digest, d->os ? d->os : "?",
+                         d->arch ? d->arch : "?", d->variant ? "/" : "",
+                         d->variant ? d->variant : "");
+  if ((int64_t)ri->len != d->size)
+    return sw_error(err, 0,
+                    "index entry %s: the index says %" PRId64 " bytes, the manifest has %zu",
+                    d->digest, d->size, ri->len);
+  return 0;
+}
+
+static pull_t
+pull_new(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars_t *prog,
+         const rimage_t *ri, char ***seen)
+{
+  return (pull_t){.s = s,
+                  .r = r,
+                  .repo = ref->path,
+                  .scope = scope,
+                  .m = ri->m,
+                  .diff_ids = ri->diff_ids,
+                  .prog = prog,
+                  .seen = seen};
+}
+
+/* Commit p's staged layers, then store ri's config and manifest and record the image under
+ * names (may be NULL). */
+static int
+commit_image(pull_t *p, const sw_ref_t *ref, const rimage_t *ri, char *const *names,
+             sw_image_t **out, sw_error_t *err)
+{
+  if (commit_layers(p, err) < 0 ||
+      sw_blob_put(p->s, ri->config, ri->config_len, ri->m->config.digest, NULL, err) < 0 ||
+      sw_blob_put(p->s, ri->body, ri->len, ri->digest, NULL, err) < 0 ||
+      sw_image_commit_manifest(p->s, ri->digest, names, out, err) < 0)
+    return -1;
+  sw_registry_sources_add(p->s, ref->domain, ref->path, ri->m, ri->digest);
+  return 0;
+}
+
+/* Download, stage and commit ri's layers, then the image. */
+static int
+pull_image(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars_t *prog,
+           rimage_t *ri, char *const *names, unsigned jobs, sw_image_t **out, sw_error_t *err)
+{
+  pull_t p = pull_new(s, r, ref, scope, prog, ri, NULL);
+  int ret = stage_layers(&p, jobs, err) == 0 ? commit_image(&p, ref, ri, names, out, err) : -1;
+  pull_cleanup(&p);
+  return ret;
+}
+
+/* pull --all-platforms of an index: every entry's manifest and config are fetched and checked
+ * first (a missing or nested entry refuses the pull before any layer is downloaded), then every
+ * image's layers are downloaded and staged (a layer two platforms share, once), and only then
+ * committed with the images, and the index blob stored and recorded under names (digest kept):
+ * a refused layer of any platform leaves nothing stored. BuildKit's attestation manifests are
+ * not pulled (the store leaves them out of its rows). */
+static int
+pull_index(sw_store_t *s, sw_reg_t *r, const sw_ref_t *ref, char *scope, sw_bars_t *prog,
+           rimage_t *idx, char *const *names, unsigned jobs, sw_error_t *err)
+{
+  const sw_rmanifest_t *m = idx->m;
+  size_t n = m->n_manifests;
+  rimage_t *imgs = xcalloc(n ? n : 1, sizeof(*imgs));
+  pull_t *ps = xcalloc(n ? n : 1, sizeof(*ps));
+  _cleanup_strv_ char **seen = NULL;
+  int ret = -1;
+
+  if (sw_index_check(m, err) < 0) {
+    sw_error_wrap(err, "index %s", idx->digest);
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!sw_desc_is_attestation(&m->manifests[i]) &&
+        rimage_get_entry(r, ref->path, scope, &m->manifests[i], &imgs[i], err) < 0)
+      goto out;
+  for (size_t i = 0; i < n; i++) {
+    if (imgs[i].m == NULL)
+      continue;
+    ps[i] = pull_new(s, r, ref, scope, prog, &imgs[i], &seen);
+    if (stage_layers(&ps[i], jobs, err) < 0)
+      goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (imgs[i].m && commit_image(&ps[i], ref, &imgs[i], NULL, NULL, err) < 0)
+      goto out;
+  if (sw_blob_put(s, idx->body, idx->len, idx->digest, NULL, err) < 0 ||
+      sw_index_commit_blob(s, idx->digest, names, NULL, err) < 0)
+    goto out;
+  sw_registry_source_add(s, ref->domain, ref->path, idx->digest);
+  ret = 0;
+out:
+  for (size_t i = 0; i < n; i++) {
+    if (ps[i].m)
+      pull_cleanup(&ps[i]);
+    rimage_clear(&imgs[i]);
+  }
+  free(ps);
+  free(imgs);
+  return ret;
 }
 
 int
@@ -381,11 +513,11 @@ sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts
 {
   _cleanup_(sw_ref_freep) sw_ref_t *ref = NULL;
   _cleanup_(sw_reg_freep) sw_reg_t *r = NULL;
-  _cleanup_(sw_rmanifest_freep) sw_rmanifest_t *m = NULL;
-  _cleanup_free_ char *body = NULL, *digest = NULL, *config = NULL, *full = NULL;
-  size_t len = 0, config_len = 0;
+  _cleanup_free_ char *full = NULL, *scope = NULL;
+  rimage_t top = {0}, one = {0};
+  sw_bars_t *prog = NULL;
   sw_platform_t plat;
-  pull_t p = {.s = s};
+  unsigned jobs = opts && opts->jobs ? opts->jobs : 3;
   int ret = -1;
 
   if (sw_ref_parse(name, &ref, err) < 0 ||
@@ -395,37 +527,39 @@ sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts
   r = sw_reg_new(ref->domain, opts, err);
   if (r == NULL)
     return -1;
-  p.r = r;
-  p.repo = ref->path;
-  p.scope = xasprintf("repository:%s:pull", ref->path);
-  p.prog = sw_bars_new(opts && opts->progress, opts && opts->quiet);
-  if (resolve_manifest(r, ref, p.scope, &plat, &body, &len, &digest, &m, err) < 0)
+  scope = xasprintf("repository:%s:pull", ref->path);
+  prog = sw_bars_new(opts && opts->progress, opts && opts->quiet);
+  char *names[] = {ref->tag ? full : NULL, NULL};
+  const char *digest = NULL;
+  if (rimage_get(r, ref->path, scope, ref->digest ? ref->digest : ref->tag, &top, err) < 0)
     goto out;
-  p.m = m;
-  if (sw_reg_get_blob_small(r, ref->path, p.scope, m->config.digest, &config, &config_len, err) <
-          0 ||
-      sw_config_diff_ids(config, config_len, &p.diff_ids, err) < 0)
-    goto out;
-  if (sw_strv_len(p.diff_ids) != m->n_layers) {
-    sw_error(err, 0, "image config %s lists %zu diff_ids but the manifest has %zu layers",
-             m->config.digest, sw_strv_len(p.diff_ids), m->n_layers);
+  digest = top.digest;
+  if (top.m->kind == SW_MANIFEST_INDEX && opts && opts->all_platforms) {
+    if (pull_index(s, r, ref, scope, prog, &top, names, jobs, err) < 0)
+      goto out;
+    if (out)
+      *out = NULL; /* several images: the caller looks up the one it wants */
+  } else if (top.m->kind == SW_MANIFEST_INDEX) {
+    /* As docker: the platform's image only, named as the index was. */
+    const sw_desc_t *d = sw_index_select(top.m, &plat, err);
+    if (d == NULL || rimage_get(r, ref->path, scope, d->digest, &one, err) < 0 ||
+        rimage_config(r, ref->path, scope, &one, err) < 0 ||
+        pull_image(s, r, ref, scope, prog, &one, names, jobs, out, err) < 0)
+      goto out;
+    digest = one.digest;
+  } else if (rimage_config(r, ref->path, scope, &top, err) < 0 ||
+             pull_image(s, r, ref, scope, prog, &top, names, jobs, out, err) < 0) {
     goto out;
   }
-  if (pull_layers(&p, opts && opts->jobs ? opts->jobs : 3, err) < 0)
-    goto out;
-  char *names[] = {ref->tag ? full : NULL, NULL};
-  if (sw_blob_put(s, config, config_len, m->config.digest, NULL, err) < 0 ||
-      sw_blob_put(s, body, len, digest, NULL, err) < 0 ||
-      sw_image_commit_manifest(s, digest, names, out, err) < 0)
-    goto out;
-  sw_registry_sources_add(s, ref->domain, ref->path, m, digest);
   if (!(opts && opts->quiet))
     fprintf(stderr, "Digest: %s\nPulled %s\n", digest, full);
   ret = 0;
 out:
   if (ret < 0)
     sw_error_wrap(err, "pull %s", full);
-  pull_cleanup(&p);
+  rimage_clear(&top);
+  rimage_clear(&one);
+  sw_bars_free(prog);
   return ret;
 }
 

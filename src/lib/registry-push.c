@@ -320,6 +320,8 @@ chunk_size(const sw_registry_opts_t *opts)
 static int
 push_blobs(push_t *p, const sw_rmanifest_t *m, unsigned jobs, sw_error_t *err)
 {
+  if (m->kind == SW_MANIFEST_INDEX)
+    return 0; /* its manifests were pushed before it, each with its blobs */
   p->n = m->n_layers + 1;
   p->blobs = xcalloc(p->n, sizeof(push_blob_t));
   p->line = xcalloc(p->n, sizeof(size_t));
@@ -359,38 +361,76 @@ sw_reg_push_manifest(sw_store_t *s, const sw_ref_t *ref, const char *body, size_
   return ret;
 }
 
+/* Push the stored manifest (an image's, or an index's when top) digest to ref under reference;
+ * *len_out (may be NULL) gets its size. */
+static int
+push_stored(sw_store_t *s, const sw_ref_t *ref, const char *digest, const char *reference, bool top,
+            const sw_registry_opts_t *opts, size_t *len_out, sw_error_t *err)
+{
+  _cleanup_(sw_rmanifest_freep) sw_rmanifest_t *m = NULL;
+  _cleanup_free_ char *body = NULL;
+  size_t len = 0;
+
+  if (sw_blob_read(s, digest, SW_MANIFEST_MAX, &body, &len, err) < 0 ||
+      sw_rmanifest_parse(body, len, NULL, &m, err) < 0)
+    return sw_error_wrap(err, "stored manifest %s", digest);
+  if (m->kind == SW_MANIFEST_INDEX && !top)
+    return sw_error(err, 0, "stored manifest %s is an index inside an index", digest);
+  if (m->kind == SW_MANIFEST_INDEX && sw_index_check(m, err) < 0)
+    return sw_error_wrap(err, "stored index %s", digest);
+  for (size_t i = 0; i < m->n_manifests; i++) /* before anything is sent */
+    if (sw_desc_is_attestation(&m->manifests[i]) && !sw_blob_exists(s, m->manifests[i].digest))
+      return sw_error(err, 0,
+                      "index %s lists the attestation manifest %s (platform unknown/unknown), "
+                      "which slipway does not keep when it pulls or loads an index: the "
+                      "registry would refuse the index without it; copy the original with "
+                      "`skopeo copy --all`, or push a slipway build of it",
+                      digest, m->manifests[i].digest);
+  for (size_t i = 0; i < m->n_manifests; i++) {
+    const sw_desc_t *d = &m->manifests[i];
+    if (push_stored(s, ref, d->digest, d->digest, false, opts, NULL, err) < 0)
+      return sw_error_wrap(err, "index %s: entry %s/%s%s%s", digest, d->os ? d->os : "?",
+                           d->arch ? d->arch : "?", d->variant ? "/" : "",
+                           d->variant ? d->variant : "");
+  }
+  if (sw_reg_push_manifest(s, ref, body, len, m, reference, opts, err) < 0)
+    return -1;
+  sw_registry_source_add(s, ref->domain, ref->path, digest);
+  if (len_out)
+    *len_out = len;
+  return 0;
+}
+
 int
 sw_registry_push(sw_store_t *s, const char *src, const char *dest, const sw_registry_opts_t *opts,
                  char **digest_out, sw_error_t *err)
 {
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
   _cleanup_(sw_ref_freep) sw_ref_t *ref = NULL;
-  _cleanup_(sw_rmanifest_freep) sw_rmanifest_t *m = NULL;
-  _cleanup_free_ char *body = NULL, *full = NULL;
+  _cleanup_free_ char *full = NULL;
   size_t len = 0;
 
-  if (sw_image_find(s, src, &img, err) < 0)
+  int fi = sw_index_get(s, src, &idx, err);
+  if (fi < 0 || (fi == 0 && sw_image_find(s, src, &img, err) < 0))
     return -1;
-  if (dest == NULL && (img->names == NULL || img->names[0] == NULL || strchr(src, '@') ||
-                       sw_str_has_prefix(src, "sha256:")))
+  char *const *names = idx ? idx->names : img->names;
+  const char *digest = idx ? idx->digest : img->manifest_digest;
+  if (dest == NULL &&
+      (names == NULL || names[0] == NULL || strchr(src, '@') || sw_str_has_prefix(src, "sha256:")))
     return sw_error_code(err, SW_EXIT_USAGE, 0,
                          "push %s: name a destination (slipway push %s HOST/REPO:TAG)", src, src);
   if (sw_ref_parse(dest ? dest : src, &ref, err) < 0)
     return -1;
   full = sw_ref_string(ref);
-  if (sw_blob_read(s, img->manifest_digest, SW_MANIFEST_MAX, &body, &len, err) < 0 ||
-      sw_rmanifest_parse(body, len, NULL, &m, err) < 0)
-    return sw_error_wrap(err, "push %s: stored manifest %s", full, img->manifest_digest);
-  if (ref->digest && strcmp(ref->digest, img->manifest_digest) != 0)
-    return sw_error_code(err, SW_EXIT_USAGE, 0, "push %s: the image's digest is %s", full,
-                         img->manifest_digest);
-  if (sw_reg_push_manifest(s, ref, body, len, m, ref->tag ? ref->tag : img->manifest_digest, opts,
-                           err) < 0)
+  if (ref->digest && strcmp(ref->digest, digest) != 0)
+    return sw_error_code(err, SW_EXIT_USAGE, 0, "push %s: the %s's digest is %s", full,
+                         idx ? "index" : "image", digest);
+  if (push_stored(s, ref, digest, ref->tag ? ref->tag : digest, true, opts, &len, err) < 0)
     return sw_error_wrap(err, "push %s", full);
-  sw_registry_source_add(s, ref->domain, ref->path, img->manifest_digest);
   if (!(opts && opts->quiet))
-    printf("%s: digest: %s size: %zu\n", ref->tag ? ref->tag : full, img->manifest_digest, len);
+    printf("%s: digest: %s size: %zu\n", ref->tag ? ref->tag : full, digest, len);
   if (digest_out)
-    *digest_out = xstrdup(img->manifest_digest);
+    *digest_out = xstrdup(digest);
   return 0;
 }

@@ -20,7 +20,8 @@
 
 typedef struct {
   char **insecure;           /* hosts ("host[:port]") reached over plain HTTP; NULL-terminated */
-  const char *platform;      /* "os/arch[/variant]" picked from an index; NULL = linux/amd64 */
+  const char *platform;      /* "os/arch[/variant]" picked from an index; NULL = the host's */
+  bool all_platforms;        /* pull: every image of an index, and the index (its digest kept) */
   bool progress;             /* progress bars on stderr (the CLI sets it when stderr is a TTY) */
   bool quiet;                /* no per-blob status lines */
   const char *docker_config; /* NULL = $DOCKER_CONFIG/config.json or ~/.docker/config.json */
@@ -42,9 +43,11 @@ int sw_registry_logout(const char *registry, const sw_registry_opts_t *opts, boo
 
 /* Pull NAME ("python:slim", "localhost:5000/x/y:t", "…@sha256:…") into the store and name it
  * with its normalised reference (a digest-only reference gives no name). *out (may be NULL)
- * gets the stored image. Every blob is digest-checked before use; on failure nothing of this
- * pull is left in the store but layers that were complete and valid.
- * The build engine calls this for a `FROM` image the store does not have:
+ * gets the stored image. An index gives its opts->platform image (as docker), or with
+ * opts->all_platforms every image and the index itself, recorded under the name (*out NULL):
+ * every entry's manifest and config are fetched and checked before any layer. Every blob is
+ * digest-checked before use; on failure nothing of this pull is left in the store but layers that
+ * were complete and valid. The build engine calls this for a `FROM` image the store does not have:
  *     if (sw_image_get(s, ref, &img, err) == 0)
  *       sw_registry_pull(s, ref, &opts, &img, err);          // opts: {0} = defaults */
 int sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts,
@@ -56,7 +59,9 @@ int sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *
  * why it could not be pulled. */
 int sw_registry_get_or_pull(sw_store_t *s, const char *ref, sw_image_t **out, sw_error_t *err);
 
-/* Push the stored image SRC (any reference sw_image_get takes) to DEST (NULL = SRC's name): each
+/* Push the stored image or index SRC (any reference sw_image_get or sw_index_get takes) to DEST
+ * (NULL = SRC's name); an index goes as each image (blobs, then its manifest by digest) and then
+ * the index blob under DEST's tag. For an image: each
  * blob is HEADed first, mounted from another repository of the same registry when one is known
  * to hold it, else uploaded (monolithic, or chunked above opts->chunk_size); the manifest goes
  * last, byte-identical to the stored one, so the digest is the same. *digest_out (may be NULL)

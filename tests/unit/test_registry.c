@@ -186,6 +186,68 @@ test_index_select(void **state)
   sw_rmanifest_free(m);
 }
 
+/* An index as pull --all-platforms and push check it before fetching any entry. */
+static int
+check_index_text(const char *entries, sw_error_t *err)
+{
+  _cleanup_free_ char *j = xasprintf("{\"schemaVersion\":2,\"mediaType\":"
+                                     "\"application/vnd.oci.image.index.v1+json\","
+                                     "\"manifests\":[%s]}",
+                                     entries);
+  sw_rmanifest_t *m = NULL;
+  if (sw_rmanifest_parse(j, strlen(j), NULL, &m, err) < 0)
+    return -2;
+  int r = sw_index_check(m, err);
+  sw_rmanifest_free(m);
+  return r;
+}
+
+#define ENTRY(mt, d, arch)                                                                         \
+  "{\"mediaType\":\"" mt "\",\"digest\":\"" d "\",\"size\":10,\"platform\":{\"os\":\"" arch        \
+  "\",\"architecture\":\"" arch "\"}}"
+#define MAN "application/vnd.oci.image.manifest.v1+json"
+#define IDX "application/vnd.oci.image.index.v1+json"
+
+static void
+test_index_check(void **state)
+{
+  sw_error_t err = NULL;
+  sw_rmanifest_t *m = NULL;
+
+  /* index_json: two images and an attestation */
+  assert_int_equal(sw_rmanifest_parse(index_json, strlen(index_json), NULL, &m, &err), 0);
+  assert_int_equal(sw_index_check(m, &err), 0);
+  assert_false(sw_desc_is_attestation(&m->manifests[0]));
+  assert_true(sw_desc_is_attestation(&m->manifests[2]));
+  sw_rmanifest_free(m);
+
+  assert_int_equal(check_index_text(ENTRY(MAN, D1, "linux") "," ENTRY(IDX, D2, "linux"), &err), -1);
+  assert_non_null(strstr(err->msg, "manifests[1] (" D2 ") is itself an index"));
+  sw_error_release(&err);
+  assert_int_equal(check_index_text(ENTRY(MAN, D1, "linux") "," ENTRY(MAN, D1, "linux"), &err), -1);
+  assert_non_null(strstr(err->msg, "manifests[0] and [1] are the same manifest " D1));
+  sw_error_release(&err);
+  assert_int_equal(check_index_text(ENTRY("application/x-nope", D1, "linux"), &err), -1);
+  assert_non_null(strstr(err->msg, "`application/x-nope`"));
+  sw_error_release(&err);
+  assert_int_equal(check_index_text("", &err), -1);
+  assert_non_null(strstr(err->msg, "no image manifest"));
+  sw_error_release(&err);
+  assert_int_equal(check_index_text(ENTRY(MAN, D1, "unknown"), &err), -1);
+  assert_non_null(strstr(err->msg, "no image manifest"));
+  sw_error_release(&err);
+
+  /* a huge entry count: refused by the check, whatever the parser allows */
+  sw_buf_t b = {0};
+  for (int i = 0; i < SW_INDEX_MAX_ENTRIES + 1; i++)
+    sw_buf_printf(&b, "%s{\"mediaType\":\"" MAN "\",\"digest\":\"sha256:%064x\",\"size\":1}",
+                  i ? "," : "", i);
+  assert_int_equal(check_index_text(b.data, &err), -1);
+  assert_non_null(strstr(err->msg, "257 manifests (more than 256)"));
+  sw_error_release(&err);
+  sw_buf_free(&b);
+}
+
 static void
 test_manifest_image(void **state)
 {
@@ -356,19 +418,13 @@ int
 main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_challenge_bearer),
-      cmocka_unit_test(test_challenge_basic_and_multi),
-      cmocka_unit_test(test_challenge_bad),
-      cmocka_unit_test(test_base64),
-      cmocka_unit_test(test_config_lookup),
-      cmocka_unit_test(test_config_set),
-      cmocka_unit_test(test_index_select),
-      cmocka_unit_test(test_manifest_image),
-      cmocka_unit_test(test_manifest_bad),
-      cmocka_unit_test(test_config_diff_ids),
-      cmocka_unit_test(test_error_body_and_retry),
-      cmocka_unit_test(test_retry_after),
-      cmocka_unit_test(test_hosts),
+      cmocka_unit_test(test_challenge_bearer), cmocka_unit_test(test_challenge_basic_and_multi),
+      cmocka_unit_test(test_challenge_bad),    cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_config_lookup),    cmocka_unit_test(test_config_set),
+      cmocka_unit_test(test_index_select),     cmocka_unit_test(test_index_check),
+      cmocka_unit_test(test_manifest_image),   cmocka_unit_test(test_manifest_bad),
+      cmocka_unit_test(test_config_diff_ids),  cmocka_unit_test(test_error_body_and_retry),
+      cmocka_unit_test(test_retry_after),      cmocka_unit_test(test_hosts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
