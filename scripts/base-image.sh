@@ -4,10 +4,27 @@
 # Debian bookworm with python3, pip, setuptools, Django, gunicorn and gettext.
 # The tarball is cached by the hash of this script, so a second run is instant.
 # Usage: scripts/base-image.sh [OUT.tar]   (prints the path of the tarball)
+# -- arch --
+# ARCH=arm64 scripts/base-image.sh: the same base for a Debian architecture (run under
+# emulation: needs qemu-user-static and its binfmt_misc handler, see README "Platforms"),
+# cached as python-slim-bookworm-ARCH-KEY.tar. The key of the host's base is the hash of this
+# script without the lines between these markers, so the cached host tarball stays valid.
+# -- end arch --
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SLIPWAY_CACHE:-/var/cache/slipway}
 key=$(sha256sum "$here/base-image.sh" | cut -c1-12)
+# -- arch --
+host_arch=$(dpkg --print-architecture)
+arch=${ARCH:-$host_arch}
+key=$(sed '/^# -- arch --$/,/^# -- end arch --$/d' "$here/base-image.sh" | sha256sum | cut -c1-12)
+if [ "$arch" != "$host_arch" ]; then
+	key=$(sha256sum "$here/base-image.sh" | cut -c1-12)
+	set -- "${1:-$cache/python-slim-bookworm-$arch-$key.tar}"
+	# mmdebstrap runs the foreign packages' scripts through the binfmt_misc handler.
+	mmdebstrap() { command mmdebstrap --arch="$arch" "$@"; }
+fi
+# -- end arch --
 out=${1:-$cache/python-slim-bookworm-$key.tar}
 if [ -s "$out" ]; then
 	echo "$out"

@@ -684,6 +684,8 @@ unchanged(sw_store_t *store, sw_image_t *img, char *const *tags)
         goto no;
     }
   }
+  free(img->config_digest); /* the base's, from the solve */
+  free(img->manifest_digest);
   img->config_digest = steal_ptr(&found->config_digest);
   img->manifest_digest = steal_ptr(&found->manifest_digest);
   /* The same diffIDs (same config); the stored image's layers have their blobs. */

@@ -82,7 +82,7 @@ build_platforms(const build_platforms_opts_t *bo, sw_index_t **out, sw_error_t *
     for (size_t k = 0; k < n && rc == 0; k++)
       digests[k] = xstrdup(imgs[k]->manifest_digest);
     if (rc == 0)
-      rc = sw_index_commit(bo->store, digests, bo->tags, out, err);
+      rc = sw_index_commit_platforms(bo->store, digests, bo->platforms, bo->tags, out, err);
     if (rc == 0) {
       sw_progress_log(bo->progress, id, "exporting manifest list %s done", (*out)->digest);
       for (size_t i = 0; (*out)->names[i]; i++)

@@ -1,5 +1,6 @@
 /* slipway import: a root filesystem tarball becomes a one-layer image, like `docker import`.
  * The tar is read once: applied to a snapshot, hashed (diffID) and recompressed in one stream. */
+#include "../lib/platform.h"
 #include "../lib/store.h"
 #include "cli.h"
 
@@ -20,7 +21,8 @@ static const char usage_text[] =
     "                           ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL\n"
     "                           (repeatable), e.g. -c 'ENV PATH=/usr/bin' -c 'CMD [\"sh\"]'\n"
     "  -m, --message TEXT       history comment (default \"Imported from -\", as Docker)\n"
-    "      --platform OS/ARCH   architecture to record (default: the host's)\n"
+    "      --platform OS/ARCH[/VARIANT]  platform to record in the config (default: the\n"
+    "                           host's)\n"
     "      --compression ALGO   layer compression: gzip[:LEVEL], zstd[:LEVEL] or none.\n"
     "                           Default: the build's fast gzip now, and gzip:6 (made once,\n"
     "                           in the background of the first build that ships the layer)\n"
@@ -162,7 +164,7 @@ apply_change(json_t *cfg, const char *line, sw_error_t *err)
 
 static int
 do_import(sw_store_t *s, const char *file, const char *name, char **changes, const char *message,
-          const char *arch, const sw_compression_t *comp, const char *ship, bool quiet,
+          const char *platform, const sw_compression_t *comp, const char *ship, bool quiet,
           sw_error_t *err)
 {
   _cleanup_close_ int fd = strcmp(file, "-") == 0 ? dup(0) : open(file, O_RDONLY | O_CLOEXEC);
@@ -175,7 +177,9 @@ do_import(sw_store_t *s, const char *file, const char *name, char **changes, con
   if (fd < 0)
     return sw_error(err, errno, "open `%s`", file);
   json_decref(img->config);
-  img->config = sw_config_new(arch);
+  img->config = sw_config_new(NULL);
+  if (platform)
+    sw_platform_set_config(img->config, platform);
   for (size_t i = 0; changes && changes[i]; i++)
     if (apply_change(img->config, changes[i], err) < 0)
       return -1;
@@ -210,7 +214,8 @@ cmd_import(int argc, char **argv, sw_global_t *g)
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   _cleanup_strv_ char **changes = NULL;
-  const char *message = NULL, *arch = NULL;
+  const char *message = NULL;
+  _cleanup_free_ char *platform = NULL;
   /* The import itself is the unpacking: its blob gets the build's fast codec. A base is shipped
    * in every image built on it, so those get a gzip -6 blob of it (10% smaller), made once by
    * the first build that ships it (reblob.c). An explicit --compression is used as it is. */
@@ -229,7 +234,13 @@ cmd_import(int argc, char **argv, sw_global_t *g)
       message = optarg;
       break;
     case 'P':
-      arch = strchr(optarg, '/') ? strchr(optarg, '/') + 1 : optarg;
+      free(platform);
+      platform = NULL;
+      if (sw_platform_normalize(optarg, &platform, &err) < 0) {
+        int code = sw_cli_usage_error("import", "--platform: %s", err->msg);
+        sw_error_release(&err);
+        return code;
+      }
       break;
     case 'C':
       if (sw_compression_parse(optarg, &comp, &err) < 0)
@@ -257,7 +268,7 @@ cmd_import(int argc, char **argv, sw_global_t *g)
   _cleanup_(sw_store_freep) sw_store_t *s = sw_cli_store_open(g, &rc);
   if (s == NULL)
     return rc;
-  if (do_import(s, file, name, changes, message, arch, &comp, ship, quiet, &err) < 0) {
+  if (do_import(s, file, name, changes, message, platform, &comp, ship, quiet, &err) < 0) {
     sw_store_error_full(g->root, &err);
     return sw_error_report(&err);
   }

@@ -47,6 +47,8 @@ inspect_json(const sw_image_t *img)
                       json_string(json_string_value(json_object_get(cfg, "author")) ?: ""));
   json_object_set(j, "Config", json_object_get(cfg, "config") ?: json_object());
   json_object_set(j, "Architecture", json_object_get(cfg, "architecture") ?: json_string(""));
+  if (json_object_get(cfg, "variant")) /* docker's omitempty */
+    json_object_set(j, "Variant", json_object_get(cfg, "variant"));
   json_object_set(j, "Os", json_object_get(cfg, "os") ?: json_string(""));
   json_object_set_new(j, "Size", json_integer(size));
   json_object_set_new(

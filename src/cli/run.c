@@ -4,8 +4,10 @@
  * exit status (128+signal if killed) as slipway's. */
 #include "cli.h"
 
+#include "../lib/binfmt.h"
 #include "../lib/container.h"
 #include "../lib/image.h"
+#include "../lib/platform.h"
 #include "../lib/registry.h"
 #include "../lib/sandbox.h"
 #include "../lib/store.h"
@@ -18,6 +20,7 @@ struct run_flags {
   bool rm, interactive, tty, detach;
   const char *restart;
   const char *pull; /* missing (NULL), always, never */
+  char *platform;   /* --platform, normalised (NULL: the image's) */
   char **env;
   char **env_files;
   const char *workdir, *user, *entrypoint, *name, *hostname, *rootfs;
@@ -44,6 +47,8 @@ usage(FILE *f)
         "      --rm                 remove the container when it exits\n"
         "      --pull POLICY        `missing` (default: pull the image if the store lacks it),\n"
         "                           `always` (pull it first), `never`\n"
+        "      --platform OS/ARCH[/VARIANT]  the image's platform (pulled for it when missing);\n"
+        "                           a foreign one runs under qemu-user-static (binfmt_misc)\n"
         "  -e, --env K=V            set an environment variable (K alone: take it from the host)\n"
         "      --env-file FILE      read K=V lines from FILE\n"
         "  -w, --workdir DIR        working directory inside the container\n"
@@ -152,13 +157,15 @@ parse_flags(int argc, char **argv, struct run_flags *f)
     O_PRIVILEGED,
     O_SECURITY_OPT,
     O_RESTART,
-    O_PULL
+    O_PULL,
+    O_PLATFORM
   };
   static const struct option longopts[] = {
       {"rm", no_argument, NULL, O_RM},
       {"detach", no_argument, NULL, 'd'},
       {"restart", required_argument, NULL, O_RESTART},
       {"pull", required_argument, NULL, O_PULL},
+      {"platform", required_argument, NULL, O_PLATFORM},
       {"env", required_argument, NULL, 'e'},
       {"env-file", required_argument, NULL, O_ENV_FILE},
       {"workdir", required_argument, NULL, 'w'},
@@ -199,6 +206,17 @@ parse_flags(int argc, char **argv, struct run_flags *f)
         return sw_cli_usage_error("run", "--pull `%s`: use `missing`, `always` or `never`", optarg);
       f->pull = optarg;
       break;
+    case O_PLATFORM: {
+      sw_error_t err = NULL;
+      free(f->platform);
+      f->platform = NULL;
+      if (sw_platform_normalize(optarg, &f->platform, &err) < 0) {
+        int code = sw_cli_usage_error("run", "--platform: %s", err->msg);
+        sw_error_release(&err);
+        return code;
+      }
+      break;
+    }
     case 'e':
       sw_strv_push(&f->env, optarg);
       break;
@@ -408,14 +426,15 @@ make_argv(json_t *cc, const struct run_flags *f, char **args)
 
 /* Docker's --pull: the store's image, or the registry's when missing (or always). */
 static int
-find_image(sw_store_t *s, const char *ref, const char *policy, sw_image_t **img, sw_error_t *err)
+find_image(sw_store_t *s, const char *ref, const char *policy, const char *platform,
+           sw_image_t **img, sw_error_t *err)
 {
-  sw_registry_opts_t ro = {.progress = isatty(STDERR_FILENO)};
+  sw_registry_opts_t ro = {.progress = isatty(STDERR_FILENO), .platform = platform};
   bool always = policy && strcmp(policy, "always") == 0;
   bool never = policy && strcmp(policy, "never") == 0;
 
   if (!always) {
-    int r = sw_image_get(s, ref, img, err);
+    int r = sw_image_get_platform(s, ref, platform, img, err); /* an index: its image for it */
     if (r != 0)
       return r < 0 ? -1 : 0;
     if (never)
@@ -426,6 +445,28 @@ find_image(sw_store_t *s, const char *ref, const char *policy, sw_image_t **img,
     return sw_error_wrap(err, "run: pulling `%s` (--pull=never runs only images of the store)",
                          ref);
   return 0;
+}
+
+/* The image's platform: the one --platform asks for (docker's error otherwise); a foreign one
+ * runs under emulation (binfmt.c), with docker's notice when --platform did not ask for it. */
+static int
+image_platform(const char *ref, const sw_image_t *img, const char *wanted, sw_error_t *err)
+{
+  _cleanup_free_ char *have = sw_platform_of_config(img->config);
+  if (wanted && strcmp(have, wanted) != 0)
+    return sw_error(err, 0,
+                    "image with reference %s was found but does not match the specified "
+                    "platform: wanted %s, actual: %s",
+                    ref, wanted, have);
+  if (sw_platform_native(have))
+    return 0;
+  if (wanted == NULL) {
+    _cleanup_free_ char *host = sw_platform_host();
+    sw_warn("the requested image's platform (%s) does not match the detected host platform (%s) "
+            "and no specific platform was requested: it runs under emulation",
+            have, host);
+  }
+  return sw_binfmt_ensure(have, err);
 }
 
 /* Docker's --restart: `no`, `on-failure` or `on-failure:N` (at most N restarts). */
@@ -576,7 +617,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
       return sw_error_code(err, SW_EXIT_USAGE, errno, "--rootfs `%s`", f->rootfs);
     sw_strv_push(&lowers, abs);
   } else {
-    if (find_image(s, ref, f->pull, &img, err) < 0)
+    if (find_image(s, ref, f->pull, f->platform, &img, err) < 0 ||
+        image_platform(ref, img, f->platform, err) < 0)
       return -1;
     lowers = sw_image_lowerdirs(s, img);
     for (char **l = lowers; l && *l; l++)
@@ -681,5 +723,6 @@ out:
   sw_strv_free(f.publish);
   sw_strv_free(f.cap_add);
   sw_strv_free(f.cap_drop);
+  free(f.platform);
   return r < 0 ? 0 : r;
 }

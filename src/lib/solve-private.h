@@ -65,6 +65,7 @@ struct sv_shared {
   /* Keys of the steps being computed now, by whichever stage claimed them first: two stages
    * with the same step (the same key) run it once; the other waits for the record (lock). */
   char **inflight;
+  char **built;   /* keys recorded by this build: --no-cache hits only these (lock) */
   int waiting;    /* stages blocked in sv_wait_stage (lock) */
   solver_t **all; /* the solvers, for counting active stages */
   size_t n_all;

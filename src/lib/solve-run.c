@@ -5,6 +5,7 @@
 
 #include "ssh-forward.h"
 
+#include "binfmt.h"
 #include "copy.h"
 #include "gotext.h"
 #include "shellword.h"
@@ -832,6 +833,11 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     goto out;
   }
   bool deferred = false;
+  /* A foreign stage's programs run through binfmt_misc: say what is missing before running. */
+  if (sw_binfmt_ensure(r->st->platform, err) < 0) {
+    sv_wrap(r, err);
+    goto out;
+  }
   if (execute(r, &rs, id, key, hist, &layer, &has_layer, &deferred, err) < 0)
     goto out;
   if (!deferred) {

@@ -437,16 +437,37 @@ strv_remove(char **v, const char *s)
     }
 }
 
-/* Give up a claimed key (recorded, or its stage is over) and wake the stages waiting for it. */
+/* Give up a claimed key (recorded, or its stage is over) and wake the stages waiting for it.
+ * recorded: its record was written by this build (a --no-cache build then takes it). */
 static void
-release_claim(stage_run_t *r, const char *key)
+release_claim_recorded(stage_run_t *r, const char *key, bool recorded)
 {
   solver_t *sv = r->sv;
   pthread_mutex_lock(&sv->sh->lock);
+  if (recorded && !sw_strv_contains(sv->sh->built, key))
+    sw_strv_push(&sv->sh->built, key);
   strv_remove(sv->sh->inflight, key);
   strv_remove(r->claims, key);
   pthread_cond_broadcast(&sv->sh->cond);
   pthread_mutex_unlock(&sv->sh->lock);
+}
+
+static void
+release_claim(stage_run_t *r, const char *key)
+{
+  release_claim_recorded(r, key, false);
+}
+
+/* With --no-cache, only the records this build wrote are hits. */
+static bool
+may_hit(solver_t *sv, const char *key)
+{
+  if (!sv->o->no_cache)
+    return true;
+  pthread_mutex_lock(&sv->sh->lock);
+  bool built = sw_strv_contains(sv->sh->built, key);
+  pthread_mutex_unlock(&sv->sh->lock);
+  return built;
 }
 
 static void
@@ -461,16 +482,15 @@ release_claims(stage_run_t *r)
 /* Without this, two stages that start with the same steps (FROM one base, the same RUN) would
  * both run them at once and record two different layers under one key: the image would use
  * one, the cache keep the other, and a no-op rebuild would give another image. BuildKit merges
- * such vertices; here the first stage to miss runs the step and the others wait for it. */
+ * such vertices; here the first stage to miss runs the step and the others wait for it. Also
+ * with --no-cache (BuildKit merges them there too): a record this build wrote is a hit. */
 int
 sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *has_layer,
                 int64_t *created, sw_error_t *err)
 {
   solver_t *sv = r->sv;
-  if (sv->o->no_cache)
-    return 0;
   for (;;) {
-    int f = sv_cache_peek(r, key, layer, has_layer, created, err);
+    int f = may_hit(sv, key) ? sv_cache_peek(r, key, layer, has_layer, created, err) : 0;
     if (f != 0)
       return f;
     pthread_mutex_lock(&sv->sh->lock);
@@ -561,7 +581,7 @@ sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, i
   int64_t size = layer ? (layer->digest[0] ? layer->size : layer->tar_size) : 0;
   if (sw_cache_put(r->sv->o->store, key, val, ids, size, err) < 0)
     return sv_wrap(r, err);
-  release_claim(r, key);
+  release_claim_recorded(r, key, true);
   cache_log(r, key, layer, created);
   return 0;
 }
@@ -1514,6 +1534,7 @@ sw_solve_all(const sw_solve_opts_t *const *opts, size_t n, sw_image_t **outs, sw
   free(svs);
   free(sh.all);
   sw_strv_free(sh.inflight);
+  sw_strv_free(sh.built);
   pthread_mutex_destroy(&sh.lock);
   pthread_cond_destroy(&sh.cond);
   return rc;

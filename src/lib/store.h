@@ -291,6 +291,10 @@ sw_index_freep(sw_index_t **idx)
  * one platform are refused. */
 int sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names,
                     sw_index_t **out, sw_error_t *err);
+/* sw_index_commit with each entry's platform given (platforms[i] for manifest_digests[i], as a
+ * build's targets: BuildKit's index says the platform built for, whatever the config says). */
+int sw_index_commit_platforms(sw_store_t *s, char *const *manifest_digests, char *const *platforms,
+                              char *const *names, sw_index_t **out, sw_error_t *err);
 /* Record an index whose blob is stored and whose every manifest is a recorded image (pull,
  * load): the digest is kept; each entry's platform is the blob's (else its config's). Entries
  * that are not recorded images are an error naming them, except BuildKit's attestation

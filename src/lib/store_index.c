@@ -249,6 +249,13 @@ int
 sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names, sw_index_t **out,
                 sw_error_t *err)
 {
+  return sw_index_commit_platforms(s, manifest_digests, NULL, names, out, err);
+}
+
+int
+sw_index_commit_platforms(sw_store_t *s, char *const *manifest_digests, char *const *platforms,
+                          char *const *names, sw_index_t **out, sw_error_t *err)
+{
   _cleanup_(sw_index_freep) sw_index_t *idx = xcalloc(1, sizeof(*idx));
   for (size_t i = 0; manifest_digests && manifest_digests[i]; i++) {
     _cleanup_(sw_image_freep) sw_image_t *img = NULL;
@@ -257,7 +264,7 @@ sw_index_commit(sw_store_t *s, char *const *manifest_digests, char *const *names
       return sw_error(err, 0, "index entry %s is not an image of the store", manifest_digests[i]);
     if (r < 0)
       return -1;
-    add_entry(idx, img, NULL);
+    add_entry(idx, img, platforms ? platforms[i] : NULL);
     for (size_t k = 0; k + 1 < idx->n_entries; k++)
       if (strcmp(idx->entries[k].platform, idx->entries[i].platform) == 0)
         return sw_error(err, 0, "images %s and %s are both %s: an index has one per platform",
@@ -335,49 +342,83 @@ all_hex(const char *s)
   return true;
 }
 
-/* The index digest ref names: 1, 0, -1 (ambiguous). *by_name: ref is one of its names. */
+/* The digest column of sql's first row for "sha256:" + hex: 1, 0, -1. */
 static int
-resolve_index(sw_store_t *s, const char *ref, char **digest, bool *by_name, sw_error_t *err)
+query_digest(sw_store_t *s, const char *sql, const char *hex, char **digest, sw_error_t *err)
 {
-  const char *hex = sw_str_has_prefix(ref, "sha256:") ? ref + 7 : ref;
-  *digest = NULL;
-  *by_name = false;
-  if (strlen(hex) >= 4 && strlen(hex) <= SW_SHA256_HEX_LEN && all_hex(hex)) {
-    _cleanup_free_ char *like = xasprintf("sha256:%s%%", hex);
-    _cleanup_stmt_ sqlite3_stmt *st =
-        sw_db_prepare(s, "SELECT digest FROM indexes WHERE digest LIKE ? LIMIT 2", err);
-    if (st == NULL)
-      return -1;
-    sqlite3_bind_text(st, 1, like, -1, SQLITE_STATIC);
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n++ == 0)
-      *digest = xstrdup((const char *)sqlite3_column_text(st, 0));
-    if (n > 1) {
-      free(steal_ptr(digest));
-      return sw_error_code(err, SW_EXIT_USAGE, 0,
-                           "image index ID `%s` is ambiguous: give more characters", ref);
-    }
-    if (*digest)
-      return 1;
-  }
-  if (hex != ref)
-    return 0;
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, sql, err);
+  if (st == NULL)
+    return -1;
+  _cleanup_free_ char *d = xasprintf("sha256:%s", hex);
+  sqlite3_bind_text(st, 1, d, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    *digest = xstrdup((const char *)sqlite3_column_text(st, 0));
+  return *digest ? 1 : 0;
+}
+
+/* The index a name (or name@digest) names: 1, 0 (also when ref is not a name), -1. A name of
+ * an image of the store sets *image_name (then no ID prefix is tried: names come first). */
+static int
+index_by_name(sw_store_t *s, const char *ref, char **digest, bool *image_name, sw_error_t *err)
+{
   sw_error_t perr = NULL;
   _cleanup_(sw_ref_freep) sw_ref_t *r = NULL;
   if (sw_ref_parse(ref, &r, &perr) < 0) {
     sw_error_release(&perr);
     return 0; /* not a name: sw_image_get reports it */
   }
+  _cleanup_free_ char *name = sw_ref_string(r);
   _cleanup_stmt_ sqlite3_stmt *st =
       r->digest ? sw_db_prepare(s, "SELECT digest FROM indexes WHERE digest = ?", err)
-                : sw_db_prepare(s, "SELECT index_digest FROM index_names WHERE name = ?", err);
+                : sw_db_prepare(s,
+                                "SELECT index_digest FROM index_names WHERE name = ?1 UNION ALL "
+                                "SELECT '' FROM names WHERE name = ?1",
+                                err);
   if (st == NULL)
     return -1;
-  _cleanup_free_ char *name = sw_ref_string(r);
   sqlite3_bind_text(st, 1, r->digest ? r->digest : name, -1, SQLITE_STATIC);
-  if (sqlite3_step(st) == SQLITE_ROW)
+  if (sqlite3_step(st) != SQLITE_ROW)
+    return 0;
+  const char *d = (const char *)sqlite3_column_text(st, 0);
+  *image_name = *d == '\0';
+  *digest = *d ? xstrdup(d) : NULL;
+  return *digest ? 1 : 0;
+}
+
+/* The index ref names, as sw_image_get resolves an image: a full digest, then a name, then an
+ * unambiguous digest prefix (>= 4 hex). 1, 0, -1 (ambiguous). *by_name: ref is one of its
+ * names. */
+static int
+resolve_index(sw_store_t *s, const char *ref, char **digest, bool *by_name, sw_error_t *err)
+{
+  const char *hex = sw_str_has_prefix(ref, "sha256:") ? ref + 7 : ref;
+  bool image_name = false;
+  *digest = NULL;
+  *by_name = false;
+  if (strlen(hex) == SW_SHA256_HEX_LEN && all_hex(hex))
+    return query_digest(s, "SELECT digest FROM indexes WHERE digest = ?", hex, digest, err);
+  if (hex == ref) {
+    int r = index_by_name(s, ref, digest, &image_name, err);
+    *by_name = r == 1 && strchr(ref, '@') == NULL;
+    if (r != 0 || image_name)
+      return r;
+  }
+  if (strlen(hex) < 4 || !all_hex(hex))
+    return 0;
+  _cleanup_free_ char *like = xasprintf("sha256:%s%%", hex);
+  _cleanup_stmt_ sqlite3_stmt *st =
+      sw_db_prepare(s, "SELECT digest FROM indexes WHERE digest LIKE ? LIMIT 2", err);
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_text(st, 1, like, -1, SQLITE_STATIC);
+  int n = 0;
+  while (sqlite3_step(st) == SQLITE_ROW && n++ == 0)
     *digest = xstrdup((const char *)sqlite3_column_text(st, 0));
-  *by_name = *digest != NULL && r->digest == NULL;
+  if (n > 1) {
+    free(steal_ptr(digest));
+    return sw_error_code(err, SW_EXIT_USAGE, 0,
+                         "image index ID `%s` is ambiguous: give more characters", ref);
+  }
   return *digest ? 1 : 0;
 }
 

@@ -62,9 +62,10 @@ def slipway(slipway_bin, tmp_path):
     return SlipwayRunner(slipway_bin, tmp_path / "root")
 
 
-def make_busybox_rootfs_tar(path, extra_files=None):
+def make_busybox_rootfs_tar(path, extra_files=None, busybox_bin=BUSYBOX_BIN, applets=()):
     """A tiny rootfs: /bin/busybox (Debian's busybox-static) + applet symlinks, /etc/passwd,
-    /etc/group, /tmp. extra_files: {"etc/x": b"..."}."""
+    /etc/group, /tmp. extra_files: {"etc/x": b"..."}; busybox_bin: another architecture's
+    busybox (scripts/busybox-arch.sh); applets: more applet links."""
     entries = []
 
     def add(name, kind, data=b"", mode=0o755, link=""):
@@ -81,9 +82,11 @@ def make_busybox_rootfs_tar(path, extra_files=None):
 
     for d in ("bin", "etc", "tmp", "root", "usr", "usr/bin"):
         add(d, "dir", mode=0o1777 if d == "tmp" else 0o755)
-    add("bin/busybox", "file", open(BUSYBOX_BIN, "rb").read())
+    with open(busybox_bin, "rb") as f:
+        add("bin/busybox", "file", f.read())
     for applet in ("sh", "ls", "cat", "echo", "env", "id", "mkdir", "rm", "touch", "sleep",
-                   "true", "false", "wc", "grep", "sed", "stat", "test", "pwd", "whoami"):
+                   "true", "false", "wc", "grep", "sed", "stat", "test", "pwd", "whoami",
+                   *applets):
         add("bin/" + applet, "symlink", link="busybox")
     add("etc/passwd", "file", b"root:x:0:0:root:/root:/bin/sh\n"
         b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", mode=0o644)
@@ -110,6 +113,42 @@ def python_base_tar():
     path = p.stdout.strip().splitlines()[-1]
     assert os.path.getsize(path) > 0
     return path
+
+
+@pytest.fixture(scope="session")
+def arm64_busybox_rootfs_tar(tmp_path_factory):
+    """The busybox rootfs with Debian's arm64 busybox-static (scripts/busybox-arch.sh: extracted
+    from the package, cached in /var/cache/slipway) and `uname`: a small foreign base."""
+    p = subprocess.run([os.path.join(_REPO, "scripts", "busybox-arch.sh"), "arm64"],
+                       stdout=subprocess.PIPE, text=True, check=True, timeout=900)
+    binary = p.stdout.strip().splitlines()[-1]
+    return make_busybox_rootfs_tar(tmp_path_factory.mktemp("busybox-arm64") / "rootfs.tar",
+                                   busybox_bin=binary, applets=("uname",))
+
+
+@pytest.fixture
+def arm64_busybox_image(slipway, arm64_busybox_rootfs_tar):
+    """`busybox:arm64` imported with --platform linux/arm64 (CMD ["sh"]); returns the name.
+    Running it needs emulation (qemu-user-static; slipway registers its handler as root)."""
+    slipway("import", "--platform", "linux/arm64", arm64_busybox_rootfs_tar, "busybox:arm64",
+            "-c", 'CMD ["sh"]')
+    return "busybox:arm64"
+
+
+@pytest.fixture(scope="session")
+def arm64_python_base_tar():
+    """The Debian + Python base for arm64 (`ARCH=arm64 scripts/base-image.sh`; cached; the first
+    build runs Debian's package scripts under emulation: many minutes)."""
+    p = subprocess.run([os.path.join(_REPO, "scripts", "base-image.sh")], stdout=subprocess.PIPE,
+                       text=True, check=True, timeout=7200, env=dict(os.environ, ARCH="arm64"))
+    path = p.stdout.strip().splitlines()[-1]
+    assert os.path.getsize(path) > 0
+    return path
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes long (emulated builds); the quick path "
+                            "skips them with -m 'not slow', make test runs them")
 
 
 @pytest.fixture

@@ -242,3 +242,70 @@ def test_cross_compilation_builder_runs_once(slipway, tmp_path, busybox_image):
     assert len(runs) == 2 and all(v == ["CACHED"] for v in runs.values()), p.stderr
     assert (out / "arch").read_text() == OTHER + "\n"
     assert (out / "stamp").read_text() == slipway("run", "--rm", "cross", "cat", "/stamp").stdout
+
+    # --no-cache runs every step again, the shared one still once (BuildKit merges it too)
+    p = slipway("build", "--progress", "plain", "--no-cache", "--platform", PLATFORMS,
+                "-t", "cross", ctx)
+    steps = progress_steps(p.stderr)
+    assert sorted(steps[shared]) == ["CACHED", "DONE"], p.stderr
+    assert steps[per_host] == ["DONE"] and steps[per_other] == ["DONE"], p.stderr
+    again = slipway.inspect("cross")
+    assert again["RootFS"]["Layers"][-2] != host["RootFS"]["Layers"][-2]  # a new /stamp
+    other = slipway.json("inspect", "--platform", "linux/" + OTHER, "cross")[0]
+    assert again["RootFS"]["Layers"][-2] == other["RootFS"]["Layers"][-2]
+
+
+def test_index_says_the_platform_built_for(slipway, tmp_path, busybox_image):
+    """A final stage on $BUILDPLATFORM is the same image for both targets: the index lists it
+    under each target platform, as BuildKit's does."""
+    ctx = write_context(tmp_path, "FROM --platform=$BUILDPLATFORM busybox\nCOPY a.txt /\n",
+                        {"a.txt": "a\n"})
+    slipway("build", "--platform", PLATFORMS, "-t", "same", ctx)
+    info = slipway.inspect("same")
+    assert [m["platform"] for m in info["Manifests"]] == ["linux/" + HOST, "linux/" + OTHER]
+    assert info["Manifests"][0]["digest"] == info["Manifests"][1]["digest"]
+
+
+UNAME = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def test_two_platforms_run_steps_under_emulation(slipway, tmp_path, busybox_image,
+                                                 arm64_busybox_image):
+    """A multi-stage Dockerfile with RUN steps in the target stages, for the host and arm64 (RUN
+    under qemu-user): the base is itself an index, resolved for each stage's platform; `run
+    --platform` picks an image of the index."""
+    if HOST != "amd64":
+        pytest.skip("the foreign fixture is arm64")
+    slipway("tag", busybox_image, "busybox:amd64")
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "Dockerfile").write_text("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\n")
+    slipway("build", "--platform", PLATFORMS, "-t", "bb", base)
+    assert [m["platform"] for m in slipway.inspect("bb")["Manifests"]] == [
+        "linux/amd64", "linux/arm64"]
+
+    ctx = write_context(tmp_path, """\
+FROM bb AS base
+RUN uname -m > /m
+FROM scratch AS files
+COPY a.txt /a.txt
+FROM base
+COPY --from=files /a.txt /a.txt
+RUN cat /m /a.txt > /out
+""", {"a.txt": "a\n"})
+    p = slipway("build", "--progress", "plain", "--platform", PLATFORMS, "-t", "app", ctx)
+    assert "InvalidBaseImagePlatform" not in p.stderr  # each stage got the base for its platform
+    steps = progress_steps(p.stderr)
+    assert steps["[linux/arm64 base 2/2] RUN uname -m > /m"] == ["DONE"]
+    assert steps["[linux/amd64 base 2/2] RUN uname -m > /m"] == ["DONE"]
+    for arch in ("amd64", "arm64"):
+        out = slipway("run", "--rm", "--platform", "linux/" + arch, "app", "cat", "/out").stdout
+        assert out == UNAME[arch] + "\na\n"
+        info = slipway.json("inspect", "--platform", "linux/" + arch, "app")[0]
+        assert info["Architecture"] == arch
+    # the same build again: every step of both platforms is a cache hit, the index the same
+    digest = slipway.inspect("app")["Id"]
+    p = slipway("build", "--progress", "plain", "--platform", PLATFORMS, "-t", "app", ctx)
+    ends = [s for k, v in progress_steps(p.stderr).items() if "] RUN " in k for s in v]
+    assert ends == ["CACHED"] * 4, p.stderr
+    assert slipway.inspect("app")["Id"] == digest

@@ -308,6 +308,27 @@ test_prune_dangling(void **state)
   assert_false(sw_blob_exists(f->s, idx->digest));
 }
 
+/* A name that looks like a digest prefix names its image, not an index with that prefix. */
+static void
+test_names_before_prefixes(void **state)
+{
+  fx_t *f = *state;
+  sw_error_t err = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *a = commit_image(f, "a", "amd64", NULL, NULL);
+  char *ms[] = {a->manifest_digest, NULL};
+  _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
+  ok(sw_index_commit(f->s, ms, NULL, &idx, &err), &err);
+  _cleanup_free_ char *prefix = xstrndup(idx->digest + 7, 6);
+  assert_int_equal(sw_index_get(f->s, prefix, NULL, &err), 1); /* no such name: the prefix */
+  _cleanup_(sw_image_freep) sw_image_t *b = commit_image(f, "b", "amd64", NULL, prefix);
+  assert_int_equal(sw_index_get(f->s, prefix, NULL, &err), 0);
+  _cleanup_(sw_image_freep) sw_image_t *got = NULL;
+  assert_int_equal(sw_image_get_platform(f->s, prefix, "linux/amd64", &got, &err), 1);
+  assert_string_equal(got->manifest_digest, b->manifest_digest);
+  /* the full digest, with or without sha256: */
+  assert_int_equal(sw_index_get(f->s, idx->digest + 7, NULL, &err), 1);
+}
+
 int
 main(void)
 {
@@ -317,6 +338,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_commit_blob, setup, teardown),
       cmocka_unit_test_setup_teardown(test_names_rmi_prune, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune_dangling, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_names_before_prefixes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
