@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -256,11 +257,24 @@ helper_main(int sock, int go, int ready, int ex, pid_t monitor, const char *api)
   if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || (!sw_verbose && dup2(null, 2) < 0))
     sb_fail(sock, 1, errno, "sandbox: network: /dev/null");
   syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-  /* Rootless: slirp4netns opens the tun device as the user. */
-  if (sw_userns_nested() && access("/dev/net/tun", R_OK | W_OK) < 0)
-    sb_fail(sock, 1, errno,
-            "network: rootless: slirp4netns cannot open `/dev/net/tun` as your user (Debian "
-            "makes it mode 0666; as root: chmod 0666 /dev/net/tun), or use --network host");
+  /* Rootless: slirp4netns opens the tun device as the user. Nothing unprivileged gets around
+   * a device the user may not open (no mknod in a user namespace; pasta, podman's other
+   * network, needs it too), so say how to open it up, and the two networks that need none. */
+  if (sw_userns_nested() && access("/dev/net/tun", R_OK | W_OK) < 0) {
+    struct stat st;
+    int e = errno;
+    char mode[48] = "";
+    if (stat("/dev/net/tun", &st) == 0)
+      snprintf(mode, sizeof(mode), " (it is mode %04o here)", (unsigned)(st.st_mode & 07777));
+    sb_fail(sock, 1, e,
+            "network: rootless: `run`'s default network (slirp4netns, as podman's) opens "
+            "`/dev/net/tun` as your user, which it may not%s. Distributions with udev make it "
+            "0666 (`KERNEL==\"tun\", MODE=\"0666\"`); as root: chmod 0666 /dev/net/tun (and, "
+            "to keep it after a reboot without udev, a tmpfiles.d line `z /dev/net/tun 0666 - "
+            "- -`). Or run with --network host (the host's network: the container binds host "
+            "ports >= 1024 itself, no -p) or --network none",
+            mode);
+  }
   if (fcntl(ready, F_SETFD, 0) < 0 || fcntl(ex, F_SETFD, 0) < 0)
     sb_fail(sock, 1, errno, "sandbox: network: pass fds to slirp4netns");
   snprintf(fd_ready, sizeof(fd_ready), "--ready-fd=%d", ready);

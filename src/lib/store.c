@@ -2,6 +2,7 @@
  * records, usage and garbage collection. Blobs are in blobstore.c, layers and snapshots in
  * snapshot.c, images in store_image.c. See store.h for the contract. */
 #include "store_internal.h"
+#include "userns.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -559,8 +560,10 @@ sw_store_open_mode(const char *root, sw_store_mode_t mode, sw_store_t **out, sw_
   s->lock_fd = openat(s->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (s->lock_fd < 0)
     return sw_error(err, errno, "open `%s/lock`", root);
-  /* Alone on this store? Then nothing in tmp/ is in use: clear what a killed process left. */
-  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+  /* Alone on this store? Then nothing in tmp/ is in use: clear what a killed process left.
+   * Not by a user's command that stays outside its user namespace (images, inspect...): files
+   * of its subordinate ids are out of its reach there; the next command clears them. */
+  if (!sw_userns_outside() && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
     clear_tmp(s);
     sw_store_empty_trash(s);
   }

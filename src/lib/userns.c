@@ -1,8 +1,9 @@
 /* slipway rootless: entering the user namespace an ordinary user's slipway runs in (see
- * userns.h). The process unshares its own user and mount namespaces; a child it forked just
- * before, still outside, maps them with `newuidmap`/`newgidmap` (setuid, they check the ranges
- * against /etc/subuid and /etc/subgid), as podman and BuildKit do. Without a range or without
- * the helpers the process maps only its own ids itself, and says how to set the system up. */
+ * userns.h). A holder child is cloned into a new user namespace; `newuidmap`/`newgidmap`
+ * (setuid, they check the ranges against /etc/subuid and /etc/subgid), as podman and BuildKit
+ * use them, map it while this process is still outside; then this process joins it and makes
+ * its mount namespace there. Without a range or without the helpers the process unshares and
+ * maps only its own ids itself, and says how to set the system up. */
 #include "userns.h"
 #include "util.h"
 
@@ -14,6 +15,8 @@
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/mount.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #define SUBUID_FILE "/etc/subuid"
@@ -228,49 +231,88 @@ map_argv(const idmap_t *m, pid_t pid)
   return out;
 }
 
-/* Start `argv`: its pid, or -1. */
-static pid_t
-spawn_tool(char **argv)
-{
-  pid_t pid = fork();
+/* ---- children that share our memory ----
+ *
+ * fork() copies this process's page tables and the child then waits to be scheduled before it
+ * can exec; posix_spawn() blocks us until its child has exec'd. On a busy machine each costs
+ * milliseconds, on the path of every command. A child cloned with CLONE_VM costs neither; it
+ * runs on a stack of its own and touches nothing of ours but that stack and what `arg` points
+ * to, which stays valid until we have reaped it. All signals are blocked in it (no handler of
+ * ours may run there); it restores the mask it is given before it execs. Called while slipway
+ * has one thread and no signal handlers yet (sw_userns_enter). */
+#define CHILD_STACK (64 * 1024)
 
-  if (pid == 0) {
-    execv(argv[0], argv);
-    fprintf(stderr, "slipway: exec `%s`: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  return pid;
-}
+typedef struct {
+  pid_t pid;
+  void *stack;
+} vm_child_t;
 
-/* Wait for a spawned tool: its exit status, or -1. */
 static int
-wait_tool(pid_t pid)
+vm_child_start(vm_child_t *c, int (*fn)(void *), void *arg, int flags)
 {
-  int st;
+  sigset_t all, old;
 
-  if (pid < 0)
+  c->pid = -1;
+  c->stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (c->stack == MAP_FAILED) {
+    c->stack = NULL;
     return -1;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old);
+  c->pid = clone(fn, (char *)c->stack + CHILD_STACK, CLONE_VM | flags | SIGCHLD, arg);
+  int e = errno;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return c->pid < 0 ? -1 : 0;
 }
 
-/* The helper child: waits until its parent has unshared, then maps it. Exit status: 0, or
- * 1 + which map failed. */
-static void __attribute__((noreturn))
-mapper_main(int rfd, pid_t parent, const idmap_t *u, const idmap_t *g)
+/* Reap the child (when `block`, waiting for it): its wait status, or -1 when it is still
+ * running (or was never started). The stack is freed once it is gone. */
+static int
+vm_child_reap(vm_child_t *c, bool block)
 {
-  char c;
+  int st = -1;
+  pid_t r = 0;
 
-  if (read(rfd, &c, 1) != 1)
-    _exit(0); /* the parent gave up */
-  _cleanup_strv_ char **ua = map_argv(u, parent);
-  _cleanup_strv_ char **ga = map_argv(g, parent);
-  /* Both at once: each is a setuid exec of a few ms, on the path of every command. */
-  pid_t up = spawn_tool(ua), gp = spawn_tool(ga);
-  int ur = wait_tool(up), gr = wait_tool(gp);
-  _exit(ur != 0 ? 1 : gr != 0 ? 2 : 0);
+  if (c->pid > 0) {
+    while ((r = waitpid(c->pid, &st, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+      ;
+    if (r == 0)
+      return -1;
+    c->pid = -1;
+  }
+  if (c->stack)
+    munmap(c->stack, CHILD_STACK);
+  c->stack = NULL;
+  return r > 0 ? st : -1;
+}
+
+typedef struct {
+  char **argv;
+  sigset_t mask;
+} tool_t;
+
+static int
+tool_main(void *arg)
+{
+  tool_t *t = arg;
+
+  sigprocmask(SIG_SETMASK, &t->mask, NULL);
+  execve(t->argv[0], t->argv, environ);
+  _exit(127); /* wait_tool reports it; no stdio here (shared memory) */
+}
+
+/* Wait for a started tool: its exit status, or -1 when it could not run. */
+static int
+wait_tool(vm_child_t *c)
+{
+  int st = vm_child_reap(c, true);
+
+  if (st < 0)
+    return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static int
@@ -341,63 +383,127 @@ warn_single(const char *name, const idmap_t *u, const idmap_t *g)
             u->n == 0 ? su : sg, su, su + 65535, sg, sg + 65535, who);
 }
 
-/* Unshare the user and mount namespaces while a forked child writes their id maps: the child
- * runs `mapper` (which reads one byte from its pipe once we have unshared, then maps and exits
- * with its status). *unshare_errno is the unshare's errno (0: it worked), *status the child's
- * wait status. Only fork and pipe failures are errors here; callers judge the two results. */
-typedef void (*mapper_fn)(int rfd, pid_t parent, const void *ctx);
+/* ---- joining a mapped user namespace ---- */
+
+/* The holder: a child cloned (vm_child_start) straight into a new user namespace, which it
+ * keeps alive while this process, still outside, maps it; then this process joins it (setns)
+ * and lets the holder go. It closes the pipe's write end it inherited, then reads until we
+ * close ours (or die). It may first run after we have returned (nothing waits for it to be
+ * scheduled), so what it reads is static: the pipe's fds, numbers in its own copy of our fd
+ * table, set before it is cloned and never changed while it may run (one holder at a time). */
+typedef struct {
+  vm_child_t c;
+  int fds[2]; /* our copy of the pipe: [read, write] */
+} holder_t;
+
+static int holder_fds[2];
 
 static int
-unshare_mapped(mapper_fn mapper, const void *ctx, int *unshare_errno, int *status, sw_error_t *err)
+holder_main(void *arg)
 {
-  int pfd[2];
+  char c;
 
-  if (pipe2(pfd, O_CLOEXEC) < 0)
+  (void)arg;
+  close(holder_fds[1]);
+  return read(holder_fds[0], &c, 1) < 0;
+}
+
+/* Clone the holder into a new user namespace; *clone_errno is clone's errno on failure (the
+ * caller says why, as for unshare). */
+static int
+holder_start(holder_t *h, int *clone_errno, sw_error_t *err)
+{
+  *clone_errno = 0;
+  h->c.pid = -1;
+  h->c.stack = NULL;
+  if (pipe2(h->fds, O_CLOEXEC) < 0) {
+    h->fds[0] = h->fds[1] = -1;
     return sw_error(err, errno, "rootless: pipe");
-  pid_t parent = getpid();
-  pid_t child = fork();
-  if (child < 0)
-    return sw_error(err, errno, "rootless: fork the id mapper");
-  if (child == 0) {
-    close(pfd[1]);
-    mapper(pfd[0], parent, ctx);
-    _exit(1);
   }
-  close(pfd[0]);
-  int r = unshare(CLONE_NEWUSER | CLONE_NEWNS);
-  int e = r < 0 ? errno : 0;
-  if (r == 0 && write(pfd[1], "m", 1) != 1)
-    e = errno ? errno : EIO;
-  close(pfd[1]);
-  while (waitpid(child, status, 0) < 0 && errno == EINTR)
-    ;
-  *unshare_errno = e;
+  holder_fds[0] = h->fds[0];
+  holder_fds[1] = h->fds[1];
+  if (vm_child_start(&h->c, holder_main, NULL, CLONE_NEWUSER) < 0)
+    *clone_errno = errno;
   return 0;
 }
 
-struct maps {
-  const idmap_t *u, *g;
-};
+/* The holder of a previous sw_userns_enter that had not exited yet when we let it go. */
+static vm_child_t late_holder;
 
 static void
-subid_mapper(int rfd, pid_t parent, const void *ctx)
+reap_late_holder(void)
 {
-  const struct maps *m = ctx;
-  mapper_main(rfd, parent, m->u, m->g);
+  vm_child_reap(&late_holder, true);
+}
+
+/* Let the holder go. It exits as soon as it is scheduled; not to wait for that, it is reaped
+ * then if it is gone already, else when this process exits. */
+static void
+holder_stop(holder_t *h)
+{
+  for (int i = 0; i < 2; i++)
+    if (h->fds[i] >= 0)
+      close(h->fds[i]);
+  h->fds[0] = h->fds[1] = -1;
+  if (h->c.pid > 0 && vm_child_reap(&h->c, false) < 0) {
+    late_holder = h->c;
+    atexit(reap_late_holder);
+    return;
+  }
+  vm_child_reap(&h->c, true);
+}
+
+/* Join the holder's (mapped) user namespace, then make a mount namespace of our own in it. */
+static int
+holder_join(const holder_t *h, sw_error_t *err)
+{
+  _cleanup_free_ char *p = xasprintf("/proc/%d/ns/user", (int)h->c.pid);
+  _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0 || setns(fd, CLONE_NEWUSER) < 0)
+    return sw_error(err, errno, "rootless: join the user namespace of `%s`", p);
+  if (unshare(CLONE_NEWNS) < 0)
+    return sw_error(err, errno, "rootless: create a mount namespace in the user namespace");
+  return 0;
+}
+
+/* Map the holder's namespace with newuidmap and newgidmap, both at once (each is a setuid exec
+ * of a few ms, on the path of every command). 0, or 1 + which failed (the tool said why). */
+static int
+map_with_tools(pid_t pid, const idmap_t *u, const idmap_t *g)
+{
+  _cleanup_strv_ char **ua = map_argv(u, pid);
+  _cleanup_strv_ char **ga = map_argv(g, pid);
+  tool_t ut = {.argv = ua}, gt = {.argv = ga};
+  vm_child_t uc, gc;
+
+  sigprocmask(SIG_SETMASK, NULL, &ut.mask);
+  gt.mask = ut.mask;
+  if (vm_child_start(&uc, tool_main, &ut, 0) < 0)
+    fprintf(stderr, "slipway: start `%s`: %s\n", u->path, strerror(errno));
+  if (vm_child_start(&gc, tool_main, &gt, 0) < 0)
+    fprintf(stderr, "slipway: start `%s`: %s\n", g->path, strerror(errno));
+  int ur = wait_tool(&uc), gr = wait_tool(&gc);
+  return ur != 0 ? 1 : gr != 0 ? 2 : 0;
 }
 
 static int
 enter_mapped(idmap_t *u, idmap_t *g, const char *name, sw_error_t *err)
 {
-  struct maps maps = {u, g};
-  int e, st;
-  if (unshare_mapped(subid_mapper, &maps, &e, &st, err) < 0)
+  holder_t h;
+  int e;
+
+  if (holder_start(&h, &e, err) < 0)
     return -1;
-  int r = e ? -1 : 0;
-  if (r < 0)
+  if (e != 0) {
+    holder_stop(&h);
     return unshare_error(e, err);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    const idmap_t *m = WIFEXITED(st) && WEXITSTATUS(st) == 2 ? g : u;
+  }
+  int failed = map_with_tools(h.c.pid, u, g);
+  int r = failed ? 0 : holder_join(&h, err);
+  holder_stop(&h);
+  if (failed) {
+    const idmap_t *m = failed == 2 ? g : u;
     return sw_error(err, 0,
                     "rootless: `%s` refused to map the ranges of `%s` from %s (its message is "
                     "above): check that the file's lines for the user are right and do not "
@@ -405,7 +511,7 @@ enter_mapped(idmap_t *u, idmap_t *g, const char *name, sw_error_t *err)
                     m->tool, name ? name : "?", m == u ? SUBUID_FILE : SUBGID_FILE, m->path,
                     m->path);
   }
-  return 0;
+  return r;
 }
 
 /* ---- the sandbox's run dir ---- */
@@ -546,52 +652,49 @@ identity_map(const char *file)
   return out.data ? sw_buf_steal(&out) : xstrdup("0 0 1\n");
 }
 
-/* The helper child for root: writes the maps itself (it has CAP_SETUID/SETGID here). */
-static void __attribute__((noreturn)) root_mapper_main(int rfd, pid_t parent)
-{
-  char c;
-  sw_error_t err = NULL;
-
-  if (read(rfd, &c, 1) != 1)
-    _exit(0);
-  _cleanup_free_ char *um = identity_map("/proc/self/uid_map");
-  _cleanup_free_ char *gm = identity_map("/proc/self/gid_map");
-  _cleanup_free_ char *uf = xasprintf("/proc/%d/uid_map", (int)parent);
-  _cleanup_free_ char *gf = xasprintf("/proc/%d/gid_map", (int)parent);
-  if (write_proc(uf, um, &err) < 0 || write_proc(gf, gm, &err) < 0) {
-    fprintf(stderr, "slipway: %s\n", err->msg);
-    _exit(1);
-  }
-  _exit(0);
-}
-
 /* Root that may not mount (a container's root without CAP_SYS_ADMIN): a user namespace of its
- * own gives it that, over the same ids. */
-static void
-root_mapper(int rfd, pid_t parent, const void *ctx)
-{
-  (void)ctx;
-  root_mapper_main(rfd, parent);
-}
-
+ * own gives it that, over the same ids, which it maps itself (it has CAP_SETUID/SETGID here). */
 static int
 enter_as_root(sw_error_t *err)
 {
-  int e, st;
-  if (unshare_mapped(root_mapper, NULL, &e, &st, err) < 0)
+  holder_t h;
+  int e;
+
+  if (holder_start(&h, &e, err) < 0)
     return -1;
-  int r = e ? -1 : 0;
-  if (r < 0) {
+  if (e != 0) {
+    holder_stop(&h);
     unshare_error(e, err);
     return sw_error_wrap(err, "root without CAP_SYS_ADMIN (an unprivileged container?) needs "
                               "a user namespace; run the container with `--security-opt "
                               "seccomp=unconfined` (see README, Rootless)");
   }
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return sw_error(err, 0,
-                    "rootless: map ids of the user namespace (root without CAP_SYS_ADMIN needs "
-                    "CAP_SETUID and CAP_SETGID)");
-  return 0;
+  _cleanup_free_ char *um = identity_map("/proc/self/uid_map");
+  _cleanup_free_ char *gm = identity_map("/proc/self/gid_map");
+  _cleanup_free_ char *uf = xasprintf("/proc/%d/uid_map", (int)h.c.pid);
+  _cleanup_free_ char *gf = xasprintf("/proc/%d/gid_map", (int)h.c.pid);
+  int r = 0;
+  if (write_proc(uf, um, err) < 0 || write_proc(gf, gm, err) < 0)
+    r = sw_error_wrap(err, "rootless: map ids of the user namespace (root without CAP_SYS_ADMIN "
+                           "needs CAP_SETUID and CAP_SETGID)");
+  else
+    r = holder_join(&h, err);
+  holder_stop(&h);
+  return r;
+}
+
+static bool outside;
+
+void
+sw_userns_stay_outside(void)
+{
+  outside = geteuid() != 0;
+}
+
+bool
+sw_userns_outside(void)
+{
+  return outside;
 }
 
 int

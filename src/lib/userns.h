@@ -32,6 +32,14 @@ size_t sw_subid_parse(const char *text, const char *name, unsigned long id, sw_s
  * err says what the system lacks (package, sysctl, kernel). */
 int sw_userns_enter(sw_error_t *err);
 
+/* Instead of sw_userns_enter, for a command that reads or writes only what belongs to the user
+ * (the store's database and blobs): it stays outside any namespace, and sw_userns_outside()
+ * then says so to the store, which leaves files of subordinate ids alone. */
+void sw_userns_stay_outside(void);
+
+/* True after sw_userns_stay_outside() in a process that is not root. */
+bool sw_userns_outside(void);
+
 /* Whether this process runs in a user namespace other than the initial one (slipway's own, or
  * a container's): trusted.* xattrs and device nodes are then out of reach. */
 bool sw_userns_nested(void);

@@ -5,6 +5,8 @@ regular user a /etc/subuid and /etc/subgid range; a system user, `useradd -r`, g
 is how the single-id fallback is tested without touching /etc/subuid) and removes them at the
 end (userdel also drops their subordinate ids). slipway runs as the user through `setpriv`, from a
 0755 copy of the binary, with a store in a directory the user owns. CI runs as root."""
+import functools
+import http.server
 import io
 import json
 import os
@@ -22,6 +24,7 @@ import uuid
 import pytest
 
 from conftest import make_busybox_rootfs_tar
+from test_django import EXAMPLE, QuietFiles, find, get, parse_plain, wait_http
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users: run as root (CI)")
 
@@ -273,6 +276,32 @@ def test_build_run_images_prune_as_user(user, base_dir):
     assert "app" not in user("images").stdout
 
 
+def test_store_commands_stay_outside_userns(user):
+    """images, inspect, history and tag read or write only what belongs to the user (the
+    database, blobs): they run without entering the user namespace (no newuidmap), and leave
+    files of subordinate ids in trash/ to the next command that enters it, which removes them."""
+    tar = make_busybox_rootfs_tar(user.path("out.tar"))
+    user.give(tar)
+    user("import", tar, "out:1")
+    start, _ = user.subids("/etc/subuid")
+    gstart, _ = user.subids("/etc/subgid")
+    junk = os.path.join(user.root, "trash", "left.1.1")
+    os.makedirs(os.path.join(junk, "d"))
+    with open(os.path.join(junk, "d", "f"), "w") as f:
+        f.write("x")
+    for n in (junk, os.path.join(junk, "d"), os.path.join(junk, "d", "f")):
+        os.lchown(n, start + 999, gstart + 999)  # 1000:1000 inside: not the user's outside
+    for args, want in ((["images"], "out"), (["tag", "out:1", "out:2"], ""),
+                       (["inspect", "out:2"], '"out:2"'), (["history", "out:2"], "Imported")):
+        p = user("-D", *args, root=False, env={"SLIPWAY_ROOT": user.root})
+        assert "rootless:" not in p.stderr, (args, p.stderr)
+        assert want in p.stdout, (args, p.stdout)
+    assert os.path.isdir(os.path.join(junk, "d")), "left alone outside the namespace"
+    p = user("-D", "rmi", "out:2", root=False, env={"SLIPWAY_ROOT": user.root})
+    assert "rootless: uid %d is root in a user namespace" % user.uid in p.stderr, p.stderr
+    assert not os.path.exists(junk), "cleared by a command inside it"
+
+
 def test_network_host_and_none_as_user(user):
     """`run --network host` reaches a listener on the host's loopback; `--network none` sees only
     lo; the store is the XDG default when no --root is given."""
@@ -331,6 +360,8 @@ def test_run_publish_http_as_user(user):
     r = user("run", "--rm", "web:1", "true", check=False, tun=0o600)
     assert r.returncode != 0
     assert "/dev/net/tun" in r.stderr and "chmod 0666 /dev/net/tun" in r.stderr, r.stderr
+    assert "mode 0600 here" in r.stderr and "--network host" in r.stderr, r.stderr
+    assert "Permission denied" in r.stderr, r.stderr
 
     cmd, env = user.command(["run", "--rm", "-p", "127.0.0.1::8080", "web:1", "busybox",
                              "httpd", "-f", "-p", "8080", "-h", "/etc"], tun=0o666)
@@ -452,6 +483,100 @@ def test_registry_cache_push_pull_as_user(user, registry_open):
     r = user("--root", store_b, "run", "--rm", "--network", "host", ref, "stat", "-c", "%u %n",
              "/a.txt", "/r.txt", root=False)
     assert r.stdout == "1000 /a.txt\n0 /r.txt\n"
+
+
+def test_pull_many_owners_as_user(user, slipway_bin, registry_open, tmp_path):
+    """An image with files of many owners, modes and a file capability, pushed by root and
+    pulled by the user: unpacked with those owners (subordinate ids on the host), and the same
+    files in the image the user saves."""
+    tar = multi_owner_tar(str(tmp_path / "owners.tar"))
+    ref = "%s/rootless/owners-%s:1" % (registry_open.host, user.name)
+    root_store = str(tmp_path / "root")
+    for args in (["import", tar, "owners:1"], ["push", "-q", "owners:1", ref]):
+        p = subprocess.run([slipway_bin, "--root", root_store, *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        assert p.returncode == 0, p.stderr
+    user("pull", "-q", ref)
+    r = user("run", "--rm", "--network", "host", ref, "stat", "-c", "%u:%g %a %n", "/srv",
+             "/srv/www.txt", "/srv/app.txt", "/srv/nobody.txt", "/srv/suid", "/srv/sticky")
+    assert r.stdout.splitlines() == [
+        "33:33 750 /srv", "33:33 640 /srv/www.txt", "1000:1000 600 /srv/app.txt",
+        "65534:65534 644 /srv/nobody.txt", "0:0 4755 /srv/suid", "100:200 1777 /srv/sticky"], \
+        r.stdout + r.stderr
+    start, _ = user.subids("/etc/subuid")
+    owners = {}
+    for d, dirs, files in os.walk(os.path.join(user.root, "snapshots")):
+        for n in dirs + files:
+            rel = os.path.relpath(os.path.join(d, n), user.root).split(os.sep, 2)
+            if len(rel) == 3 and rel[2].startswith("srv"):
+                owners[rel[2]] = os.lstat(os.path.join(d, n)).st_uid
+    assert owners["srv/www.txt"] == start + 32 and owners["srv/app.txt"] == start + 999, owners
+    assert owners["srv/suid"] == user.uid, owners
+    oci = user.path("owners-oci")
+    user("save", "--format", "oci-dir", "-o", oci, ref)
+    ping = [x for x in layer_listing(oci) if x[0] == "bin/ping"]
+    assert ping and ping[0][6] == [("SCHILY.xattr.security.capability",
+                                    CAP_NET_RAW.decode("utf-8", "surrogateescape"))], ping
+
+
+@pytest.fixture(scope="module")
+def wheel_index():
+    """The loopback wheelhouse (scripts/wheelhouse.sh) the article's pip installs read, served
+    from this process on a port the kernel picks; RUN steps share the host's network."""
+    repo = os.path.dirname(os.path.dirname(EXAMPLE))
+    wheelhouse = subprocess.run([os.path.join(repo, "scripts", "wheelhouse.sh")], check=True,
+                                stdout=subprocess.PIPE, text=True).stdout.strip()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietFiles, directory=wheelhouse))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield "http://127.0.0.1:%d/simple/" % server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_article_example_as_user(user, python_base_tar, wheel_index):
+    """The article's example (examples/django) built with its own Dockerfile as the user: `apt-get
+    update && apt-get install build-essential` in a RUN (apt drops to `_apt`, a subordinate id,
+    for its downloads), pip from the loopback wheelhouse, COPY --from between stages. Then run as
+    the user on `run`'s own network: migrate, and gunicorn on the container's port 80 published
+    on a high port of the host's loopback (slirp4netns), serving the page, its German
+    translation and a static file; SIGTERM stops it cleanly. Needs Debian's apt mirror, as
+    test_django does."""
+    ctx = user.path("django")
+    shutil.copytree(EXAMPLE, ctx)
+    user.give(ctx)
+    user("import", "--change", 'CMD ["python3"]', python_base_tar, "python:slim", timeout=900)
+    p = user("build", "--progress=plain", "--build-arg", "PIP_INDEX_URL=" + wheel_index, "-t",
+             "foo:final", ctx, timeout=1800)
+    steps = parse_plain(p.stderr)
+    assert find(steps, "apt-get install").status == "DONE", p.stderr[-3000:]
+    assert "Setting up build-essential" in p.stderr, p.stderr[-3000:]
+    assert "rootless:" not in p.stderr, p.stderr[-3000:]  # no single-id fallback here
+
+    cmd, env = user.command(["run", "--rm", "-p", "127.0.0.1::80", "foo:final"], tun=0o666)
+    c = subprocess.Popen(cmd, env=env, cwd=user.home, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        line = c.stderr.readline()
+        assert line.startswith("80/tcp -> 127.0.0.1:"), line + c.stderr.read()
+        url = "http://127.0.0.1:%d" % int(line.rsplit(":", 1)[1])
+        logs = []
+        threading.Thread(target=lambda: logs.extend(c.stderr), daemon=True).start()
+        page = wait_http(url + "/", timeout=120, proc=c)
+        assert "Hello from foo" in page, page
+        assert "Hallo von foo" in get(url + "/", headers={"Accept-Language": "de"})
+        assert "foo-static-marker" in get(url + "/static/foo/style.css")
+    finally:
+        if c.poll() is None:
+            c.terminate()
+        try:
+            rc = c.wait(60)
+        except subprocess.TimeoutExpired:
+            c.kill()
+            raise
+    assert rc == 0, "".join(logs)[-3000:]
 
 
 def test_single_id_fallback(request, base_dir):
