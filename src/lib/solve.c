@@ -1213,16 +1213,17 @@ init_from_image(stage_run_t *r, char ***triggers, sw_error_t *err)
 }
 
 /* The stage's image says the platform the stage runs on. A base image made for another one is
- * used as it is, with BuildKit's InvalidBaseImagePlatform warning (its binaries run through
- * emulation if they are foreign). */
+ * used as it is, with BuildKit's InvalidBaseImagePlatform warning in its words (its binaries run
+ * through emulation if they are foreign), and the image says the stage's platform, as
+ * BuildKit's does. */
 static void
 stage_platform_config(stage_run_t *r)
 {
   const sw_stage_t *st = r->st;
   _cleanup_free_ char *was = sw_platform_of_config(r->img->config);
   if (!st->scratch && st->base_stage < 0 && strcmp(was, st->platform) != 0 && !r->verifying)
-    sw_warn("%s:%d: base image `%s` was made for platform \"%s\", expected \"%s\" for this "
-            "stage (InvalidBaseImagePlatform)",
+    sw_warn("%s:%d: InvalidBaseImagePlatform: Base image %s was pulled with platform \"%s\", "
+            "expected \"%s\" for current build",
             r->sv->o->plan->df->path, st->from->line, st->base, was, st->platform);
   sw_platform_set_config(r->img->config, st->platform);
 }
