@@ -6,21 +6,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
-static const char *const index_args[] = {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL",
-                                         "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", NULL};
-
-bool
-sw_host_is_loopback(const char *host)
-{
-  struct in_addr a4;
-  if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
-    return true;
-  return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
-}
+static const char *const index_args[] = {"PIP_INDEX_URL",    "PIP_EXTRA_INDEX_URL",
+                                         "UV_INDEX_URL",     "UV_EXTRA_INDEX_URL",
+                                         "UV_DEFAULT_INDEX", NULL};
 
 /* Split an http(s) URL's authority: *host gets the host ("[::1]" keeps its brackets), *port the
  * port (the scheme's default when absent). false if url is no http(s) URL. */
@@ -65,7 +58,7 @@ refused(const char *host, unsigned port)
   struct timeval tv = {.tv_sec = 2};
   if (v6)
     a6.sin6_addr = in6addr_loopback;
-  else if (strcmp(host, "localhost") == 0)
+  else if (strcasecmp(host, "localhost") == 0)
     a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   else if (inet_pton(AF_INET, host, &a4.sin_addr) != 1)
     return false;
@@ -122,7 +115,7 @@ check_arg(const sw_plan_t *p, const sw_insn_t *insn, const char *word, sw_error_
     return 0;
   _cleanup_free_ char *url = arg_value(p, word, key), *host = NULL;
   unsigned port;
-  if (url == NULL || !url_host_port(url, &host, &port) || !sw_host_is_loopback(host) ||
+  if (url == NULL || !sw_url_is_loopback(url) || !url_host_port(url, &host, &port) ||
       !refused(host, port))
     return 0;
   _cleanup_free_ char *note = comment_above(p->df, insn->line);

@@ -14,7 +14,4 @@
  * index. Call it only when RUN steps share the host's network. */
 int sw_preflight_indexes(const sw_plan_t *p, sw_error_t *err);
 
-/* Is host (as in a URL: "localhost", "127.0.0.1", "[::1]") this machine's loopback? */
-bool sw_host_is_loopback(const char *host);
-
 #endif
