@@ -202,6 +202,8 @@ slipway's default store is /var/lib/slipway; to go on with the demo's (from $rep
   $swr images                                  # python:slim, foo:demo, foo:recipe
   scripts/wheelhouse.sh serve $port &           # examples/django's pip index
   $swr build ${index_arg}-t foo examples/django
-  $swr run -d --name foo -p 127.0.0.1:8000:80 foo && curl http://127.0.0.1:8000/
+  $swr run -d --name foo -p 127.0.0.1:8000:80 foo   # migrate, then gunicorn: a few seconds
+  curl http://127.0.0.1:8000/
+  $swr logs foo; $swr stop foo; $swr rm foo; kill %1   # %1: the index
 EOF
 [ "$rc" -eq 0 ]
