@@ -4,6 +4,7 @@
 
 #include "build_private.h"
 
+#include "../lib/preflight.h"
 #include "../lib/image_archive.h"
 #include "../lib/compress.h"
 #include "../lib/context.h"
@@ -875,6 +876,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
                        .contexts = named.plan,
                        .platform = o->platforms ? o->platforms[0] : NULL};
   if (sw_plan_new(df, &po, &plan, err) < 0)
+    return -1;
+  if (o->network == SW_NET_HOST && sw_preflight_indexes(plan, err) < 0)
     return -1;
   reblob = start_reblob(store, plan);
   if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)

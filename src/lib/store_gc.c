@@ -57,6 +57,35 @@ evict_lru(sw_store_t *s, int64_t keep, sw_prune_report_t *rep, sw_error_t *err)
   }
 }
 
+/* Images without a name, but those an index lists or a container still runs (in_use: image
+ * IDs). */
+static int
+drop_unnamed(sw_store_t *s, char *const *in_use, int64_t *count, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *sel =
+      sw_db_prepare(s,
+                    "SELECT manifest_digest, config_digest FROM images WHERE manifest_digest "
+                    "NOT IN (SELECT manifest_digest FROM names) AND manifest_digest NOT IN "
+                    "(SELECT manifest_digest FROM index_entries)",
+                    err);
+  _cleanup_stmt_ sqlite3_stmt *del =
+      sw_db_prepare(s, "DELETE FROM images WHERE manifest_digest = ?", err);
+  _cleanup_strv_ char **doomed = xcalloc(1, sizeof(char *));
+  if (!sel || !del)
+    return -1;
+  while (sqlite3_step(sel) == SQLITE_ROW)
+    if (!sw_strv_contains(in_use, (const char *)sqlite3_column_text(sel, 1)))
+      sw_strv_push(&doomed, (const char *)sqlite3_column_text(sel, 0));
+  for (char **m = doomed; *m; m++) {
+    sqlite3_reset(del);
+    sqlite3_bind_text(del, 1, *m, -1, SQLITE_STATIC);
+    if (sqlite3_step(del) != SQLITE_DONE)
+      return sw_db_error(s, err, "delete image");
+    (*count)++;
+  }
+  return 0;
+}
+
 static int
 prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_error_t *err)
 {
@@ -71,11 +100,7 @@ prune_rows(sw_store_t *s, const sw_prune_opts_t *o, sw_prune_report_t *rep, sw_e
       (exec_count(s,
                   "DELETE FROM indexes WHERE digest NOT IN (SELECT index_digest FROM index_names)",
                   &rep->images, err) < 0 ||
-       exec_count(s,
-                  "DELETE FROM images WHERE manifest_digest NOT IN "
-                  "(SELECT manifest_digest FROM names) AND manifest_digest NOT IN "
-                  "(SELECT manifest_digest FROM index_entries)",
-                  &rep->images, err) < 0))
+       drop_unnamed(s, o->in_use, &rep->images, err) < 0))
     return -1;
   /* A layer stays if an image uses its blob, or a cache record or image uses its diffID (the
    * snapshot is what builds need; a blob of that diffID comes along). */

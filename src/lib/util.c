@@ -726,3 +726,19 @@ sw_warn(const char *fmt, ...)
   fputc('\n', stderr);
   va_end(ap);
 }
+
+bool
+sw_url_is_loopback(const char *url)
+{
+  if (url == NULL)
+    return false;
+  const char *h = strstr(url, "://");
+  h = h ? h + 3 : url;
+  const char *at = strpbrk(h, "@/");
+  if (at && *at == '@')
+    h = at + 1;
+  size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+  _cleanup_free_ char *host = xstrndup(h, n);
+  return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+         (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n);
+}

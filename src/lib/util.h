@@ -116,6 +116,8 @@ void sw_strv_push(char ***v, const char *s);
 void sw_strv_push_take(char ***v, char *s);
 char **sw_strv_dup(char *const *v);
 bool sw_strv_contains(char *const *v, const char *s);
+/* Does URL's host name this machine's loopback (localhost, 127.0.0.0/8, [::1])? */
+bool sw_url_is_loopback(const char *url);
 /* For "KEY=VALUE" vectors: set (replace or append) KEY to VALUE; get returns VALUE or NULL. */
 void sw_env_set(char ***v, const char *key, const char *value);
 const char *sw_env_get(char *const *v, const char *key);

@@ -709,3 +709,35 @@ def test_final_gunicorn_workers_and_sigterm(dj, builds):
     with pytest.raises(urllib.error.URLError):
         get(c.url + "/")
     assert not [p for p in gunicorns if is_gunicorn(p)], "a gunicorn process survived"
+
+
+# ---- the newcomer's command: `slipway build -t foo examples/django` without the index ----
+
+def test_example_without_its_index_fails_at_once_naming_the_command(slipway, tmp_path):
+    """No index on the Dockerfiles' loopback address: every build of the example fails before any
+    step runs (no `#N` line, nothing stored), names the ARG's file:line and the URL, and quotes
+    the Dockerfile's note with the exact command that starts the index. The address is a port
+    held bound without listening (refuses, whatever else runs on this machine); with the index
+    listening there, the build gets past the check (it fails later, at FROM: no base here)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d/simple/" % held.getsockname()[1]
+        for kind, name in DOCKERFILES.items():
+            t0 = time.monotonic()
+            p = slipway("build", "--progress=plain", "--build-arg", "PIP_INDEX_URL=" + url,
+                        "-t", "foo", "-f", os.path.join(EXAMPLE, name), EXAMPLE, check=False)
+            assert p.returncode == 1, (kind, p.stdout, p.stderr)
+            assert time.monotonic() - t0 < 10, kind
+            assert not re.search(r"^#\d", p.stderr, re.M), p.stderr  # no step started
+            assert re.search(r"%s:\d+: ARG PIP_INDEX_URL: nothing listens at %s" % (
+                re.escape(name), re.escape(url)), p.stderr), p.stderr
+            assert "scripts/wheelhouse.sh serve 3141 &" in p.stderr, (kind, p.stderr)
+        # --network none: the RUN steps would not reach it anyway, so no check
+        p = slipway("build", "--network", "none", "--build-arg", "PIP_INDEX_URL=" + url,
+                    EXAMPLE, check=False)
+        assert "nothing listens" not in p.stderr, p.stderr
+        held.listen(1)
+        p = slipway("build", "--build-arg", "PIP_INDEX_URL=" + url, EXAMPLE, check=False)
+        assert p.returncode != 0 and "nothing listens" not in p.stderr, p.stderr
+        assert "python:slim" in p.stderr, p.stderr
+    assert slipway("images", "-q").stdout == ""
