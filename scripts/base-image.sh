@@ -53,7 +53,7 @@ fi
 mirror=${DEBIAN_MIRROR:-}
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
-echo "base image: mmdebstrap $suite ($arch) + $pkgs -> $out (once; a few minutes, most of it downloads)" >&2
+echo "base image: mmdebstrap $suite${ARCH:+ ($arch)} + $pkgs -> $out (once; a few minutes, most of it downloads)" >&2
 start=$SECONDS
 # SOURCE_DATE_EPOCH keeps the tarball reproducible.
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} \
