@@ -25,7 +25,16 @@ user=swbench$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
 useradd -M -d "$W/home" -s /bin/sh "$user"
 cleanup() {
   umount_under "$W"
-  userdel -r "$user" >/dev/null 2>&1 || true
+  # userdel fails while another process (a test's useradd, apt) holds /etc/passwd's lock: retry,
+  # so no user is left behind. 6: no such user.
+  local i rc
+  for i in $(seq 60); do
+    rc=0
+    userdel -r "$user" >/dev/null 2>&1 || rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 6 ] && [ "$rc" -ne 12 ] || break
+    sleep 0.5
+  done
+  id "$user" >/dev/null 2>&1 && echo "rootless-bench: could not remove user $user" >&2
   rm -rf "$W"
 }
 trap cleanup EXIT
