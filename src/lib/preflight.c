@@ -103,8 +103,8 @@ comment_above(const sw_dockerfile_t *df, int line)
   return b.data ? sw_buf_steal(&b) : xstrdup("");
 }
 
-static int
-check_arg(const sw_plan_t *p, const sw_insn_t *insn, const char *word, sw_error_t *err)
+static void
+check_arg(const sw_plan_t *p, const sw_insn_t *insn, const char *word, sw_index_down_t *down)
 {
   size_t klen = strcspn(word, "=");
   _cleanup_free_ char *key = xstrndup(word, klen);
@@ -112,25 +112,25 @@ check_arg(const sw_plan_t *p, const sw_insn_t *insn, const char *word, sw_error_
   for (const char *const *k = index_args; *k; k++)
     index |= strcmp(*k, key) == 0;
   if (!index)
-    return 0;
+    return;
   _cleanup_free_ char *url = arg_value(p, word, key), *host = NULL;
   unsigned port;
   if (url == NULL || !sw_url_is_loopback(url) || !url_host_port(url, &host, &port) ||
       !refused(host, port))
-    return 0;
+    return;
   _cleanup_free_ char *note = comment_above(p->df, insn->line);
-  return sw_error(err, 0,
-                  "%s:%d: ARG %s: nothing listens at %s (connection refused), and the RUN "
-                  "steps that use it share "
-                  "this machine's network: start that index first, or give --build-arg "
-                  "%s=URL (no step was run).%s%s",
-                  p->df->path, insn->line, key, url, key, note[0] ? " The Dockerfile says:" : "",
-                  note);
+  down->msg = xasprintf("%s:%d: ARG %s: nothing listens at %s (connection refused), and the RUN "
+                        "steps that use it share this machine's network: start that index "
+                        "first, or give --build-arg %s=URL (this step was not run).%s%s",
+                        p->df->path, insn->line, key, url, key,
+                        note[0] ? " The Dockerfile says:" : "", note);
+  down->arg = xstrdup(key);
 }
 
-int
-sw_preflight_indexes(const sw_plan_t *p, sw_error_t *err)
+void
+sw_preflight_indexes(const sw_plan_t *p, sw_index_down_t *down)
 {
+  *down = (sw_index_down_t){0};
   for (size_t s = 0; s < p->n_stages; s++) {
     const sw_stage_t *st = &p->stages[s];
     if (!st->needed || st->replaced)
@@ -139,10 +139,16 @@ sw_preflight_indexes(const sw_plan_t *p, sw_error_t *err)
       const sw_insn_t *insn = st->steps[i].insn;
       if (insn->kind != SW_INSN_ARG || st->steps[i].onbuild)
         continue;
-      for (size_t a = 0; a < insn->n_args; a++)
-        if (check_arg(p, insn, insn->args[a], err) < 0)
-          return -1;
+      for (size_t a = 0; a < insn->n_args && down->arg == NULL; a++)
+        check_arg(p, insn, insn->args[a], down);
     }
   }
-  return 0;
+}
+
+void
+sw_index_down_clear(sw_index_down_t *down)
+{
+  free(down->arg);
+  free(down->msg);
+  *down = (sw_index_down_t){0};
 }
