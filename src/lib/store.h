@@ -6,6 +6,8 @@
  *   ROOT/snapshots/<hex>/    one extracted layer each (overlay format), named by diffID hex
  *   ROOT/tmp/                staging on the same filesystem: a rename commits
  *   ROOT/trash/              deletion renames a thing here first, then removes it
+ *   ROOT/purge/<rand>/       trash/ and tmp/ as a process alone found them, being removed
+ *                            beside its work (store_gc.c)
  *   ROOT/mounts/<id>/        RUN --mount=type=cache directories
  *   ROOT/containers/<name>/  `slipway run` upper/work dirs
  *   ROOT/reserve             space set aside for a full filesystem (sw_store_open_mode)
