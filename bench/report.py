@@ -162,6 +162,71 @@ def tools_table(builders):
     return out
 
 
+def rootless_file(res):
+    """The rootless table of this run (RUN/rootless.md, from bench/rootless-bench.sh), else the
+    newest one that script saved on its own (bench/results/rootless-*.md); None if none."""
+    own = os.path.join(res, "rootless.md")
+    if os.path.isfile(own):
+        return own
+    root = os.path.join(HERE, "results")
+    alone = sorted(f for f in os.listdir(root) if f.startswith("rootless-") and f.endswith(".md"))
+    return os.path.join(root, alone[-1]) if alone else None
+
+
+ROOTLESS_TARGETS = {"cold": 1.15, "edit": 1.1, "noop": 1.1}
+
+
+def rootless_section(res):
+    path = rootless_file(res)
+    if path is None:
+        return ["## Rootless", "", "No rootless run yet: `bench/rootless-bench.sh`.", ""]
+    text = open(path).read().strip().splitlines()
+    if "Samples (s, in run order):" in text:  # the raw samples stay in the file
+        text = text[:text.index("Samples (s, in run order):")]
+        while text and not text[-1].strip():
+            text.pop()
+    ratios = {}
+    for line in text:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in ("cold", "edit", "noop", "images"):
+            try:
+                ratios[cells[0]] = float(cells[3])
+            except ValueError:
+                pass
+    rel = os.path.relpath(path, REPO)
+    note = []
+    for k, name in (("cold", "cold build"), ("edit", "`.py` edit rebuild"),
+                    ("noop", "no-op rebuild")):
+        if k in ratios:
+            t = ROOTLESS_TARGETS[k]
+            note.append(f"{name} {ratios[k]:.2f}× root (target ≤ {t}×: "
+                        f"{'met' if ratios[k] <= t else 'missed'})")
+    if "images" in ratios:
+        note.append(f"`images` {ratios['images']:.2f}×")
+    return [
+        "## Rootless (the same slipway as an ordinary user, against root)",
+        "",
+        "`bench/rootless-bench.sh` (run by `bench/run.sh` after the rounds above, or alone): a",
+        "throwaway user with a `/etc/subuid` range and root build the same Dockerfile on the",
+        "`python:slim` stand-in in one run, interleaved (who goes first alternates every round),",
+        "each with its store on an ext4 of its own made for the run. The Dockerfile (in the",
+        "script) has no network steps: a RUN that adds a user, a RUN over the Python stdlib, a",
+        "`COPY --chown=1000:1000` of 200 `.py` files and a RUN that compiles them. Rows: cold",
+        "build (`--no-cache`), rebuild after a one-line `.py` edit, no-op rebuild, and `images`",
+        f"(which runs outside the user namespace). From [`{rel}`]({rel}) (with every sample):",
+        "",
+        *text,
+        "",
+        "Rootless: " + "; ".join(note) + "." if note else "",
+        "What rootless adds to every command that enters its user namespace is the two setuid",
+        "`newuidmap`/`newgidmap` execs that map it (run side by side, a few ms; see README,",
+        "Rootless); a no-op build is short enough for those to show in its ratio. On a shared",
+        "machine the samples spread widely (the header gives the load average); the file lists",
+        "every one.",
+        "",
+    ]
+
+
 def main():
     res = sys.argv[1] if len(sys.argv) > 1 else newest_run()
     dst = sys.argv[2] if len(sys.argv) > 2 else os.path.join(REPO, "BENCHMARKS.md")
@@ -235,6 +300,7 @@ def main():
         "Buildah: plain tars; `slipway save`: the stored compressed blobs).",
         "",
         *platforms_section(),
+        *rootless_section(res),
         "## Method",
         "",
         "- Every builder keeps its state in a private scratch directory: a private dockerd",
@@ -279,6 +345,7 @@ def main():
         "BENCH_ROUNDS=1 make bench        # one quick round",
         "BENCH_REPS=3 make bench          # 3 no-op/edit/bump rebuilds per round (more samples)",
         "BENCH_BUILDERS='buildkit buildah' ./bench/run.sh   # the peers only",
+        "bench/rootless-bench.sh 5       # the rootless rows alone (5 rounds), then the line below",
         "./bench/report.py bench/results/RUN   # this file again from saved results",
         "```",
         "",

@@ -10,6 +10,7 @@
 #   BENCH_WORK=/var/tmp/slipway-bench.PID   scratch (several GB); removed at the end
 #   BENCH_RESULTS=bench/results/<UTC time>  where raw.csv, meta.json and logs/ go
 #   BENCH_NO_REPORT=1               do not rewrite BENCHMARKS.md
+#   BENCH_NO_ROOTLESS=1             skip the rootless rows (bench/rootless-bench.sh, after the rounds)
 #   SLIPWAY=build/slipway
 # Rounds are independent: each starts from empty stores (the import scenario re-imports the base).
 set -euo pipefail
@@ -209,4 +210,11 @@ m["seconds_total"] = int(sys.argv[2])
 m["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
 json.dump(m, open(sys.argv[1], "w"), indent=1)
 EOF
+# Rootless against root (issue 13): the same slipway as an ordinary user, side by side with root
+# in one run of its own (bench/rootless-bench.sh: a throwaway user, both sides on fresh ext4s).
+if has slipway && [ -z "${BENCH_NO_ROOTLESS:-}" ]; then
+	blog "rootless: $ROUNDS round(s), root and an ordinary user side by side"
+	ROOTLESS_OUT=$RES/rootless.md SLIPWAY=$SLIPWAY "$BENCH_DIR/rootless-bench.sh" "$ROUNDS" >&2 ||
+		blog "rootless bench FAILED"
+fi
 [ -n "${BENCH_NO_REPORT:-}" ] || /usr/bin/python3 "$BENCH_DIR/report.py" "$RES" "$REPO/BENCHMARKS.md"

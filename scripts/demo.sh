@@ -70,12 +70,16 @@ t_import=$(since "$t0")
 
 step "local PyPI on loopback: wheels made from Debian's packages (scripts/wheelhouse.sh)"
 wheels=$("$repo/scripts/wheelhouse.sh")
-port=$(free_port)
+# The Dockerfiles' default address (127.0.0.1:3141) when it is free: the index URL is in the
+# build's cache keys, so the builds that follow the demo (its last lines) then find its cache.
+port=3141
+python3 -c 'import socket; socket.socket().bind(("127.0.0.1", 3141))' 2>/dev/null || port=$(free_port)
 python3 -m http.server --bind 127.0.0.1 --directory "$wheels" "$port" >/dev/null 2>&1 &
 server_pid=$!
 index=http://127.0.0.1:$port/simple/
 for _ in $(seq 50); do curl -fs "$index" >/dev/null && break; sleep 0.1; done
 ls "$wheels"/simple/*/ | grep whl
+echo "index: $index"
 
 ctx=$tmp/foo
 cp -a "$repo/examples/django" "$ctx"
@@ -186,6 +190,20 @@ printf '%-34s %10s\n' "recipe: first build" "$t_rcold"
 printf '%-34s %10s\n' "recipe: rebuild, nothing changed" "$t_rnoop"
 printf '%-34s %10s   (%s x the Dockerfile'"'"'s)\n' "recipe: one-line .py edit" "$t_redit" \
 	"$(awk -v a="$t_redit" -v b="$t_edit" 'BEGIN { printf "%.2f", a / b }')"
-echo
-echo "store $SLIPWAY_ROOT: $(du -sh "$SLIPWAY_ROOT" | cut -f1); try: SLIPWAY_ROOT=$SLIPWAY_ROOT $sw images"
+# What a newcomer does next, with the demo's store (slipway's default store is another).
+swr=$sw
+index_arg=
+[ "$port" = 3141 ] || index_arg="--build-arg PIP_INDEX_URL=$index "
+[ "${sw#"$repo"/}" = "$sw" ] || swr=${sw#"$repo"/}
+step "the demo's images stay in its store, $SLIPWAY_ROOT ($(du -sh "$SLIPWAY_ROOT" | cut -f1))"
+cat <<EOF
+slipway's default store is /var/lib/slipway; to go on with the demo's (from $repo):
+  export SLIPWAY_ROOT=$SLIPWAY_ROOT
+  $swr images                                  # python:slim, foo:demo, foo:recipe
+  scripts/wheelhouse.sh serve $port &           # examples/django's pip index
+  $swr build ${index_arg}-t foo examples/django
+  $swr run -d --name foo -p 127.0.0.1:8000:80 foo   # migrate, then gunicorn: a few seconds
+  curl http://127.0.0.1:8000/
+  $swr logs foo; $swr stop foo; $swr rm foo; kill %1   # %1: the index
+EOF
 [ "$rc" -eq 0 ]

@@ -11,7 +11,7 @@ pkgs=(
   python3 python3-pytest python3-requests python3-jwt python3-cryptography zstd
   docker-registry apache2-utils skopeo umoci mmdebstrap busybox-static
   iproute2 curl go-md2man debhelper dpkg-dev slirp4netns uidmap git openssh-client openssl
-  procps qemu-user-static arch-test
+  procps qemu-user-static arch-test zsh fish
 )
 lock_wait=${APT_LOCK_TIMEOUT:-900}
 missing=()

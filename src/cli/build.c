@@ -4,6 +4,7 @@
 
 #include "build_private.h"
 
+#include "../lib/preflight.h"
 #include "../lib/image_archive.h"
 #include "../lib/compress.h"
 #include "../lib/context.h"
@@ -853,6 +854,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   _cleanup_(build_named_clear) build_named_t named = {0};
   _cleanup_(sw_ssh_agents_freep) sw_ssh_agents_t *ssh = NULL;
   _cleanup_(sw_index_freep) sw_index_t *index = NULL;
+  _cleanup_(sw_index_down_clear) sw_index_down_t index_down = {0};
 
   struct stat st;
   if (stat(o->context, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -876,6 +878,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
                        .platform = o->platforms ? o->platforms[0] : NULL};
   if (sw_plan_new(df, &po, &plan, err) < 0)
     return -1;
+  if (o->network == SW_NET_HOST)
+    sw_preflight_indexes(plan, &index_down);
   reblob = start_reblob(store, plan);
   if (sw_context_open(o->context, df_path, ctx_cache, &ctx, err) < 0)
     return -1;
@@ -908,6 +912,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .ulimits = o->ulimits,
       .n_ulimits = o->n_ulimits,
       .ssh = ssh,
+      .index_down = &index_down,
   };
   int rc = o->pull ? build_pull_bases(store, plan, &ro, p, err) : 0;
   if (sw_strv_len(o->platforms) > 1) {

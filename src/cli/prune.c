@@ -16,7 +16,8 @@ static const char usage_text[] =
     "      --keep-storage SIZE  evict least recently used build cache records until the cache\n"
     "                           (data used by no image) fits in SIZE, e.g. 500MB, 2GB\n"
     "  -a, --all                remove all build cache records, RUN --mount=type=cache\n"
-    "                           directories, images without a name and stopped containers\n"
+    "                           directories, images without a name (but those a container\n"
+    "                           runs) and stopped containers\n"
     "  -f, --force              do not ask (prune never asks; accepted for docker users)\n"
     "  -h, --help               print this help\n";
 
@@ -60,8 +61,9 @@ cmd_prune(int argc, char **argv, sw_global_t *g)
   if (s == NULL)
     return rc;
   _cleanup_free_ char *cdir = sw_cli_containers_dir(g);
-  _cleanup_strv_ char **ids = NULL;
+  _cleanup_strv_ char **ids = NULL, **in_use = sw_container_images_in_use(cdir);
   int64_t cbytes = 0;
+  o.in_use = in_use;
   if (sw_store_prune(s, &o, &rep, &err) < 0)
     return sw_error_report(&err);
   /* As docker system prune: stopped containers too (-a); a killed `run --rm`'s always (after

@@ -1,20 +1,27 @@
 /* slipway rmi: remove images (or just names), as `docker rmi` does. Data goes at the next
- * `slipway prune`, or right away with --prune. */
+ * `slipway prune`. */
+#include "../lib/container.h"
 #include "../lib/store.h"
 #include "cli.h"
 
 static const char usage_text[] =
     "Usage: slipway rmi [OPTIONS] IMAGE [IMAGE...]\n"
     "\n"
-    "Remove images. IMAGE is a name (only that name goes if the image has others), an image\n"
-    "ID (short or full) or a manifest digest. Layers no longer used are freed by `slipway prune`.\n"
+    "Remove images, as docker rmi does. IMAGE is a name, an image ID (short or full) or a\n"
+    "manifest digest. By name, only that name goes (`Untagged:`); the image goes too\n"
+    "(`Deleted:`) once its last name is gone, unless images are built on it or a container\n"
+    "runs it: then it stays, untagged. By ID, the image and all its names go; images built on\n"
+    "it and running containers refuse that. Layers no longer used are freed by\n"
+    "`slipway prune`.\n"
     "An image index (multi-platform image) goes with its images, unless another name or index\n"
     "keeps them; an image of an index cannot be removed alone.\n"
     "\n"
     "Options:\n"
-    "  -f, --force   remove an image given by ID even if it has several names\n"
+    "  -f, --force   remove an image given by ID even if it has several names or a stopped\n"
+    "                container uses it; remove the last name of an image a container uses\n"
     "  -h, --help    print this help\n";
 
+/* "Untagged:" for each name of before that after (may be NULL) does not hold. */
 static void
 print_untagged(char *const *before, char *const *after)
 {
@@ -51,6 +58,27 @@ rmi_index(sw_store_t *s, const char *ref, const sw_index_t *idx, bool force, sw_
   return 0;
 }
 
+/* Remove one IMAGE and print what went. */
+static int
+rmi_one(sw_store_t *s, const char *ref, bool force, sw_error_t *err)
+{
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  _cleanup_free_ char *cdir = sw_store_path(s, "containers");
+  _cleanup_free_ char *running = NULL, *stopped = NULL;
+  _cleanup_strv_ char **untagged = NULL;
+  bool deleted = false;
+  if (sw_image_find(s, ref, &img, err) < 0)
+    return -1;
+  sw_container_users(cdir, img->config_digest, &running, &stopped);
+  sw_image_users_t users = {running, stopped};
+  if (sw_image_delete(s, ref, force, &users, &untagged, &deleted, err) < 0)
+    return -1;
+  print_untagged(untagged, NULL);
+  if (deleted)
+    printf("Deleted: %s\n", img->config_digest);
+  return 0;
+}
+
 int
 cmd_rmi(int argc, char **argv, sw_global_t *g)
 {
@@ -76,31 +104,12 @@ cmd_rmi(int argc, char **argv, sw_global_t *g)
   if (s == NULL)
     return rc;
   for (int i = optind; i < argc; i++) {
-    _cleanup_(sw_image_freep) sw_image_t *img = NULL;
-    _cleanup_(sw_image_freep) sw_image_t *after = NULL;
     _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
     sw_error_t err = NULL;
-    bool deleted = false;
     int ir = sw_index_get(s, argv[i], &idx, &err);
-    if (ir < 0 || (ir == 1 && rmi_index(s, argv[i], idx, force, &err) < 0)) {
+    if (ir < 0 || (ir == 1 && rmi_index(s, argv[i], idx, force, &err) < 0) ||
+        (ir == 0 && rmi_one(s, argv[i], force, &err) < 0))
       rc = sw_error_report(&err);
-      continue;
-    }
-    if (ir == 1)
-      continue;
-    if (sw_image_find(s, argv[i], &img, &err) < 0 ||
-        sw_image_delete(s, argv[i], force, &deleted, &err) < 0) {
-      rc = sw_error_report(&err);
-      continue;
-    }
-    if (!deleted && sw_image_get(s, img->manifest_digest, &after, &err) < 0) {
-      rc = sw_error_report(&err);
-      continue;
-    }
-    char *none[] = {NULL};
-    print_untagged(img->names, deleted ? none : after->names);
-    if (deleted)
-      printf("Deleted: %s\n", img->config_digest);
   }
   return rc;
 }

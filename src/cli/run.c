@@ -643,6 +643,8 @@ run_image(sw_global_t *g, struct run_flags *f, const char *ref, char **args, int
   if (publish_ports(f, cc, &pub, err) < 0)
     return -1;
   json_t *config = container_config(ref, cc, argv, env, caps, &pub, f);
+  if (img) /* rmi finds the containers of an image by it */
+    json_object_set_new(config, "ImageID", json_string(img->config_digest));
   int pr = restart_policy(f->restart, config, err);
   if (pr == 0 && f->restart && !f->detach && strcmp(f->restart, "no") != 0)
     sw_warn("--restart applies to containers run with -d (their monitor restarts them); this "

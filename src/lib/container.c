@@ -780,6 +780,16 @@ sweep_unfinished(const char *cdir)
   }
 }
 
+static bool
+is_stopped(const sw_container_t *c)
+{
+  sw_container_state_t st;
+  sw_container_state_read(c, &st);
+  bool down = strcmp(st.status, "exited") == 0 || strcmp(st.status, "dead") == 0;
+  sw_container_state_clear(&st);
+  return down;
+}
+
 int
 sw_container_prune(const char *cdir, bool only_autoremove, char ***removed, int64_t *bytes)
 {
@@ -789,13 +799,10 @@ sw_container_prune(const char *cdir, bool only_autoremove, char ***removed, int6
   int failed = 0;
   *bytes = 0;
   for (size_t i = 0; i < n; i++) {
-    sw_container_state_t st;
     sw_error_t err = NULL;
     int64_t b = 0;
-    sw_container_state_read(v[i], &st);
-    bool stopped = strcmp(st.status, "exited") == 0 || strcmp(st.status, "dead") == 0;
-    sw_container_state_clear(&st);
-    if (!stopped || (only_autoremove && !json_is_true(json_object_get(v[i]->config, "AutoRemove"))))
+    if (!is_stopped(v[i]) ||
+        (only_autoremove && !json_is_true(json_object_get(v[i]->config, "AutoRemove"))))
       continue;
     if (sw_container_remove(v[i], false, &b, &err) < 0) {
       sw_warn("removing container `%s`: %s", v[i]->name, err->msg);
@@ -808,4 +815,36 @@ sw_container_prune(const char *cdir, bool only_autoremove, char ***removed, int6
   }
   sw_container_list_free(v, n);
   return failed ? -1 : 0;
+}
+
+char **
+sw_container_images_in_use(const char *cdir)
+{
+  size_t n = 0;
+  sw_container_t **v = sw_container_list(cdir, &n);
+  char **ids = xcalloc(1, sizeof(char *));
+  for (size_t i = 0; i < n; i++) {
+    const char *id = json_string_value(json_object_get(v[i]->config, "ImageID"));
+    if (id && !is_stopped(v[i]) && !sw_strv_contains(ids, id))
+      sw_strv_push(&ids, id);
+  }
+  sw_container_list_free(v, n);
+  return ids;
+}
+
+void
+sw_container_users(const char *cdir, const char *image_id, char **running, char **stopped)
+{
+  size_t n = 0;
+  sw_container_t **v = sw_container_list(cdir, &n);
+  *running = *stopped = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *id = json_string_value(json_object_get(v[i]->config, "ImageID"));
+    if (id == NULL || strcmp(id, image_id) != 0)
+      continue;
+    char **slot = is_stopped(v[i]) ? stopped : running;
+    if (*slot == NULL)
+      *slot = xstrndup(v[i]->id, 12);
+  }
+  sw_container_list_free(v, n);
 }

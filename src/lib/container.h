@@ -80,6 +80,15 @@ int sw_container_remove(sw_container_t *c, bool force, int64_t *bytes, sw_error_
 int sw_container_prune(const char *containers_dir, bool only_autoremove, char ***removed,
                        int64_t *bytes);
 
+/* The containers made from the image whose ID (config digest) is image_id (their config's
+ * ImageID): *running gets the short id of one not stopped (created, running, restarting),
+ * *stopped of one exited or dead; each NULL if none (free them). */
+void sw_container_users(const char *containers_dir, const char *image_id, char **running,
+                        char **stopped);
+
+/* The image IDs (config digests) of the containers not stopped (strv, never NULL). */
+char **sw_container_images_in_use(const char *containers_dir);
+
 /* "SIGTERM", "TERM", "15" -> 15; -1 if unknown. */
 int sw_signal_parse(const char *s);
 

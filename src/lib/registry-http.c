@@ -603,6 +603,8 @@ transfer_error(sw_reg_t *r, const sw_http_req_t *req, const char *url, const sw_
       n > 1 ? xasprintf(" (gave up after %u attempts; is the registry up?)", n)
       : rc == CURLE_COULDNT_CONNECT && sw_url_is_loopback(url)
           ? xstrdup(" (nothing listens there on this machine: is the registry up?)")
+      : rc == CURLE_COULDNT_RESOLVE_HOST
+          ? xstrdup(" (the host name does not resolve: is it spelled right, is DNS reachable?)")
           : NULL;
   return sw_error(err, 0, "%s %s: %s%s%s", req->method, url, errbuf[0] ? errbuf : "failed",
                   moved ? moved : "", gave_up ? gave_up : "");

@@ -691,22 +691,6 @@ sw_registry_error_body(const char *body, size_t len)
 }
 
 bool
-sw_url_is_loopback(const char *url)
-{
-  if (url == NULL)
-    return false;
-  const char *h = strstr(url, "://");
-  h = h ? h + 3 : url;
-  const char *at = strpbrk(h, "@/");
-  if (at && *at == '@')
-    h = at + 1;
-  size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
-  _cleanup_free_ char *host = xstrndup(h, n);
-  return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-         (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n);
-}
-
-bool
 sw_retry_wanted(long http_status, int curl_code, const char *url)
 {
   if (curl_code != CURLE_OK) {

@@ -138,8 +138,6 @@ char *sw_registry_error_body(const char *body, size_t len);
 /* Should a request to URL (NULL: unknown) that ended with this HTTP status (0 if none) / curl
  * code be retried? An unresolvable host or a connection refused on loopback is not retried. */
 bool sw_retry_wanted(long http_status, int curl_code, const char *url);
-/* Does URL's host name this machine's loopback (localhost, 127.0.0.0/8, [::1])? */
-bool sw_url_is_loopback(const char *url);
 /* Backoff before attempt n (1-based retry count): base * 2^(n-1), capped at 10 s. */
 unsigned sw_retry_delay_ms(unsigned base_ms, unsigned n);
 /* A Retry-After header value (delay-seconds or an HTTP-date, compared with now) in ms, capped at

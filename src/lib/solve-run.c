@@ -8,6 +8,7 @@
 #include "binfmt.h"
 #include "copy.h"
 #include "gotext.h"
+#include "preflight.h"
 #include "shellword.h"
 
 #include <fcntl.h>
@@ -833,6 +834,11 @@ sv_step_run(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     goto out;
   }
   bool deferred = false;
+  /* A package index this step's environment names refuses connections: say so, do not run. */
+  if (o->index_down && o->index_down->arg && sw_env_get(rs.env, o->index_down->arg)) {
+    sw_error(err, 0, "%s", o->index_down->msg);
+    goto out;
+  }
   /* A foreign stage's programs run through binfmt_misc: say what is missing before running. */
   if (sw_binfmt_ensure(r->st->platform, err) < 0) {
     sv_wrap(r, err);

@@ -49,6 +49,9 @@ typedef struct {
   const sw_rlimit_t *ulimits;
   size_t n_ulimits;
   const struct sw_ssh_agents *ssh; /* --ssh: agents by id (RUN --mount=type=ssh), or NULL */
+  /* A package index that refuses connections (preflight.h), or NULL: a RUN that must run with
+   * its arg in the environment fails with its message instead */
+  const struct sw_index_down_s *index_down;
 } sw_solve_opts_t;
 
 /* Run the plan; *out gets the target stage's image (config with history, layers in the store;

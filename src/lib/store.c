@@ -9,8 +9,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static const char *const layout_dirs[] = {"blobs",  "blobs/sha256", "snapshots", "tmp",
-                                          "mounts", "containers",   "trash",     "leases"};
+static const char *const layout_dirs[] = {"blobs", "blobs/sha256", "snapshots",
+                                          "tmp",   "mounts",       "containers",
+                                          "trash", "leases",       "purge"};
 
 /* Schema migrations: index i brings user_version i to i+1. */
 static const char *const migrations[] = {
@@ -389,6 +390,52 @@ migrate(sw_store_t *s, sw_error_t *err)
 
 /* ---- open / close ---- */
 
+/* One process's command line, spaces between its arguments, shortened (malloc'd; NULL if gone). */
+static char *
+proc_cmdline(long pid)
+{
+  _cleanup_free_ char *path = xasprintf("/proc/%ld/cmdline", pid);
+  char *buf = NULL;
+  size_t len = 0;
+  sw_error_t err = NULL;
+  if (sw_read_file(path, 4096, &buf, &len, &err) < 0 || len == 0) {
+    sw_error_release(&err);
+    free(buf);
+    return NULL;
+  }
+  for (size_t i = 0; i + 1 < len; i++)
+    if (buf[i] == '\0')
+      buf[i] = ' ';
+  if (len > 120)
+    memcpy(buf + 117, "...", 4);
+  return buf;
+}
+
+/* The other processes holding the store's lock, from /proc/locks (the flock entries on its
+ * inode): "pid 123 (`slipway prune -a`, exclusive), ...", or "other slipway processes". */
+static char *
+lock_holders(sw_store_t *s)
+{
+  struct stat st;
+  _cleanup_fclose_ FILE *f = fopen("/proc/locks", "re");
+  _cleanup_buf_ sw_buf_t b = {0};
+  char line[256];
+  while (f && fstat(s->lock_fd, &st) == 0 && fgets(line, sizeof(line), f)) {
+    char kind[16], mode[16];
+    long pid;
+    unsigned long ino;
+    /* "1: FLOCK  ADVISORY  WRITE 123 fe:00:456 0 EOF"; waiters have "->" after the number. */
+    if (strstr(line, "->") ||
+        sscanf(line, "%*d: %15s %*s %15s %ld %*x:%*x:%lu", kind, mode, &pid, &ino) != 4 ||
+        strcmp(kind, "FLOCK") != 0 || ino != (unsigned long)st.st_ino || pid == (long)getpid())
+      continue;
+    _cleanup_free_ char *cmd = proc_cmdline(pid);
+    sw_buf_printf(&b, "%spid %ld (`%s`, %s)", b.len ? ", " : "", pid, cmd ? cmd : "?",
+                  strcmp(mode, "WRITE") == 0 ? "exclusive" : "shared");
+  }
+  return b.len ? sw_buf_steal(&b) : xstrdup("other slipway processes");
+}
+
 static int
 take_lock(sw_store_t *s, int op, sw_error_t *err)
 {
@@ -396,8 +443,8 @@ take_lock(sw_store_t *s, int op, sw_error_t *err)
     return 0;
   if (errno != EWOULDBLOCK)
     return sw_error(err, errno, "lock `%s/lock`", s->root);
-  if (op == LOCK_EX)
-    fprintf(stderr, "slipway: waiting for other slipway processes using `%s` to finish\n", s->root);
+  _cleanup_free_ char *who = lock_holders(s);
+  fprintf(stderr, "slipway: the store `%s` is locked by %s: waiting for it\n", s->root, who);
   if (flock(s->lock_fd, op) < 0)
     return sw_error(err, errno, "lock `%s/lock`", s->root);
   return 0;
@@ -415,21 +462,6 @@ void
 sw_store_lock_shared(sw_store_t *s)
 {
   flock(s->lock_fd, LOCK_SH);
-}
-
-static void
-clear_tmp(sw_store_t *s)
-{
-  _cleanup_free_ char *tmp = sw_store_path(s, "tmp");
-  _cleanup_dir_ DIR *d = opendir(tmp);
-  struct dirent *e;
-  sw_error_t err = NULL;
-  while (d && (e = readdir(d)))
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-        sw_rm_rf_at(dirfd(d), e->d_name, &err) < 0) {
-      sw_debug("clearing `%s`: %s", tmp, err->msg);
-      sw_error_release(&err);
-    }
 }
 
 /* ROOT/reserve (see STORE_RESERVE), made when missing and the filesystem has ample room. */
@@ -560,15 +592,17 @@ sw_store_open_mode(const char *root, sw_store_mode_t mode, sw_store_t **out, sw_
   s->lock_fd = openat(s->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (s->lock_fd < 0)
     return sw_error(err, errno, "open `%s/lock`", root);
-  /* Alone on this store? Then nothing in tmp/ is in use: clear what a killed process left.
+  /* Alone on this store? Then nothing in tmp/ or the trash is in use: purge what is there.
    * Not by a user's command that stays outside its user namespace (images, inspect...): files
-   * of its subordinate ids are out of its reach there; the next command clears them. */
-  if (!sw_userns_outside() && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
-    clear_tmp(s);
-    sw_store_empty_trash(s);
-  }
+   * of its subordinate ids are out of its reach there; the next command purges them. */
+  bool alone = !sw_userns_outside() && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
+  if (alone)
+    sw_store_purge_prepare(s);
   if (take_lock(s, LOCK_SH, err) < 0)
     return -1;
+  /* Only now: a prune that took the lock in between has emptied ROOT/purge itself. */
+  if (alone)
+    sw_store_purge_start(s);
 
   if (db_open_mode(s, mode, err) < 0) {
     if (s->db && db_full(s))
@@ -585,6 +619,7 @@ sw_store_free(sw_store_t *s)
 {
   if (s == NULL)
     return;
+  free(s->purge_name);
   if (s->db) {
     sw_db_flush_touched(s);
     db_close(s);

@@ -6,6 +6,8 @@
  *   ROOT/snapshots/<hex>/    one extracted layer each (overlay format), named by diffID hex
  *   ROOT/tmp/                staging on the same filesystem: a rename commits
  *   ROOT/trash/              deletion renames a thing here first, then removes it
+ *   ROOT/purge/<rand>/       trash/ and tmp/ as a process alone found them, being removed
+ *                            beside its work (store_gc.c)
  *   ROOT/mounts/<id>/        RUN --mount=type=cache directories
  *   ROOT/containers/<name>/  `slipway run` upper/work dirs
  *   ROOT/reserve             space set aside for a full filesystem (sw_store_open_mode)
@@ -255,10 +257,27 @@ int sw_image_untag(sw_store_t *s, const char *name, sw_error_t *err);
 /* All images, newest first (config "created"), each with names. */
 int sw_image_list(sw_store_t *s, sw_image_t ***out, size_t *n, sw_error_t *err);
 void sw_image_list_free(sw_image_t **v, size_t n);
-/* Remove an image by ref: if ref is a name and the image has other names, only untag it (as
- * docker rmi does); else delete the image row (blobs go at the next GC). force: also when it
- * has several names and ref is an ID. *deleted (may be NULL) gets whether the image went away. */
-int sw_image_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_error_t *err);
+/* Who uses an image besides other images (rmi's caller finds them among the containers): the
+ * short id of a running and of a stopped container using it, each NULL if none. */
+typedef struct {
+  const char *running, *stopped;
+} sw_image_users_t;
+
+/* Images built on img: their layers and history begin with all of img's and go on (a build
+ * FROM img copies both and appends). The first such image's name (or ID) in *first (may be
+ * NULL). Returns the count, -1 on error. */
+int sw_image_children(sw_store_t *s, const sw_image_t *img, char **first, sw_error_t *err);
+
+/* Remove an image by ref, as docker rmi does. By name: the name goes (a conflict if it is the
+ * last and a container uses the image, unless force); once the last name is gone the image
+ * goes too, unless images are built on it or a container runs it (it stays, untagged: their
+ * layers are its layers). By ID or digest: a conflict if images are built on it or a
+ * container runs it (even with force), or without force if it has several names or a stopped
+ * container uses it; else every name goes and the image too. users may be NULL.
+ * *untagged gets the names removed (normalised, NULL-terminated, never NULL on success),
+ * *deleted whether the image went away. */
+int sw_image_delete(sw_store_t *s, const char *ref, bool force, const sw_image_users_t *users,
+                    char ***untagged, bool *deleted, sw_error_t *err);
 /* Update last-used time (run / FROM use it, for prune ordering). */
 int sw_image_touch(sw_store_t *s, const char *manifest_digest, sw_error_t *err);
 
@@ -355,6 +374,7 @@ typedef struct {
   bool cache_only;      /* do not touch images */
   int64_t keep_storage; /* >0: evict least recently used cache records until the store's
                            unreferenced-by-images data fits in this many bytes */
+  char *const *in_use;  /* IDs of images containers run: kept by `all` (may be NULL) */
 } sw_prune_opts_t;
 typedef struct {
   int64_t cache_records, images, layers, blobs;

@@ -355,19 +355,25 @@ sw_image_tag(sw_store_t *s, const char *ref, const char *new_name, sw_error_t *e
   return sw_db_end(s, r == 0, err);
 }
 
+/* Remove one name (normalised) inside a transaction: 1 removed, 0 not there, -1 error. */
+static int
+delete_name(sw_store_t *s, const char *name, sw_error_t *err)
+{
+  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, "DELETE FROM names WHERE name = ?", err);
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  return sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) > 0
+                                         : sw_db_error(s, err, "remove name");
+}
+
 int
 sw_image_untag(sw_store_t *s, const char *name, sw_error_t *err)
 {
   _cleanup_free_ char *n = sw_ref_normalize(name, err);
   if (n == NULL || sw_db_begin(s, err) < 0)
     return -1;
-  _cleanup_stmt_ sqlite3_stmt *st = sw_db_prepare(s, "DELETE FROM names WHERE name = ?", err);
-  int r = -1;
-  if (st) {
-    sqlite3_bind_text(st, 1, n, -1, SQLITE_STATIC);
-    r = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) > 0
-                                        : sw_db_error(s, err, "remove name");
-  }
+  int r = delete_name(s, n, err);
   if (sw_db_end(s, r >= 0, err) < 0)
     return -1;
   return r;
@@ -384,46 +390,167 @@ delete_rows(sw_store_t *s, const char *manifest, sw_error_t *err)
   return sqlite3_step(st) == SQLITE_DONE ? 0 : sw_db_error(s, err, "delete image");
 }
 
-int
-sw_image_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_error_t *err)
+/* The same build step in two histories: what it ran, and whether it made a layer (its time
+ * is left out: SOURCE_DATE_EPOCH may have rewritten it). */
+static bool
+same_step(json_t *a, json_t *b)
 {
+  const char *ca = json_string_value(json_object_get(a, "created_by"));
+  const char *cb = json_string_value(json_object_get(b, "created_by"));
+  return (ca == NULL) == (cb == NULL) && (ca == NULL || strcmp(ca, cb) == 0) &&
+         json_is_true(json_object_get(a, "empty_layer")) ==
+             json_is_true(json_object_get(b, "empty_layer"));
+}
+
+/* Is child built on parent: its layers and its history begin with all of parent's, and it
+ * has more of either. */
+static bool
+builds_on(const sw_image_t *child, const sw_image_t *parent)
+{
+  if (strcmp(child->manifest_digest, parent->manifest_digest) == 0 ||
+      child->n_layers < parent->n_layers)
+    return false;
+  for (size_t i = 0; i < parent->n_layers; i++)
+    if (strcmp(child->layers[i].diff_id, parent->layers[i].diff_id) != 0)
+      return false;
+  json_t *ph = json_object_get(parent->config, "history");
+  json_t *ch = json_object_get(child->config, "history");
+  size_t np = json_array_size(ph), nc = json_array_size(ch);
+  if (nc < np)
+    return false;
+  for (size_t i = 0; i < np; i++)
+    if (!same_step(json_array_get(ph, i), json_array_get(ch, i)))
+      return false;
+  return nc > np || child->n_layers > parent->n_layers;
+}
+
+int
+sw_image_children(sw_store_t *s, const sw_image_t *img, char **first, sw_error_t *err)
+{
+  sw_image_t **v;
+  size_t n, count = 0;
+  if (sw_image_list(s, &v, &n, err) < 0)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!builds_on(v[i], img))
+      continue;
+    if (count++ == 0 && first) {
+      char *repo = NULL, *tag = NULL;
+      if (v[i]->names && v[i]->names[0]) {
+        sw_ref_display(v[i]->names[0], &repo, &tag);
+        *first = xasprintf("%s:%s", repo, tag);
+      } else {
+        *first = xasprintf("%.12s", v[i]->config_digest + 7);
+      }
+      free(repo);
+      free(tag);
+    }
+  }
+  sw_image_list_free(v, n);
+  return (int)count;
+}
+
+/* docker rmi's conflicts for an image given by ID or digest: 0 if it may go. */
+static int
+id_conflict(const sw_image_t *img, int children, const char *child, bool force,
+            const sw_image_users_t *users, sw_error_t *err)
+{
+  const char *id = img->config_digest + 7;
+  if (children > 0)
+    return sw_error(err, 0,
+                    "conflict: unable to delete %.12s (cannot be forced): %d image%s built on "
+                    "it (`%s`%s): remove %s first",
+                    id, children, children > 1 ? "s are" : " is", child,
+                    children > 1 ? ", ..." : "", children > 1 ? "them" : "it");
+  if (users->running)
+    return sw_error(err, 0,
+                    "conflict: unable to delete %.12s (cannot be forced): container %s is running "
+                    "it: `slipway stop %s` and `slipway rm %s` first",
+                    id, users->running, users->running, users->running);
+  if (force)
+    return 0;
+  if (sw_strv_len(img->names) > 1)
+    return sw_error(err, 0,
+                    "image %.12s has several names (%s, ...): remove them by name or use --force",
+                    id, img->names[0]);
+  if (users->stopped)
+    return sw_error(err, 0,
+                    "conflict: unable to delete %.12s (must be forced): stopped container %s "
+                    "uses it: `slipway rm %s` first, or --force",
+                    id, users->stopped, users->stopped);
+  return 0;
+}
+
+int
+sw_image_delete(sw_store_t *s, const char *ref, bool force, const sw_image_users_t *users,
+                char ***untagged, bool *deleted, sw_error_t *err)
+{
+  static const sw_image_users_t nobody = {NULL, NULL};
   _cleanup_(sw_image_freep) sw_image_t *img = NULL;
-  _cleanup_free_ char *m = NULL;
-  bool by_name;
+  _cleanup_free_ char *m = NULL, *child = NULL;
+  _cleanup_strv_ char **gone = xcalloc(1, sizeof(char *));
+  bool by_name, remove_image = true;
   int r = resolve(s, ref, &m, &by_name, err);
-  if (r == 0 && (r = sw_index_get(s, ref, NULL, err)) == 1)
-    return sw_index_delete(s, ref, force, deleted, err);
+  if (r == 0 && (r = sw_index_get(s, ref, NULL, err)) == 1) {
+    if (sw_index_delete(s, ref, force, deleted, err) < 0)
+      return -1;
+    *untagged = steal_ptr(&gone);
+    return 0;
+  }
   if (r == 0)
     return sw_error(err, 0, "no such image `%s` in `%s` (see `slipway images`)", ref, s->root);
   if (r < 0 || load_image(s, m, &img, err) < 0)
     return -1;
+  users = users ? users : &nobody;
+  int children = sw_image_children(s, img, &child, err);
+  if (children < 0)
+    return -1;
   size_t n_names = sw_strv_len(img->names);
-  if (deleted)
-    *deleted = false;
-  if (by_name && n_names > 1)
-    return sw_image_untag(s, ref, err) < 0 ? -1 : 0;
-  if (!by_name && n_names > 1 && !force)
-    return sw_error(err, 0,
-                    "image %.19s has several names (%s, ...): remove them by name or use --force",
-                    img->config_digest, img->names[0]);
-  _cleanup_free_ char *in_index = NULL;
-  int n_idx = 0;
-  sw_db_lock(s);
-  in_index = query_text(s, "SELECT index_digest FROM index_entries WHERE manifest_digest = ?", m,
-                        &n_idx, err);
-  sw_db_unlock(s);
-  if (in_index)
-    return sw_error(err, 0,
-                    "image %.19s is part of image index %.19s: remove the index (`slipway rmi` "
-                    "with its name or ID)",
-                    img->config_digest, in_index);
+  if (by_name) {
+    const char *ctr = users->running ? users->running : users->stopped;
+    if (n_names == 1 && ctr && !force)
+      return sw_error(err, 0,
+                      "conflict: unable to remove the last name `%s` of image %.12s (must be "
+                      "forced): container %s uses it: `slipway rm -f %s` first, or --force "
+                      "(the image stays, untagged, while the container runs)",
+                      ref, img->config_digest + 7, ctr, ctr);
+    char *n = sw_ref_normalize(ref, err);
+    if (n == NULL)
+      return -1;
+    sw_strv_push_take(&gone, n);
+    /* the last name: the image goes unless something is built on it or runs it */
+    remove_image = n_names == 1 && children == 0 && users->running == NULL;
+  } else {
+    if (id_conflict(img, children, child, force, users, err) < 0)
+      return -1;
+    for (size_t i = 0; i < n_names; i++)
+      sw_strv_push(&gone, img->names[i]);
+  }
+  if (remove_image) {
+    /* an index's image goes with the index (sw_index_delete), never alone */
+    _cleanup_free_ char *in_index = NULL;
+    int n_idx = 0;
+    sw_db_lock(s);
+    in_index = query_text(s, "SELECT index_digest FROM index_entries WHERE manifest_digest = ?", m,
+                          &n_idx, err);
+    sw_db_unlock(s);
+    if (in_index)
+      return sw_error(err, 0,
+                      "image %.19s is part of image index %.19s: remove the index (`slipway rmi` "
+                      "with its name or ID)",
+                      img->config_digest, in_index);
+  }
   if (sw_db_begin(s, err) < 0)
     return -1;
-  r = delete_rows(s, m, err); /* names and image_layers go by ON DELETE CASCADE */
+  r = 0;
+  for (size_t i = 0; r == 0 && gone[i]; i++)
+    r = delete_name(s, gone[i], err) < 0 ? -1 : 0;
+  if (r == 0 && remove_image)
+    r = delete_rows(s, m, err); /* names and image_layers go by ON DELETE CASCADE */
   if (sw_db_end(s, r == 0, err) < 0)
     return -1;
-  if (deleted)
-    *deleted = true;
+  *untagged = steal_ptr(&gone);
+  *deleted = remove_image;
   return 0;
 }
 

@@ -19,6 +19,7 @@ struct sw_store_s {
   int held;           /* nesting of mu itself (lock + begin) */
   bool failed;        /* an inner call failed: the outermost end rolls back */
   char **touched;     /* cache keys read this second-or-later: last_used bumped at close */
+  char *purge_name;   /* ROOT/purge/<name>, prepared for sw_store_purge_start */
 };
 
 /* Take the mutex and open (or nest into) a write transaction. */
@@ -62,8 +63,20 @@ void sw_store_lock_shared(sw_store_t *s);
 /* Rename name (relative to dfd; AT_FDCWD for a path) into the trash. A missing name is not an
  * error. */
 int sw_store_trash_at(sw_store_t *s, int dfd, const char *name, sw_error_t *err);
-/* Remove everything in the trash; returns the bytes freed. Lock held exclusively. */
+/* Remove everything in the trash (and ROOT/purge/, after stopping this process's purge);
+ * returns the bytes freed. Lock held exclusively. */
 int64_t sw_store_empty_trash(sw_store_t *s);
+/* At open, alone on the store (lock held exclusively): move ROOT/trash, ROOT/tmp and what earlier
+ * purges left in ROOT/purge/ into one new ROOT/purge/<name> (renames only: nobody else can be
+ * using them). On a filesystem with little room it is removed at once. */
+void sw_store_purge_prepare(sw_store_t *s);
+/* Then, with the shared lock: remove it in a thread of low priority while the command runs, so
+ * that no command waits for a deletion it did not ask for. The thread is not waited for: the
+ * process's exit ends it, and the next purge takes what is left. */
+void sw_store_purge_start(sw_store_t *s);
+/* Stop this process's purge and wait for it (prune and fsck --repair, before they empty
+ * ROOT/purge themselves). */
+void sw_store_purge_end(sw_store_t *s);
 /* Put the complete directory dir in place as the snapshot of diff_id (what was there goes to
  * the trash). dir is consumed on success. */
 int sw_snapshot_commit(sw_store_t *s, const char *dir, const char *diff_id, sw_error_t *err);

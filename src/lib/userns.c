@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define SUBUID_FILE "/etc/subuid"
@@ -404,8 +405,10 @@ holder_main(void *arg)
   char c;
 
   (void)arg;
-  close(holder_fds[1]);
-  return read(holder_fds[0], &c, 1) < 0;
+  /* Raw syscalls: libc's close and read are cancellation points, which once slipway has
+   * threads touch the cancel state in the thread descriptor we share. */
+  syscall(SYS_close, holder_fds[1]);
+  return syscall(SYS_read, holder_fds[0], &c, 1) < 0;
 }
 
 /* Clone the holder into a new user namespace; *clone_errno is clone's errno on failure (the

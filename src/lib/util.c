@@ -517,7 +517,7 @@ sw_mkdir_p(const char *path, mode_t mode, sw_error_t *err)
 }
 
 static int
-rm_rf_children(int dfd, const char *what, sw_error_t *err)
+rm_rf_children(int dfd, const char *what, const int *stop, sw_error_t *err)
 {
   _cleanup_dir_ DIR *d = fdopendir(dfd);
   struct dirent *de;
@@ -529,8 +529,9 @@ rm_rf_children(int dfd, const char *what, sw_error_t *err)
   while ((de = readdir(d)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
-    if (sw_rm_rf_at(dirfd(d), de->d_name, err) < 0)
-      return -1;
+    int r = sw_rm_rf_at_until(dirfd(d), de->d_name, stop, err);
+    if (r != 0)
+      return r;
   }
   return 0;
 }
@@ -551,8 +552,10 @@ unlink_hook(void)
 }
 
 int
-sw_rm_rf_at(int dirfd, const char *name, sw_error_t *err)
+sw_rm_rf_at_until(int dirfd, const char *name, const int *stop, sw_error_t *err)
 {
+  if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
+    return 1;
   if (unlinkat(dirfd, name, 0) == 0) {
     unlink_hook();
     return 0;
@@ -569,11 +572,18 @@ sw_rm_rf_at(int dirfd, const char *name, sw_error_t *err)
   }
   /* A directory we cannot list may still be removable once its mode allows it. */
   fchmod(fd, 0700);
-  if (rm_rf_children(fd, name, err) < 0)
-    return -1;
+  int r = rm_rf_children(fd, name, stop, err);
+  if (r != 0)
+    return r;
   if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
     return sw_error(err, errno, "rmdir `%s`", name);
   return 0;
+}
+
+int
+sw_rm_rf_at(int dirfd, const char *name, sw_error_t *err)
+{
+  return sw_rm_rf_at_until(dirfd, name, NULL, err);
 }
 
 int
@@ -725,4 +735,20 @@ sw_warn(const char *fmt, ...)
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
+}
+
+bool
+sw_url_is_loopback(const char *url)
+{
+  if (url == NULL)
+    return false;
+  const char *h = strstr(url, "://");
+  h = h ? h + 3 : url;
+  const char *at = strpbrk(h, "@/");
+  if (at && *at == '@')
+    h = at + 1;
+  size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+  _cleanup_free_ char *host = xstrndup(h, n);
+  return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+         (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n);
 }

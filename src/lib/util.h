@@ -116,6 +116,8 @@ void sw_strv_push(char ***v, const char *s);
 void sw_strv_push_take(char ***v, char *s);
 char **sw_strv_dup(char *const *v);
 bool sw_strv_contains(char *const *v, const char *s);
+/* Does URL's host name this machine's loopback (localhost, 127.0.0.0/8, [::1])? */
+bool sw_url_is_loopback(const char *url);
 /* For "KEY=VALUE" vectors: set (replace or append) KEY to VALUE; get returns VALUE or NULL. */
 void sw_env_set(char ***v, const char *key, const char *value);
 const char *sw_env_get(char *const *v, const char *key);
@@ -161,6 +163,9 @@ int sw_mkdir_p(const char *path, mode_t mode, sw_error_t *err);
 /* Remove a tree without following symlinks; a missing path is not an error. */
 int sw_rm_rf(const char *path, sw_error_t *err);
 int sw_rm_rf_at(int dirfd, const char *name, sw_error_t *err);
+/* The same, checking *stop (read atomically) before each removal: 1 when it was set (the rest
+ * stays), 0 when all is gone, -1 with err. */
+int sw_rm_rf_at_until(int dirfd, const char *name, const int *stop, sw_error_t *err);
 /* fsync a directory (after a rename into it). */
 int sw_fsync_dir(const char *path);
 /* The mount point of the filesystem holding path (walks up while st_dev stays the same;

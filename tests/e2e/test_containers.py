@@ -278,9 +278,12 @@ def test_container_prune_and_prune_all(slipway, busybox_image):
     assert containers == [up]
     assert ps_row(slipway, up)
     # prune -a removes stopped containers too, and says so
+    slipway("exec", up, "sh", "-c", "head -c 2000000 /bin/busybox > /big")
     slipway("stop", "-t", "0", up)
     out = slipway("prune", "-a").stdout
     assert "Deleted container: " in out
+    size = out.strip().splitlines()[-1].split(": ")[1]  # what the container held is counted
+    assert size.endswith("MB") and float(size[:-2]) >= 1.9, out
     assert os.listdir(os.path.join(slipway.root, "containers")) == []
     assert slipway("container", "ls", "-a").stdout.splitlines()[1:] == []
 

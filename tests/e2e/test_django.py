@@ -709,3 +709,79 @@ def test_final_gunicorn_workers_and_sigterm(dj, builds):
     with pytest.raises(urllib.error.URLError):
         get(c.url + "/")
     assert not [p for p in gunicorns if is_gunicorn(p)], "a gunicorn process survived"
+
+
+# ---- the newcomer's command: `slipway build -t foo examples/django` without the index ----
+
+def test_example_without_its_index_fails_at_once_naming_the_command(slipway, busybox_rootfs_tar):
+    """No index on the Dockerfiles' loopback address: every build of the example fails at its
+    first RUN, before running it (the base here is busybox tagged python:slim: no pip to wait
+    for), names the ARG's file:line and the URL, and quotes the Dockerfile's note with the exact
+    command that starts the index. The address is a port held bound without listening (refuses,
+    whatever else runs on this machine)."""
+    slipway("import", busybox_rootfs_tar, "python:slim")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d/simple/" % held.getsockname()[1]
+        for kind, name in DOCKERFILES.items():
+            t0 = time.monotonic()
+            p = slipway("build", "--progress=plain", "--build-arg", "PIP_INDEX_URL=" + url,
+                        "-t", "foo", "-f", os.path.join(EXAMPLE, name), EXAMPLE, check=False)
+            assert p.returncode == 1, (kind, p.stdout, p.stderr)
+            assert time.monotonic() - t0 < 10, kind
+            # the first RUN with the arg in its environment fails, not run; no pip ran
+            heads = dict(re.findall(r"^(#\d+) (\[.*)$", p.stderr, re.M))
+            failed = re.findall(r"^(#\d+) ERROR", p.stderr, re.M)
+            assert len(failed) == 1 and " RUN " in heads[failed[0]] + " ", p.stderr
+            done = re.findall(r"^(#\d+) DONE", p.stderr, re.M)
+            assert not [n for n in done if "pip" in heads[n]], p.stderr
+            assert re.search(r"%s:\d+: ARG PIP_INDEX_URL: nothing listens at %s" % (
+                re.escape(name), re.escape(url)), p.stderr), p.stderr
+            assert "this step was not run" in p.stderr, (kind, p.stderr)
+            assert "scripts/wheelhouse.sh serve 3141 &" in p.stderr, (kind, p.stderr)
+        # --network none: the RUN steps would not reach it anyway, so no check
+        p = slipway("build", "--network", "none", "--build-arg", "PIP_INDEX_URL=" + url,
+                    EXAMPLE, check=False)
+        assert "nothing listens" not in p.stderr, p.stderr
+        held.listen(1)
+        p = slipway("build", "--build-arg", "PIP_INDEX_URL=" + url, EXAMPLE, check=False)
+        assert p.returncode != 0 and "nothing listens" not in p.stderr, p.stderr
+    assert slipway("images", "-q").stdout.split() == [slipway("images", "-q", "python:slim")
+                                                       .stdout.strip()]
+
+
+def test_cached_rebuild_needs_no_index(slipway, busybox_image, tmp_path):
+    """The index is needed by the RUN steps that run, not by a rebuild whose steps are all
+    cached: with the index down, a no-op rebuild succeeds (same image), a step that must run
+    fails before it runs, naming the ARG."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n# start it: my-index serve &\nARG PIP_INDEX_URL\nRUN echo ran-$((6*7))\n")
+    for attempt in range(5):
+        with socket.socket() as up:
+            up.bind(("127.0.0.1", 0))
+            up.listen(1)
+            port = up.getsockname()[1]
+            url = "http://127.0.0.1:%d/simple/" % port
+            p = slipway("build", "--progress=plain", "--build-arg", "PIP_INDEX_URL=" + url,
+                        "-t", "one", str(ctx))
+            assert "ran-42" in p.stderr, p.stderr
+        with socket.socket() as down:  # the same port, bound and never listening: refused
+            down.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                down.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken in between by someone else: another port
+            p = slipway("build", "--progress=plain", "--build-arg", "PIP_INDEX_URL=" + url,
+                        "-t", "two", str(ctx))
+            assert "CACHED" in p.stderr and "nothing listens" not in p.stderr, p.stderr
+            assert slipway.inspect("one")["Id"] == slipway.inspect("two")["Id"]
+            p = slipway("build", "--no-cache", "--progress=plain", "--build-arg",
+                        "PIP_INDEX_URL=" + url, str(ctx), check=False)
+            assert p.returncode == 1, p.stderr
+            assert "Dockerfile:3: ARG PIP_INDEX_URL: nothing listens at " + url in p.stderr
+            assert "this step was not run" in p.stderr and "my-index serve &" in p.stderr
+            assert "ran-42" not in p.stderr
+            return
+    pytest.fail("could not hold a refused port 5 times in a row")

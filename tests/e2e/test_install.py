@@ -1,7 +1,8 @@
 """Installing slipway (issue 17): `make install` into a DESTDIR (binary, a man page for slipway
 and each command, bash/zsh/fish completions), `make uninstall`, the man pages' markdown sources
 kept equal to the binary's --help texts, and the Debian package built from the tree
-(`dpkg-buildpackage -b`), installed into a root of its own, running `slipway --version`."""
+(`dpkg-buildpackage -b`), installed into a root of its own, running `slipway --version`; the zsh
+and fish completions loaded by the real shells (`zsh`, `fish`: `make deps`)."""
 import filecmp
 import os
 import re
@@ -130,3 +131,94 @@ def test_debian_changelog_version_is_the_version():
         first = f.readline()
     assert first.startswith("slipway (%s) " % version()), first
 
+
+
+# ---- zsh and fish completions, loaded by the real shells from their completion paths ----
+
+ZSH_DRIVER = r'''
+# zsh -f DRIVER COMPLETIONS_DIR WORD...: load _slipway as compinit does (fpath, #compdef), then
+# run it for the command line WORD... (the last word under the cursor) and print the candidates
+# it offers (compadd's and _describe's words; filtering by prefix is zsh's, not the function's).
+fpath=($1 $fpath); shift
+autoload -Uz compinit && compinit -u -D
+[[ $_comps[slipway] == _slipway ]] || { print -u2 "compinit did not register _slipway"; exit 1; }
+compadd() { local -a a; a=("$@"); print -rl -- "${(@)a[${a[(i)--]}+1,-1]}"; }
+_describe() { local -a c; c=("${(@P)2}"); print -rl -- "${(@)c%%:*}"; }
+_files() { print -r -- "<files>"; }
+words=("$@"); CURRENT=$#
+_slipway
+'''
+
+
+def shell_env(slipway_bin, store, tmp_path):
+    """PATH with `slipway` (the binary under test) first, and the store the completions read."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    if not (bindir / "slipway").exists():
+        os.symlink(slipway_bin, bindir / "slipway")
+    return dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), SLIPWAY_ROOT=store)
+
+
+def zsh_complete(env, tmp_path, *words):
+    driver = tmp_path / "driver.zsh"
+    driver.write_text(ZSH_DRIVER)
+    p = subprocess.run(["zsh", "-f", str(driver), os.path.join(REPO, "completions"), "slipway",
+                        *words], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=dict(env, HOME=str(tmp_path)), timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    return p.stdout.split("\n")[:-1]
+
+
+def fish_complete(env, tmp_path, line):
+    """Candidates fish offers for `line`, the completion found in fish_complete_path as fish
+    finds any command's."""
+    p = subprocess.run(["fish", "--no-config", "-c",
+                        "set -p fish_complete_path $argv[1]; complete -C $argv[2]",
+                        os.path.join(REPO, "completions"), line], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True,
+                       env=dict(env, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path)),
+                       timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    return [c.split("\t")[0] for c in p.stdout.splitlines()]
+
+
+def store_with_image_and_container(slipway, busybox_image):
+    slipway("tag", busybox_image, "localhost:5000/compl/app:v1")
+    slipway("run", "--name", "compl-ctr", busybox_image, "true")
+
+
+def test_zsh_completion(slipway, busybox_image, tmp_path):
+    """zsh (compinit, fpath) completes commands, a command's flags, image names after run/rmi,
+    container names after logs."""
+    store_with_image_and_container(slipway, busybox_image)
+    env = shell_env(slipway.binary, slipway.root, tmp_path)
+    cmds = zsh_complete(env, tmp_path, "r")
+    assert {"build", "run", "rmi", "ps", "logs", "container"} <= set(cmds), cmds
+    assert zsh_complete(env, tmp_path, "--") == ["--root", "--debug", "--help", "--version"]
+    flags = zsh_complete(env, tmp_path, "build", "--no")
+    assert {"--no-cache", "--build-arg", "--target", "-t", "--tag"} <= set(flags), flags
+    assert "--detach" in zsh_complete(env, tmp_path, "run", "-")
+    for cmd in ("run", "rmi"):
+        assert sorted(zsh_complete(env, tmp_path, cmd, "")) == [
+            "busybox:latest", "localhost:5000/compl/app:v1"]
+    assert zsh_complete(env, tmp_path, "logs", "") == ["compl-ctr"]
+    assert zsh_complete(env, tmp_path, "build", "") == ["<files>"]
+
+
+def test_fish_completion(slipway, busybox_image, tmp_path):
+    """fish (its completion path) completes commands, a command's flags, image names after
+    run/rmi, container names after logs, each filtered by the word typed."""
+    store_with_image_and_container(slipway, busybox_image)
+    env = shell_env(slipway.binary, slipway.root, tmp_path)
+    cmds = fish_complete(env, tmp_path, "slipway r")
+    assert {"recipe", "rm", "rmi", "run"} <= set(cmds), cmds
+    assert all(c.startswith("r") for c in cmds), cmds  # filtered by what was typed
+    cmds = fish_complete(env, tmp_path, "slipway ")
+    assert {"build", "run", "images", "ps", "logs"} <= set(cmds), cmds
+    assert fish_complete(env, tmp_path, "slipway build --no-") == ["--no-cache"]
+    assert "--detach" in fish_complete(env, tmp_path, "slipway run --d")
+    for cmd in ("run", "rmi"):
+        assert sorted(fish_complete(env, tmp_path, "slipway %s " % cmd)) == [
+            "busybox:latest", "localhost:5000/compl/app:v1"]
+    assert fish_complete(env, tmp_path, "slipway rmi local") == ["localhost:5000/compl/app:v1"]
+    assert fish_complete(env, tmp_path, "slipway logs ") == ["compl-ctr"]

@@ -333,6 +333,55 @@ def test_static_edit_reruns_collectstatic_not_messages(rc, built, tmp_path):
     assert step(steps, "deps", "pip install").cached
 
 
+def test_each_input_edited_after_a_noop_is_seen(rc, built, tmp_path):
+    """A no-op rebuild, then an edit of each kind of file the recipe reads (requirements,
+    settings, manage.py's settings module, a .po file, code): each rebuild sees it."""
+    built("shop")
+    ctx = copy_example("shop", tmp_path)
+
+    def rebuild():
+        steps, _ = rc.build("shop:inputs", ctx)
+        return steps
+
+    def noop():
+        steps = rebuild()
+        assert ran(steps) == [], f"nothing should re-run: {ran(steps)}"
+
+    noop()
+    noop()
+    with open(os.path.join(ctx, "requirements.txt"), "a") as f:
+        f.write("sqlparse>=0.2\n")
+    assert not step(rebuild(), "deps", "pip install").cached
+
+    noop()
+    edit(os.path.join(ctx, "mysite", "settings.py"), 'BASE_DIR / "staticfiles"', 'BASE_DIR / "collected"')
+    assert not step(rebuild(), "static", "collectstatic").cached
+    img = rc.image("shop:inputs")
+    assert img.has("app/collected/pages/site.css") and not img.has("app/staticfiles/pages/site.css")
+
+    noop()
+    shutil.copy(os.path.join(ctx, "mysite", "settings.py"), os.path.join(ctx, "mysite", "settings_alt.py"))
+    edit(os.path.join(ctx, "manage.py"), '"mysite.settings"', '"mysite.settings_alt"')
+    rebuild()
+    assert "DJANGO_SETTINGS_MODULE=mysite.settings_alt" in rc.image("shop:inputs").config["config"]["Env"]
+
+    noop()
+    edit(os.path.join(ctx, "pages", "locale", "de", "LC_MESSAGES", "django.po"),
+         '"Willkommen im Laden"', '"Willkommen im Shop"')
+    steps = rebuild()
+    assert not step(steps, "messages", "msgfmt").cached
+    assert step(steps, "deps", "pip install").cached
+
+    noop()
+    edit(os.path.join(ctx, "pages", "views.py"), 'GREETING = "shop"', 'GREETING = "edited"')
+    assert [(st, i.split(" ", 1)[0]) for st, i in ran(rebuild())] == [
+        ("app", "COPY"),
+        ("app", "RUN"),
+        ("runtime", "COPY"),
+    ]
+    noop()
+
+
 # --- 5. the Dockerfile it prints -------------------------------------------------------------
 
 

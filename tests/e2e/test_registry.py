@@ -381,6 +381,8 @@ def test_reference_normalisation_and_scheme(slipway_bin, reg_env):
     assert "https://registry-1.docker.io/v2/library/python/manifests/slim" in p.stderr
     p = run(slipway_bin, reg_env, "pull", "registry.invalid:5000/x", check=False)
     assert "https://registry.invalid:5000/v2/x/manifests/latest" in p.stderr
+    # a name that does not resolve fails at once (no retries), saying so
+    assert "retry" not in p.stderr and "does not resolve" in p.stderr, p.stderr
     p = run(slipway_bin, reg_env, "pull", "--insecure-registry", "registry.invalid:5000",
             "registry.invalid:5000/x", check=False)
     assert "http://registry.invalid:5000/v2/x/manifests/latest" in p.stderr

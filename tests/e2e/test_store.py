@@ -221,6 +221,51 @@ def test_tag_rmi(slipway, busybox_image):
     assert p.returncode == 1
 
 
+def test_rmi_base_image_in_use(slipway, busybox_image, busybox_rootfs_tar, tmp_path):
+    """rmi of a base other images are built on, as docker rmi does: by its last name it is only
+    untagged (`Untagged:`, no `Deleted:`), and it stays, with its layers, for the images on it;
+    by ID it is refused, -f too. A container running an image holds it the same way (its last
+    name goes only with -f, `prune -a` keeps it)."""
+    base = slipway.inspect(busybox_image)
+    ctx = build_ctx(tmp_path / "ctx", "FROM busybox\nRUN echo hi > /hi\n", {})
+    slipway("build", "-q", "-t", "app:1", ctx)
+    p = slipway("rmi", base["Id"][7:19], check=False)
+    assert p.returncode == 1, p.stdout
+    assert "cannot be forced" in p.stderr and "app:1" in p.stderr, p.stderr
+    assert slipway("rmi", "-f", base["Id"], check=False).returncode == 1
+    slipway("tag", "busybox", "bb2")
+    assert slipway("rmi", "bb2").stdout == "Untagged: bb2:latest\n"
+    out = slipway("rmi", "busybox").stdout
+    assert out == "Untagged: busybox:latest\n", out
+    assert slipway.inspect(base["Id"])["RepoTags"] == []  # still there, untagged
+    # nothing of the base goes at prune: the child runs and its layers are the base's
+    slipway("prune")
+    assert slipway("run", "--rm", "app:1", "cat", "/hi").stdout == "hi\n"
+    assert slipway("fsck").returncode == 0
+    # with the child gone the base goes by ID: only now `Deleted:`
+    out = slipway("rmi", "app:1").stdout.splitlines()
+    assert out[0] == "Untagged: app:1" and out[1].startswith("Deleted: sha256:"), out
+    assert slipway("rmi", base["Id"]).stdout == "Deleted: %s\n" % base["Id"]
+
+    # a container: the last name of its image stays without -f, the ID cannot go while it runs
+    slipway("import", busybox_rootfs_tar, "bb:1", "-c", 'CMD ["sh"]')
+    image_id = slipway.inspect("bb:1")["Id"]
+    cid = slipway("run", "-d", "bb:1", "sleep", "1000").stdout.strip()
+    try:
+        p = slipway("rmi", "bb:1", check=False)
+        assert p.returncode == 1 and cid[:12] in p.stderr and "--force" in p.stderr, p.stderr
+        p = slipway("rmi", "-f", image_id, check=False)
+        assert p.returncode == 1 and "running" in p.stderr and cid[:12] in p.stderr, p.stderr
+        assert slipway("rmi", "-f", "bb:1").stdout == "Untagged: bb:1\n"  # kept: it runs
+        assert slipway.inspect(image_id)["RepoTags"] == []
+        slipway("prune", "-a")  # keeps an image a container runs, its layers too
+        assert slipway.inspect(image_id)["RepoTags"] == []
+        assert slipway("exec", cid, "cat", "/etc/group").stdout.startswith("root:x:0:")
+    finally:
+        slipway("rm", "-f", cid)
+    assert slipway("rmi", image_id).stdout == "Deleted: %s\n" % image_id
+
+
 def test_prune(slipway, busybox_rootfs_tar, tmp_path):
     from conftest import make_busybox_rootfs_tar
     other = make_busybox_rootfs_tar(tmp_path / "other.tar", {"etc/other": b"x\n"})

@@ -1,9 +1,11 @@
 """Kills and crashes must never change what an image contains (issue 18 §1, §5): a snapshot,
 blob or record is visible only when complete; deletion goes through ROOT/trash; `fsck` checks
 the store; `prune` sweeps what killed commands left behind."""
+import fcntl
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -218,3 +220,57 @@ def test_sigkilled_save_leaves_nothing_after_prune(slipway, busybox_image, tmp_p
     assert len(left) == 1 and left[0].startswith(tmp + " ("), left
     assert not os.path.exists(tmp)
     assert os.listdir(os.path.join(slipway.root, "leases")) == []
+
+
+def fill(d, n):
+    os.makedirs(d, exist_ok=True)
+    for i in range(n):
+        open(os.path.join(d, "f%05d" % i), "w").close()
+
+
+def test_trash_is_purged_beside_commands_and_only_when_alone(slipway):
+    """The trash (and tmp/, and what a killed purge left) is moved out of the way by the next
+    command alone on the store and removed beside its work; never while another holds the store."""
+    slipway("images")
+    root = slipway.root
+    trash, tmp, purge = (os.path.join(root, d) for d in ("trash", "tmp", "purge"))
+    fill(os.path.join(trash, "snap.1.1", "d"), 3000)
+    fill(os.path.join(tmp, "copy-x"), 10)
+    fill(os.path.join(purge, "LEFTOV", "trash", "old"), 10)
+    # another slipway process has the store open (shared lock): its lower dirs may be in there
+    with open(os.path.join(root, "lock")) as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        slipway("images")
+        assert os.listdir(trash) == ["snap.1.1"]
+        assert os.listdir(tmp) == ["copy-x"]
+        assert os.listdir(purge) == ["LEFTOV"]
+    # alone: all of it is one new batch at once (or already gone), none of it in sight
+    slipway("images")
+    assert os.listdir(trash) == [] and os.listdir(tmp) == []
+    batches = os.listdir(purge)
+    assert len(batches) <= 1 and "LEFTOV" not in batches, batches
+    # prune removes whatever is left
+    slipway("prune")
+    assert os.listdir(purge) == [] and os.listdir(trash) == []
+    assert "no problems" in slipway("fsck").stdout
+
+
+def test_waiting_for_the_store_lock_names_the_holder(slipway):
+    slipway("images")
+    lock = os.path.join(slipway.root, "lock")
+    hold = ("import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, lock], stdout=subprocess.PIPE, text=True)
+    waiter = None
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        waiter = subprocess.Popen([slipway.binary, "--root", slipway.root, "images"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = waiter.stderr.readline()
+        assert "is locked by pid %d (`%s -c import fcntl" % (holder.pid, sys.executable) in line, line
+        assert "exclusive): waiting for it" in line, line
+        assert waiter.poll() is None  # still waiting
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waiter.wait(timeout=60) == 0

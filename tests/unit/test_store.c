@@ -358,13 +358,19 @@ test_images(void **state)
   assert_int_equal(sw_strv_len(got->names), 2);
   sw_image_free(got);
   bool deleted = true;
-  assert_int_equal(sw_image_delete(f->s, a->config_digest, false, &deleted, &err), -1);
+  char **untagged = NULL;
+  assert_int_equal(sw_image_delete(f->s, a->config_digest, false, NULL, &untagged, &deleted, &err),
+                   -1);
   sw_error_release(&err);
-  ok(sw_image_delete(f->s, "foo", false, &deleted, &err), &err);
+  ok(sw_image_delete(f->s, "foo", false, NULL, &untagged, &deleted, &err), &err);
   assert_false(deleted);
+  assert_int_equal(sw_strv_len(untagged), 1);
+  assert_string_equal(untagged[0], "docker.io/library/foo:latest");
+  sw_strv_free(untagged);
   assert_int_equal(sw_image_get(f->s, "foo", &got, &err), 0);
-  ok(sw_image_delete(f->s, "localhost:5000/x:y", false, &deleted, &err), &err);
+  ok(sw_image_delete(f->s, "localhost:5000/x:y", false, NULL, &untagged, &deleted, &err), &err);
   assert_true(deleted);
+  sw_strv_free(untagged);
   assert_int_equal(sw_image_get(f->s, a->manifest_digest, &got, &err), 0);
 
   /* a name moves to the newest image; the old one stays, untagged */

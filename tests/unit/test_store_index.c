@@ -254,7 +254,9 @@ test_names_rmi_prune(void **state)
 
   /* an image an index lists is not removed by rmi (the error names the index) nor by prune */
   bool deleted = true;
-  assert_int_equal(sw_image_delete(f->s, a->manifest_digest, false, &deleted, &err), -1);
+  char **untagged = NULL;
+  assert_int_equal(
+      sw_image_delete(f->s, a->manifest_digest, false, NULL, &untagged, &deleted, &err), -1);
   assert_non_null(strstr(err->msg, "image index"));
   sw_error_release(&err);
   sw_prune_opts_t o = {.all = true};
@@ -267,11 +269,13 @@ test_names_rmi_prune(void **state)
   assert_int_equal(sw_image_get(f->s, b->manifest_digest, &still, &err), 1);
 
   /* rmi of one of two names untags; of the last removes the index and its images */
-  ok(sw_image_delete(f->s, "app", false, &deleted, &err), &err);
+  ok(sw_image_delete(f->s, "app", false, NULL, &untagged, &deleted, &err), &err);
   assert_false(deleted);
+  sw_strv_free(untagged);
   assert_int_equal(sw_index_get(f->s, idx->digest, NULL, &err), 1);
-  ok(sw_image_delete(f->s, "app:three", false, &deleted, &err), &err);
+  ok(sw_image_delete(f->s, "app:three", false, NULL, &untagged, &deleted, &err), &err);
   assert_true(deleted);
+  sw_strv_free(untagged);
   assert_int_equal(sw_index_get(f->s, idx->digest, NULL, &err), 0);
   _cleanup_(sw_image_freep) sw_image_t *gone = NULL;
   assert_int_equal(sw_image_get(f->s, a->manifest_digest, &gone, &err), 0);
