@@ -15,6 +15,12 @@
 
 typedef struct solver solver_t;
 
+/* last_created of a FROM scratch stage before its first layer step: a config-only step there
+ * takes the time of the next step with a time of its own (BuildKit's normalizeLayersAndHistory:
+ * "the first new layer time"), or the build's when none follows, so that a rebuild from the
+ * cache gives the same image. */
+#define SV_CREATED_PENDING INT64_MIN
+
 /* One stage being built. */
 typedef struct {
   solver_t *sv;
@@ -28,7 +34,9 @@ typedef struct {
   char **lower;          /* snapshot dirs of img, top first */
   sw_scope_t scope;
   int step_no;          /* numbered steps done, for "[stage i/n]" */
-  int64_t last_created; /* created time of the latest layer (config-only history uses it) */
+  int64_t last_created; /* created time of the latest layer (config-only history uses it), or
+                           SV_CREATED_PENDING: FROM scratch, no layer step yet */
+  size_t n_pending;     /* trailing history entries waiting for the next layer's time */
   bool cmd_set;         /* CMD given in this stage (ENTRYPOINT then keeps it) */
   const sw_step_t *cur; /* step being run (for messages) */
   /* A RUN's layer still being hashed on a worker thread while the next steps start (see

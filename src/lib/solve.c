@@ -586,6 +586,21 @@ sv_cache_record(stage_run_t *r, const char *key, const sw_layer_desc_t *layer, i
   return 0;
 }
 
+/* Give the history entries that wait for a time (SV_CREATED_PENDING) created, the last
+ * n_pending entries before the `after` newest ones. */
+static void
+backfill_created(stage_run_t *r, int64_t created, size_t after)
+{
+  if (r->n_pending == 0)
+    return;
+  json_t *h = json_object_get(r->img->config, "history");
+  size_t n = json_array_size(h);
+  _cleanup_free_ char *ts = sw_time_rfc3339(created);
+  for (size_t i = 0; i < r->n_pending && i + after < n; i++)
+    json_object_set_new(json_array_get(h, n - 1 - after - i), "created", json_string(ts));
+  r->n_pending = 0;
+}
+
 void
 sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t created,
                const char *created_by)
@@ -601,6 +616,12 @@ sv_apply_layer(stage_run_t *r, const sw_layer_desc_t *layer, int64_t created,
     free(r->lower);
     r->lower = v;
   }
+  if (created == SV_CREATED_PENDING) {
+    sw_config_add_history(r->img->config, 0, created_by, SW_HISTORY_COMMENT, true);
+    r->n_pending++;
+    return;
+  }
+  backfill_created(r, created, 0);
   r->last_created = created;
   sw_config_add_history(r->img->config, created, created_by, SW_HISTORY_COMMENT, layer == NULL);
 }
@@ -1239,7 +1260,7 @@ init_stage(stage_run_t *r, char ***triggers, sw_error_t *err)
     /* BuildKit's emptyImage(): FROM scratch starts with WorkingDir "/". */
     json_object_set_new(container(r), "WorkingDir", json_string("/"));
     sw_cachekey_base(NULL, st->platform, r->key);
-    r->last_created = r->sv->now;
+    r->last_created = SV_CREATED_PENDING;
     r->lower = xcalloc(1, sizeof(char *));
   } else if (st->base_stage >= 0) {
     stage_run_t *b = sv_stage(r, st->base_stage);
@@ -1305,6 +1326,7 @@ reset_stage(stage_run_t *r)
   memset(r->key, 0, sizeof(r->key));
   r->step_no = 0;
   r->last_created = 0;
+  r->n_pending = 0;
   r->cmd_set = false;
   r->cur = NULL;
   r->speculated = false;
@@ -1371,6 +1393,10 @@ build_stage(stage_run_t *r, sw_error_t *err)
   if (sv_pending_join(r, err) < 0)
     return -1;
   r->cur = NULL;
+  if (r->last_created == SV_CREATED_PENDING) { /* no layer step: the build's time */
+    backfill_created(r, r->sv->now, 0);
+    r->last_created = r->sv->now;
+  }
   sw_config_set_created(r->img->config, r->last_created);
   return 0;
 }

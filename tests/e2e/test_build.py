@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -287,6 +288,25 @@ def test_copy_from_guess_that_fails_a_run(b, tmp_path):
     make_ctx(ctx, df, {"a.txt": "wz\n", "b.txt": "nothing\n"})
     rc, out, _ = b.build(ctx, check=False)
     assert rc != 0 and "RUN grep" in out, out
+
+
+def test_scratch_metadata_before_a_layer_is_cached_too(b, tmp_path):
+    """FROM scratch, ARG and ENV before the first layer step: their history entries take that
+    layer's time (BuildKit's "first new layer time"), not the build's clock, so a rebuild from
+    the cache in a later second gives the same image."""
+    ctx = make_ctx(tmp_path / "ctx", "FROM scratch\nARG A=1\nENV B=2\nCOPY busybox /bb\n"
+                   "ENV C=3\n")
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    _, out1, _ = b.build(ctx, env=env)
+    first = b.image_id(out1)
+    time.sleep(1.1)  # the next build starts in another second of the clock
+    _, out2, s = b.build(ctx, env=env)
+    assert ran(s) == [], out2
+    assert b.image_id(out2) == first, out2
+    img, _, _ = b.export(ctx)
+    hist = img.config["history"]
+    assert [h["created_by"].split()[0] for h in hist] == ["ARG", "ENV", "COPY", "ENV"], hist
+    assert len({h["created"] for h in hist}) == 1, hist  # all the COPY's time
 
 
 def test_no_cache_runs_everything(b, tmp_path):
