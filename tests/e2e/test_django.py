@@ -355,7 +355,8 @@ def dj(slipway_bin, python_base_tar, tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         index = f"http://127.0.0.1:{port}/simple/"
-        assert "Django-3.2.25" in wait_http(index + "django/", timeout=20)
+        # any Django 3.2.x wheel: a Debian security update may move the patch level
+        assert re.search(r"Django-3\.2\.\d+-", wait_http(index + "django/", timeout=20))
         sw = Slipway(binary, root, index, str(work))
         sw("import", "--change", 'CMD ["python3"]', python_base_tar, "python:slim", timeout=900)
         yield sw
