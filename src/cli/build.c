@@ -18,6 +18,7 @@
 #include "../lib/solve.h"
 #include "../lib/ssh-forward.h"
 #include "../lib/store.h"
+#include "../lib/userns.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -999,6 +1000,19 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
   return rc;
 }
 
+/* Whether a rootless build may first try outside its user namespace (sw_userns_speculate):
+ * only one whose work, when every step is cached, is reading the store and writing its
+ * database. A build that is sure to run steps (--no-cache), that exports files or talks to a
+ * registry enters at once, and so does one that reads its Dockerfile from stdin (a second try
+ * would find it empty). */
+static bool
+speculable(const build_opts_t *o)
+{
+  return !o->no_cache && !o->pull && !o->push && o->output == NULL && o->cache_from == NULL &&
+         o->cache_to == NULL && o->ssh == NULL && sw_strv_len(o->platforms) <= 1 &&
+         !(o->file && strcmp(o->file, "-") == 0);
+}
+
 int
 cmd_build(int argc, char **argv, sw_global_t *g)
 {
@@ -1009,7 +1023,11 @@ cmd_build(int argc, char **argv, sw_global_t *g)
     opts_free(&o);
     return r < 0 ? 0 : r;
   }
+  if (sw_userns_speculating() && !speculable(&o))
+    sw_userns_reexec("this build exports, pulls or runs every step");
   int d = do_build(&o, g, &err); /* 1: `--check` found warnings */
+  if (d < 0 && sw_userns_speculating() && !stop_signal)
+    sw_userns_reexec(err->msg); /* a step to run, or any other failure: it gets the last word */
   if (d < 0) {
     sw_store_error_full(g->root, &err);
     r = sw_error_report(&err);

@@ -155,11 +155,14 @@ main(int argc, char **argv)
        * and runs from here on as root does (see userns.h). */
       if (outside_userns(argv[i]))
         sw_userns_stay_outside();
-      else if (sw_userns_enter(&err) < 0)
+      else if (!(strcmp(argv[i], "build") == 0 && sw_userns_speculate(argc, argv)) &&
+               sw_userns_enter(&err) < 0)
         return sw_error_report(&err);
       optind = 1;
       g.command = commands[c].name;
-      return commands[c].fn(argc - i, argv + i, &g);
+      int rc = commands[c].fn(argc - i, argv + i, &g);
+      sw_userns_release_output();
+      return rc;
     }
   return sw_cli_usage_error(NULL, "unknown command `%s`", argv[i]);
 }

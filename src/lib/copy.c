@@ -3,6 +3,7 @@
 
 #include "compress.h"
 #include "layer_apply.h"
+#include "userns.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -476,6 +477,8 @@ put_dir(const sw_copy_t *c, const dst_t *d, const meta_t *m, bool *in_image, sw_
 int
 sw_copy_new(const char *layer_dir, const sw_copy_opts_t *opts, sw_copy_t **out, sw_error_t *err)
 {
+  if (sw_userns_need("a copy", err) < 0)
+    return -1;
   int fd = open(layer_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return sw_error(err, errno, "open `%s`", layer_dir);

@@ -1057,6 +1057,9 @@ sw_layer_apply(int in_fd, const char *root_dir, const sw_layer_apply_opts_t *opt
   int ret = -1;
 
   l.lname = lname;
+  /* Outside its user namespace a rootless build could not give the files their owners. */
+  if (sw_userns_need(lname, err) < 0)
+    return -1;
   l.privileged = geteuid() == 0;
   l.root_fd = open(root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (l.root_fd < 0)

@@ -1,5 +1,6 @@
 /* slipway: snapshot (overlay upper dir) → deterministic OCI tar → sw_sink_t; see layer_write.h. */
 #include "layer_write.h"
+#include "userns.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -338,6 +339,9 @@ int
 sw_layer_write_tar(const char *snapshot_dir, int64_t epoch, sw_sink_t *sink, sw_error_t *err)
 {
   lw_t w = {.sink = sink, .epoch = epoch, .root = snapshot_dir};
+  /* Outside its user namespace, a rootless build would read the host's ids of the files. */
+  if (sw_userns_need("writing a layer", err) < 0)
+    return -1;
   _cleanup_close_ int root = open(snapshot_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int ret = -1;
 

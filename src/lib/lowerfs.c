@@ -127,6 +127,7 @@ find_entry(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *d, const char *name, struct
         free(h);
         return -ENOENT;
       }
+      sw_userns_stat_inside(st);
       *host = h;
       return 0;
     }
@@ -189,6 +190,7 @@ sw_lowerfs_lookup(sw_lowerfs_t *fs, const char *path, bool follow, char **canon,
           free(h);
           break;
         }
+        sw_userns_stat_inside(&dst);
       } else {
         dst.st_mode = S_IFDIR | 0755;
       }
@@ -337,6 +339,7 @@ sw_lowerfs_list(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *d, sw_lowerfs_ent_t **
       free(h);
       continue;
     }
+    sw_userns_stat_inside(&st);
     ents[k].name = xstrdup(raw[i].name);
     ents[k].host = h;
     ents[k].st = st;

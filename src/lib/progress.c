@@ -1,5 +1,6 @@
 /* slipway: BuildKit-style progress output; see progress.h. */
 #include "progress.h"
+#include "userns.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -74,7 +75,8 @@ sw_progress_new(sw_progress_mode_t mode, FILE *out)
 {
   sw_progress_t *p = xcalloc(1, sizeof(*p));
   if (mode == SW_PROGRESS_AUTO)
-    mode = isatty(fileno(out)) && getenv("TERM") && strcmp(getenv("TERM"), "dumb") != 0
+    mode = isatty(sw_userns_real_fd(fileno(out))) && getenv("TERM") &&
+                   strcmp(getenv("TERM"), "dumb") != 0
                ? SW_PROGRESS_TTY
                : SW_PROGRESS_PLAIN;
   p->mode = mode;
@@ -371,7 +373,7 @@ static int
 term_width(sw_progress_t *p, int *rows)
 {
   struct winsize ws;
-  if (ioctl(fileno(p->out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) {
+  if (ioctl(sw_userns_real_fd(fileno(p->out)), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) {
     *rows = ws.ws_row > 5 ? ws.ws_row : 24;
     return ws.ws_col;
   }

@@ -2,6 +2,7 @@
  * the monitor process (namespaces, mounts, pivot_root). See sandbox.h for the contract and
  * sandbox-private.h for the pieces shared with sandbox-mount.c. */
 #include "sandbox-private.h"
+#include "userns.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -359,6 +360,9 @@ sw_sandbox_run(const sw_sandbox_opts_t *opts, sw_sandbox_status_t *st, sw_error_
   struct run_state rs = {.o = o, .out = -1};
   pid_t pid;
   int wstatus = 0;
+
+  if (sw_userns_need("a sandbox", err) < 0)
+    return -1;
 
   if (check_opts(o, err) < 0 || sb_seccomp_prepare(o, err) < 0)
     return -1;

@@ -3,6 +3,7 @@
 #include "solve-private.h"
 
 #include "gotext.h"
+#include "userns.h"
 #include "platform.h"
 #include "registry.h"
 #include "shellword.h"
@@ -493,6 +494,11 @@ sv_cache_lookup(stage_run_t *r, const char *key, sw_layer_desc_t *layer, bool *h
     int f = may_hit(sv, key) ? sv_cache_peek(r, key, layer, has_layer, created, err) : 0;
     if (f != 0)
       return f;
+    if (sw_userns_speculating()) {
+      _cleanup_free_ char *what = xasprintf("%s:%d: a step that is not cached",
+                                            sv->o->plan->df->path, r->cur ? r->cur->insn->line : 0);
+      return sw_userns_need(what, err);
+    }
     pthread_mutex_lock(&sv->sh->lock);
     if (!sw_strv_contains(sv->sh->inflight, key)) {
       sw_strv_push(&sv->sh->inflight, key);

@@ -746,3 +746,175 @@ sw_userns_enter(sw_error_t *err)
            uid, u.n, g.n);
   return 0;
 }
+
+/* ---- a build that may need no namespace ---- */
+
+/* The environment variable that tells the re-executed slipway to enter its user namespace at
+ * once (and that this process is the second try). */
+#define REEXEC_ENV "SLIPWAY_USERNS_REEXEC"
+
+static struct {
+  bool on;
+  char **argv;       /* a copy: getopt permutes the real one */
+  int real_fd[3];    /* the caller's stdout and stderr while held (0 is never held) */
+  int held_fd[3];    /* the memfds that hold them */
+  sigset_t mask;     /* the signal mask at startup */
+  bool pipe_default; /* SIGPIPE was SIG_DFL at startup */
+  idmap_t u, g;      /* the mapping the namespace would have (map_argv's) */
+} spec = {.real_fd = {-1, -1, -1}, .held_fd = {-1, -1, -1}};
+
+static bool
+hold_fd(int fd)
+{
+  int real = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (real < 0)
+    return false;
+  int m =
+      (int)syscall(SYS_memfd_create, fd == 1 ? "slipway-stdout" : "slipway-stderr", MFD_CLOEXEC);
+  if (m < 0 || dup2(m, fd) < 0) {
+    if (m >= 0)
+      close(m);
+    close(real);
+    return false;
+  }
+  spec.real_fd[fd] = real;
+  spec.held_fd[fd] = m;
+  return true;
+}
+
+/* Put back the caller's fd; if `emit`, first write what was held to it. */
+static void
+unhold_fd(int fd, bool emit)
+{
+  if (spec.real_fd[fd] < 0)
+    return;
+  if (emit && lseek(spec.held_fd[fd], 0, SEEK_SET) == 0) {
+    char buf[16384];
+    ssize_t n;
+    while ((n = read(spec.held_fd[fd], buf, sizeof(buf))) > 0 &&
+           sw_write_all(spec.real_fd[fd], buf, (size_t)n) == 0)
+      ;
+  }
+  dup2(spec.real_fd[fd], fd);
+  close(spec.real_fd[fd]);
+  close(spec.held_fd[fd]);
+  spec.real_fd[fd] = spec.held_fd[fd] = -1;
+}
+
+bool
+sw_userns_speculate(int argc, char **argv)
+{
+  if (geteuid() == 0)
+    return false;
+  if (getenv(REEXEC_ENV)) {
+    unsetenv(REEXEC_ENV);
+    return false;
+  }
+  /* Only with the full mapping: the single-id fallback warns on every command that enters. */
+  unsigned long uid = getuid();
+  struct passwd *pw = getpwuid((uid_t)uid);
+  const char *name = pw ? pw->pw_name : NULL;
+  _cleanup_free_ char *up = find_program("newuidmap");
+  _cleanup_free_ char *gp = find_program("newgidmap");
+  spec.u.id = uid;
+  spec.g.id = getgid();
+  spec.u.n = read_ranges(SUBUID_FILE, name, uid, spec.u.r);
+  spec.g.n = read_ranges(SUBGID_FILE, name, uid, spec.g.r);
+  if (up == NULL || gp == NULL || spec.u.n == 0 || spec.g.n == 0)
+    return false;
+
+  struct sigaction sa;
+  sigprocmask(SIG_SETMASK, NULL, &spec.mask);
+  spec.pipe_default = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL;
+  fflush(stdout);
+  fflush(stderr);
+  if (!hold_fd(1))
+    return false;
+  if (!hold_fd(2)) {
+    unhold_fd(1, false);
+    return false;
+  }
+  spec.argv = xcalloc((size_t)argc + 1, sizeof(char *));
+  for (int i = 0; i < argc; i++)
+    spec.argv[i] = xstrdup(argv[i]);
+  spec.on = true;
+  sw_userns_stay_outside();
+  sw_debug("rootless: trying the build outside the user namespace (cache hits only)");
+  return true;
+}
+
+bool
+sw_userns_speculating(void)
+{
+  return spec.on;
+}
+
+int
+sw_userns_need(const char *what, sw_error_t *err)
+{
+  if (!spec.on)
+    return 0;
+  return sw_error(err, 0, "%s needs the user namespace", what);
+}
+
+unsigned long
+sw_subid_inside(unsigned long own, const sw_subid_t *r, size_t n, unsigned long id)
+{
+  if (id == own)
+    return 0;
+  unsigned long inside = 1;
+  for (size_t i = 0; i < n; i++) {
+    if (id >= r[i].start && id - r[i].start < r[i].count)
+      return inside + (id - r[i].start);
+    inside += r[i].count;
+  }
+  return 65534;
+}
+
+void
+sw_userns_stat_inside(struct stat *st)
+{
+  if (!spec.on)
+    return;
+  st->st_uid = (uid_t)sw_subid_inside(spec.u.id, spec.u.r, spec.u.n, st->st_uid);
+  st->st_gid = (gid_t)sw_subid_inside(spec.g.id, spec.g.r, spec.g.n, st->st_gid);
+}
+
+int
+sw_userns_real_fd(int fd)
+{
+  return fd >= 1 && fd <= 2 && spec.real_fd[fd] >= 0 ? spec.real_fd[fd] : fd;
+}
+
+void
+sw_userns_release_output(void)
+{
+  if (!spec.on)
+    return;
+  fflush(stdout);
+  fflush(stderr);
+  unhold_fd(2, true);
+  unhold_fd(1, true);
+}
+
+void
+sw_userns_reexec(const char *why)
+{
+  if (!spec.on)
+    return;
+  fflush(stdout);
+  fflush(stderr);
+  unhold_fd(1, false);
+  unhold_fd(2, false);
+  sw_debug("rootless: %s: building again in the user namespace", why);
+  if (spec.pipe_default)
+    signal(SIGPIPE, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &spec.mask, NULL);
+  setenv(REEXEC_ENV, "1", 1);
+  execv("/proc/self/exe", spec.argv);
+  fprintf(stderr, "slipway: re-run itself (/proc/self/exe) to enter its user namespace: %s\n",
+          strerror(errno));
+  _exit(1);
+}

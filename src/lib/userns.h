@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* One subordinate id range: host ids start..start+count-1. */
@@ -25,6 +26,11 @@ typedef struct {
  * (at most max). Pure: no file access. */
 size_t sw_subid_parse(const char *text, const char *name, unsigned long id, sw_subid_t *out,
                       size_t max);
+
+/* The id that host id `id` has in the namespace sw_userns_enter makes for the user `own` with
+ * the ranges r: `own` is 0, the ranges follow from 1 in file order; an id outside them is the
+ * overflow id 65534, as the kernel shows it. Pure. */
+unsigned long sw_subid_inside(unsigned long own, const sw_subid_t *r, size_t n, unsigned long id);
 
 /* When not root (euid != 0): enter a new user and mount namespace where this process is root,
  * with the user's subordinate ids mapped (or only the user's own id, with a warning saying how to
@@ -39,6 +45,40 @@ void sw_userns_stay_outside(void);
 
 /* True after sw_userns_stay_outside() in a process that is not root. */
 bool sw_userns_outside(void);
+
+/* A build by an ordinary user first runs outside any namespace (no mapping: two setuid execs,
+ * a few ms), in the hope that every step is cached: a no-op rebuild then costs what root's
+ * does. Called by main for `build` instead of sw_userns_enter, while the process has one
+ * thread; false (enter as usual) for root, for the single-id fallback, and in the process
+ * sw_userns_reexec started. When true, the process is outside (sw_userns_outside()), and
+ * stdout and stderr are held in memory until sw_userns_release_output(), so that a try that
+ * fails leaves no trace. */
+bool sw_userns_speculate(int argc, char **argv);
+
+/* True in a build that runs outside its user namespace on the chance that it needs none. */
+bool sw_userns_speculating(void);
+
+/* Called before work that needs the namespace (a step that runs or copies, a layer written
+ * or unpacked: owners outside are the host's ids). 0, or, in a speculating build, an error
+ * saying `what` needs it: the build fails and is run again in the namespace. */
+int sw_userns_need(const char *what, sw_error_t *err);
+
+/* In a speculating build, turn the owners of a stat of a file in a snapshot into the ids the
+ * namespace would show (the user is 0, its ranges follow), so that what hashes them (COPY
+ * --from) gives the keys the namespace gives. No-op otherwise. */
+void sw_userns_stat_inside(struct stat *st);
+
+/* The terminal behind fd 1 or 2 while it is held (for isatty, the window size); else fd. */
+int sw_userns_real_fd(int fd);
+
+/* A speculating build succeeded (or must report as is): write what was held and put the
+ * caller's stdout and stderr back. No-op otherwise. */
+void sw_userns_release_output(void);
+
+/* A speculating build needs its namespace (`why`, for --debug): drop what was held, put the
+ * signal state back and exec slipway again with the same arguments; that process enters the
+ * namespace at startup. Returns only when not speculating. */
+void sw_userns_reexec(const char *why);
 
 /* Whether this process runs in a user namespace other than the initial one (slipway's own, or
  * a container's): trusted.* xattrs and device nodes are then out of reach. */

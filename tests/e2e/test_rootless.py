@@ -302,6 +302,76 @@ def test_store_commands_stay_outside_userns(user):
     assert not os.path.exists(junk), "cleared by a command inside it"
 
 
+SPEC_DOCKERFILE = """\
+FROM base:1 AS b
+RUN mkdir -p /out/d && echo x > /out/d/x && chown -R 33:44 /out/d && echo y > /out/y
+FROM base:1
+COPY --chown=1000:1000 a.txt /home/a.txt
+COPY --from=b /out /app
+RUN stat -c '%u:%g %n' /home/a.txt /app/d/x /app/y /srv/www.txt > /owners
+"""
+
+
+def test_cached_build_as_user_needs_no_namespace(user):
+    """A rootless build first runs outside its user namespace (no newuidmap/newgidmap execs):
+    when every step is cached, that is the whole build, and a no-op rebuild costs what root's
+    does. A step to run makes it start again inside, printing nothing of the first try. The
+    COPY --from key, which hashes the owners of the other stage's files, is the same outside
+    (host ids are shown as the namespace's)."""
+    tar = multi_owner_tar(user.path("spec-base.tar"))
+    ctx = user.path("spec")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(SPEC_DOCKERFILE)
+    with open(os.path.join(ctx, "a.txt"), "w") as f:
+        f.write("one\n")
+    user.give(tar)
+    user.give(ctx)
+    iid = user.path("spec.iid")
+    user("import", tar, "base:1")
+
+    def build():
+        p = user("-D", "build", "--progress", "plain", "--iidfile", iid, "-t", "spec:1", ctx)
+        with open(iid) as f:
+            return p.stderr, f.read()
+
+    out, first = build()
+    # The try outside printed its own --debug line too, but what it printed is dropped.
+    assert "trying the build outside the user namespace" not in out, out
+    assert "building again in the user namespace" in out, out
+    out, again = build()
+    assert again == first, out
+    assert "trying the build outside the user namespace" in out, out
+    assert "building again in the user namespace" not in out, out
+    assert "is root in a user namespace" not in out, out
+    assert out.count("exporting to image") == 1 and "4 cached" in out, out
+
+    with open(os.path.join(ctx, "a.txt"), "w") as f:
+        f.write("two\n")
+    out, edited = build()
+    assert edited != first
+    # The try outside found COPY a.txt not cached; what it printed was dropped.
+    assert re.search(r"Dockerfile:4: a step that is not cached needs the user namespace: "
+                     r"building again in the user namespace", out), out
+    assert "is root in a user namespace" in out, out
+    assert "trying the build outside" not in out, out
+    assert out.count("exporting to image") == 1 and out.count("built:") == 1, out
+    r = user("run", "--rm", "--network", "none", "spec:1", "cat", "/owners", "/home/a.txt")
+    assert r.stdout.splitlines() == ["1000:1000 /home/a.txt", "33:44 /app/d/x", "0:0 /app/y",
+                                     "33:33 /srv/www.txt", "two"], r.stdout
+    out, noop = build()
+    assert noop == edited and "building again" not in out, out
+
+    # A Dockerfile on stdin is read once: that build enters at once.
+    cmd, env = user.command(["-D", "build", "-f", "-", "-t", "spec:2", ctx])
+    with open(os.path.join(ctx, "Dockerfile")) as f:
+        p = subprocess.run(cmd, input=f.read(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=env, cwd=user.home, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "trying the build outside" not in p.stderr, p.stderr
+    assert "is root in a user namespace" in p.stderr, p.stderr
+
+
 def test_network_host_and_none_as_user(user):
     """`run --network host` reaches a listener on the host's loopback; `--network none` sees only
     lo; the store is the XDG default when no --root is given."""

@@ -40,11 +40,32 @@ test_subid_parse(void **state)
   assert_int_equal(sw_subid_parse("alic:1:5\nalice2:9:5\n", "alice", 1000, r, 4), 0);
 }
 
+static void
+test_subid_inside(void **state)
+{
+  const sw_subid_t r[] = {{100000, 65536}, {500000, 10}};
+
+  assert_int_equal(sw_subid_inside(1000, r, 2, 1000), 0);
+  assert_int_equal(sw_subid_inside(1000, r, 2, 100000), 1);
+  assert_int_equal(sw_subid_inside(1000, r, 2, 100999), 1000);
+  assert_int_equal(sw_subid_inside(1000, r, 2, 165535), 65536);
+  /* The second range follows the first inside. */
+  assert_int_equal(sw_subid_inside(1000, r, 2, 500000), 65537);
+  assert_int_equal(sw_subid_inside(1000, r, 2, 500009), 65546);
+  /* Unmapped: just past a range, below it, root of the host. */
+  assert_int_equal(sw_subid_inside(1000, r, 2, 165536), 65534);
+  assert_int_equal(sw_subid_inside(1000, r, 2, 500010), 65534);
+  assert_int_equal(sw_subid_inside(1000, r, 2, 99999), 65534);
+  assert_int_equal(sw_subid_inside(1000, r, 2, 0), 65534);
+  assert_int_equal(sw_subid_inside(1000, r, 0, 1000), 0);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_subid_parse),
+      cmocka_unit_test(test_subid_inside),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
