@@ -219,10 +219,11 @@ def rootless_section(res):
         "",
         "Rootless: " + "; ".join(note) + "." if note else "",
         "What rootless adds to every command that enters its user namespace is the two setuid",
-        "`newuidmap`/`newgidmap` execs that map it (run side by side, a few ms; see README,",
-        "Rootless); a no-op build is short enough for those to show in its ratio. On a shared",
-        "machine the samples spread widely (the header gives the load average); the file lists",
-        "every one.",
+        "`newuidmap`/`newgidmap` execs that map it (run side by side, a few ms). A build first",
+        "tries outside the namespace (README, Rootless): a no-op rebuild, all cache hits, never",
+        "maps; a rebuild with a step to run pays that try up to its first miss, then the",
+        "mapping. On a shared machine the samples spread widely (the header gives the load",
+        "average); the file lists every one.",
         "",
     ]
 

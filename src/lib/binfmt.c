@@ -282,7 +282,12 @@ sw_binfmt_check(const char *misc_dir, const char *conf_dir, const char *platform
                     "registered `%s` in `%s/register`, but no handler for %s binaries with the F "
                     "flag appeared there",
                     conf, misc_dir, platform);
-  sw_warn("registered the binfmt_misc handler of qemu-user-static for %s (`%s`)", platform, conf);
+  /* Not a warning: what was asked for is done; but the handler is the whole system's (until a
+   * reboot), so say so once, when it is made. */
+  fprintf(stderr,
+          "slipway: registered the binfmt_misc handler of qemu-user-static for %s (`%s`), for "
+          "the whole system until reboot\n",
+          platform, conf);
   return 0;
 }
 
