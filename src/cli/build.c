@@ -1023,11 +1023,20 @@ cmd_build(int argc, char **argv, sw_global_t *g)
     opts_free(&o);
     return r < 0 ? 0 : r;
   }
-  if (sw_userns_speculating() && !speculable(&o))
-    sw_userns_reexec("this build exports, pulls or runs every step");
+  if (sw_userns_speculating() && !speculable(&o) &&
+      sw_userns_enter_late("this build exports, pulls or runs every step", &err) < 0) {
+    opts_free(&o);
+    return sw_error_report(&err);
+  }
   int d = do_build(&o, g, &err); /* 1: `--check` found warnings */
-  if (d < 0 && sw_userns_speculating() && !stop_signal)
-    sw_userns_reexec(err->msg); /* a step to run, or any other failure: it gets the last word */
+  if (d < 0 && sw_userns_speculating() && !stop_signal) {
+    /* A step to run, or any other failure: the build in the namespace gets the last word. */
+    _cleanup_free_ char *why = xstrdup(err->msg);
+    sw_error_release(&err);
+    sw_recipe_free(o.used_recipe);
+    o.used_recipe = NULL;
+    d = sw_userns_enter_late(why, &err) < 0 ? -1 : do_build(&o, g, &err);
+  }
   if (d < 0) {
     sw_store_error_full(g->root, &err);
     r = sw_error_report(&err);

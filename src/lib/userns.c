@@ -897,6 +897,46 @@ sw_userns_release_output(void)
   unhold_fd(1, true);
 }
 
+/* How many threads this process has (0 if /proc says nothing). */
+static long
+thread_count(void)
+{
+  _cleanup_free_ char *text = NULL;
+  sw_error_t err = NULL;
+  if (sw_read_file("/proc/self/status", 1 << 16, &text, NULL, &err) < 0) {
+    sw_error_release(&err);
+    return 0;
+  }
+  const char *t = strstr(text, "\nThreads:");
+  return t ? strtol(t + 9, NULL, 10) : 0;
+}
+
+int
+sw_userns_enter_late(const char *why, sw_error_t *err)
+{
+  if (!spec.on)
+    return 0;
+  /* The namespace can be entered only by a process with one thread; the build joined its
+   * own, but if one is left (a library's), start again from exec (which a test forces with
+   * SLIPWAY_TEST_USERNS_REEXEC=1). */
+  const char *force = getenv("SLIPWAY_TEST_USERNS_REEXEC");
+  if (thread_count() != 1 || (force && strcmp(force, "1") == 0))
+    sw_userns_reexec(why);
+  fflush(stdout);
+  fflush(stderr);
+  unhold_fd(1, false);
+  unhold_fd(2, false);
+  spec.on = false;
+  outside = false;
+  sw_debug("rootless: %s: building again in the user namespace", why);
+  if (sw_userns_enter(err) < 0)
+    return -1;
+  /* The try outside may have asked already: overlay mounts and /proc differ inside. */
+  pthread_once(&nested_once, nested_init);
+  nested_init();
+  return 0;
+}
+
 void
 sw_userns_reexec(const char *why)
 {
@@ -906,7 +946,7 @@ sw_userns_reexec(const char *why)
   fflush(stderr);
   unhold_fd(1, false);
   unhold_fd(2, false);
-  sw_debug("rootless: %s: building again in the user namespace", why);
+  sw_debug("rootless: %s: building again in the user namespace, from exec", why);
   if (spec.pipe_default)
     signal(SIGPIPE, SIG_DFL);
   signal(SIGINT, SIG_DFL);

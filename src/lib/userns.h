@@ -75,6 +75,13 @@ int sw_userns_real_fd(int fd);
  * caller's stdout and stderr back. No-op otherwise. */
 void sw_userns_release_output(void);
 
+/* A speculating build needs its namespace (`why`, for --debug) and has one thread again: drop
+ * what was held, put stdout and stderr back and enter the namespace in this process (the
+ * caller then builds again; no exec, no second start-up). With threads left, as
+ * sw_userns_reexec. 0, or -1 when entering failed (err says why, as at startup). No-op when
+ * not speculating. */
+int sw_userns_enter_late(const char *why, sw_error_t *err);
+
 /* A speculating build needs its namespace (`why`, for --debug): drop what was held, put the
  * signal state back and exec slipway again with the same arguments; that process enters the
  * namespace at startup. Returns only when not speculating. */

@@ -353,7 +353,7 @@ def test_cached_build_as_user_needs_no_namespace(user):
     # The try outside found COPY a.txt not cached; what it printed was dropped.
     assert re.search(r"Dockerfile:4: a step that is not cached needs the user namespace: "
                      r"building again in the user namespace", out), out
-    assert "is root in a user namespace" in out, out
+    assert "is root in a user namespace" in out and "from exec" not in out, out
     assert "trying the build outside" not in out, out
     assert out.count("exporting to image") == 1 and out.count("built:") == 1, out
     r = user("run", "--rm", "--network", "none", "spec:1", "cat", "/owners", "/home/a.txt")
@@ -361,6 +361,16 @@ def test_cached_build_as_user_needs_no_namespace(user):
                                      "33:33 /srv/www.txt", "two"], r.stdout
     out, noop = build()
     assert noop == edited and "building again" not in out, out
+
+    # The fallback when a thread is left after the try: slipway execs itself into the namespace.
+    with open(os.path.join(ctx, "a.txt"), "w") as f:
+        f.write("three\n")
+    p = user("-D", "build", "--progress", "plain", "-t", "spec:1", ctx,
+             env={"SLIPWAY_TEST_USERNS_REEXEC": "1"})
+    assert "building again in the user namespace, from exec" in p.stderr, p.stderr
+    assert p.stderr.count("exporting to image") == 1, p.stderr
+    r = user("run", "--rm", "--network", "none", "spec:1", "cat", "/owners", "/home/a.txt")
+    assert r.stdout.splitlines()[0] == "1000:1000 /home/a.txt" and r.stdout.endswith("three\n")
 
     # A Dockerfile on stdin is read once: that build enters at once.
     cmd, env = user.command(["-D", "build", "-f", "-", "-t", "spec:2", ctx])
