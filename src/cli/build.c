@@ -1003,14 +1003,23 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
 /* Whether a rootless build may first try outside its user namespace (sw_userns_speculate):
  * only one whose work, when every step is cached, is reading the store and writing its
  * database. A build that is sure to run steps (--no-cache), that exports files or talks to a
- * registry enters at once, and so does one that reads its Dockerfile from stdin (a second try
- * would find it empty). */
+ * registry enters at once, and so does one that reads its Dockerfile or a secret from anything
+ * but a regular file (stdin, a pipe: the build after the try would find it empty). */
 static bool
 speculable(const build_opts_t *o)
 {
-  return !o->no_cache && !o->pull && !o->push && o->output == NULL && o->cache_from == NULL &&
-         o->cache_to == NULL && o->ssh == NULL && sw_strv_len(o->platforms) <= 1 &&
-         !(o->file && strcmp(o->file, "-") == 0);
+  struct stat st;
+  if (o->no_cache || o->pull || o->push || o->output || o->cache_from || o->cache_to || o->ssh ||
+      sw_strv_len(o->platforms) > 1)
+    return false;
+  if (o->file && (strcmp(o->file, "-") == 0 || stat(o->file, &st) < 0 || !S_ISREG(st.st_mode)))
+    return false;
+  for (size_t i = 0; o->secrets && o->secrets[i]; i++) {
+    const char *path = strchr(o->secrets[i], '=');
+    if (path && (stat(path + 1, &st) < 0 || !S_ISREG(st.st_mode)))
+      return false;
+  }
+  return true;
 }
 
 int
@@ -1031,7 +1040,7 @@ cmd_build(int argc, char **argv, sw_global_t *g)
   int d = do_build(&o, g, &err); /* 1: `--check` found warnings */
   if (d < 0 && sw_userns_speculating() && !stop_signal) {
     /* A step to run, or any other failure: the build in the namespace gets the last word. */
-    _cleanup_free_ char *why = xstrdup(err->msg);
+    _cleanup_free_ char *why = xstrdup(err ? err->msg : "the try failed");
     sw_error_release(&err);
     sw_recipe_free(o.used_recipe);
     o.used_recipe = NULL;

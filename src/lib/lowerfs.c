@@ -64,11 +64,16 @@ host_path(sw_lowerfs_t *fs, int layer, const char *canon)
   return xasprintf("%s%s", fs->layers[layer], strcmp(canon, "/") == 0 ? "" : canon);
 }
 
-static bool
+/* 1 if the directory is opaque, 0 if not; -errno when that cannot be read while the build
+ * tries outside its user namespace (a directory of a subordinate id it may not read: inside,
+ * it could), so that the try fails rather than see the layers below. */
+static int
 is_opaque(const char *host)
 {
   char v[2] = {0};
   ssize_t n = lgetxattr(host, sw_overlay_opaque_xattr(), v, sizeof(v));
+  if (n < 0 && errno != ENODATA && errno != ENOTSUP && sw_userns_speculating())
+    return -errno;
   return n == 1 && v[0] == 'y';
 }
 
@@ -103,7 +108,12 @@ sw_lowerfs_child(sw_lowerfs_t *fs, const sw_lowerfs_dir_t *d, const char *name,
     if (!S_ISDIR(st.st_mode))
       break; /* a whiteout or a non-directory hides everything below */
     c->layers[c->nlayers++] = d->layers[i];
-    if (is_opaque(h))
+    int o = is_opaque(h);
+    if (o < 0) {
+      sw_lowerfs_dir_free(c);
+      return sw_error(err, -o, "read whether `%s` is opaque", h);
+    }
+    if (o)
       break;
   }
   if (c->nlayers == 0) {

@@ -6,6 +6,7 @@
 #include "fetch-git.h"
 #include "fetch-url.h"
 #include "ssh-forward.h"
+#include "userns.h"
 #include "shellword.h"
 
 #include <fnmatch.h>
@@ -246,6 +247,9 @@ lower_hash(stage_run_t *r, sources_t *s, const char *canon, char *const *exclude
   int rc = sw_copy_hash_lower(s->srcfs, canon, ex, r->sv->snapcache, out, err);
   if (rc < 0)
     return rc == -ENOENT ? rc : sv_wrap(r, err);
+  /* A try outside the user namespace keeps what it hashed to itself (userns.h). */
+  if (sw_userns_speculating())
+    return 0;
   _cleanup_free_ char *rec = xasprintf("{\"content\":\"%s\",\"v\":1}", out);
   char *none[] = {NULL};
   if (sw_cache_put(store, mkey, rec, none, 0, err) < 0)
@@ -809,7 +813,8 @@ sv_step_copy(stage_run_t *r, const sw_step_t *step, sw_error_t *err)
     }
     /* Confirmed when this build found what the last one did. */
     bool same = had && strcmp(had, content) == 0;
-    if (!(same && confirmed) && sw_prediction_put(o->store, stem, content, same, err) < 0) {
+    if (!(same && confirmed) && !sw_userns_speculating() &&
+        sw_prediction_put(o->store, stem, content, same, err) < 0) {
       sv_wrap(r, err);
       goto out;
     }

@@ -181,6 +181,11 @@ stage_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
   int f = sw_image_get_platform(s, ref, r->st->platform, out, err);
   if (f != 0)
     return f;
+  /* A pull unpacks as it downloads, which a try outside the user namespace may not: go inside
+   * before downloading anything. */
+  _cleanup_free_ char *why = xasprintf("pulling `%s`", ref);
+  if (sw_userns_need(why, err) < 0)
+    return -1;
   sw_registry_opts_t ro = {.quiet = true, .platform = r->st->platform};
   if (sw_registry_pull(s, ref, &ro, out, err) < 0)
     return sw_error_wrap(err,

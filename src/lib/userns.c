@@ -99,9 +99,14 @@ nested_init(void)
              count == 4294967295UL && strchr(map, '\n') == map + strlen(map) - 1);
 }
 
+/* Set while a build tries outside: what it reads was made inside (user.overlay.opaque). */
+static bool nested_as_inside;
+
 bool
 sw_userns_nested(void)
 {
+  if (nested_as_inside)
+    return true;
   pthread_once(&nested_once, nested_init);
   return nested;
 }
@@ -838,6 +843,7 @@ sw_userns_speculate(int argc, char **argv)
   for (int i = 0; i < argc; i++)
     spec.argv[i] = xstrdup(argv[i]);
   spec.on = true;
+  nested_as_inside = true;
   sw_userns_stay_outside();
   sw_debug("rootless: trying the build outside the user namespace (cache hits only)");
   return true;
@@ -927,9 +933,18 @@ sw_userns_enter_late(const char *why, sw_error_t *err)
   unhold_fd(1, false);
   unhold_fd(2, false);
   spec.on = false;
+  nested_as_inside = false;
   outside = false;
   sw_debug("rootless: %s: building again in the user namespace", why);
-  if (sw_userns_enter(err) < 0)
+  /* The build's Ctrl-C handler is in place: not in the CLONE_VM children that map. */
+  sigset_t stop, old;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop, &old);
+  int r = sw_userns_enter(err);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  if (r < 0)
     return -1;
   /* The try outside may have asked already: overlay mounts and /proc differ inside. */
   pthread_once(&nested_once, nested_init);

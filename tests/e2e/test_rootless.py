@@ -304,11 +304,13 @@ def test_store_commands_stay_outside_userns(user):
 
 SPEC_DOCKERFILE = """\
 FROM base:1 AS b
-RUN mkdir -p /out/d && echo x > /out/d/x && chown -R 33:44 /out/d && echo y > /out/y
+RUN mkdir -p /out/d /out/o && echo x > /out/d/x && chown -R 33:44 /out/d && echo y > /out/y \\
+ && echo old > /out/o/old
+RUN rm -rf /out/o && mkdir /out/o && echo new > /out/o/new
 FROM base:1
 COPY --chown=1000:1000 a.txt /home/a.txt
 COPY --from=b /out /app
-RUN stat -c '%u:%g %n' /home/a.txt /app/d/x /app/y /srv/www.txt > /owners
+RUN stat -c '%u:%g %n' /home/a.txt /app/d/x /app/y /srv/www.txt > /owners && ls /app/o >> /owners
 """
 
 
@@ -316,8 +318,9 @@ def test_cached_build_as_user_needs_no_namespace(user):
     """A rootless build first runs outside its user namespace (no newuidmap/newgidmap execs):
     when every step is cached, that is the whole build, and a no-op rebuild costs what root's
     does. A step to run makes it start again inside, printing nothing of the first try. The
-    COPY --from key, which hashes the owners of the other stage's files, is the same outside
-    (host ids are shown as the namespace's)."""
+    COPY --from key, which hashes the owners of the other stage's files and sees through no
+    opaque directory (user.overlay.opaque), is the same outside (host ids are shown as the
+    namespace's)."""
     tar = multi_owner_tar(user.path("spec-base.tar"))
     ctx = user.path("spec")
     os.makedirs(ctx)
@@ -344,21 +347,21 @@ def test_cached_build_as_user_needs_no_namespace(user):
     assert "trying the build outside the user namespace" in out, out
     assert "building again in the user namespace" not in out, out
     assert "is root in a user namespace" not in out, out
-    assert out.count("exporting to image") == 1 and "4 cached" in out, out
+    assert out.count("exporting to image") == 1 and "5 cached" in out, out
 
     with open(os.path.join(ctx, "a.txt"), "w") as f:
         f.write("two\n")
     out, edited = build()
     assert edited != first
     # The try outside found COPY a.txt not cached; what it printed was dropped.
-    assert re.search(r"Dockerfile:4: a step that is not cached needs the user namespace: "
+    assert re.search(r"Dockerfile:6: a step that is not cached needs the user namespace: "
                      r"building again in the user namespace", out), out
     assert "is root in a user namespace" in out and "from exec" not in out, out
     assert "trying the build outside" not in out, out
     assert out.count("exporting to image") == 1 and out.count("built:") == 1, out
     r = user("run", "--rm", "--network", "none", "spec:1", "cat", "/owners", "/home/a.txt")
     assert r.stdout.splitlines() == ["1000:1000 /home/a.txt", "33:44 /app/d/x", "0:0 /app/y",
-                                     "33:33 /srv/www.txt", "two"], r.stdout
+                                     "33:33 /srv/www.txt", "new", "two"], r.stdout
     out, noop = build()
     assert noop == edited and "building again" not in out, out
 
