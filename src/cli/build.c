@@ -915,8 +915,8 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
       .ssh = ssh,
       .index_down = &index_down,
   };
-  int rc = o->pull ? build_pull_bases(store, plan, &ro, p, err) : 0;
   if (sw_strv_len(o->platforms) > 1) {
+    int rc = 0;
     build_platforms_opts_t bo = {.store = store,
                                  .df = df,
                                  .first = plan,
@@ -926,9 +926,9 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
                                  .labels = o->labels,
                                  .tags = o->tags,
                                  .progress = p,
-                                 .reblob = reblob};
-    if (rc == 0)
-      rc = build_platforms(&bo, &index, err);
+                                 .reblob = reblob,
+                                 .pull = o->pull ? &ro : NULL};
+    rc = build_platforms(&bo, &index, err);
     /* The index goes where an image goes: the archive names it by the first -t. */
     _cleanup_free_ char *name = o->tags ? sw_ref_normalize(o->tags[0], NULL) : NULL;
     if (rc == 0 && o->output)
@@ -940,6 +940,7 @@ do_build(build_opts_t *o, sw_global_t *g, sw_error_t *err)
     sw_cache_log_clear(&log);
     return finish_index(o, plan, p, rc, index, err);
   }
+  int rc = o->pull ? build_pull_bases(store, &plan, 1, &ro, p, err) : 0;
   if (rc == 0)
     rc = sw_solve(&so, &img, err);
   if (rc < 0 && o->used_recipe) {

@@ -47,43 +47,59 @@ build_ram_size(const char *s, uint64_t *out, sw_error_t *err)
 
 /* ---- --pull ---- */
 
+/* "REF PLATFORM" once in *pairs (REF may be NULL: none). */
 static void
-add_ref(char ***refs, const char *ref)
+add_ref(char ***pairs, const char *ref, const char *platform)
 {
   /* An image ID or manifest digest (an oci-layout:// context) is local: nothing to pull. */
-  if (ref == NULL || sw_str_has_prefix(ref, "sha256:") || sw_strv_contains(*refs, ref))
+  if (ref == NULL || sw_str_has_prefix(ref, "sha256:"))
     return;
-  sw_strv_push(refs, ref);
+  _cleanup_free_ char *pair = xasprintf("%s %s", ref, platform);
+  if (!sw_strv_contains(*pairs, pair))
+    sw_strv_push(pairs, pair);
 }
 
 int
-build_pull_bases(sw_store_t *store, const sw_plan_t *plan, const sw_registry_opts_t *ro,
+build_pull_bases(sw_store_t *store, sw_plan_t *const *plans, size_t n, const sw_registry_opts_t *ro,
                  sw_progress_t *p, sw_error_t *err)
 {
-  _cleanup_strv_ char **refs = xcalloc(1, sizeof(char *));
-  for (size_t i = 0; i < plan->n_stages; i++) {
-    const sw_stage_t *s = &plan->stages[i];
-    if (!s->needed)
-      continue;
-    if (!s->scratch && s->base_stage < 0)
-      add_ref(&refs, s->base);
-    for (size_t j = 0; j < s->n_steps; j++) {
-      add_ref(&refs, s->steps[j].from_image);
-      for (size_t k = 0; k < s->steps[j].n_mounts; k++)
-        add_ref(&refs, s->steps[j].mount_images[k]);
+  _cleanup_strv_ char **pairs = xcalloc(1, sizeof(char *));
+  for (size_t k = 0; k < n; k++)
+    for (size_t i = 0; i < plans[k]->n_stages; i++) {
+      const sw_stage_t *s = &plans[k]->stages[i];
+      if (!s->needed)
+        continue;
+      if (!s->scratch && s->base_stage < 0)
+        add_ref(&pairs, s->base, s->platform);
+      for (size_t j = 0; j < s->n_steps; j++) {
+        add_ref(&pairs, s->steps[j].from_image, s->platform);
+        for (size_t m = 0; m < s->steps[j].n_mounts; m++)
+          add_ref(&pairs, s->steps[j].mount_images[m], s->platform);
+      }
     }
-  }
-  for (size_t i = 0; refs[i]; i++) {
-    _cleanup_free_ char *name = xasprintf("pulling %s (--pull)", refs[i]);
+  for (size_t i = 0; pairs[i]; i++) {
+    _cleanup_free_ char *ref = xstrndup(pairs[i], strcspn(pairs[i], " "));
+    const char *platform = strchr(pairs[i], ' ') + 1;
+    sw_registry_opts_t o = *ro;
+    o.platform = platform;
+    o.keep_names = true; /* the name is given below, beside the other platforms' images */
+    _cleanup_free_ char *name = n > 1 || strcmp(platform, plans[0]->build_platform) != 0
+                                    ? xasprintf("pulling %s for %s (--pull)", ref, platform)
+                                    : xasprintf("pulling %s (--pull)", ref);
     int id = sw_progress_begin(p, name);
     _cleanup_(sw_image_freep) sw_image_t *img = NULL;
-    if (sw_registry_pull(store, refs[i], ro, &img, err) < 0) {
-      sw_error_wrap(err, "--pull: %s", refs[i]);
+    if (sw_registry_pull(store, ref, &o, &img, err) < 0) {
+      sw_error_wrap(err, "--pull: %s", ref);
+      sw_progress_error(p, id, (*err)->msg);
+      return -1;
+    }
+    _cleanup_free_ char *full = strchr(ref, '@') ? NULL : sw_ref_normalize(ref, NULL);
+    if (img && full && sw_index_name_platform(store, full, img->config_digest, platform, err) < 0) {
       sw_progress_error(p, id, (*err)->msg);
       return -1;
     }
     if (img && img->manifest_digest)
-      sw_progress_log(p, id, "%s is %s", refs[i], img->manifest_digest);
+      sw_progress_log(p, id, "%s is %s", ref, img->manifest_digest);
     sw_progress_done(p, id);
   }
   return 0;

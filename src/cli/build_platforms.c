@@ -73,6 +73,8 @@ build_platforms(const build_platforms_opts_t *bo, sw_index_t **out, sw_error_t *
     so[k].plan = plans[k];
     sop[k] = &so[k];
   }
+  if (rc == 0 && bo->pull)
+    rc = build_pull_bases(bo->store, plans, n, bo->pull, bo->progress, err);
   if (rc == 0)
     rc = sw_solve_all(sop, n, imgs, err);
   if (rc == 0) {

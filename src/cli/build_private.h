@@ -23,10 +23,13 @@ void build_named_clear(build_named_t *n);
 
 /* --shm-size: bytes from Docker's size syntax (binary units: 64m = 64 MiB). */
 int build_ram_size(const char *s, uint64_t *out, sw_error_t *err);
-/* --pull: pull every image the needed stages use (FROM, COPY --from, RUN --mount from=) again
- * before the build; a failed pull fails the build. (build_flags.c) */
-int build_pull_bases(sw_store_t *store, const sw_plan_t *plan, const sw_registry_opts_t *ro,
-                     sw_progress_t *p, sw_error_t *err);
+/* --pull: pull every image the needed stages of the n plans (one per target platform) use
+ * (FROM, COPY --from, RUN --mount from=) again before the build, for the platform of the stage
+ * that uses it; each takes the name beside the other platforms' images (an index of them when
+ * there are several: sw_index_name_platform). A failed pull fails the build.
+ * (build_flags.c) */
+int build_pull_bases(sw_store_t *store, sw_plan_t *const *plans, size_t n,
+                     const sw_registry_opts_t *ro, sw_progress_t *p, sw_error_t *err);
 /* -o type=image|registry,name=N[,name=M],push=true: 1 (names added to *tags, *push set), 0 when
  * spec is another type, -1 on a bad spec. */
 int build_output_image(const char *spec, char ***tags, bool *push, sw_error_t *err);
@@ -54,7 +57,8 @@ typedef struct {
   char *const *labels;
   char *const *tags;
   sw_progress_t *progress;
-  sw_reblob_t *reblob; /* the base's smaller blobs being made (may be NULL) */
+  sw_reblob_t *reblob;            /* the base's smaller blobs being made (may be NULL) */
+  const sw_registry_opts_t *pull; /* --pull: the bases again, for every platform (or NULL) */
 } build_platforms_opts_t;
 /* One plan per platform, solved at once (sw_solve_all), each image committed (no name), then
  * one image index of them under tags (*out). */

@@ -529,7 +529,7 @@ sw_registry_pull(sw_store_t *s, const char *name, const sw_registry_opts_t *opts
     return -1;
   scope = xasprintf("repository:%s:pull", ref->path);
   prog = sw_bars_new(opts && opts->progress, opts && opts->quiet);
-  char *names[] = {ref->tag ? full : NULL, NULL};
+  char *names[] = {ref->tag && !(opts && opts->keep_names) ? full : NULL, NULL};
   const char *digest = NULL;
   if (rimage_get(r, ref->path, scope, ref->digest ? ref->digest : ref->tag, &top, err) < 0)
     goto out;

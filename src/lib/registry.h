@@ -30,6 +30,8 @@ typedef struct {
                                 0 = $SLIPWAY_PUSH_CHUNK_SIZE or 64 MiB */
   bool no_stored_creds;      /* do not read the docker config's credentials (login has its
                                 own: no credential helper `get` for them) */
+  bool keep_names;           /* pull: store the image without moving the name to it (a build's
+                                base for a second platform: the name keeps the first's) */
 } sw_registry_opts_t;
 
 /* Check user/pass against REGISTRY's /v2/ (following a bearer challenge if there is one), then

@@ -67,6 +67,7 @@ struct sv_guess {
  * on $BUILDPLATFORM, the same for every target, is built once. The first error stops them all. */
 struct sv_shared {
   pthread_mutex_t lock;
+  pthread_mutex_t base_lock; /* the targets' bases resolved one at a time (stage_image) */
   pthread_cond_t cond;
   bool failed;
   sw_error_t first_err;

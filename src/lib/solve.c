@@ -172,27 +172,95 @@ sv_wait_stage(stage_run_t *r, int index)
   return ok ? 0 : -1;
 }
 
-/* ref for the platform the stage runs on: of an image index, its image for that platform (none:
- * an error listing the index's platforms); an image as it is; not stored: pulled for it. */
+/* A stage's base (or COPY --from / RUN --mount image) for the stage's platform. A name of an
+ * index gives its entry for the platform; a name of an image of that platform, the image. When
+ * the store has no image of the platform under the name, it is pulled for it, as docker does.
+ * If the name held images of other platforms already (the other targets of a build of
+ * several, or an earlier pull), the pulled one does not take the name from them: an index of
+ * them all, made here, does, so that every platform finds its own next time, without the
+ * registry and from the same pull. Failing the pull (offline, an imported image), a name of
+ * one image of another platform gives that image, with InvalidBaseImagePlatform
+ * (stage_platform_config), as BuildKit. */
 static int
-stage_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
+stage_image_locked(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
 {
   sw_store_t *s = r->sv->o->store;
-  int f = sw_image_get_platform(s, ref, r->st->platform, out, err);
-  if (f != 0)
-    return f;
+  const char *want = r->st->platform;
+  _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
+  _cleanup_free_ char *lacks = NULL; /* what the index in the store says it has */
+
+  int f = sw_index_get(s, ref, &idx, err);
+  if (f < 0)
+    return -1;
+  if (f == 1) {
+    sw_error_t e = NULL;
+    if (sw_index_entry_for(idx, want, &e) != NULL)
+      return sw_image_get_platform(s, ref, want, out, err);
+    lacks = xstrdup(e->msg);
+    sw_error_release(&e);
+  } else {
+    f = sw_image_get(s, ref, out, err);
+    if (f < 0)
+      return -1;
+    if (f == 1) {
+      _cleanup_free_ char *has = sw_platform_of_config((*out)->config);
+      if (strcmp(has, want) == 0)
+        return 1;
+    }
+  }
+
   /* A pull unpacks as it downloads, which a try outside the user namespace may not: go inside
    * before downloading anything. */
-  _cleanup_free_ char *why = xasprintf("pulling `%s`", ref);
+  _cleanup_free_ char *why = xasprintf("pulling `%s` for %s", ref, want);
   if (sw_userns_need(why, err) < 0)
     return -1;
-  sw_registry_opts_t ro = {.quiet = true, .platform = r->st->platform};
-  if (sw_registry_pull(s, ref, &ro, out, err) < 0)
+  sw_registry_opts_t ro = {.quiet = true, .platform = want, .keep_names = true};
+  sw_image_t *mine = NULL;
+  sw_error_t perr = NULL;
+  _cleanup_free_ char *got = NULL;
+  if (sw_registry_pull(s, ref, &ro, &mine, &perr) == 0 && mine == NULL)
+    sw_image_get_platform(s, ref, want, &mine, &perr);
+  if (mine == NULL) {
+    if (*out) { /* one image of another platform: used, with the warning */
+      sw_debug("%s: %s", why, perr ? perr->msg : "nothing pulled");
+      sw_error_release(&perr);
+      return 1;
+    }
+    if (perr == NULL)
+      sw_error(&perr, 0, "nothing pulled");
+    *err = perr;
+    if (lacks)
+      return sw_error_wrap(err, "%s; and from its registry", lacks);
     return sw_error_wrap(err,
                          "`%s` is not in the store and could not be pulled (or load it: "
                          "`slipway import`, `slipway load`)",
                          ref);
-  return *out ? 1 : sw_image_get_platform(s, ref, r->st->platform, out, err);
+  }
+  /* A registry's image of one platform, not an index: used whatever its platform, with the
+   * warning, as BuildKit. */
+  got = sw_platform_of_config(mine->config);
+  _cleanup_free_ char *name = strchr(ref, '@') ? NULL : sw_ref_normalize(ref, NULL);
+  sw_error_t ierr = NULL;
+  if (name && sw_index_name_platform(s, name, mine->config_digest, got, &ierr) < 0) {
+    sw_warn("%s: %s", ref, ierr->msg);
+    sw_error_release(&ierr);
+  }
+  sw_image_free(*out);
+  *out = mine;
+  return 1;
+}
+
+static int
+stage_image(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t *err)
+{
+  /* The targets of one build take turns: each reads the name, then may grow it into an index. */
+  pthread_mutex_t *m = r->sv->label ? &r->sv->sh->base_lock : NULL;
+  if (m)
+    pthread_mutex_lock(m);
+  int f = stage_image_locked(r, ref, out, err);
+  if (m)
+    pthread_mutex_unlock(m);
+  return f;
 }
 
 int
@@ -1541,6 +1609,7 @@ sw_solve_all(const sw_solve_opts_t *const *opts, size_t n, sw_image_t **outs, sw
   solver_t *svs = xcalloc(n, sizeof(*svs));
   sh.all = xcalloc(n, sizeof(*sh.all));
   pthread_mutex_init(&sh.lock, NULL);
+  pthread_mutex_init(&sh.base_lock, NULL);
   pthread_cond_init(&sh.cond, NULL);
   for (size_t k = 0; k < n; k++) {
     solver_init(&svs[k], opts[k], &sh, n > 1 ? opts[k]->plan->platform : NULL);
@@ -1574,6 +1643,7 @@ sw_solve_all(const sw_solve_opts_t *const *opts, size_t n, sw_image_t **outs, sw
   sw_strv_free(sh.inflight);
   sw_strv_free(sh.built);
   pthread_mutex_destroy(&sh.lock);
+  pthread_mutex_destroy(&sh.base_lock);
   pthread_cond_destroy(&sh.cond);
   return rc;
 }

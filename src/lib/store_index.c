@@ -561,3 +561,51 @@ sw_index_delete(sw_store_t *s, const char *ref, bool force, bool *deleted, sw_er
     *deleted = !untag;
   return 0;
 }
+
+/* ---- a name for the images of several platforms ---- */
+
+static bool
+same_platform(const char *a, const char *b)
+{
+  _cleanup_free_ char *na = NULL, *nb = NULL;
+  sw_error_t e = NULL;
+  if (sw_platform_normalize(a, &na, &e) < 0 || sw_platform_normalize(b, &nb, &e) < 0) {
+    sw_error_release(&e);
+    return strcmp(a, b) == 0;
+  }
+  return strcmp(na, nb) == 0;
+}
+
+int
+sw_index_name_platform(sw_store_t *s, const char *name, const char *image_id, const char *platform,
+                       sw_error_t *err)
+{
+  _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *held = NULL;
+  _cleanup_strv_ char **keep = xcalloc(1, sizeof(char *));
+
+  if (sw_image_get(s, image_id, &img, err) <= 0)
+    return sw_error_wrap(err, "name `%s`: image %s", name, image_id);
+  int f = sw_index_get(s, name, &idx, err);
+  if (f < 0)
+    return -1;
+  if (f == 1) {
+    for (size_t i = 0; i < idx->n_entries; i++)
+      if (!same_platform(idx->entries[i].platform, platform))
+        sw_strv_push(&keep, idx->entries[i].manifest_digest);
+  } else {
+    f = sw_image_get(s, name, &held, err);
+    if (f < 0)
+      return -1;
+    _cleanup_free_ char *has = f == 1 ? sw_platform_of_config(held->config) : NULL;
+    if (has && !same_platform(has, platform) &&
+        strcmp(held->manifest_digest, img->manifest_digest) != 0)
+      sw_strv_push(&keep, held->manifest_digest);
+  }
+  if (keep[0] == NULL)
+    return sw_image_tag(s, image_id, name, err);
+  sw_strv_push(&keep, img->manifest_digest);
+  char *names[] = {(char *)name, NULL};
+  return sw_index_commit(s, keep, names, NULL, err);
+}

@@ -372,6 +372,45 @@ def test_build_push_index_then_pull_all_platforms(slipway_bin, reg_env, registry
         assert json.loads((files / "index.json").read_text())["manifests"][0]["digest"] == digest
 
 
+def test_build_from_a_registry_index_pulls_each_platform(slipway_bin, reg_env, registry_open,
+                                                        tmp_path):
+    """FROM an index in a registry: each target platform's stage gets that platform's image
+    (pulled for it), and --pull pulls the base again for every target, not for the host's
+    alone (the other platforms kept their old base)."""
+    ctx = arch_context(tmp_path)
+    base = "%s/team/base:1" % registry_open.host
+    build(slipway_bin, reg_env, ctx, "-t", base, "--push")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text("FROM %s\nCOPY x /x\n" % base)
+    (app / "x").write_text("x\n")
+    env = fresh_env(reg_env, tmp_path, "fresh")
+
+    def arch_files(*args):
+        out = tmp_path / ("out%d" % len(list(tmp_path.glob("out*"))))
+        run(slipway_bin, env, "build", "--progress", "plain", *args,
+            "-o", "type=local,dest=%s" % out, str(app))
+        if (out / "arch.txt").exists():
+            return (out / "arch.txt").read_text()
+        return [(out / d / "arch.txt").read_text() for d in ("linux_amd64", "linux_arm64")]
+
+    assert arch_files("--platform", PLATFORMS) == ["amd64\n", "arm64\n"]
+    # The name now holds an index of the two images the build pulled.
+    raw = json.loads(run(slipway_bin, env, "inspect", "--raw", "index", base).stdout)
+    assert sorted(m["platform"]["architecture"] for m in raw["manifests"]) == ["amd64", "arm64"]
+    # The base changes in the registry: a build without --pull keeps the stored one.
+    (ctx / "amd64.txt").write_text("amd64 v2\n")
+    (ctx / "arm64.txt").write_text("arm64 v2\n")
+    build(slipway_bin, reg_env, ctx, "-t", base, "--push")
+    assert arch_files("--platform", PLATFORMS) == ["amd64\n", "arm64\n"]
+    assert arch_files("--platform", PLATFORMS, "--pull") == ["amd64 v2\n", "arm64 v2\n"]
+    # One foreign platform: --pull pulls that platform's image.
+    (ctx / "arm64.txt").write_text("arm64 v3\n")
+    build(slipway_bin, reg_env, ctx, "-t", base, "--push")
+    assert arch_files("--platform", "linux/arm64", "--pull") == "arm64 v3\n"
+    assert arch_files("--platform", PLATFORMS) == ["amd64 v2\n", "arm64 v3\n"]
+
+
 def test_cache_to_carries_every_platform(slipway_bin, reg_env, registry_open, tmp_path):
     ctx = arch_context(tmp_path)
     # History entries of config-only steps before a stage's first layer step (the ARG) take the
