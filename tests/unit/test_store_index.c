@@ -333,6 +333,63 @@ test_names_before_prefixes(void **state)
   assert_int_equal(sw_index_get(f->s, idx->digest + 7, NULL, &err), 1);
 }
 
+/* The image of the platform a name holds (manifest digest), through the index or the image. */
+static char *
+held(fx_t *f, const char *name, const char *platform)
+{
+  sw_error_t err = NULL;
+  _cleanup_(sw_image_freep) sw_image_t *img = NULL;
+  if (sw_image_get_platform(f->s, name, platform, &img, &err) != 1) {
+    sw_error_release(&err);
+    return NULL;
+  }
+  return xstrdup(img->manifest_digest);
+}
+
+static void
+test_name_platform(void **state)
+{
+  fx_t *f = *state;
+  sw_error_t err = NULL;
+  const char *name = "docker.io/library/base:1";
+  _cleanup_free_ char *other = xasprintf("linux/%s", other_arch());
+  const char *host = sw_host_platform();
+  _cleanup_(sw_image_freep) sw_image_t *h1 = commit_image(f, "h1", sw_host_arch(), NULL, NULL);
+  _cleanup_(sw_image_freep) sw_image_t *h2 = commit_image(f, "h2", sw_host_arch(), NULL, NULL);
+  _cleanup_(sw_image_freep) sw_image_t *o1 = commit_image(f, "o1", other_arch(), NULL, NULL);
+  _cleanup_(sw_image_freep) sw_image_t *o2 = commit_image(f, "o2", other_arch(), NULL, NULL);
+
+  /* A free name: the image takes it. */
+  ok(sw_index_name_platform(f->s, name, h1->config_digest, host, &err), &err);
+  assert_int_equal(sw_index_get(f->s, name, NULL, &err), 0);
+  _cleanup_free_ char *a = held(f, name, host);
+  assert_string_equal(a, h1->manifest_digest);
+  /* The same platform again: replaced, still a plain image. */
+  ok(sw_index_name_platform(f->s, name, h2->config_digest, host, &err), &err);
+  assert_int_equal(sw_index_get(f->s, name, NULL, &err), 0);
+  _cleanup_free_ char *b = held(f, name, host);
+  assert_string_equal(b, h2->manifest_digest);
+  /* Another platform: an index of both; each platform finds its own. */
+  ok(sw_index_name_platform(f->s, name, o1->config_digest, other, &err), &err);
+  _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
+  assert_int_equal(sw_index_get(f->s, name, &idx, &err), 1);
+  assert_int_equal(idx->n_entries, 2);
+  _cleanup_free_ char *c = held(f, name, host);
+  _cleanup_free_ char *d = held(f, name, other);
+  assert_string_equal(c, h2->manifest_digest);
+  assert_string_equal(d, o1->manifest_digest);
+  /* A platform of the index again: its entry replaced, the other kept. */
+  ok(sw_index_name_platform(f->s, name, o2->config_digest, other, &err), &err);
+  _cleanup_free_ char *e = held(f, name, other);
+  _cleanup_free_ char *g = held(f, name, host);
+  assert_string_equal(e, o2->manifest_digest);
+  assert_string_equal(g, h2->manifest_digest);
+  /* The replaced image is still stored, by its ID, under no name. */
+  _cleanup_(sw_image_freep) sw_image_t *gone = NULL;
+  assert_int_equal(sw_image_get(f->s, o1->config_digest, &gone, &err), 1);
+  assert_true(gone->names == NULL || gone->names[0] == NULL);
+}
+
 int
 main(void)
 {
@@ -343,6 +400,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_names_rmi_prune, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune_dangling, setup, teardown),
       cmocka_unit_test_setup_teardown(test_names_before_prefixes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_name_platform, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
