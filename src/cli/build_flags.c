@@ -93,8 +93,7 @@ build_pull_bases(sw_store_t *store, sw_plan_t *const *plans, size_t n, const sw_
       sw_progress_error(p, id, (*err)->msg);
       return -1;
     }
-    _cleanup_free_ char *full = strchr(ref, '@') ? NULL : sw_ref_normalize(ref, NULL);
-    if (img && full && sw_index_name_platform(store, full, img->config_digest, platform, err) < 0) {
+    if (img && sw_index_name_platform(store, ref, img->config_digest, platform, err) < 0) {
       sw_progress_error(p, id, (*err)->msg);
       return -1;
     }

@@ -218,16 +218,14 @@ stage_image_locked(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t
   sw_image_t *mine = NULL;
   sw_error_t perr = NULL;
   _cleanup_free_ char *got = NULL;
-  if (sw_registry_pull(s, ref, &ro, &mine, &perr) == 0 && mine == NULL)
-    sw_image_get_platform(s, ref, want, &mine, &perr);
-  if (mine == NULL) {
+  if (sw_registry_pull(s, ref, &ro, &mine, &perr) < 0 || mine == NULL) {
+    if (perr == NULL)
+      sw_error(&perr, 0, "pull %s: no image for %s", ref, want);
     if (*out) { /* one image of another platform: used, with the warning */
-      sw_debug("%s: %s", why, perr ? perr->msg : "nothing pulled");
+      sw_debug("%s: %s", why, perr->msg);
       sw_error_release(&perr);
       return 1;
     }
-    if (perr == NULL)
-      sw_error(&perr, 0, "nothing pulled");
     *err = perr;
     if (lacks)
       return sw_error_wrap(err, "%s; and from its registry", lacks);
@@ -239,9 +237,8 @@ stage_image_locked(stage_run_t *r, const char *ref, sw_image_t **out, sw_error_t
   /* A registry's image of one platform, not an index: used whatever its platform, with the
    * warning, as BuildKit. */
   got = sw_platform_of_config(mine->config);
-  _cleanup_free_ char *name = strchr(ref, '@') ? NULL : sw_ref_normalize(ref, NULL);
   sw_error_t ierr = NULL;
-  if (name && sw_index_name_platform(s, name, mine->config_digest, got, &ierr) < 0) {
+  if (sw_index_name_platform(s, ref, mine->config_digest, got, &ierr) < 0) {
     sw_warn("%s: %s", ref, ierr->msg);
     sw_error_release(&ierr);
   }

@@ -320,11 +320,12 @@ int sw_index_commit_platforms(sw_store_t *s, char *const *manifest_digests, char
  * manifests (platform unknown/unknown), which are left out of the rows. */
 int sw_index_commit_blob(sw_store_t *s, const char *index_digest, char *const *names,
                          sw_index_t **out, sw_error_t *err);
-/* Give `name` to the image image_id (a config digest) of `platform` without taking it from the
- * images of other platforms the name holds: nothing, or only that platform's image (it is
- * replaced): the image takes the name; else an index of the other platforms' images and this
- * one does (a build's base pulled for each of its targets). */
-int sw_index_name_platform(sw_store_t *s, const char *name, const char *image_id,
+/* Give the name `ref` (normalised here; a reference by digest names nothing: 0) to the image
+ * image_id (a config digest) of `platform` without taking it from the images of other
+ * platforms the name holds: nothing, or only that platform's image (it is replaced): the image
+ * takes the name; else an index of the other platforms' images and this one does (a build's
+ * base pulled for each of its targets). */
+int sw_index_name_platform(sw_store_t *s, const char *ref, const char *image_id,
                            const char *platform, sw_error_t *err);
 /* By name or (short, >= 4 hex) digest: 1 found, 0 not, -1 error (ambiguous prefix). out may be
  * NULL. */

@@ -577,7 +577,7 @@ same_platform(const char *a, const char *b)
 }
 
 int
-sw_index_name_platform(sw_store_t *s, const char *name, const char *image_id, const char *platform,
+sw_index_name_platform(sw_store_t *s, const char *ref, const char *image_id, const char *platform,
                        sw_error_t *err)
 {
   _cleanup_(sw_index_freep) sw_index_t *idx = NULL;
@@ -585,9 +585,16 @@ sw_index_name_platform(sw_store_t *s, const char *name, const char *image_id, co
   _cleanup_(sw_image_freep) sw_image_t *held = NULL;
   _cleanup_strv_ char **keep = xcalloc(1, sizeof(char *));
 
-  if (sw_image_get(s, image_id, &img, err) <= 0)
-    return sw_error_wrap(err, "name `%s`: image %s", name, image_id);
-  int f = sw_index_get(s, name, &idx, err);
+  if (strchr(ref, '@'))
+    return 0; /* a digest names nothing */
+  _cleanup_free_ char *name = sw_ref_normalize(ref, err);
+  if (name == NULL)
+    return -1;
+  int f = sw_image_get(s, image_id, &img, err);
+  if (f <= 0)
+    return f < 0 ? sw_error_wrap(err, "name `%s`", name)
+                 : sw_error(err, 0, "name `%s`: image %s is not in the store", name, image_id);
+  f = sw_index_get(s, name, &idx, err);
   if (f < 0)
     return -1;
   if (f == 1) {

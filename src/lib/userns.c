@@ -806,6 +806,17 @@ unhold_fd(int fd, bool emit)
   spec.real_fd[fd] = spec.held_fd[fd] = -1;
 }
 
+/* Put back the caller's stdout and stderr; if `emit`, first write what was held to them
+ * (stderr first: progress, then the result). */
+static void
+unhold_both(bool emit)
+{
+  fflush(stdout);
+  fflush(stderr);
+  unhold_fd(2, emit);
+  unhold_fd(1, emit);
+}
+
 bool
 sw_userns_speculate(int argc, char **argv)
 {
@@ -895,12 +906,8 @@ sw_userns_real_fd(int fd)
 void
 sw_userns_release_output(void)
 {
-  if (!spec.on)
-    return;
-  fflush(stdout);
-  fflush(stderr);
-  unhold_fd(2, true);
-  unhold_fd(1, true);
+  if (spec.on)
+    unhold_both(true);
 }
 
 /* How many threads this process has (0 if /proc says nothing). */
@@ -928,10 +935,7 @@ sw_userns_enter_late(const char *why, sw_error_t *err)
   const char *force = getenv("SLIPWAY_TEST_USERNS_REEXEC");
   if (thread_count() != 1 || (force && strcmp(force, "1") == 0))
     sw_userns_reexec(why);
-  fflush(stdout);
-  fflush(stderr);
-  unhold_fd(1, false);
-  unhold_fd(2, false);
+  unhold_both(false);
   spec.on = false;
   nested_as_inside = false;
   outside = false;
@@ -957,10 +961,7 @@ sw_userns_reexec(const char *why)
 {
   if (!spec.on)
     return;
-  fflush(stdout);
-  fflush(stderr);
-  unhold_fd(1, false);
-  unhold_fd(2, false);
+  unhold_both(false);
   sw_debug("rootless: %s: building again in the user namespace, from exec", why);
   if (spec.pipe_default)
     signal(SIGPIPE, SIG_DFL);
